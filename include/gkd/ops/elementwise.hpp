@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// Broadcasting elementwise arithmetic and activations, each differentiable.
+///
+/// Binary ops broadcast like PyTorch (trailing dims aligned, size-1 dims stretched); gradients are
+/// summed back to each input's shape. Results are contiguous. Example:
+/// @code
+///   auto y = gkd::relu(gkd::add(gkd::mul(x, w), b));   // or: relu(x * w + b)
+/// @endcode
+#include <cmath>
+#include <numbers>
+#include <string_view>
+
+#include "gkd/core/tensor.hpp"
+
+namespace gkd {
+
+namespace detail {
+
+inline constexpr std::int64_t kParallelGrain = 1 << 15;
+
+template <Real T>
+void check_cpu(const Tensor<T>& t, std::string_view op) {
+  GKD_CHECK(t.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(t.device() == kCPU, op,
+            "tensor on " << t.device().str() << " given to the CPU implementation (build with gkd::cuda)");
+}
+
+/// y[i] = f(x[i]) into a new contiguous tensor.
+template <Real T, class F>
+Tensor<T> map(const Tensor<T>& x, F f) {
+  Tensor<T> out = Tensor<T>::empty(x.shape());
+  T* y = out.data();
+  const T* src = x.data();
+  const std::int64_t n = x.numel();
+  if (x.is_contiguous()) {
+#pragma omp parallel for simd if (n > kParallelGrain)
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(src[i]);
+  } else {
+    std::int64_t i = 0;
+    strided_for_each<1>(x.shape(), {&x.strides()}, [&](const auto& o) { y[i++] = f(src[o[0]]); });
+  }
+  return out;
+}
+
+/// out[i] = f(a[i], b[i]) with broadcasting, into a new contiguous tensor.
+template <Real T, class F>
+Tensor<T> zip(const Tensor<T>& a, const Tensor<T>& b, F f, std::string_view op) {
+  const Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
+  Tensor<T> out = Tensor<T>::empty(shape);
+  T* y = out.data();
+  const T* pa = a.data();
+  const T* pb = b.data();
+  const std::int64_t n = out.numel();
+  if (a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous()) {
+#pragma omp parallel for simd if (n > kParallelGrain)
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(pa[i], pb[i]);
+    return out;
+  }
+  if (b.numel() == 1 && a.shape() == shape && a.is_contiguous()) {
+    const T s = pb[0];
+#pragma omp parallel for simd if (n > kParallelGrain)
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(pa[i], s);
+    return out;
+  }
+  const Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
+  const Strides sb = broadcast_strides(b.shape(), b.strides(), shape);
+  std::int64_t i = 0;
+  strided_for_each<2>(shape, {&sa, &sb}, [&](const auto& o) { y[i++] = f(pa[o[0]], pb[o[1]]); });
+  return out;
+}
+
+/// out[i] = f(a[i], b[i], c[i]) for three tensors broadcast to a common shape.
+template <Real T, class F>
+Tensor<T> zip3(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c, F f, std::string_view op) {
+  const Shape shape = broadcast_shapes(broadcast_shapes(a.shape(), b.shape(), op), c.shape(), op);
+  Tensor<T> out = Tensor<T>::empty(shape);
+  T* y = out.data();
+  const Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
+  const Strides sb = broadcast_strides(b.shape(), b.strides(), shape);
+  const Strides sc = broadcast_strides(c.shape(), c.strides(), shape);
+  const T* pa = a.data();
+  const T* pb = b.data();
+  const T* pc = c.data();
+  std::int64_t i = 0;
+  strided_for_each<3>(shape, {&sa, &sb, &sc},
+                      [&](const auto& o) { y[i++] = f(pa[o[0]], pb[o[1]], pc[o[2]]); });
+  return out;
+}
+
+/// Records a unary op whose input gradient is g * dfdx(x, y).
+template <Real T, class F, class D>
+Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, D dfdx) {
+  check_cpu(x, op);
+  Tensor<T> y = map(x, f);
+  return record(op, y, {x}, [x = x.detach(), y = y.detach(), dfdx, op](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{zip3(g, x, y, [dfdx](T gi, T xi, T yi) { return gi * dfdx(xi, yi); }, op)};
+  });
+}
+
+}  // namespace detail
+
+// ---- arithmetic -------------------------------------------------------------------------------------
+
+/// a + b with broadcasting.
+template <Real T>
+Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  detail::check_cpu(a, "add");
+  detail::check_cpu(b, "add");
+  Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u + v; }, "add");
+  return record("add", y, {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{detail::sum_to(g, sa), detail::sum_to(g, sb)};
+  });
+}
+
+/// a - b with broadcasting.
+template <Real T>
+Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  detail::check_cpu(a, "sub");
+  detail::check_cpu(b, "sub");
+  Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u - v; }, "sub");
+  return record("sub", y, {a, b}, [sa = a.shape(), sb = b.shape()](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{detail::sum_to(g, sa),
+                                  detail::sum_to(detail::map(g, [](T v) { return -v; }), sb)};
+  });
+}
+
+/// a * b with broadcasting.
+template <Real T>
+Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  detail::check_cpu(a, "mul");
+  detail::check_cpu(b, "mul");
+  Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u * v; }, "mul");
+  const bool ga = needs_grad(a), gb = needs_grad(b);
+  return record("mul", y, {a, b}, [a = a.detach(), b = b.detach(), ga, gb](const Tensor<T>& g) {
+    auto times = [](T u, T v) { return u * v; };
+    return std::vector<Tensor<T>>{ga ? detail::sum_to(detail::zip(g, b, times, "mul"), a.shape()) : Tensor<T>(),
+                                  gb ? detail::sum_to(detail::zip(g, a, times, "mul"), b.shape()) : Tensor<T>()};
+  });
+}
+
+/// a / b with broadcasting.
+template <Real T>
+Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  detail::check_cpu(a, "div");
+  detail::check_cpu(b, "div");
+  Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u / v; }, "div");
+  const bool ga = needs_grad(a), gb = needs_grad(b);
+  return record("div", y, {a, b}, [b = b.detach(), y = y.detach(), sa = a.shape(), ga, gb](const Tensor<T>& g) {
+    Tensor<T> gy_over_b = detail::zip(g, b, [](T u, T v) { return u / v; }, "div");
+    return std::vector<Tensor<T>>{
+        ga ? detail::sum_to(gy_over_b, sa) : Tensor<T>(),
+        gb ? detail::sum_to(detail::zip(gy_over_b, y, [](T u, T v) { return -u * v; }, "div"), b.shape())
+           : Tensor<T>()};
+  });
+}
+
+/// -x.
+template <Real T>
+Tensor<T> neg(const Tensor<T>& x) {
+  return detail::unary("neg", x, [](T v) { return -v; }, [](T, T) { return T(-1); });
+}
+
+/// x + s, x * s and friends for a scalar s (no tensor is allocated for s).
+template <Real T>
+Tensor<T> add(const Tensor<T>& x, T s) {
+  return detail::unary("add_scalar", x, [s](T v) { return v + s; }, [](T, T) { return T(1); });
+}
+template <Real T>
+Tensor<T> mul(const Tensor<T>& x, T s) {
+  return detail::unary("mul_scalar", x, [s](T v) { return v * s; }, [s](T, T) { return s; });
+}
+
+/// x ^ p for a scalar exponent (PyTorch's pow(Tensor, Scalar)).
+template <Real T>
+Tensor<T> pow(const Tensor<T>& x, T p) {
+  return detail::unary(
+      "pow_scalar", x, [p](T v) { return std::pow(v, p); },
+      [p](T v, T) { return p == T(0) ? T(0) : p * std::pow(v, p - 1); });
+}
+
+/// a ^ b elementwise with broadcasting; the gradient w.r.t. b uses log(a) and needs a > 0.
+template <Real T>
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
+  detail::check_cpu(a, "pow");
+  detail::check_cpu(b, "pow");
+  Tensor<T> y = detail::zip(a, b, [](T u, T v) { return std::pow(u, v); }, "pow");
+  const bool ga = needs_grad(a), gb = needs_grad(b);
+  return record("pow", y, {a, b}, [a = a.detach(), b = b.detach(), y = y.detach(), ga, gb](const Tensor<T>& g) {
+    Tensor<T> da, db;
+    if (ga)
+      da = detail::sum_to(detail::zip3(g, a, b, [](T gi, T u, T v) { return v == T(0) ? T(0) : gi * v * std::pow(u, v - 1); }, "pow"),
+                          a.shape());
+    if (gb) {
+      Tensor<T> gy = detail::zip(g, y, [](T gi, T yi) { return gi * yi; }, "pow");
+      db = detail::sum_to(detail::zip(gy, a, [](T u, T av) { return av == T(0) ? T(0) : u * std::log(av); }, "pow"), b.shape());
+    }
+    return std::vector<Tensor<T>>{da, db};
+  });
+}
+
+template <Real T>
+Tensor<T> exp(const Tensor<T>& x) {
+  return detail::unary("exp", x, [](T v) { return std::exp(v); }, [](T, T y) { return y; });
+}
+template <Real T>
+Tensor<T> log(const Tensor<T>& x) {
+  return detail::unary("log", x, [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
+}
+template <Real T>
+Tensor<T> sqrt(const Tensor<T>& x) {
+  return detail::unary("sqrt", x, [](T v) { return std::sqrt(v); }, [](T, T y) { return T(0.5) / y; });
+}
+/// |x|; the gradient at 0 is 0 (PyTorch's convention).
+template <Real T>
+Tensor<T> abs(const Tensor<T>& x) {
+  return detail::unary("abs", x, [](T v) { return std::abs(v); },
+                       [](T v, T) { return v > 0 ? T(1) : (v < 0 ? T(-1) : T(0)); });
+}
+/// min(max(x, lo), hi); the gradient passes where lo <= x <= hi (PyTorch's convention).
+template <Real T>
+Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
+  GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
+  return detail::unary("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
+                       [lo, hi](T v, T) { return v >= lo && v <= hi ? T(1) : T(0); });
+}
+
+/// cond ? a : b elementwise, with broadcasting. `cond` is a 0/1 mask (any nonzero is true); it is
+/// not differentiated.
+template <Real T>
+Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
+  detail::check_cpu(cond, "where");
+  detail::check_cpu(a, "where");
+  detail::check_cpu(b, "where");
+  Tensor<T> y = detail::zip3(cond, a, b, [](T c, T u, T v) { return c != T(0) ? u : v; }, "where");
+  return record("where", y, {a, b}, [c = cond.detach(), sa = a.shape(), sb = b.shape()](const Tensor<T>& g) {
+    const Tensor<T> zero = Tensor<T>::scalar(T(0));
+    return std::vector<Tensor<T>>{
+        detail::sum_to(detail::zip3(c, g, zero, [](T ci, T gi, T) { return ci != T(0) ? gi : T(0); }, "where"), sa),
+        detail::sum_to(detail::zip3(c, g, zero, [](T ci, T gi, T) { return ci != T(0) ? T(0) : gi; }, "where"), sb)};
+  });
+}
+
+// ---- comparisons (not differentiable; 0/1 masks) ----------------------------------------------------
+
+template <Real T>
+Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b) {
+  return detail::zip(a, b, [](T u, T v) { return T(u > v); }, "gt");
+}
+template <Real T>
+Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b) {
+  return detail::zip(a, b, [](T u, T v) { return T(u < v); }, "lt");
+}
+template <Real T>
+Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
+  return detail::zip(a, b, [](T u, T v) { return T(u == v); }, "eq");
+}
+
+// ---- activations ------------------------------------------------------------------------------------
+
+/// max(x, 0); gradient 0 at 0.
+template <Real T>
+Tensor<T> relu(const Tensor<T>& x) {
+  return detail::unary("relu", x, [](T v) { return v > 0 ? v : T(0); }, [](T v, T) { return v > 0 ? T(1) : T(0); });
+}
+/// min(max(x, 0), 6).
+template <Real T>
+Tensor<T> relu6(const Tensor<T>& x) {
+  return detail::unary("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
+                       [](T v, T) { return v > 0 && v < 6 ? T(1) : T(0); });
+}
+/// x for x > 0, slope * x otherwise.
+template <Real T>
+Tensor<T> leaky_relu(const Tensor<T>& x, T slope = T(0.01)) {
+  return detail::unary("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
+                       [slope](T v, T) { return v > 0 ? T(1) : slope; });
+}
+
+/// How GELU is evaluated: the exact erf form or PyTorch's `approximate="tanh"` form.
+enum class GeluApproximation { None, Tanh };
+
+/// Gaussian error linear unit.
+template <Real T>
+Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation::None) {
+  constexpr T kInvSqrt2 = T(0.70710678118654752440);
+  constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
+  constexpr T kSqrt2OverPi = T(0.79788456080286535588);
+  constexpr T kCubic = T(0.044715);
+  if (approx == GeluApproximation::None)
+    return detail::unary(
+        "gelu", x, [=](T v) { return T(0.5) * v * (T(1) + std::erf(v * kInvSqrt2)); },
+        [=](T v, T) { return T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v); });
+  return detail::unary(
+      "gelu_tanh", x,
+      [=](T v) { return T(0.5) * v * (T(1) + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v))); },
+      [=](T v, T) {
+        const T t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
+        return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v);
+      });
+}
+
+template <Real T>
+Tensor<T> sigmoid(const Tensor<T>& x) {
+  return detail::unary("sigmoid", x,
+                       [](T v) { return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v)); },
+                       [](T, T y) { return y * (T(1) - y); });
+}
+template <Real T>
+Tensor<T> tanh(const Tensor<T>& x) {
+  return detail::unary("tanh", x, [](T v) { return std::tanh(v); }, [](T, T y) { return T(1) - y * y; });
+}
+/// log(1 + exp(beta x)) / beta, linear above `threshold` (PyTorch's Softplus).
+template <Real T>
+Tensor<T> softplus(const Tensor<T>& x, T beta = T(1), T threshold = T(20)) {
+  GKD_CHECK(beta > 0, "softplus", "beta must be positive, got " << beta);
+  return detail::unary(
+      "softplus", x, [=](T v) { return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta; },
+      [=](T v, T) {
+        if (v * beta > threshold) return T(1);
+        const T z = std::exp(v * beta);
+        return z / (z + T(1));
+      });
+}
+
+// ---- operators --------------------------------------------------------------------------------------
+
+template <Real T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }
+template <Real T> Tensor<T> operator-(const Tensor<T>& a, const Tensor<T>& b) { return sub(a, b); }
+template <Real T> Tensor<T> operator*(const Tensor<T>& a, const Tensor<T>& b) { return mul(a, b); }
+template <Real T> Tensor<T> operator/(const Tensor<T>& a, const Tensor<T>& b) { return div(a, b); }
+template <Real T> Tensor<T> operator-(const Tensor<T>& x) { return neg(x); }
+template <Real T> Tensor<T> operator+(const Tensor<T>& x, T s) { return add(x, s); }
+template <Real T> Tensor<T> operator+(T s, const Tensor<T>& x) { return add(x, s); }
+template <Real T> Tensor<T> operator-(const Tensor<T>& x, T s) { return add(x, -s); }
+template <Real T> Tensor<T> operator-(T s, const Tensor<T>& x) { return add(neg(x), s); }
+template <Real T> Tensor<T> operator*(const Tensor<T>& x, T s) { return mul(x, s); }
+template <Real T> Tensor<T> operator*(T s, const Tensor<T>& x) { return mul(x, s); }
+template <Real T> Tensor<T> operator/(const Tensor<T>& x, T s) { return mul(x, T(1) / s); }
+
+}  // namespace gkd
+
+GKD_REGISTER_OPS(elementwise, "add", "sub", "mul", "div", "neg", "add_scalar", "mul_scalar", "pow_scalar", "pow",
+                 "exp", "log", "sqrt", "abs", "clamp", "where", "relu", "relu6", "leaky_relu", "gelu", "gelu_tanh",
+                 "sigmoid", "tanh", "softplus")

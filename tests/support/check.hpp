@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// Test helpers: gradcheck with coverage logging, tensor comparison with a readable worst element,
+// and random fixtures.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "gkd/gkd.hpp"
+
+namespace gkd::test {
+
+/// Runs gkd::gradcheck, REQUIREs that it passes, and (when GKD_GRADCHECK_LOG is set) appends the
+/// names of the ops it exercised to that file for the registry coverage test.
+template <class F>
+void require_gradcheck(F&& f, std::vector<Tensor<double>> inputs, const GradcheckOptions& options = {}) {
+  const GradcheckResult report = gradcheck(std::forward<F>(f), std::move(inputs), options);
+  INFO(report.message);
+  REQUIRE(report.ok);
+  if (const char* log = std::getenv("GKD_GRADCHECK_LOG")) {
+    std::ofstream out(log, std::ios::app);
+    for (const auto& op : report.ops) out << op << '\n';
+  }
+}
+
+/// Largest |a_i - e_i| / max(|e_i|, floor) where floor is 1% of max|e| (so elements that cancel to
+/// near zero are judged against the tensor's scale); also checks the shapes.
+template <Real A, Real E>
+void require_close(const Tensor<A>& actual, const Tensor<E>& expected, double tol, const std::string& what = "") {
+  INFO(what << ": actual " << to_string(actual.shape()) << " expected " << to_string(expected.shape()));
+  REQUIRE(actual.shape() == expected.shape());
+  const auto a = actual.to_vector();
+  const auto e = expected.to_vector();
+  double scale = 0;
+  for (auto v : e) scale = std::max(scale, std::abs(static_cast<double>(v)));
+  const double floor = std::max(scale * 1e-2, 1e-300);
+  double worst = 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double err = std::abs(static_cast<double>(a[i]) - static_cast<double>(e[i])) /
+                       std::max(std::abs(static_cast<double>(e[i])), floor);
+    if (!(err <= worst)) {  // also catches NaN
+      worst = err;
+      at = i;
+    }
+  }
+  INFO("worst relative error " << worst << " at flat index " << at << " (actual "
+                               << (a.empty() ? 0.0 : double(a[at])) << ", expected " << (e.empty() ? 0.0 : double(e[at]))
+                               << ", tolerance " << tol << ")");
+  REQUIRE(worst <= tol);
+}
+
+/// Random normal tensor with a fixed seed.
+template <Real T = double>
+Tensor<T> random(const Shape& shape, std::uint64_t seed, T stddev = T(1)) {
+  Generator gen(seed);
+  return randn<T>(shape, gen, T(0), stddev);
+}
+
+}  // namespace gkd::test
