@@ -77,6 +77,16 @@ Tensor<T> zip3(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c, F f, 
   const Shape shape = broadcast_shapes(broadcast_shapes(a.shape(), b.shape(), op), c.shape(), op);
   Tensor<T> out = Tensor<T>::empty(shape);
   T* y = out.data();
+  if (a.shape() == shape && b.shape() == shape && c.shape() == shape && a.is_contiguous() && b.is_contiguous() &&
+      c.is_contiguous()) {
+    const T* pa = a.data();
+    const T* pb = b.data();
+    const T* pc = c.data();
+    const std::int64_t n = out.numel();
+#pragma omp parallel for simd if (n > kParallelGrain)
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(pa[i], pb[i], pc[i]);
+    return out;
+  }
   const Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
   const Strides sb = broadcast_strides(b.shape(), b.strides(), shape);
   const Strides sc = broadcast_strides(c.shape(), c.strides(), shape);
