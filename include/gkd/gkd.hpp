@@ -12,5 +12,7 @@
 #include "gkd/core/shape.hpp"
 #include "gkd/core/tensor.hpp"
 #include "gkd/ops/elementwise.hpp"
+#include "gkd/ops/join.hpp"
 #include "gkd/ops/linalg.hpp"
+#include "gkd/ops/pad.hpp"
 #include "gkd/ops/reduce.hpp"
