@@ -38,6 +38,35 @@ def pad(w):
     w.case("pad_replicate", lambda t: F.pad(t, (2, 3, 1, 2), mode="replicate"), [x])
 
 
+def index(w):
+    x = randn(2, 4, 3, seed=115)
+    idx = torch.tensor([3, 0, 3, 1, 2], dtype=torch.float64)
+    w.tensor("index_select.index", idx)
+    w.case("index_select", lambda t: torch.index_select(t, 1, idx.long()), [x])
+    g = torch.Generator().manual_seed(116)
+    gidx = torch.randint(0, 4, (2, 5, 2), generator=g).to(torch.float64)
+    w.case("gather_dim1", lambda t, i: torch.gather(t, 1, i.long()), [x, gidx], grad=[0])
+    gidx = torch.randint(0, 3, (2, 3, 4), generator=g).to(torch.float64)
+    w.case("gather_last", lambda t, i: torch.gather(t, -1, i.long()), [x, gidx], grad=[0])
+    labels = torch.randint(0, 4, (2, 3, 3), generator=g)
+    w.tensor("one_hot.labels", labels.to(torch.float64))
+    w.tensor("one_hot.out", F.one_hot(labels, 4).permute(0, 3, 1, 2).to(torch.float64))
+
+
+def similarity(w):
+    x = randn(2, 3, 2, 2, seed=117)
+    w.case("normalize_dim1", lambda t: F.normalize(t), [x])
+    w.case("normalize_last", lambda t: F.normalize(t, dim=-1), [randn(4, 5, seed=118)])
+    # some slices have norm < eps: divided by eps, no gradient through the norm
+    w.case("normalize_eps", lambda t: F.normalize(t, dim=1, eps=0.8), [randn(5, 3, seed=119, scale=0.5)])
+    w.case("cosine_dim1", lambda a, b: F.cosine_similarity(a, b), [x, randn(2, 3, 2, 2, seed=120)])
+    w.case("cosine_broadcast", lambda a, b: F.cosine_similarity(a, b, dim=-1), [randn(3, 1, 4, seed=121), randn(2, 4, seed=122)])
+    w.case("cosine_eps", lambda a, b: F.cosine_similarity(a, b, dim=1, eps=0.6),
+           [randn(5, 3, seed=123, scale=0.4), randn(5, 3, seed=124)])
+
+
 def generate(w):
     join(w)
     pad(w)
+    index(w)
+    similarity(w)
