@@ -11,6 +11,8 @@
 #include "gkd/core/random.hpp"
 #include "gkd/core/shape.hpp"
 #include "gkd/core/tensor.hpp"
+#include "gkd/losses/cross_entropy.hpp"
+#include "gkd/losses/reduction.hpp"
 #include "gkd/ops/elementwise.hpp"
 #include "gkd/ops/index.hpp"
 #include "gkd/ops/join.hpp"
