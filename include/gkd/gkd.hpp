@@ -13,6 +13,7 @@
 #include "gkd/core/tensor.hpp"
 #include "gkd/losses/cross_entropy.hpp"
 #include "gkd/losses/reduction.hpp"
+#include "gkd/ops/conv.hpp"
 #include "gkd/ops/elementwise.hpp"
 #include "gkd/ops/index.hpp"
 #include "gkd/ops/join.hpp"

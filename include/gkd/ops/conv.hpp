@@ -1,0 +1,600 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// 2-D convolution and transposed convolution over NCHW tensors, with PyTorch's semantics
+/// (cross-correlation; stride, zero padding, dilation, groups; output_padding for the transpose).
+///
+/// Example:
+/// @code
+///   // x [4, 16, 128, 128], w [32, 16, 3, 3], b [32]  ->  y [4, 32, 128, 128]
+///   auto y = gkd::conv2d(x, w, b, /*stride=*/1, /*padding=*/1);
+///   auto z = gkd::conv2d(x, w, b, gkd::Conv2dOptions{.stride = 2, .padding = {1, 1}});
+///   // upsampling by 2: x [4, 32, 64, 64], w [32, 16, 2, 2] -> [4, 16, 128, 128]
+///   auto u = gkd::conv_transpose2d(x, w, {}, /*stride=*/2);
+/// @endcode
+///
+/// Implementation: the general case packs a band of output rows of one image at a time (im2col,
+/// sized to stay in L2) and multiplies it with the weight through Eigen's GEMM; 1x1 stride-1
+/// convolutions multiply the input directly. The input gradient (and the transposed convolution's
+/// forward pass) multiplies by the transposed weight and scatters back with col2im; the weight
+/// gradient multiplies the output gradient by the packed input. Depthwise convolutions (one input
+/// channel per group) use direct loops. Images of a batch run in parallel with OpenMP.
+#include <algorithm>
+#include <concepts>
+#include <memory>
+#include <ostream>
+#include <utility>
+#include <vector>
+
+#include "gkd/core/parallel.hpp"
+#include "gkd/ops/linalg.hpp"
+
+namespace gkd {
+
+/// A (height, width) pair of integers: kernel sizes, strides, paddings, dilations, output sizes.
+/// Converts from one integer (the same for both dims) or from two: `Size2 s = 2;`, `Size2 s = {3, 1};`.
+struct Size2 {
+  std::int64_t h = 0;
+  std::int64_t w = 0;
+  constexpr Size2() = default;
+  template <std::integral I>
+    requires(!std::same_as<I, bool>)
+  constexpr Size2(I both) : h(static_cast<std::int64_t>(both)), w(static_cast<std::int64_t>(both)) {}
+  template <std::integral A, std::integral B>
+    requires(!std::same_as<A, bool> && !std::same_as<B, bool>)
+  constexpr Size2(A height, B width) : h(static_cast<std::int64_t>(height)), w(static_cast<std::int64_t>(width)) {}
+  friend constexpr bool operator==(const Size2&, const Size2&) = default;
+};
+
+/// Prints `(h, w)`.
+inline std::ostream& operator<<(std::ostream& out, const Size2& s) { return out << '(' << s.h << ", " << s.w << ')'; }
+
+/// Named parameters of conv2d, for designated initializers:
+/// `gkd::conv2d(x, w, b, gkd::Conv2dOptions{.stride = 2, .padding = 1})`.
+struct Conv2dOptions {
+  Size2 stride = 1;
+  Size2 padding = 0;
+  Size2 dilation = 1;
+  std::int64_t groups = 1;
+};
+
+/// Named parameters of conv_transpose2d:
+/// `gkd::conv_transpose2d(x, w, b, gkd::ConvTranspose2dOptions{.stride = 2, .output_padding = 1})`.
+struct ConvTranspose2dOptions {
+  Size2 stride = 1;
+  Size2 padding = 0;
+  Size2 output_padding = 0;
+  std::int64_t groups = 1;
+  Size2 dilation = 1;
+};
+
+namespace detail {
+
+/// Index of the calling OpenMP thread (0 outside parallel regions or without OpenMP).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/// Sizing of the packed im2col bands: about `band_bytes` (sized for L2), but at least
+/// `min_band_cols` output positions so that each GEMM stays efficient. Tests shrink both to
+/// exercise the banding.
+struct ConvTuning {
+  std::size_t band_bytes = 256u << 10;
+  std::int64_t min_band_cols = 512;
+};
+inline ConvTuning& conv_tuning() {
+  static ConvTuning tuning;
+  return tuning;
+}
+
+template <Real T>
+using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <Real T>
+using ConstStridedMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+/// Shape of one convolution in its forward direction: "in" is the convolution's input (the output
+/// of a transposed convolution), "out" its output. The weight is [out_c, in_c / groups, kh, kw].
+struct ConvGeometry {
+  std::int64_t batch = 0, in_c = 0, in_h = 0, in_w = 0;
+  std::int64_t out_c = 0, out_h = 0, out_w = 0;
+  std::int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+
+  [[nodiscard]] std::int64_t in_cg() const { return in_c / groups; }
+  [[nodiscard]] std::int64_t out_cg() const { return out_c / groups; }
+  /// Rows of the packed input (= columns of one group's weight matrix).
+  [[nodiscard]] std::int64_t k() const { return in_cg() * kh * kw; }
+  [[nodiscard]] std::int64_t in_plane() const { return in_h * in_w; }
+  [[nodiscard]] std::int64_t out_plane() const { return out_h * out_w; }
+  /// 1x1, stride 1, no padding: the input already is the packed matrix.
+  [[nodiscard]] bool pointwise() const {
+    return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && out_h == in_h && out_w == in_w;
+  }
+  /// One input channel per group (depthwise, with any channel multiplier): direct loops.
+  [[nodiscard]] bool depthwise() const { return groups > 1 && in_cg() == 1; }
+  /// Output columns [lo, hi) whose input column ow * sw - pw + kj * dw lies inside the input.
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> valid_cols(std::int64_t kj) const {
+    const std::int64_t off = kj * dw - pw;
+    const std::int64_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+    const std::int64_t last = in_w - 1 - off;
+    const std::int64_t hi = last < 0 ? 0 : std::min(out_w, last / sw + 1);
+    return {std::min(lo, hi), hi};
+  }
+  /// Output rows per im2col band (see ConvTuning).
+  [[nodiscard]] std::int64_t band_rows(std::size_t elem_size) const {
+    if (pointwise()) return std::max<std::int64_t>(out_h, 1);
+    const ConvTuning& tuning = conv_tuning();
+    const std::int64_t budget = static_cast<std::int64_t>(tuning.band_bytes / elem_size);
+    const std::int64_t row = std::max<std::int64_t>(out_w, 1);
+    const std::int64_t rows = std::max(budget / std::max<std::int64_t>(k() * row, 1), (tuning.min_band_cols + row - 1) / row);
+    return std::clamp<std::int64_t>(rows, 1, std::max<std::int64_t>(out_h, 1));
+  }
+  /// Multiply-adds of the whole batch.
+  [[nodiscard]] std::int64_t macs() const { return batch * out_c * out_plane() * k(); }
+  /// Whether to run images in parallel (otherwise Eigen's GEMM may parallelise inside); small
+  /// problems stay serial, since waking threads costs more than they would save.
+  [[nodiscard]] bool parallel_batch() const { return batch > 1 && batch >= num_threads() && macs() > (1 << 18); }
+};
+
+/// Packs output rows [oh0, oh1) of one group of one image: cols[(c*kh + ki)*kw + kj][(oh-oh0)*out_w + ow]
+/// = x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw], zero outside the input.
+template <Real T>
+void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh1, T* cols) {
+  const std::int64_t n = (oh1 - oh0) * g.out_w;
+  T* row = cols;
+  for (std::int64_t c = 0; c < g.in_cg(); ++c) {
+    const T* plane = x + c * g.in_plane();
+    for (std::int64_t ki = 0; ki < g.kh; ++ki) {
+      for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
+        const auto [lo, hi] = g.valid_cols(kj);
+        const std::int64_t off = kj * g.dw - g.pw;
+        for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+          T* dst = row + (oh - oh0) * g.out_w;
+          const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+          if (ih < 0 || ih >= g.in_h) {
+            std::fill_n(dst, g.out_w, T(0));
+            continue;
+          }
+          const std::int64_t base = ih * g.in_w + off;
+          std::fill(dst, dst + lo, T(0));
+          if (g.sw == 1) {
+            std::copy(plane + base + lo, plane + base + hi, dst + lo);
+          } else {
+            for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] = plane[base + ow * g.sw];
+          }
+          std::fill(dst + hi, dst + g.out_w, T(0));
+        }
+      }
+    }
+  }
+}
+
+/// The adjoint of im2col: adds the packed band back into the input image group `x`.
+template <Real T>
+void col2im(const T* cols, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh1, T* x) {
+  const std::int64_t n = (oh1 - oh0) * g.out_w;
+  const T* row = cols;
+  for (std::int64_t c = 0; c < g.in_cg(); ++c) {
+    T* plane = x + c * g.in_plane();
+    for (std::int64_t ki = 0; ki < g.kh; ++ki) {
+      for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
+        const auto [lo, hi] = g.valid_cols(kj);
+        const std::int64_t off = kj * g.dw - g.pw;
+        for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+          const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+          if (ih < 0 || ih >= g.in_h) continue;
+          const T* src = row + (oh - oh0) * g.out_w;
+          T* dst = plane + ih * g.in_w + off;  // only indexed at ow >= lo, which is inside the row
+          if (g.sw == 1) {
+            for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
+          } else {
+            for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw] += src[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- depthwise (one input channel per group): direct loops -----------------------------------------
+
+template <Real T>
+void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
+  const std::int64_t mult = g.out_cg(), taps = g.kh * g.kw, total = g.batch * g.out_c;
+#pragma omp parallel for schedule(static) if (g.macs() > (1 << 17))
+  for (std::int64_t i = 0; i < total; ++i) {
+    const std::int64_t n = i / g.out_c, oc = i % g.out_c;
+    const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
+    T* yp = y + i * g.out_plane();
+    std::fill_n(yp, g.out_plane(), bias ? bias[oc] : T(0));
+    for (std::int64_t ki = 0; ki < g.kh; ++ki) {
+      for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+        const T wv = w[oc * taps + ki * g.kw + kj];
+        const auto [lo, hi] = g.valid_cols(kj);
+        const std::int64_t off = kj * g.dw - g.pw;
+        for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+          const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+          if (ih < 0 || ih >= g.in_h) continue;
+          const T* src = xp + ih * g.in_w + off;
+          T* dst = yp + oh * g.out_w;
+          if (g.sw == 1) {
+#pragma omp simd
+            for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+          } else {
+            for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow * g.sw];
+          }
+        }
+      }
+    }
+  }
+}
+
+template <Real T>
+void depthwise_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+  const std::int64_t mult = g.out_cg(), taps = g.kh * g.kw, total = g.batch * g.in_c;
+#pragma omp parallel for schedule(static) if (g.macs() > (1 << 17))
+  for (std::int64_t i = 0; i < total; ++i) {
+    const std::int64_t n = i / g.in_c, ic = i % g.in_c;
+    T* dxp = dx + i * g.in_plane();
+    std::fill_n(dxp, g.in_plane(), T(0));
+    for (std::int64_t m = 0; m < mult; ++m) {
+      const std::int64_t oc = ic * mult + m;
+      const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
+      for (std::int64_t ki = 0; ki < g.kh; ++ki) {
+        for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+          const T wv = w[oc * taps + ki * g.kw + kj];
+          const auto [lo, hi] = g.valid_cols(kj);
+          const std::int64_t off = kj * g.dw - g.pw;
+          for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+            const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+            if (ih < 0 || ih >= g.in_h) continue;
+            T* dst = dxp + ih * g.in_w + off;
+            const T* src = dyp + oh * g.out_w;
+            if (g.sw == 1) {
+#pragma omp simd
+              for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
+            } else {
+              for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw] += wv * src[ow];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <Real T>
+void depthwise_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+  const std::int64_t mult = g.out_cg(), taps = g.kh * g.kw;
+#pragma omp parallel for schedule(static) if (g.macs() > (1 << 17))
+  for (std::int64_t oc = 0; oc < g.out_c; ++oc) {
+    for (std::int64_t ki = 0; ki < g.kh; ++ki) {
+      for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+        const auto [lo, hi] = g.valid_cols(kj);
+        const std::int64_t off = kj * g.dw - g.pw;
+        T acc = 0;
+        for (std::int64_t n = 0; n < g.batch; ++n) {
+          const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
+          const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
+          for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+            const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+            if (ih < 0 || ih >= g.in_h) continue;
+            const T* src = xp + ih * g.in_w + off;
+            const T* gy = dyp + oh * g.out_w;
+            if (g.sw == 1) {
+#pragma omp simd reduction(+ : acc)
+              for (std::int64_t ow = lo; ow < hi; ++ow) acc += gy[ow] * src[ow];
+            } else {
+              for (std::int64_t ow = lo; ow < hi; ++ow) acc += gy[ow] * src[ow * g.sw];
+            }
+          }
+        }
+        dw[oc * taps + ki * g.kw + kj] = acc;
+      }
+    }
+  }
+}
+
+// ---- general case: im2col + GEMM -------------------------------------------------------------------
+
+/// y = conv(x, w) + bias for the whole batch (x, w, y contiguous; bias may be null).
+template <Real T>
+void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
+  if (g.depthwise()) return depthwise_forward(x, w, bias, y, g);
+  const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
+  const bool pointwise = g.pointwise();
+  const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
+#pragma omp parallel if (g.parallel_batch())
+  {
+    auto cols = std::make_unique_for_overwrite<T[]>(buffer);
+#pragma omp for schedule(dynamic)
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      const T* xn = x + n * g.in_c * g.in_plane();
+      T* yn = y + n * g.out_c * op;
+      for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
+        const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
+        for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+          const T* xg = xn + grp * g.in_cg() * g.in_plane();
+          if (!pointwise) im2col(xg, g, oh0, oh1, cols.get());
+          StridedMap<T> out(yn + grp * g.out_cg() * op + oh0 * g.out_w, g.out_cg(), cols_n, Eigen::OuterStride<>(op));
+          out.noalias() = ConstMap<T>(w + grp * g.out_cg() * k, g.out_cg(), k) *
+                          ConstMap<T>(pointwise ? xg : cols.get(), k, cols_n);
+          if (bias)
+            for (std::int64_t oc = 0; oc < g.out_cg(); ++oc) out.row(oc).array() += bias[grp * g.out_cg() + oc];
+        }
+      }
+    }
+  }
+}
+
+/// dx = conv(., w)ᵀ dy for the whole batch: GEMM with the transposed weight, then col2im.
+template <Real T>
+void conv_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
+  if (g.depthwise()) return depthwise_input_grad(dy, w, dx, g);
+  const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
+  const bool pointwise = g.pointwise();
+  const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
+#pragma omp parallel if (g.parallel_batch())
+  {
+    auto cols = std::make_unique_for_overwrite<T[]>(buffer);
+#pragma omp for schedule(dynamic)
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      const T* dyn = dy + n * g.out_c * op;
+      T* dxn = dx + n * g.in_c * g.in_plane();
+      if (!pointwise) std::fill_n(dxn, g.in_c * g.in_plane(), T(0));
+      for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
+        const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
+        for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+          T* dxg = dxn + grp * g.in_cg() * g.in_plane();
+          ConstStridedMap<T> dyg(dyn + grp * g.out_cg() * op + oh0 * g.out_w, g.out_cg(), cols_n, Eigen::OuterStride<>(op));
+          MutMap<T>(pointwise ? dxg : cols.get(), k, cols_n).noalias() =
+              ConstMap<T>(w + grp * g.out_cg() * k, g.out_cg(), k).transpose() * dyg;
+          if (!pointwise) col2im(cols.get(), g, oh0, oh1, dxg);
+        }
+      }
+    }
+  }
+}
+
+/// dw = dy · im2col(x)ᵀ summed over the batch (per-thread partial sums when images run in parallel).
+template <Real T>
+void conv_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+  if (g.depthwise()) return depthwise_weight_grad(x, dy, dw, g);
+  const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
+  const std::int64_t wsize = g.out_c * k;
+  const bool pointwise = g.pointwise(), parallel = g.parallel_batch();
+  const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
+  const int threads = parallel ? num_threads() : 1;
+  std::fill_n(dw, wsize, T(0));
+  std::vector<T> partial(static_cast<std::size_t>((threads - 1) * wsize), T(0));
+#pragma omp parallel if (parallel) num_threads(threads)
+  {
+    const int tid = thread_index();
+    T* acc = tid == 0 ? dw : partial.data() + (tid - 1) * wsize;
+    auto cols = std::make_unique_for_overwrite<T[]>(buffer);
+#pragma omp for schedule(dynamic)
+    for (std::int64_t n = 0; n < g.batch; ++n) {
+      const T* xn = x + n * g.in_c * g.in_plane();
+      const T* dyn = dy + n * g.out_c * op;
+      for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
+        const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
+        for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+          const T* xg = xn + grp * g.in_cg() * g.in_plane();
+          if (!pointwise) im2col(xg, g, oh0, oh1, cols.get());
+          ConstStridedMap<T> dyg(dyn + grp * g.out_cg() * op + oh0 * g.out_w, g.out_cg(), cols_n, Eigen::OuterStride<>(op));
+          MutMap<T>(acc + grp * g.out_cg() * k, g.out_cg(), k).noalias() +=
+              dyg * ConstMap<T>(pointwise ? xg : cols.get(), k, cols_n).transpose();
+        }
+      }
+    }
+  }
+  for (int t = 1; t < threads; ++t) {
+    const T* p = partial.data() + (t - 1) * wsize;
+    for (std::int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
+  }
+}
+
+/// db[c] = sum of dy[n, c, :, :] over the batch; dy is [batch, channels, plane].
+template <Real T>
+void channel_sums(const T* dy, std::int64_t batch, std::int64_t channels, std::int64_t plane, T* db) {
+#pragma omp parallel for schedule(static) if (batch * channels * plane > (1 << 16))
+  for (std::int64_t c = 0; c < channels; ++c) {
+    double acc = 0;
+    for (std::int64_t n = 0; n < batch; ++n) {
+      const T* p = dy + (n * channels + c) * plane;
+      T s = 0;
+#pragma omp simd reduction(+ : s)
+      for (std::int64_t i = 0; i < plane; ++i) s += p[i];
+      acc += static_cast<double>(s);
+    }
+    db[c] = static_cast<T>(acc);
+  }
+}
+
+/// y[n, c, :, :] += b[c].
+template <Real T>
+void add_channel_bias(T* y, const T* b, std::int64_t batch, std::int64_t channels, std::int64_t plane) {
+#pragma omp parallel for schedule(static) if (batch * channels * plane > (1 << 16))
+  for (std::int64_t i = 0; i < batch * channels; ++i) {
+    const T v = b[i % channels];
+    T* p = y + i * plane;
+#pragma omp simd
+    for (std::int64_t j = 0; j < plane; ++j) p[j] += v;
+  }
+}
+
+/// Checks the hyper-parameters shared by conv2d and conv_transpose2d.
+inline void check_conv_params(std::string_view op, const Shape& x, const Shape& w, Size2 stride, Size2 padding,
+                              Size2 dilation, std::int64_t groups) {
+  GKD_CHECK(stride.h > 0 && stride.w > 0, op,
+            "stride must be positive, got " << stride << " (input " << to_string(x) << ", weight " << to_string(w) << ")");
+  GKD_CHECK(dilation.h > 0 && dilation.w > 0, op,
+            "dilation must be positive, got " << dilation << " (input " << to_string(x) << ", weight " << to_string(w)
+                                              << ")");
+  GKD_CHECK(padding.h >= 0 && padding.w >= 0, op,
+            "padding must be non-negative, got " << padding << " (input " << to_string(x) << ", weight "
+                                                 << to_string(w) << ")");
+  GKD_CHECK(groups > 0, op, "groups must be positive, got " << groups << " (input " << to_string(x) << ")");
+}
+
+template <Real T>
+void check_conv_tensors(std::string_view op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  GKD_CHECK(x.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(weight.defined(), op, "weight is an undefined tensor (input " << to_string(x.shape()) << ")");
+  check_cpu(x, op);
+  check_cpu(weight, op);
+  if (bias.defined()) check_cpu(bias, op);
+  GKD_CHECK(x.dim() == 4, op, "input must be 4-D (N, C, H, W), got " << to_string(x.shape()));
+  GKD_CHECK(weight.dim() == 4, op,
+            "weight must be 4-D, got " << to_string(weight.shape()) << " for input " << to_string(x.shape()));
+}
+
+}  // namespace detail
+
+/// 2-D convolution (cross-correlation) of x [N, Cin, H, W] with weight [Cout, Cin/groups, kh, kw]
+/// and optional bias [Cout]; output [N, Cout, OH, OW] with OH = (H + 2*pad - dil*(kh-1) - 1)/stride + 1.
+/// Differentiable in x, weight and bias.
+/// @param bias  an undefined tensor (`{}`) for none
+/// @param groups splits the channels into `groups` independent convolutions (Cin and Cout divisible)
+template <Real T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(), Size2 stride = 1,
+                 Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1) {
+  constexpr std::string_view op = "conv2d";
+  detail::check_conv_tensors(op, x, weight, bias);
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  detail::check_conv_params(op, xs, ws, stride, padding, dilation, groups);
+  GKD_CHECK(xs[1] % groups == 0 && ws[0] % groups == 0 && ws[1] * groups == xs[1] && ws[0] > 0 && ws[1] > 0, op,
+            "input " << to_string(xs) << " and weight " << to_string(ws) << " do not match with groups=" << groups
+                     << " (expected weight [Cout, Cin/groups, kh, kw] with Cin and Cout divisible by groups)");
+  GKD_CHECK(ws[2] > 0 && ws[3] > 0, op, "weight " << to_string(ws) << " has an empty kernel");
+  const std::int64_t ekh = dilation.h * (ws[2] - 1) + 1, ekw = dilation.w * (ws[3] - 1) + 1;
+  GKD_CHECK(xs[2] + 2 * padding.h >= ekh && xs[3] + 2 * padding.w >= ekw, op,
+            "kernel of weight " << to_string(ws) << " (dilated " << ekh << "x" << ekw << ") is larger than input "
+                                << to_string(xs) << " padded by " << padding);
+  GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == ws[0]), op,
+            "bias " << to_string(bias.shape()) << " does not match weight " << to_string(ws) << " (expected ["
+                    << ws[0] << "])");
+  detail::ConvGeometry g;
+  g.batch = xs[0], g.in_c = xs[1], g.in_h = xs[2], g.in_w = xs[3], g.out_c = ws[0];
+  g.kh = ws[2], g.kw = ws[3], g.sh = stride.h, g.sw = stride.w, g.ph = padding.h, g.pw = padding.w;
+  g.dh = dilation.h, g.dw = dilation.w, g.groups = groups;
+  g.out_h = (g.in_h + 2 * g.ph - ekh) / g.sh + 1;
+  g.out_w = (g.in_w + 2 * g.pw - ekw) / g.sw + 1;
+
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const Tensor<T> bc = bias.defined() ? bias.contiguous_copy_if_needed() : Tensor<T>();
+  Tensor<T> y = Tensor<T>::empty({g.batch, g.out_c, g.out_h, g.out_w});
+  detail::conv_forward(xc.data(), wc.data(), bc.defined() ? bc.data() : nullptr, y.data(), g);
+
+  const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
+  return record(op, y, {x, weight, bias},
+                [xs = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), g, gx, gw, gb](const Tensor<T>& grad) {
+                  const Tensor<T> gc = grad.contiguous_copy_if_needed();
+                  Tensor<T> dx, dw, db;
+                  if (gx) {
+                    dx = Tensor<T>::empty({g.batch, g.in_c, g.in_h, g.in_w});
+                    detail::conv_input_grad(gc.data(), wts.data(), dx.data(), g);
+                  }
+                  if (gw) {
+                    dw = Tensor<T>::empty({g.out_c, g.in_cg(), g.kh, g.kw});
+                    detail::conv_weight_grad(xs.data(), gc.data(), dw.data(), g);
+                  }
+                  if (gb) {
+                    db = Tensor<T>::empty({g.out_c});
+                    detail::channel_sums(gc.data(), g.batch, g.out_c, g.out_plane(), db.data());
+                  }
+                  return std::vector<Tensor<T>>{dx, dw, db};
+                });
+}
+
+/// conv2d with named parameters: `conv2d(x, w, b, Conv2dOptions{.stride = 2, .padding = 1})`.
+template <Real T, std::same_as<Conv2dOptions> Options>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const Options& options) {
+  return conv2d(x, weight, bias, options.stride, options.padding, options.dilation, options.groups);
+}
+
+/// 2-D transposed convolution (the gradient of conv2d w.r.t. its input) of x [N, Cin, H, W] with
+/// weight [Cin, Cout/groups, kh, kw] and optional bias [Cout]; output [N, Cout, OH, OW] with
+/// OH = (H-1)*stride - 2*pad + dil*(kh-1) + output_padding + 1. Differentiable in x, weight and bias.
+/// @param output_padding extra rows/columns on the bottom/right; must be smaller than stride or dilation
+template <Real T>
+Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
+                           Size2 stride = 1, Size2 padding = 0, Size2 output_padding = 0, std::int64_t groups = 1,
+                           Size2 dilation = 1) {
+  constexpr std::string_view op = "conv_transpose2d";
+  detail::check_conv_tensors(op, x, weight, bias);
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  detail::check_conv_params(op, xs, ws, stride, padding, dilation, groups);
+  GKD_CHECK(xs[1] % groups == 0 && ws[0] == xs[1] && ws[1] > 0, op,
+            "input " << to_string(xs) << " and weight " << to_string(ws) << " do not match with groups=" << groups
+                     << " (expected weight [Cin, Cout/groups, kh, kw] with Cin divisible by groups)");
+  GKD_CHECK(ws[2] > 0 && ws[3] > 0, op, "weight " << to_string(ws) << " has an empty kernel");
+  GKD_CHECK(output_padding.h >= 0 && output_padding.w >= 0 &&
+                (output_padding.h < stride.h || output_padding.h < dilation.h) &&
+                (output_padding.w < stride.w || output_padding.w < dilation.w),
+            op,
+            "output_padding " << output_padding << " must be non-negative and smaller than stride " << stride
+                              << " or dilation " << dilation << " (input " << to_string(xs) << ", weight "
+                              << to_string(ws) << ")");
+  const std::int64_t out_c = ws[1] * groups;
+  GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == out_c), op,
+            "bias " << to_string(bias.shape()) << " does not match weight " << to_string(ws) << " with groups="
+                    << groups << " (expected [" << out_c << "])");
+  const std::int64_t oh = (xs[2] - 1) * stride.h - 2 * padding.h + dilation.h * (ws[2] - 1) + output_padding.h + 1;
+  const std::int64_t ow = (xs[3] - 1) * stride.w - 2 * padding.w + dilation.w * (ws[3] - 1) + output_padding.w + 1;
+  GKD_CHECK(oh > 0 && ow > 0, op,
+            "output size " << oh << "x" << ow << " is not positive (input " << to_string(xs) << ", weight "
+                           << to_string(ws) << ", stride " << stride << ", padding " << padding << ")");
+  // The forward convolution that this transposes: its input is our output and vice versa.
+  detail::ConvGeometry g;
+  g.batch = xs[0], g.in_c = out_c, g.in_h = oh, g.in_w = ow, g.out_c = xs[1], g.out_h = xs[2], g.out_w = xs[3];
+  g.kh = ws[2], g.kw = ws[3], g.sh = stride.h, g.sw = stride.w, g.ph = padding.h, g.pw = padding.w;
+  g.dh = dilation.h, g.dw = dilation.w, g.groups = groups;
+
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::empty({g.batch, out_c, oh, ow});
+  detail::conv_input_grad(xc.data(), wc.data(), y.data(), g);
+  if (bias.defined()) {
+    const Tensor<T> bc = bias.contiguous_copy_if_needed();
+    detail::add_channel_bias(y.data(), bc.data(), g.batch, out_c, g.in_plane());
+  }
+
+  const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
+  return record(op, y, {x, weight, bias},
+                [xs = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), g, gx, gw, gb](const Tensor<T>& grad) {
+                  const Tensor<T> gc = grad.contiguous_copy_if_needed();
+                  Tensor<T> dx, dw, db;
+                  if (gx) {
+                    dx = Tensor<T>::empty({g.batch, g.out_c, g.out_h, g.out_w});
+                    detail::conv_forward(gc.data(), wts.data(), static_cast<const T*>(nullptr), dx.data(), g);
+                  }
+                  if (gw) {
+                    dw = Tensor<T>::empty({g.out_c, g.in_cg(), g.kh, g.kw});
+                    detail::conv_weight_grad(gc.data(), xs.data(), dw.data(), g);
+                  }
+                  if (gb) {
+                    db = Tensor<T>::empty({g.in_c});
+                    detail::channel_sums(gc.data(), g.batch, g.in_c, g.in_plane(), db.data());
+                  }
+                  return std::vector<Tensor<T>>{dx, dw, db};
+                });
+}
+
+/// conv_transpose2d with named parameters:
+/// `conv_transpose2d(x, w, b, ConvTranspose2dOptions{.stride = 2, .output_padding = 1})`.
+template <Real T, std::same_as<ConvTranspose2dOptions> Options>
+Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const Options& options) {
+  return conv_transpose2d(x, weight, bias, options.stride, options.padding, options.output_padding, options.groups,
+                          options.dilation);
+}
+
+}  // namespace gkd
+
+GKD_REGISTER_OPS(conv, "conv2d", "conv_transpose2d")

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "gkd/ops/conv.hpp"
+
+#include "support/check.hpp"
+#include "support/golden.hpp"
+
+using namespace gkd;
+using gkd::test::random;
+using gkd::test::require_gradcheck;
+using In = std::vector<Tensor<double>>;
+
+namespace {
+
+/// Shrinks the im2col band so that every image is packed one output row at a time.
+struct TinyBands {
+  detail::ConvTuning saved = detail::conv_tuning();
+  TinyBands() { detail::conv_tuning() = {.band_bytes = 1, .min_band_cols = 1}; }
+  ~TinyBands() { detail::conv_tuning() = saved; }
+  TinyBands(const TinyBands&) = delete;
+  TinyBands& operator=(const TinyBands&) = delete;
+};
+
+/// Reference conv2d by direct summation (double), for cross-checks beyond the golden shapes.
+Tensor<double> naive_conv2d(const Tensor<double>& x, const Tensor<double>& w, const Tensor<double>& b, Size2 s,
+                            Size2 p, Size2 d, std::int64_t groups) {
+  const auto N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const auto O = w.size(0), kh = w.size(2), kw = w.size(3), cg = C / groups, og = O / groups;
+  const auto OH = (H + 2 * p.h - d.h * (kh - 1) - 1) / s.h + 1, OW = (W + 2 * p.w - d.w * (kw - 1) - 1) / s.w + 1;
+  auto y = Tensor<double>::zeros({N, O, OH, OW});
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t o = 0; o < O; ++o)
+      for (std::int64_t i = 0; i < OH; ++i)
+        for (std::int64_t j = 0; j < OW; ++j) {
+          double acc = b.defined() ? b.at({o}) : 0.0;
+          for (std::int64_t c = 0; c < cg; ++c)
+            for (std::int64_t ki = 0; ki < kh; ++ki)
+              for (std::int64_t kj = 0; kj < kw; ++kj) {
+                const auto ih = i * s.h - p.h + ki * d.h, iw = j * s.w - p.w + kj * d.w;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                  acc += x.at({n, (o / og) * cg + c, ih, iw}) * w.at({o, c, ki, kj});
+              }
+          y.at({n, o, i, j}) = acc;
+        }
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d gradcheck", "[gradcheck][conv]") {
+  const auto x = random({2, 4, 5, 6}, 1), b4 = random({4}, 3), b6 = random({6}, 4);
+  SECTION("3x3 padding 1 with bias") {
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], v[2], 1, 1); }, {x, random({4, 4, 3, 3}, 2), b4});
+  }
+  SECTION("stride, asymmetric padding, dilation, no bias") {
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], {}, {2, 1}, {1, 2}, {2, 1}); },
+                      {x, random({3, 4, 2, 3}, 5)});
+  }
+  SECTION("groups") {
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], v[2], Conv2dOptions{.padding = 1, .groups = 2}); },
+                      {x, random({6, 2, 3, 3}, 6), b6});
+  }
+  SECTION("depthwise with multiplier, strided and dilated") {
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], v[2], 2, 1, 1, 4); }, {x, random({8, 1, 3, 3}, 7), random({8}, 8)});
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], {}, 1, {2, 0}, {2, 2}, 4); }, {x, random({4, 1, 2, 3}, 9)});
+  }
+  SECTION("pointwise and strided 1x1") {
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], v[2]); }, {x, random({6, 4, 1, 1}, 10), b6});
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], {}, 2, 0, 1, 2); }, {x, random({4, 2, 1, 1}, 11)});
+  }
+  SECTION("one image, one row per band") {
+    TinyBands tiny;
+    require_gradcheck([](const In& v) { return conv2d(v[0], v[1], v[2], 1, 1); },
+                      {random({1, 3, 5, 4}, 12), random({4, 3, 3, 3}, 13), b4});
+  }
+}
+
+TEST_CASE("conv_transpose2d gradcheck", "[gradcheck][conv]") {
+  const auto x = random({2, 4, 3, 4}, 20);
+  SECTION("stride 2, padding 1, output_padding 1, bias") {
+    require_gradcheck([](const In& v) { return conv_transpose2d(v[0], v[1], v[2], 2, 1, 1); },
+                      {x, random({4, 3, 3, 3}, 21), random({3}, 22)});
+  }
+  SECTION("groups, dilation, asymmetric, no bias") {
+    require_gradcheck(
+        [](const In& v) {
+          return conv_transpose2d(v[0], v[1], {},
+                                  ConvTranspose2dOptions{.stride = {2, 1}, .padding = {1, 0}, .output_padding = {1, 0},
+                                                         .groups = 2, .dilation = {1, 2}});
+        },
+        {x, random({4, 2, 3, 2}, 23)});
+  }
+  SECTION("depthwise and pointwise") {
+    require_gradcheck([](const In& v) { return conv_transpose2d(v[0], v[1], v[2], 2, 1, 0, 2); },
+                      {x, random({4, 1, 3, 3}, 24), random({2}, 25)});
+    require_gradcheck([](const In& v) { return conv_transpose2d(v[0], v[1], v[2]); },
+                      {x, random({4, 3, 1, 1}, 26), random({3}, 27)});
+  }
+  SECTION("output_padding below dilation, one row per band") {
+    TinyBands tiny;
+    require_gradcheck([](const In& v) { return conv_transpose2d(v[0], v[1], v[2], 1, 0, 1, 1, 2); },
+                      {x, random({4, 2, 2, 3}, 28), random({2}, 29)});
+  }
+}
+
+TEMPLATE_TEST_CASE("conv ops match PyTorch", "[golden][conv]", float, double) {
+  using T = TestType;
+  using V = std::vector<Tensor<T>>;
+  const gkd::test::Golden g("conv");
+  auto bias = [](const V& v) { return v.size() > 2 ? v[2] : Tensor<T>(); };
+  auto run_all = [&] {
+    gkd::test::check_golden_case<T>(g, "conv_basic", [&](const V& v) { return conv2d(v[0], v[1], bias(v), 1, 1); });
+    gkd::test::check_golden_case<T>(g, "conv_strided",
+                                    [&](const V& v) { return conv2d(v[0], v[1], bias(v), 2, {1, 2}, {2, 1}); });
+    gkd::test::check_golden_case<T>(g, "conv_groups",
+                                    [&](const V& v) { return conv2d(v[0], v[1], bias(v), {1, 2}, 1, 1, 2); });
+    gkd::test::check_golden_case<T>(g, "conv_depthwise",
+                                    [&](const V& v) { return conv2d(v[0], v[1], bias(v), 2, 1, 1, 2); });
+    gkd::test::check_golden_case<T>(g, "conv_depthwise_dilated",
+                                    [&](const V& v) { return conv2d(v[0], v[1], bias(v), 1, {2, 1}, {2, 3}, 3); });
+    gkd::test::check_golden_case<T>(g, "conv_pointwise", [&](const V& v) { return conv2d(v[0], v[1], bias(v)); });
+    gkd::test::check_golden_case<T>(g, "conv_pointwise_groups",
+                                    [&](const V& v) { return conv2d(v[0], v[1], bias(v), 1, 0, 1, 2); });
+    gkd::test::check_golden_case<T>(g, "conv_1x1_strided", [&](const V& v) { return conv2d(v[0], v[1], bias(v), 2); });
+    gkd::test::check_golden_case<T>(g, "convt_basic",
+                                    [&](const V& v) { return conv_transpose2d(v[0], v[1], bias(v), 2, 1, 1); });
+    gkd::test::check_golden_case<T>(g, "convt_groups_dilated", [&](const V& v) {
+      return conv_transpose2d(v[0], v[1], bias(v), {2, 1}, {1, 0}, {1, 0}, 2, {2, 1});
+    });
+    gkd::test::check_golden_case<T>(g, "convt_depthwise",
+                                    [&](const V& v) { return conv_transpose2d(v[0], v[1], bias(v), 2, 1, 0, 3); });
+    gkd::test::check_golden_case<T>(g, "convt_pointwise",
+                                    [&](const V& v) { return conv_transpose2d(v[0], v[1], bias(v)); });
+    gkd::test::check_golden_case<T>(g, "convt_outpad_dilation",
+                                    [&](const V& v) { return conv_transpose2d(v[0], v[1], bias(v), 1, 0, 1, 1, 2); });
+    gkd::test::check_golden_case<T>(g, "convt_up2", [&](const V& v) { return conv_transpose2d(v[0], v[1], bias(v), 2); });
+  };
+  SECTION("default bands") { run_all(); }
+  SECTION("one output row per band") {
+    TinyBands tiny;
+    run_all();
+  }
+}
+
+TEST_CASE("conv2d agrees with direct summation on larger shapes and views", "[conv]") {
+  // Large enough for several bands and a parallel batch; the input is a non-contiguous view.
+  const auto big = random({3, 6, 20, 18}, 40);
+  const auto x = big.permute({0, 1, 3, 2});
+  const auto w = random({8, 3, 3, 3}, 41), b = random({8}, 42);
+  TinyBands tiny;
+  test::require_close(conv2d(x, w, b, {2, 1}, 1, {1, 2}, 2), naive_conv2d(x, w, b, {2, 1}, 1, {1, 2}, 2), 1e-12);
+  const auto wd = random({12, 1, 3, 3}, 43);
+  test::require_close(conv2d(x, wd, Tensor<double>(), 1, 2, 2, 6), naive_conv2d(x, wd, {}, 1, 2, 2, 6), 1e-12);
+}
+
+TEST_CASE("conv2d float forward tracks the double result", "[conv]") {
+  // Inputs rounded to float first, so that only the float arithmetic differs.
+  auto x = random({2, 8, 16, 16}, 50), w = random({8, 8, 3, 3}, 51, 0.2);
+  Tensor<float> xf = Tensor<float>::empty(x.shape()), wf = Tensor<float>::empty(w.shape());
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = xf.data()[i] = static_cast<float>(x.data()[i]);
+  for (std::int64_t i = 0; i < w.numel(); ++i) w.data()[i] = wf.data()[i] = static_cast<float>(w.data()[i]);
+  test::require_close(conv2d(xf, wf, {}, 1, 1), conv2d(x, w, {}, 1, 1), 1e-4);  // 72-term float sums
+}
+
+TEST_CASE("conv bad input raises gkd::Error naming op and shapes", "[errors][conv]") {
+  using F = Tensor<float>;
+  const auto x = F::zeros({2, 4, 5, 5}), w = F::zeros({6, 4, 3, 3});
+  using Catch::Contains;
+  REQUIRE_THROWS_WITH(conv2d(F::zeros({4, 5, 5}), w), Contains("conv2d") && Contains("[4, 5, 5]") && Contains("4-D"));
+  REQUIRE_THROWS_WITH(conv2d(x, F::zeros({6, 4, 3})), Contains("conv2d") && Contains("[6, 4, 3]"));
+  REQUIRE_THROWS_WITH(conv2d(x, F::zeros({6, 3, 3, 3})),
+                      Contains("conv2d") && Contains("[2, 4, 5, 5]") && Contains("[6, 3, 3, 3]"));
+  REQUIRE_THROWS_WITH(conv2d(x, F::zeros({6, 2, 3, 3}), {}, 1, 0, 1, 3),
+                      Contains("conv2d") && Contains("[6, 2, 3, 3]") && Contains("groups=3"));
+  REQUIRE_THROWS_WITH(conv2d(x, F::zeros({5, 2, 3, 3}), {}, 1, 0, 1, 2), Contains("conv2d") && Contains("[5, 2, 3, 3]"));
+  REQUIRE_THROWS_WITH(conv2d(x, F::zeros({6, 4, 7, 3})), Contains("conv2d") && Contains("larger than input") &&
+                                                             Contains("[6, 4, 7, 3]") && Contains("[2, 4, 5, 5]"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, {}, 1, 0, 3), Contains("conv2d") && Contains("larger than input"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, {}, 0), Contains("conv2d") && Contains("stride") && Contains("[2, 4, 5, 5]"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, {}, {1, -1}), Contains("conv2d") && Contains("stride"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, {}, 1, -1), Contains("conv2d") && Contains("padding"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, {}, 1, 0, 0), Contains("conv2d") && Contains("dilation"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, {}, 1, 0, 1, 0), Contains("conv2d") && Contains("groups"));
+  REQUIRE_THROWS_WITH(conv2d(x, w, F::zeros({4})), Contains("conv2d") && Contains("bias") && Contains("[4]"));
+  REQUIRE_THROWS_WITH(conv2d(F(), w), Contains("conv2d") && Contains("undefined"));
+  REQUIRE_THROWS_WITH(conv2d(x, F()), Contains("conv2d") && Contains("undefined") && Contains("[2, 4, 5, 5]"));
+
+  const auto wt = F::zeros({4, 3, 3, 3});
+  REQUIRE_THROWS_WITH(conv_transpose2d(F::zeros({2, 4, 5}), wt), Contains("conv_transpose2d") && Contains("[2, 4, 5]"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(x, F::zeros({3, 3, 3, 3})),
+                      Contains("conv_transpose2d") && Contains("[2, 4, 5, 5]") && Contains("[3, 3, 3, 3]"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(x, wt, {}, 1, 0, 0, 3), Contains("conv_transpose2d") && Contains("groups=3"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(x, wt, {}, 2, 0, 2),
+                      Contains("conv_transpose2d") && Contains("output_padding") && Contains("[4, 3, 3, 3]"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(x, wt, {}, 0), Contains("conv_transpose2d") && Contains("stride"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(F::zeros({1, 4, 1, 1}), wt, {}, 1, 2),
+                      Contains("conv_transpose2d") && Contains("not positive") && Contains("[1, 4, 1, 1]"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(x, wt, F::zeros({4})), Contains("conv_transpose2d") && Contains("bias"));
+  REQUIRE_THROWS_WITH(conv_transpose2d(x, F()), Contains("conv_transpose2d") && Contains("undefined"));
+}
