@@ -38,6 +38,22 @@ struct Node {
   std::function<std::vector<Tensor<T>>(const Tensor<T>& grad_output)> backward;
   /// True once `backward` was released.
   bool released = false;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  /// Tears the graph down iteratively: a chain of 100k ops must not recurse 100k frames deep.
+  ~Node() {
+    std::vector<std::shared_ptr<AutogradMeta<T>>> pending = std::move(inputs);
+    while (!pending.empty()) {
+      std::shared_ptr<AutogradMeta<T>> meta = std::move(pending.back());
+      pending.pop_back();
+      if (meta && meta.use_count() == 1 && meta->grad_fn && meta->grad_fn.use_count() == 1) {
+        for (auto& next : meta->grad_fn->inputs) pending.push_back(std::move(next));
+        meta->grad_fn->inputs.clear();
+      }
+    }  // each meta dies here with a node that no longer owns inputs
+  }
 };
 
 /// Autograd state of a tensor: whether it requires a gradient, the accumulated gradient (leaves,
