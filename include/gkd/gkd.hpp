@@ -18,6 +18,7 @@
 #include "gkd/ops/index.hpp"
 #include "gkd/ops/join.hpp"
 #include "gkd/ops/linalg.hpp"
+#include "gkd/ops/norm.hpp"
 #include "gkd/ops/pad.hpp"
 #include "gkd/ops/reduce.hpp"
 #include "gkd/ops/similarity.hpp"
