@@ -20,5 +20,6 @@
 #include "gkd/ops/linalg.hpp"
 #include "gkd/ops/norm.hpp"
 #include "gkd/ops/pad.hpp"
+#include "gkd/ops/pool.hpp"
 #include "gkd/ops/reduce.hpp"
 #include "gkd/ops/similarity.hpp"
