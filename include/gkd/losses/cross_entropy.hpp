@@ -15,7 +15,8 @@
 /// Targets are class indices stored as T (integer values in [0, C) or ignore_index), validated, and
 /// not differentiated; class weights are constants. cross_entropy is one fused kernel: the forward
 /// makes one pass over the logits (blocks of pixels, OpenMP over blocks) and keeps only the
-/// per-pixel logsumexp; the backward makes one pass writing softmax − one-hot.
+/// per-pixel logsumexp; the backward makes one pass writing softmax − one-hot. Per-element math runs
+/// in double whatever T is; results are rounded to T.
 ///
 /// Example: `auto loss = gkd::cross_entropy(logits, labels, {}, 255);   // [N, C, H, W], [N, H, W]`
 #include <memory>
@@ -39,25 +40,26 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
   const Tensor<T> xc = logits.contiguous_copy_if_needed();
   const Tensor<T> tc = target.contiguous_copy_if_needed();
   const Tensor<T> wc = weight.defined() ? weight.contiguous_copy_if_needed() : Tensor<T>();
-  auto lse = std::make_shared<std::vector<T>>(static_cast<std::size_t>(lay.positions()));
+  using Acc = detail::ClassLayout::Acc;
+  auto lse = std::make_shared<std::vector<Acc>>(static_cast<std::size_t>(lay.positions()));
   std::vector<double> partial(static_cast<std::size_t>(2 * lay.blocks()));
   Tensor<T> map = reduction == Reduction::None ? Tensor<T>::empty(target.shape()) : Tensor<T>();
   {
     const T* x = xc.data();
     const T* t = tc.data();
     const T* w = wc.defined() ? wc.data() : nullptr;
-    T* lp = lse->data();
+    Acc* lp = lse->data();
     T* mp = map.defined() ? map.data() : nullptr;
     const std::int64_t C = lay.classes, S = lay.inner;
     lay.for_each_block([&](std::int64_t b, std::int64_t o, std::int64_t i0, std::int64_t i1) {
       constexpr std::int64_t B = detail::ClassLayout::kBlock;
-      T mx[B], se[B];
+      Acc mx[B], se[B];
       const std::int64_t n = i1 - i0;
       const T* xb = x + o * C * S + i0;
       for (std::int64_t j = 0; j < n; ++j) mx[j] = xb[j];
       for (std::int64_t c = 1; c < C; ++c) {
         const T* row = xb + c * S;
-        for (std::int64_t j = 0; j < n; ++j) mx[j] = std::max(mx[j], row[j]);
+        for (std::int64_t j = 0; j < n; ++j) mx[j] = std::max(mx[j], Acc(row[j]));
       }
       for (std::int64_t j = 0; j < n; ++j) se[j] = 0;
       for (std::int64_t c = 0; c < C; ++c) {
@@ -67,17 +69,17 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
       double loss_sum = 0, weight_sum = 0;
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t p = o * S + i0 + j;
-        const T l = mx[j] + std::log(se[j]);
+        const Acc l = mx[j] + std::log(se[j]);
         lp[p] = l;
         const auto k = static_cast<std::int64_t>(t[p]);
-        T loss = 0;
+        Acc loss = 0;
         if (k != ignore_index) {
-          const T wk = w ? w[k] : T(1);
+          const Acc wk = w ? Acc(w[k]) : 1.0;
           loss = wk * (l - xb[k * S + j]);
           loss_sum += loss;
           weight_sum += wk;
         }
-        if (mp) mp[p] = loss;
+        if (mp) mp[p] = static_cast<T>(loss);
       }
       partial[static_cast<std::size_t>(2 * b)] = loss_sum;
       partial[static_cast<std::size_t>(2 * b + 1)] = weight_sum;
@@ -94,30 +96,32 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
                   const T* x = xc.data();
                   const T* t = tc.data();
                   const T* w = wc.defined() ? wc.data() : nullptr;
-                  const T* lp = lse->data();
+                  const Acc* lp = lse->data();
                   const T* gp = gc.data();
                   T* d = dx.data();
                   const bool per_position = reduction == Reduction::None;
-                  const T scale = per_position                     ? T(0)
-                                  : reduction == Reduction::Mean ? static_cast<T>(double(gp[0]) / weight_sum)
-                                                                   : gp[0];
+                  const Acc scale = per_position                   ? 0.0
+                                    : reduction == Reduction::Mean ? double(gp[0]) / weight_sum
+                                                                   : double(gp[0]);
                   const std::int64_t C = lay.classes, S = lay.inner;
                   // dx_c = g_i w[t_i] (softmax_c − [c == t_i])
                   lay.for_each_block([&](std::int64_t, std::int64_t o, std::int64_t i0, std::int64_t i1) {
                     constexpr std::int64_t B = detail::ClassLayout::kBlock;
-                    T coef[B];
+                    Acc coef[B];
                     const std::int64_t n = i1 - i0, p0 = o * S + i0;
                     for (std::int64_t j = 0; j < n; ++j) {
                       const auto k = static_cast<std::int64_t>(t[p0 + j]);
-                      coef[j] = k == ignore_index ? T(0) : (per_position ? gp[p0 + j] : scale) * (w ? w[k] : T(1));
+                      coef[j] = k == ignore_index ? 0.0 : (per_position ? Acc(gp[p0 + j]) : scale) * (w ? Acc(w[k]) : 1.0);
                     }
                     const T* xb = x + o * C * S + i0;
                     T* db = d + o * C * S + i0;
                     for (std::int64_t c = 0; c < C; ++c)
-                      for (std::int64_t j = 0; j < n; ++j) db[c * S + j] = coef[j] * std::exp(xb[c * S + j] - lp[p0 + j]);
-                    for (std::int64_t j = 0; j < n; ++j) {
+                      for (std::int64_t j = 0; j < n; ++j)
+                        db[c * S + j] = static_cast<T>(coef[j] * std::exp(xb[c * S + j] - lp[p0 + j]));
+                    for (std::int64_t j = 0; j < n; ++j) {  // softmax_t − 1, formed in Acc before rounding
                       const auto k = static_cast<std::int64_t>(t[p0 + j]);
-                      if (k != ignore_index) db[k * S + j] -= coef[j];
+                      if (k != ignore_index)
+                        db[k * S + j] = static_cast<T>(coef[j] * (std::exp(xb[k * S + j] - lp[p0 + j]) - 1.0));
                     }
                   });
                   return std::vector<Tensor<T>>{dx};

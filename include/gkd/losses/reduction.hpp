@@ -42,6 +42,10 @@ namespace detail {
 /// rows of kBlock contiguous values, which keeps [N, C, H, W] maps streaming through cache once.
 struct ClassLayout {
   static constexpr std::int64_t kBlock = 64;
+  /// The type the class-dim kernels compute in, whatever T is: logsumexp, exp and their differences
+  /// lose ~1e-5 relative in float once scaled (e.g. by a temperature), and the scalar exp calls
+  /// that dominate cost about the same in double.
+  using Acc = double;
   std::int64_t outer = 1, classes = 1, inner = 1;
 
   ClassLayout(const Shape& shape, std::size_t class_dim) {
