@@ -13,6 +13,8 @@
 #include "gkd/core/tensor.hpp"
 #include "gkd/losses/bce.hpp"
 #include "gkd/losses/cross_entropy.hpp"
+#include "gkd/losses/dice.hpp"
+#include "gkd/losses/focal.hpp"
 #include "gkd/losses/kl_div.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/losses/regression.hpp"

@@ -109,8 +109,68 @@ def kl(w):
     w.case("kd_last_t05", distill(0.5, dim=-1), [randn(2, 3, 4, seed=238), randn(2, 3, 4, seed=239)], grad=[0])
 
 
+def in_float64(f):
+    """Evaluates a hand-written reference formula in float64 and rounds to the case's dtype, so the
+    float32 goldens hold the correctly rounded values rather than one float32 evaluation order."""
+    return lambda *args: f(*[a.double() for a in args]).to(args[0].dtype)
+
+
+def focal_ref(gamma, alpha=None, ignore_index=-100, reduction="mean"):
+    """Softmax focal loss (Lin et al. 2017) as include/gkd/losses/focal.hpp documents it:
+    l = -alpha[t] (1 - p_t)^gamma log p_t at non-ignored positions; mean = sum / count."""
+    def f(x, t):
+        valid = t != ignore_index
+        k = torch.where(valid, t, torch.zeros_like(t)).long()
+        log_pt = F.log_softmax(x, 1).gather(1, k.unsqueeze(1)).squeeze(1)
+        a = alpha.to(x.dtype)[k] if alpha is not None else 1.0
+        loss = -a * (-torch.expm1(log_pt)) ** gamma * log_pt
+        loss = torch.where(valid, loss, torch.zeros_like(loss))
+        return {"mean": loss.sum() / valid.sum(), "sum": loss.sum(), "none": loss}[reduction]
+    return in_float64(f)
+
+
+def focal(w):
+    x = randn(2, 4, 2, 3, seed=241, scale=2.0)
+    t = labels(2, 2, 3, classes=4, seed=242)
+    ti = labels(2, 2, 3, classes=4, seed=243, ignore=255, every=4)
+    alpha = torch.tensor([0.25, 0.75, 0.5, 1.0], dtype=torch.float64)
+    w.tensor("focal.alpha", alpha)
+    w.case("focal_mean", focal_ref(2.0), [x, t], grad=[0])
+    w.case("focal_gamma0", lambda a, b: F.cross_entropy(a, b.long()), [x, t], grad=[0])  # gamma = 0: cross-entropy
+    w.case("focal_alpha_ignore_none", focal_ref(1.5, alpha, 255, "none"), [x, ti], grad=[0])
+    w.case("focal_alpha_ignore_mean", focal_ref(2.0, alpha, 255), [x, ti], grad=[0])
+    w.case("focal_sum_gamma05", focal_ref(0.5, reduction="sum"), [x, t], grad=[0])
+    w.case("focal_2d", focal_ref(2.0), [randn(5, 3, seed=244, scale=3.0), labels(5, classes=3, seed=245)], grad=[0])
+
+
+def dice_ref(smooth, activation=None, reduction="mean", indices=False):
+    """Soft Dice as include/gkd/losses/dice.hpp documents it: per class c, summing over batch and
+    space, loss_c = 1 - (2 sum p t + smooth) / (sum p + sum t + smooth); mean/sum over classes."""
+    def f(x, t):
+        p = {"softmax": lambda v: F.softmax(v, 1), "sigmoid": torch.sigmoid, None: lambda v: v}[activation](x)
+        if indices:
+            t = F.one_hot(t.long(), p.shape[1]).movedim(-1, 1).to(p.dtype)
+        dims = [0] + list(range(2, p.dim()))
+        loss = 1 - (2 * (p * t).sum(dims) + smooth) / (p.sum(dims) + t.sum(dims) + smooth)
+        return {"mean": loss.mean(), "sum": loss.sum(), "none": loss}[reduction]
+    return in_float64(f)
+
+
+def dice(w):
+    x = randn(2, 3, 3, 4, seed=251)
+    t = labels(2, 3, 4, classes=3, seed=252)
+    onehot = F.one_hot(t.long(), 3).movedim(-1, 1).to(torch.float64)
+    w.case("dice_probs_onehot", dice_ref(1.0), [F.softmax(x, 1), onehot], grad=[0])
+    w.case("dice_softmax_indices", dice_ref(1.0, "softmax", indices=True), [x, t], grad=[0])
+    binary = (rand(2, 1, 3, 4, seed=253) > 0.5).to(torch.float64)
+    w.case("dice_sigmoid_binary_sum", dice_ref(0.5, "sigmoid", "sum"), [randn(2, 1, 3, 4, seed=254), binary], grad=[0])
+    w.case("dice_softmax_none_smooth0", dice_ref(0.0, "softmax", "none"), [x, onehot], grad=[0])
+
+
 def generate(w):
     cross_entropy(w)
     bce(w)
     regression(w)
     kl(w)
+    focal(w)
+    dice(w)

@@ -28,13 +28,13 @@ def join(w):
 
 
 def pad(w):
-    x = randn(1, 2, 4, 5, seed=111)
+    x = randn(1, 1, 4, 5, seed=111)
     w.case("pad_zero", lambda t: F.pad(t, (1, 2, 2, 1)), [x])
     w.case("pad_value", lambda t: F.pad(t, (0, 3), value=-1.5), [randn(3, 4, seed=112)])
     w.case("pad_crop", lambda t: F.pad(t, (-1, 2, 1, -2)), [x])
     w.case("pad_reflect", lambda t: F.pad(t, (3, 1, 2, 3), mode="reflect"), [x])
     w.case("pad_reflect_1d", lambda t: F.pad(t, (2, 4), mode="reflect"), [randn(2, 3, 5, seed=113)])
-    w.case("pad_reflect_3d", lambda t: F.pad(t, (1, 2, 2, 1, 1, 1), mode="reflect"), [randn(1, 1, 3, 4, 3, seed=114)])
+    w.case("pad_reflect_3d", lambda t: F.pad(t, (1, 2, 2, 1, 1, 1), mode="reflect"), [randn(1, 1, 2, 3, 3, seed=114)])
     w.case("pad_replicate", lambda t: F.pad(t, (2, 3, 1, 2), mode="replicate"), [x])
 
 
