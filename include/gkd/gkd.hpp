@@ -28,3 +28,4 @@
 #include "gkd/ops/pool.hpp"
 #include "gkd/ops/reduce.hpp"
 #include "gkd/ops/similarity.hpp"
+#include "gkd/ops/upsample.hpp"
