@@ -19,6 +19,7 @@
 #include "gkd/losses/reduction.hpp"
 #include "gkd/losses/regression.hpp"
 #include "gkd/ops/conv.hpp"
+#include "gkd/ops/dropout.hpp"
 #include "gkd/ops/elementwise.hpp"
 #include "gkd/ops/index.hpp"
 #include "gkd/ops/join.hpp"
