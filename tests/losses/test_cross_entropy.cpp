@@ -10,6 +10,29 @@ using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
 namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
+namespace {
 /// Labels in [0, classes) with every `every`-th position set to `ignore`.
 Tensor<double> labels(const Shape& shape, std::int64_t classes, std::uint64_t seed, std::int64_t every = 0,
                       double ignore = -100) {
@@ -92,4 +115,23 @@ TEST_CASE("cross_entropy bad input raises gkd::Error naming op and shapes", "[er
   REQUIRE_THROWS_WITH(nll_loss(x, Tensor<float>::zeros({4, 2})), Catch::Contains("nll_loss") && Catch::Contains("[4, 2]") && Catch::Contains("[2, 3, 4]"));
   REQUIRE_THROWS_WITH(nll_loss(x, Tensor<float>::full({2, 4}, 7), {}, 255), Catch::Contains("nll_loss") && Catch::Contains("holds 7"));
   REQUIRE_THROWS_WITH(cross_entropy(Tensor<float>(), t), Catch::Contains("cross_entropy") && Catch::Contains("undefined"));
+}
+
+TEST_CASE("cross_entropy and nll_loss give identical results for any thread count", "[parallel][cross_entropy]") {
+  Generator gen(67);
+  const auto x = randn<float>({2, 5, 60, 60}, gen);  // 36000 elements: many blocks, OpenMP on
+  auto t = randint<float>({2, 60, 60}, 5, gen);
+  for (std::int64_t i = 0; i < t.numel(); i += 11) t.data()[i] = 255;
+  const auto w = Tensor<float>::from({5}, {1, 2, 0.5f, 1, 3});
+  for (auto r : {Reduction::Mean, Reduction::None}) {
+    require_thread_count_invariant([&] {
+      auto xg = x.clone().requires_grad();
+      auto l = cross_entropy(xg, t, w, 255, r);
+      l.backward(r == Reduction::None ? Tensor<float>::ones(l.shape()) : Tensor<float>());
+      auto xn = x.clone().requires_grad();
+      auto n = nll_loss(xn, t, w, 255, r);
+      n.backward(r == Reduction::None ? Tensor<float>::ones(n.shape()) : Tensor<float>());
+      return flat({l, xg.grad(), n, xn.grad()});
+    });
+  }
 }

@@ -9,6 +9,29 @@ using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
+namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
 TEST_CASE("dice_loss gradcheck", "[gradcheck][dice]") {
   const auto x = random({2, 3, 4, 5}, 121);
   Generator gen(122);
@@ -66,4 +89,16 @@ TEST_CASE("dice_loss bad input raises gkd::Error naming op and shapes", "[errors
   REQUIRE_THROWS_WITH(dice_loss(x, Tensor<float>::full({2, 4}, 3)), Catch::Contains("dice_loss") && Catch::Contains("holds 3"));
   REQUIRE_THROWS_WITH(dice_loss(Tensor<float>::zeros({4}), Tensor<float>::zeros({4})), Catch::Contains("dice_loss") && Catch::Contains("[4]"));
   REQUIRE_THROWS_WITH(dice_loss(x, Tensor<float>()), Catch::Contains("dice_loss") && Catch::Contains("undefined"));
+}
+
+TEST_CASE("dice_loss gives identical results for any thread count", "[parallel][dice]") {
+  Generator gen(126);
+  const auto x = randn<float>({2, 4, 70, 70}, gen);
+  const auto t = randint<float>({2, 70, 70}, 4, gen);
+  require_thread_count_invariant([&] {
+    auto xg = x.clone().requires_grad();
+    auto l = dice_loss(xg, t, 1.f, DiceActivation::Softmax);
+    l.backward();
+    return flat({l, xg.grad()});
+  });
 }

@@ -11,6 +11,29 @@ using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
 namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
+namespace {
 Tensor<double> labels(const Shape& shape, std::int64_t classes, std::uint64_t seed, std::int64_t every = 0,
                       double ignore = -100) {
   Generator gen(seed);
@@ -80,4 +103,18 @@ TEST_CASE("focal_loss bad input raises gkd::Error naming op and shapes", "[error
   REQUIRE_THROWS_WITH(focal_loss(x, Tensor<float>::full({2, 4}, 3)), Catch::Contains("focal_loss") && Catch::Contains("holds 3"));
   REQUIRE_THROWS_WITH(focal_loss(x, t, 2.f, Tensor<float>::ones({2})), Catch::Contains("focal_loss") && Catch::Contains("[2]") && Catch::Contains("[2, 3, 4]"));
   REQUIRE_THROWS_WITH(focal_loss(Tensor<float>::zeros({4}), Tensor<float>::zeros({})), Catch::Contains("focal_loss") && Catch::Contains("[4]"));
+}
+
+TEST_CASE("focal_loss gives identical results for any thread count", "[parallel][focal]") {
+  Generator gen(117);
+  const auto x = randn<float>({2, 4, 70, 70}, gen, 0.f, 2.f);
+  auto t = randint<float>({2, 70, 70}, 4, gen);
+  for (std::int64_t i = 0; i < t.numel(); i += 13) t.data()[i] = -100;
+  const auto alpha = Tensor<float>::from({4}, {0.25f, 0.75f, 0.5f, 1.f});
+  require_thread_count_invariant([&] {
+    auto xg = x.clone().requires_grad();
+    auto l = focal_loss(xg, t, 2.f, alpha);
+    l.backward();
+    return flat({l, xg.grad()});
+  });
 }

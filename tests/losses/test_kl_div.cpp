@@ -9,6 +9,29 @@ using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
+namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
 TEST_CASE("kl_div and distillation_kl gradcheck", "[gradcheck][kl_div]") {
   const auto logits = random({3, 4, 5}, 91);
   const auto p = softmax(random({3, 4, 5}, 92), 1);
@@ -74,4 +97,24 @@ TEST_CASE("kl_div bad input raises gkd::Error naming op and shapes", "[errors][k
   REQUIRE_THROWS_WITH(distillation_kl(a, a, 1.f, 2), Catch::Contains("distillation_kl") && Catch::Contains("dim 2"));
   REQUIRE_THROWS_WITH(distillation_kl(Tensor<float>::zeros({2, 0}), Tensor<float>::zeros({2, 0}), 1.f), Catch::Contains("distillation_kl") && Catch::Contains("[2, 0]"));
   REQUIRE_THROWS_WITH(distillation_kl(Tensor<float>::scalar(0), Tensor<float>::scalar(0), 1.f), Catch::Contains("distillation_kl") && Catch::Contains("[]"));
+}
+
+TEST_CASE("distillation_kl gives identical results for any thread count", "[parallel][kl_div]") {
+  Generator gen(101);
+  const auto s = randn<float>({2, 6, 60, 60}, gen, 0.f, 2.f), t = randn<float>({2, 6, 60, 60}, gen, 0.f, 2.f);
+  require_thread_count_invariant([&] {
+    auto sg = s.clone().requires_grad(), tg = t.clone().requires_grad();
+    auto l = distillation_kl(sg, tg, 4.f);
+    l.backward();
+    return flat({l, sg.grad(), tg.grad()});
+  });
+  // the elementwise kl_div reduces with OpenMP too: equal up to summation order
+  const auto lq = log_softmax(s, 1), p = softmax(t, 1);
+  const int saved = num_threads();
+  set_num_threads(1);
+  const float serial = kl_div(lq, p, KLReduction::BatchMean).item();
+  set_num_threads(2);
+  const float parallel = kl_div(lq, p, KLReduction::BatchMean).item();
+  set_num_threads(saved);
+  REQUIRE(parallel == Approx(serial).epsilon(1e-6));
 }

@@ -9,6 +9,29 @@ using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
+namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
 TEST_CASE("index_select and gather gradcheck", "[gradcheck][index]") {
   const auto x = random({3, 4, 5}, 41);
   const auto idx = Tensor<double>::from({5}, {3, 0, 3, 1, 2});
@@ -77,4 +100,17 @@ TEST_CASE("index bad input raises gkd::Error naming op and shapes", "[errors][in
   REQUIRE_THROWS_WITH(gather(x, 1, Tensor<float>::zeros({2})), Catch::Contains("gather") && Catch::Contains("[2]") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(gather(x, 1, Tensor<float>::zeros({3, 1})), Catch::Contains("gather") && Catch::Contains("[3, 1]") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(gather(x, 1, Tensor<float>::full({2, 1}, 3)), Catch::Contains("gather") && Catch::Contains("[2, 1]") && Catch::Contains("[2, 3]"));
+}
+
+TEST_CASE("index ops give identical results for any thread count", "[parallel][index]") {
+  Generator gen(43);
+  const auto x = randn<float>({128, 10, 60}, gen);
+  const auto labels = randint<float>({8, 70, 70}, 5, gen);
+  require_thread_count_invariant([&] {
+    auto xg = x.clone().requires_grad();
+    auto y = index_select(xg, 1, std::vector<std::int64_t>{3, 3, 0, 9, 5});
+    Generator g2(44);
+    sum(mul(y, randn<float>(y.shape(), g2))).backward();
+    return flat({y, xg.grad(), one_hot(labels, 5)});
+  });
 }

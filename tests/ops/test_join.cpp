@@ -9,6 +9,29 @@ using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
+namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
 TEST_CASE("concat, stack and split gradcheck", "[gradcheck][join]") {
   const auto a = random({2, 3, 4}, 1), b = random({2, 1, 4}, 2), c = random({2, 2, 4}, 3);
   require_gradcheck([](const In& x) { return concat(x, 1); }, {a, b, c});
@@ -97,4 +120,17 @@ TEST_CASE("join bad input raises gkd::Error naming op and shapes", "[errors][joi
   REQUIRE_THROWS_WITH(split(a, 0, 1), Catch::Contains("split") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(chunk(a, 0, 1), Catch::Contains("chunk") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(concat({a, Tensor<float>()}, 0), Catch::Contains("concat") && Catch::Contains("undefined"));
+}
+
+TEST_CASE("concat and stack give identical results for any thread count", "[parallel][join]") {
+  Generator gen(14);
+  const auto a = randn<float>({64, 3, 30, 20}, gen), b = randn<float>({64, 2, 30, 20}, gen);
+  require_thread_count_invariant([&] {
+    auto ag = a.clone().requires_grad(), bg = b.clone().requires_grad();
+    auto y = concat({ag, bg}, 1);
+    auto s = stack({ag, ag}, 1);
+    Generator g2(15);
+    add(sum(mul(y, randn<float>(y.shape(), g2))), sum(mul(s, randn<float>(s.shape(), g2)))).backward();
+    return flat({y, s, ag.grad(), bg.grad()});
+  });
 }

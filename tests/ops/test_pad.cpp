@@ -9,6 +9,29 @@ using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
+namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
 TEST_CASE("pad gradcheck", "[gradcheck][pad]") {
   const auto x = random({2, 2, 4, 5}, 31);
   require_gradcheck([](const In& v) { return pad(v[0], {1, 2}); }, {x});
@@ -59,4 +82,18 @@ TEST_CASE("pad bad input raises gkd::Error naming op and shapes", "[errors][pad]
   REQUIRE_THROWS_WITH(pad(x, {1, 1}, PadMode::Reflect, 2.f), Catch::Contains("pad") && Catch::Contains("value"));
   REQUIRE_THROWS_WITH(pad(Tensor<float>::zeros({2, 0}), {1, 1}, PadMode::Replicate), Catch::Contains("pad") && Catch::Contains("[2, 0]"));
   REQUIRE_THROWS_WITH(pad(Tensor<float>(), {1, 1}), Catch::Contains("pad") && Catch::Contains("undefined"));
+}
+
+TEST_CASE("pad gives identical results for any thread count", "[parallel][pad]") {
+  Generator gen(33);
+  const auto x = randn<float>({4, 3, 60, 50}, gen);
+  for (auto mode : {PadMode::Zero, PadMode::Reflect, PadMode::Replicate}) {
+    require_thread_count_invariant([&] {
+      auto xg = x.clone().requires_grad();
+      auto y = pad(xg, {3, 2, 4, 1}, mode);
+      Generator g2(34);
+      y.backward(randn<float>(y.shape(), g2));
+      return flat({y, xg.grad()});
+    });
+  }
 }

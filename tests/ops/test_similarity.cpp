@@ -9,6 +9,29 @@ using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
+namespace {
+/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
+/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+}  // namespace
+
 TEST_CASE("normalize and cosine_similarity gradcheck", "[gradcheck][similarity]") {
   const auto x = random({2, 3, 4}, 51), y = random({2, 3, 4}, 52);
   require_gradcheck([](const In& v) { return normalize(v[0]); }, {x});
@@ -60,4 +83,17 @@ TEST_CASE("similarity bad input raises gkd::Error naming op and shapes", "[error
   REQUIRE_THROWS_WITH(normalize(a, 3), Catch::Contains("normalize") && Catch::Contains("dim 3"));
   REQUIRE_THROWS_WITH(normalize(a, 1, -1.f), Catch::Contains("normalize") && Catch::Contains("[2, 3]"));
   REQUIRE_THROWS_WITH(normalize(Tensor<float>()), Catch::Contains("normalize") && Catch::Contains("undefined"));
+}
+
+TEST_CASE("similarity ops give identical results for any thread count", "[parallel][similarity]") {
+  Generator gen(54);
+  const auto a = randn<float>({2, 16, 40, 40}, gen), b = randn<float>({2, 16, 40, 40}, gen);
+  require_thread_count_invariant([&] {
+    auto ag = a.clone().requires_grad(), bg = b.clone().requires_grad();
+    auto c = cosine_similarity(ag, bg, 1);
+    auto n = normalize(ag, 1);
+    Generator g2(55);
+    add(sum(mul(c, randn<float>(c.shape(), g2))), sum(mul(n, randn<float>(n.shape(), g2)))).backward();
+    return flat({c, n, ag.grad(), bg.grad()});
+  });
 }
