@@ -8,14 +8,14 @@ from golden._util import randn
 def generate(w):
     # conv2d: name, x shape, w shape, bias?, stride, padding, dilation, groups
     convs = [
-        ("conv_basic", (2, 2, 5, 4), (3, 2, 3, 3), True, 1, 1, 1, 1),
-        ("conv_strided", (1, 3, 8, 7), (4, 3, 3, 2), False, 2, (1, 2), (2, 1), 1),
-        ("conv_groups", (1, 4, 5, 6), (4, 2, 3, 3), True, (1, 2), 1, 1, 2),
-        ("conv_depthwise", (2, 2, 5, 5), (4, 1, 3, 3), True, 2, 1, 1, 2),
-        ("conv_depthwise_dilated", (1, 3, 6, 6), (3, 1, 3, 2), False, 1, (2, 1), (2, 3), 3),
+        ("conv_basic", (2, 2, 4, 4), (2, 2, 3, 3), True, 1, 1, 1, 1),
+        ("conv_strided", (1, 2, 7, 5), (3, 2, 3, 2), False, 2, (1, 2), (2, 1), 1),
+        ("conv_groups", (1, 4, 4, 4), (4, 2, 3, 3), True, (1, 2), 1, 1, 2),
+        ("conv_depthwise", (2, 2, 4, 5), (4, 1, 3, 3), True, 2, 1, 1, 2),
+        ("conv_depthwise_dilated", (1, 3, 5, 6), (3, 1, 3, 2), False, 1, (2, 1), (2, 3), 3),
         ("conv_pointwise", (1, 4, 3, 3), (3, 4, 1, 1), True, 1, 0, 1, 1),
         ("conv_pointwise_groups", (1, 4, 2, 3), (4, 2, 1, 1), False, 1, 0, 1, 2),
-        ("conv_1x1_strided", (1, 3, 5, 4), (2, 3, 1, 1), True, 2, 0, 1, 1),
+        ("conv_1x1_strided", (1, 3, 4, 4), (2, 3, 1, 1), True, 2, 0, 1, 1),
     ]
     for i, (name, xs, ws, bias, stride, padding, dilation, groups) in enumerate(convs):
         inputs = [randn(*xs, seed=10 * i + 1), randn(*ws, seed=10 * i + 2, scale=0.5)]
@@ -26,12 +26,12 @@ def generate(w):
 
     # conv_transpose2d: name, x shape, w shape, bias?, stride, padding, output_padding, groups, dilation
     transposes = [
-        ("convt_basic", (2, 2, 3, 3), (2, 2, 3, 3), True, 2, 1, 1, 1, 1),
-        ("convt_groups_dilated", (1, 4, 3, 4), (4, 2, 3, 2), False, (2, 1), (1, 0), (1, 0), 2, (2, 1)),
-        ("convt_depthwise", (1, 6, 3, 4), (6, 1, 3, 3), True, 2, 1, 0, 3, 1),
+        ("convt_basic", (2, 2, 2, 3), (2, 2, 3, 3), True, 2, 1, 1, 1, 1),
+        ("convt_groups_dilated", (1, 4, 3, 3), (4, 2, 3, 2), False, (2, 1), (1, 0), (1, 0), 2, (2, 1)),
+        ("convt_depthwise", (1, 6, 3, 3), (6, 1, 3, 3), True, 2, 1, 0, 3, 1),
         ("convt_pointwise", (1, 4, 3, 3), (4, 3, 1, 1), True, 1, 0, 0, 1, 1),
-        ("convt_outpad_dilation", (1, 2, 4, 3), (2, 3, 2, 3), True, 1, 0, (1, 1), 1, 2),
-        ("convt_up2", (2, 3, 2, 3), (3, 2, 2, 2), True, 2, 0, 0, 1, 1),
+        ("convt_outpad_dilation", (1, 2, 3, 3), (2, 2, 2, 3), True, 1, 0, (1, 1), 1, 2),
+        ("convt_up2", (2, 3, 2, 2), (3, 2, 2, 2), True, 2, 0, 0, 1, 1),
     ]
     for i, (name, xs, ws, bias, stride, padding, out_pad, groups, dilation) in enumerate(transposes):
         inputs = [randn(*xs, seed=100 + 10 * i + 1), randn(*ws, seed=100 + 10 * i + 2, scale=0.5)]

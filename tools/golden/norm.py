@@ -33,8 +33,8 @@ def _case(w, name, x, weight, bias, training, momentum=0.1, eps=1e-5, running=Tr
 
 
 def generate(w):
-    x = randn(2, 4, 4, 3, seed=1, scale=2.0) + 1.5
-    weight, bias = randn(4, seed=2), randn(4, seed=3)
+    x = randn(2, 3, 4, 3, seed=1, scale=2.0) + 1.5
+    weight, bias = randn(3, seed=2), randn(3, seed=3)
     _case(w, "bn_train", x, weight, bias, training=True, seed=10)
     _case(w, "bn_train_plain", randn(2, 3, 4, 3, seed=4) - 0.5, None, None, training=True, momentum=0.3, eps=1e-3,
           seed=20)

@@ -13,9 +13,9 @@ def generate(w):
     def nearest(name, x, size=None, scale=None):
         w.case(name, lambda t: F.interpolate(t, size=size, scale_factor=scale, mode="nearest"), [x])
 
-    a, b = randn(1, 2, 4, 5, seed=1), randn(1, 2, 3, 4, seed=2)
-    bilinear("bilinear_size", a, False, size=(7, 9))
-    bilinear("bilinear_size_align", a, True, size=(7, 9))
+    a, b = randn(1, 1, 4, 5, seed=1), randn(1, 2, 3, 3, seed=2)
+    bilinear("bilinear_size", a, False, size=(6, 7))
+    bilinear("bilinear_size_align", a, True, size=(6, 7))
     bilinear("bilinear_scale2", b, False, scale=2.0)
     bilinear("bilinear_scale2_align", b, True, scale=2.0)
     # PyTorch's float build fuses the source-index arithmetic into FMAs, so its float32 weights can
@@ -25,7 +25,7 @@ def generate(w):
     bilinear("bilinear_down", randn(1, 2, 6, 5, seed=4), False, size=(3, 2))
     bilinear("bilinear_down_align", randn(1, 2, 6, 5, seed=4), True, size=(3, 1))
     bilinear("bilinear_same_height", randn(1, 1, 4, 5, seed=5), False, size=(4, 7))
-    nearest("nearest_size", a, size=(7, 9))
+    nearest("nearest_size", a, size=(6, 7))
     nearest("nearest_scale2", b, scale=2.0)
     nearest("nearest_scale_frac", randn(1, 2, 4, 6, seed=6), scale=(1.5, 0.75))
     nearest("nearest_down", randn(1, 2, 7, 5, seed=7), size=(3, 2))
