@@ -20,6 +20,7 @@
 #include <memory>
 #include <numeric>
 #include <ostream>
+#include <span>
 #include <sstream>
 #include <unordered_map>
 #include <vector>
@@ -261,11 +262,11 @@ bool needs_grad(const Tensor<T>& t) {
 /// Records `output` as the result of op `op` on `inputs`, with `backward` mapping the output
 /// gradient to one gradient per input (same order; an undefined tensor for "none"). Does nothing
 /// when grad mode is off or no input requires a gradient. This is how user-defined ops join the
-/// graph; see examples/custom_op.cpp.
+/// graph; see examples/custom_op.cpp. Inputs come as a braced list or, for a run-time number of
+/// inputs (concat), as a span.
 /// @pre `op` is registered with GKD_REGISTER_OPS (so that the suite can prove it is gradchecked)
 template <Real T, class Backward>
-Tensor<T> record(std::string_view op, Tensor<T> output, std::initializer_list<Tensor<T>> inputs,
-                 Backward&& backward) {
+Tensor<T> record(std::string_view op, Tensor<T> output, std::span<const Tensor<T>> inputs, Backward&& backward) {
   if (!grad_enabled()) return output;
   bool any = false;
   for (const auto& in : inputs) any = any || needs_grad(in);
@@ -282,6 +283,13 @@ Tensor<T> record(std::string_view op, Tensor<T> output, std::initializer_list<Te
   meta->grad_fn = std::move(node);
   output.set_meta(std::move(meta));
   return output;
+}
+
+/// `record` for a fixed list of inputs: `record("mul", y, {a, b}, backward)`.
+template <Real T, class Backward>
+Tensor<T> record(std::string_view op, Tensor<T> output, std::initializer_list<Tensor<T>> inputs, Backward&& backward) {
+  return record(op, std::move(output), std::span<const Tensor<T>>(inputs.begin(), inputs.size()),
+                std::forward<Backward>(backward));
 }
 
 namespace detail {

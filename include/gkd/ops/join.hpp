@@ -22,29 +22,6 @@ namespace gkd {
 
 namespace detail {
 
-/// `record()` for a run-time number of inputs (concat, stack): the same contract, inputs given as
-/// a vector.
-template <Real T, class Backward>
-Tensor<T> join_record(std::string_view op, Tensor<T> output, const std::vector<Tensor<T>>& inputs,
-                      Backward&& backward) {
-  if (!grad_enabled()) return output;
-  bool any = false;
-  for (const auto& in : inputs) any = any || needs_grad(in);
-  if (!any) return output;
-  auto node = std::make_shared<Node<T>>();
-  node->op = std::string(op);
-  for (const auto& in : inputs) {
-    node->inputs.push_back(needs_grad(in) ? in.meta() : nullptr);
-    node->input_shapes.push_back(in.shape());
-  }
-  node->backward = std::forward<Backward>(backward);
-  auto meta = std::make_shared<AutogradMeta<T>>();
-  meta->requires_grad = true;
-  meta->grad_fn = std::move(node);
-  output.set_meta(std::move(meta));
-  return output;
-}
-
 /// Copies `outer` rows of `len` elements: row o of `src` (stride `src_row`) goes to `dst` at
 /// o * dst_row + dst_off. Both buffers are contiguous.
 template <Real T>
@@ -101,7 +78,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& tensors, std::int64_t dim = 0) {
   for (const auto& t : tensors) wanted.push_back(needs_grad(t));
   std::vector<Shape> shapes;
   for (const auto& t : tensors) shapes.push_back(t.shape());
-  return detail::join_record(
+  return record<T>(
       "concat", out, tensors, [shapes, starts, wanted, d, outer, inner, out_row](const Tensor<T>& g) {
         const Tensor<T> gc = g.contiguous_copy_if_needed();
         std::vector<Tensor<T>> grads(shapes.size());
@@ -144,7 +121,7 @@ Tensor<T> stack(const std::vector<Tensor<T>>& tensors, std::int64_t dim = 0) {
   }
   std::vector<bool> wanted;
   for (const auto& t : tensors) wanted.push_back(needs_grad(t));
-  return detail::join_record("stack", out, tensors, [shape, wanted, outer, inner, count](const Tensor<T>& g) {
+  return record<T>("stack", out, tensors, [shape, wanted, outer, inner, count](const Tensor<T>& g) {
     const Tensor<T> gc = g.contiguous_copy_if_needed();
     std::vector<Tensor<T>> grads(wanted.size());
     for (std::int64_t i = 0; i < count; ++i) {
