@@ -9,7 +9,9 @@
 ///   g = nesterov ? g + momentum * buf : buf         (if momentum != 0)
 ///   p = p - lr * g
 /// @endcode
-/// State: "momentum_buffer" (when momentum != 0). Example:
+/// The multiply-adds are fused where the CPU has FMA, as in PyTorch's CPU kernels, so given the same
+/// gradients the result equals PyTorch's bit for bit. State: "momentum_buffer" (when momentum != 0).
+/// Example:
 /// @code
 ///   gkd::SGD<float> opt({w, b}, {.lr = 0.01, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-4});
 /// @endcode
