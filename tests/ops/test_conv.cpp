@@ -152,6 +152,29 @@ TEST_CASE("conv2d agrees with direct summation on larger shapes and views", "[co
   test::require_close(conv2d(x, wd, Tensor<double>(), 1, 2, 2, 6), naive_conv2d(x, wd, {}, 1, 2, 2, 6), 1e-12);
 }
 
+TEST_CASE("conv results and gradients do not depend on the thread count", "[conv]") {
+  const int saved = num_threads();
+  auto run = [](int threads) {
+    set_num_threads(threads);
+    auto x = random({6, 8, 20, 18}, 60).requires_grad(), w = random({8, 8, 3, 3}, 61).requires_grad();
+    auto wd = random({16, 1, 3, 3}, 62).requires_grad(), wt = random({8, 4, 2, 2}, 63).requires_grad();
+    // The output gradients are fixed tensors, so only the conv kernels' own arithmetic is compared.
+    auto y1 = mul(conv2d(x, w, {}, 1, 1), conv2d(x, wd, {}, 1, 1, 1, 8).narrow(1, 0, 8));
+    y1.backward(random(y1.shape(), 64));
+    auto y2 = conv_transpose2d(x, wt, {}, 2);
+    y2.backward(random(y2.shape(), 65));
+    return std::vector<std::vector<double>>{x.grad().to_vector(), w.grad().to_vector(), wd.grad().to_vector(),
+                                            wt.grad().to_vector()};
+  };
+  const auto one = run(1), two = run(2), three = run(3);
+  set_num_threads(saved);
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    INFO("component " << i);
+    REQUIRE(one[i] == two[i]);
+    REQUIRE(one[i] == three[i]);
+  }
+}
+
 TEST_CASE("conv2d float forward tracks the double result", "[conv]") {
   // Inputs rounded to float first, so that only the float arithmetic differs.
   auto x = random({2, 8, 16, 16}, 50), w = random({8, 8, 3, 3}, 51, 0.2);

@@ -70,15 +70,6 @@ struct ConvTranspose2dOptions {
 
 namespace detail {
 
-/// Index of the calling OpenMP thread (0 outside parallel regions or without OpenMP).
-inline int thread_index() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 /// Sizing of the packed im2col bands: about `band_bytes` (sized for L2), but at least
 /// `min_band_cols` output positions so that each GEMM stays efficient. Tests shrink both to
 /// exercise the banding.
@@ -359,40 +350,45 @@ void conv_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   }
 }
 
-/// dw = dy · im2col(x)ᵀ summed over the batch (per-thread partial sums when images run in parallel).
+/// Number of partial weight-gradient sums: images n, n + S, n + 2S, ... go to slot n % S, and the
+/// slots are added in order, so the result does not depend on the thread count or the schedule.
+inline std::int64_t weight_grad_slots(std::int64_t batch) { return std::clamp<std::int64_t>(batch, 1, 8); }
+
+/// dw = dy · im2col(x)ᵀ summed over the batch; deterministic (see weight_grad_slots).
 template <Real T>
 void conv_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   if (g.depthwise()) return depthwise_weight_grad(x, dy, dw, g);
   const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
-  const std::int64_t wsize = g.out_c * k;
-  const bool pointwise = g.pointwise(), parallel = g.parallel_batch();
+  const std::int64_t wsize = g.out_c * k, slots = weight_grad_slots(g.batch);
+  const bool pointwise = g.pointwise();
   const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
-  const int threads = parallel ? num_threads() : 1;
-  std::fill_n(dw, wsize, T(0));
-  std::vector<T> partial(static_cast<std::size_t>((threads - 1) * wsize), T(0));
-#pragma omp parallel if (parallel) num_threads(threads)
+  std::vector<T> partial(static_cast<std::size_t>((slots - 1) * wsize));
+#pragma omp parallel if (g.parallel_batch())
   {
-    const int tid = thread_index();
-    T* acc = tid == 0 ? dw : partial.data() + (tid - 1) * wsize;
     auto cols = std::make_unique_for_overwrite<T[]>(buffer);
 #pragma omp for schedule(dynamic)
-    for (std::int64_t n = 0; n < g.batch; ++n) {
-      const T* xn = x + n * g.in_c * g.in_plane();
-      const T* dyn = dy + n * g.out_c * op;
-      for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
-        const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
-        for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-          const T* xg = xn + grp * g.in_cg() * g.in_plane();
-          if (!pointwise) im2col(xg, g, oh0, oh1, cols.get());
-          ConstStridedMap<T> dyg(dyn + grp * g.out_cg() * op + oh0 * g.out_w, g.out_cg(), cols_n, Eigen::OuterStride<>(op));
-          MutMap<T>(acc + grp * g.out_cg() * k, g.out_cg(), k).noalias() +=
-              dyg * ConstMap<T>(pointwise ? xg : cols.get(), k, cols_n).transpose();
+    for (std::int64_t slot = 0; slot < slots; ++slot) {
+      T* acc = slot == 0 ? dw : partial.data() + (slot - 1) * wsize;
+      std::fill_n(acc, wsize, T(0));
+      for (std::int64_t n = slot; n < g.batch; n += slots) {
+        const T* xn = x + n * g.in_c * g.in_plane();
+        const T* dyn = dy + n * g.out_c * op;
+        for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
+          const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
+          for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+            const T* xg = xn + grp * g.in_cg() * g.in_plane();
+            if (!pointwise) im2col(xg, g, oh0, oh1, cols.get());
+            ConstStridedMap<T> dyg(dyn + grp * g.out_cg() * op + oh0 * g.out_w, g.out_cg(), cols_n,
+                                   Eigen::OuterStride<>(op));
+            MutMap<T>(acc + grp * g.out_cg() * k, g.out_cg(), k).noalias() +=
+                dyg * ConstMap<T>(pointwise ? xg : cols.get(), k, cols_n).transpose();
+          }
         }
       }
     }
   }
-  for (int t = 1; t < threads; ++t) {
-    const T* p = partial.data() + (t - 1) * wsize;
+  for (std::int64_t slot = 1; slot < slots; ++slot) {
+    const T* p = partial.data() + (slot - 1) * wsize;
     for (std::int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
   }
 }

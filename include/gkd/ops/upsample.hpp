@@ -244,7 +244,13 @@ Tensor<T> upsample_nearest(const Tensor<T>& x, const ResizeDim& dh, const Resize
       for (std::int64_t oh = 0; oh < dh.out; ++oh) {
         T* row = dxp + (*ih)[static_cast<std::size_t>(oh)] * dw.in;
         const T* src = dyp + oh * dw.out;
-        for (std::int64_t ow = 0; ow < dw.out; ++ow) row[(*iw)[static_cast<std::size_t>(ow)]] += src[ow];
+        // Source columns are non-decreasing: sum each run of equal columns before one store.
+        for (std::int64_t ow = 0; ow < dw.out;) {
+          const std::int64_t col = (*iw)[static_cast<std::size_t>(ow)];
+          T acc = src[ow++];
+          while (ow < dw.out && (*iw)[static_cast<std::size_t>(ow)] == col) acc += src[ow++];
+          row[col] += acc;
+        }
       }
     }
     return std::vector<Tensor<T>>{dx};
