@@ -6,31 +6,10 @@
 
 using namespace gkd;
 using gkd::test::random;
+using gkd::test::flat;
 using gkd::test::require_gradcheck;
+using gkd::test::require_thread_count_invariant;
 using In = std::vector<Tensor<double>>;
-
-namespace {
-/// Runs `f` (returning the loss and gradients, flattened) with 1 and with 2 threads; large inputs
-/// take the OpenMP paths, whose per-block partial sums make results independent of the thread count.
-template <class F>
-void require_thread_count_invariant(F f) {
-  const int saved = num_threads();
-  set_num_threads(1);
-  const std::vector<double> serial = f();
-  set_num_threads(2);
-  const std::vector<double> parallel = f();
-  set_num_threads(saved);
-  REQUIRE(serial.size() == parallel.size());
-  REQUIRE(serial == parallel);
-}
-template <Real T>
-std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
-  std::vector<double> out;
-  for (const auto& t : ts)
-    for (auto v : t.to_vector()) out.push_back(double(v));
-  return out;
-}
-}  // namespace
 
 TEST_CASE("concat, stack and split gradcheck", "[gradcheck][join]") {
   const auto a = random({2, 3, 4}, 1), b = random({2, 1, 4}, 2), c = random({2, 2, 4}, 3);

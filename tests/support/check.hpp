@@ -53,6 +53,29 @@ void require_close(const Tensor<A>& actual, const Tensor<E>& expected, double to
   REQUIRE(worst <= tol);
 }
 
+/// Runs `f` (returning results flattened to doubles) with 1 and with 2 threads and requires
+/// identical bits: the OpenMP paths use fixed per-block partial sums, independent of thread count.
+template <class F>
+void require_thread_count_invariant(F f) {
+  const int saved = num_threads();
+  set_num_threads(1);
+  const std::vector<double> serial = f();
+  set_num_threads(2);
+  const std::vector<double> parallel = f();
+  set_num_threads(saved);
+  REQUIRE(serial.size() == parallel.size());
+  REQUIRE(serial == parallel);
+}
+
+/// The elements of several tensors, concatenated as doubles.
+template <Real T>
+std::vector<double> flat(std::initializer_list<Tensor<T>> ts) {
+  std::vector<double> out;
+  for (const auto& t : ts)
+    for (auto v : t.to_vector()) out.push_back(double(v));
+  return out;
+}
+
 /// Random normal tensor with a fixed seed.
 template <Real T = double>
 Tensor<T> random(const Shape& shape, std::uint64_t seed, T stddev = T(1)) {
