@@ -53,20 +53,12 @@ Tensor<T> focal_loss(const Tensor<T>& logits, const Tensor<T>& target, std::type
     T* mp = map.defined() ? map.data() : nullptr;
     const std::int64_t C = lay.classes, S = lay.inner;
     lay.for_each_block([&](std::int64_t b, std::int64_t o, std::int64_t i0, std::int64_t i1) {
-      constexpr std::int64_t B = detail::ClassLayout::kBlock;
-      Acc mx[B], se[B];
       const std::int64_t n = i1 - i0;
       const T* xb = x + o * C * S + i0;
-      for (std::int64_t j = 0; j < n; ++j) mx[j] = xb[j];
-      for (std::int64_t c = 1; c < C; ++c)
-        for (std::int64_t j = 0; j < n; ++j) mx[j] = std::max(mx[j], Acc(xb[c * S + j]));
-      for (std::int64_t j = 0; j < n; ++j) se[j] = 0;
-      for (std::int64_t c = 0; c < C; ++c)
-        for (std::int64_t j = 0; j < n; ++j) se[j] += std::exp(xb[c * S + j] - mx[j]);
+      detail::block_log_sum_exp(xb, n, C, S, lp + o * S + i0);
       double loss_sum = 0, count = 0;
       for (std::int64_t j = 0; j < n; ++j) {
         const std::int64_t p = o * S + i0 + j;
-        lp[p] = mx[j] + std::log(se[j]);
         const auto k = static_cast<std::int64_t>(t[p]);
         Acc loss = 0;
         if (k != ignore_index) {

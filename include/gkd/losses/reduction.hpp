@@ -68,6 +68,20 @@ struct ClassLayout {
   }
 };
 
+/// log-sum-exp over the C classes (stride S apart) of the n <= kBlock positions starting at xb,
+/// accumulated in double: out[j] = log Σ_c exp(xb[c * S + j]).
+template <Real T>
+void block_log_sum_exp(const T* xb, std::int64_t n, std::int64_t C, std::int64_t S, ClassLayout::Acc* out) {
+  using Acc = ClassLayout::Acc;
+  Acc mx[ClassLayout::kBlock], se[ClassLayout::kBlock];
+  for (std::int64_t j = 0; j < n; ++j) mx[j] = xb[j], se[j] = 0;
+  for (std::int64_t c = 1; c < C; ++c)
+    for (std::int64_t j = 0; j < n; ++j) mx[j] = std::max(mx[j], Acc(xb[c * S + j]));
+  for (std::int64_t c = 0; c < C; ++c)
+    for (std::int64_t j = 0; j < n; ++j) se[j] += std::exp(xb[c * S + j] - mx[j]);
+  for (std::int64_t j = 0; j < n; ++j) out[j] = mx[j] + std::log(se[j]);
+}
+
 /// Sums per-block partial values in block order (deterministic for any thread count).
 inline double sum_partials(const std::vector<double>& partial, std::size_t stride, std::size_t field) {
   double s = 0;
