@@ -175,6 +175,89 @@ TEST_CASE("conv results and gradients do not depend on the thread count", "[conv
   }
 }
 
+TEST_CASE("conv GEMM kernels agree with a double reference", "[conv]") {
+  // Covers gkd's AVX2 float kernels where they are compiled in (edges of every blocking level,
+  // transposed operands, accumulation) and the Eigen path everywhere.
+  Generator gen(70);
+  struct Dims {
+    std::int64_t m, n, k;
+  };
+  for (const Dims d : {Dims{1, 1, 1}, Dims{4, 32, 7}, Dims{6, 16, 256}, Dims{7, 33, 257}, Dims{97, 50, 300},
+                       Dims{13, 2100, 20}, Dims{16, 9, 2048}, Dims{64, 576, 40},
+                       Dims{70, 13, 600}}) {
+    INFO("m " << d.m << " n " << d.n << " k " << d.k);
+    std::vector<float> a(static_cast<std::size_t>(d.m * d.k)), b(static_cast<std::size_t>(d.k * d.n)),
+        c0(static_cast<std::size_t>(d.m * d.n));
+    for (auto* v : {&a, &b, &c0})
+      for (auto& x : *v) x = static_cast<float>(gen.uniform(-1, 1));
+    // op(i, p) of A and op(p, j) of B for the four layouts; reference in double with an error bound.
+    for (int layout = 0; layout < 4; ++layout) {
+      const bool at = layout & 1, bt = layout & 2;
+      const std::int64_t rsa = at ? 1 : d.k, csa = at ? d.m : 1, rsb = bt ? 1 : d.n, csb = bt ? d.k : 1;
+      for (bool accumulate : {false, true}) {
+        std::vector<float> c = c0;
+        detail::conv_gemm(d.m, d.n, d.k, a.data(), rsa, csa, b.data(), rsb, csb, c.data(), d.n, accumulate);
+        double worst = 0;
+        for (std::int64_t i = 0; i < d.m; ++i)
+          for (std::int64_t j = 0; j < d.n; ++j) {
+            double ref = accumulate ? c0[static_cast<std::size_t>(i * d.n + j)] : 0.0, mag = std::abs(ref);
+            for (std::int64_t p = 0; p < d.k; ++p) {
+              const double t = double(a[static_cast<std::size_t>(i * rsa + p * csa)]) *
+                               double(b[static_cast<std::size_t>(p * rsb + j * csb)]);
+              ref += t;
+              mag += std::abs(t);
+            }
+            worst = std::max(worst, std::abs(c[static_cast<std::size_t>(i * d.n + j)] - ref) / (mag * d.k * 1e-6 + 1e-30));
+          }
+        INFO("layout " << layout << " accumulate " << accumulate);
+        REQUIRE(worst <= 1.0);
+      }
+    }
+    // The weight-gradient GEMM: dW [m x n] += A [m x k] · Bᵀ with B stored [n x k].
+    std::vector<float> c = c0;
+    detail::weight_gemm(d.m, d.n, d.k, a.data(), d.k, b.data(), d.k, c.data(), d.n);
+    double worst = 0;
+    for (std::int64_t i = 0; i < d.m; ++i)
+      for (std::int64_t j = 0; j < d.n; ++j) {
+        double ref = c0[static_cast<std::size_t>(i * d.n + j)], mag = std::abs(ref);
+        for (std::int64_t p = 0; p < d.k; ++p) {
+          const double t = double(a[static_cast<std::size_t>(i * d.k + p)]) * double(b[static_cast<std::size_t>(j * d.k + p)]);
+          ref += t;
+          mag += std::abs(t);
+        }
+        worst = std::max(worst, std::abs(c[static_cast<std::size_t>(i * d.n + j)] - ref) / (mag * d.k * 1e-6 + 1e-30));
+      }
+    REQUIRE(worst <= 1.0);
+  }
+}
+
+TEST_CASE("conv float gradients track the double ones on layer-sized shapes", "[conv]") {
+  // Large enough for gkd's float kernels (forward, input and weight gradients) where compiled in.
+  struct Layer {
+    Shape x, w;
+    bool transpose;
+  };
+  for (const Layer& l : {Layer{{2, 16, 24, 20}, {32, 16, 3, 3}, false}, Layer{{2, 8, 12, 10}, {64, 8, 3, 3}, false},
+                         Layer{{2, 1, 20, 20}, {16, 1, 3, 3}, false}, Layer{{2, 32, 12, 12}, {32, 16, 2, 2}, true}}) {
+    INFO("input " << to_string(l.x) << " weight " << to_string(l.w));
+    auto xd = random(l.x, 80), wd = random(l.w, 81, 0.2);
+    Tensor<float> xf = Tensor<float>::empty(l.x), wf = Tensor<float>::empty(l.w);
+    for (std::int64_t i = 0; i < xd.numel(); ++i) xd.data()[i] = xf.data()[i] = static_cast<float>(xd.data()[i]);
+    for (std::int64_t i = 0; i < wd.numel(); ++i) wd.data()[i] = wf.data()[i] = static_cast<float>(wd.data()[i]);
+    xd.requires_grad(), wd.requires_grad(), xf.requires_grad(), wf.requires_grad();
+    auto yd = l.transpose ? conv_transpose2d(xd, wd, {}, 2) : conv2d(xd, wd, {}, 1, 1);
+    auto yf = l.transpose ? conv_transpose2d(xf, wf, {}, 2) : conv2d(xf, wf, {}, 1, 1);
+    const auto gd = random(yd.shape(), 82);
+    Tensor<float> gf = Tensor<float>::empty(gd.shape());
+    for (std::int64_t i = 0; i < gd.numel(); ++i) gf.data()[i] = static_cast<float>(gd.data()[i]);
+    yd.backward(gd);
+    yf.backward(gf);
+    test::require_close(yf, yd, 1e-4, "output");
+    test::require_close(xf.grad(), xd.grad(), 1e-4, "input gradient");
+    test::require_close(wf.grad(), wd.grad(), 1e-4, "weight gradient");
+  }
+}
+
 TEST_CASE("conv2d float forward tracks the double result", "[conv]") {
   // Inputs rounded to float first, so that only the float arithmetic differs.
   auto x = random({2, 8, 16, 16}, 50), w = random({8, 8, 3, 3}, 51, 0.2);
