@@ -163,8 +163,28 @@ TEST_CASE("conv results and gradients do not depend on the thread count", "[conv
     y1.backward(random(y1.shape(), 64));
     auto y2 = conv_transpose2d(x, wt, {}, 2);
     y2.backward(random(y2.shape(), 65));
-    return std::vector<std::vector<double>>{x.grad().to_vector(), w.grad().to_vector(), wd.grad().to_vector(),
-                                            wt.grad().to_vector()};
+    std::vector<std::vector<double>> out{x.grad().to_vector(), w.grad().to_vector(), wd.grad().to_vector(),
+                                         wt.grad().to_vector()};
+    // One image: the GEMMs themselves split their columns across threads (gkd's float kernel where
+    // compiled in, Eigen for double), in float and double.
+    auto x1 = random({1, 32, 40, 40}, 66).requires_grad(), w1 = random({32, 32, 3, 3}, 67).requires_grad();
+    auto y3 = conv2d(x1, w1, {}, 1, 1);
+    const auto g3 = random(y3.shape(), 68);
+    y3.backward(g3);
+    auto to_float = [](const Tensor<double>& t) {
+      Tensor<float> f = Tensor<float>::empty(t.shape());
+      for (std::int64_t i = 0; i < t.numel(); ++i) f.data()[i] = static_cast<float>(t.data()[i]);
+      return f;
+    };
+    auto xf = to_float(x1.detach()).requires_grad(), wf = to_float(w1.detach()).requires_grad();
+    auto yf = conv2d(xf, wf, {}, 1, 1);
+    yf.backward(to_float(g3));
+    for (const auto& t : {x1.grad(), w1.grad(), y3.detach()}) out.push_back(t.to_vector());
+    for (const auto& t : {xf.grad(), wf.grad(), yf.detach()}) {
+      const auto v = t.to_vector();
+      out.emplace_back(v.begin(), v.end());
+    }
+    return out;
   };
   const auto one = run(1), two = run(2), three = run(3);
   set_num_threads(saved);

@@ -124,10 +124,39 @@ using ConstStridedMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::
 // B(p, j) = b[p * rsb + j * csb] (each operand has a unit stride along one of its dims) and C is
 // row-major with row stride ldc.
 
-/// The Eigen implementation (any T).
+/// Whether an enclosing OpenMP parallel region is active.
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
+/// Keeps Eigen's GEMM on the calling thread while alive: Eigen's threaded GEMM chooses its depth
+/// blocking by thread count, which would make results depend on it.
+class SerialEigen {
+ public:
+#ifdef _OPENMP
+  SerialEigen() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SerialEigen() { omp_set_num_threads(saved_); }
+#else
+  SerialEigen() = default;
+#endif
+  SerialEigen(const SerialEigen&) = delete;
+  SerialEigen& operator=(const SerialEigen&) = delete;
+
+ private:
+#ifdef _OPENMP
+  int saved_;
+#endif
+};
+
+/// One single-threaded Eigen GEMM (any T).
 template <Real T>
-void eigen_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
-                const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
+void eigen_gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
+                       const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
+  SerialEigen serial;
   StridedMap<T> out(c, m, n, Eigen::OuterStride<>(ldc));
   auto run = [&](const auto& lhs, const auto& rhs) {
     if (accumulate)
@@ -145,6 +174,26 @@ void eigen_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std:
     with_lhs(ConstStridedMap<T>(a, m, k, Eigen::OuterStride<>(std::max(rsa, k))));
   else
     with_lhs(ConstStridedMap<T>(a, k, m, Eigen::OuterStride<>(std::max(csa, m))).transpose());
+}
+
+/// The Eigen implementation (any T). Outside a parallel region, a large product is split by output
+/// columns across threads, each running Eigen serially, at multiples of 48 columns (a multiple of
+/// every register-panel height Eigen uses): the depth blocking and the kernel that computes each
+/// element, so its summation order, stay those of the serial product whatever the thread count.
+template <Real T>
+void eigen_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
+                const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
+  constexpr std::int64_t kAlign = 48;
+  const int threads = num_threads();
+  if (threads <= 1 || in_parallel_region() || m * n * k < (1 << 21) || n < 2 * kAlign)
+    return eigen_gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
+  const std::int64_t chunks = std::min<std::int64_t>(threads, n / kAlign);
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
+  for (std::int64_t part = 0; part < chunks; ++part) {
+    const std::int64_t j0 = part * n / chunks / kAlign * kAlign;
+    const std::int64_t j1 = part + 1 == chunks ? n : (part + 1) * n / chunks / kAlign * kAlign;
+    eigen_gemm_serial(m, j1 - j0, k, a, rsa, csa, b + j0 * csb, rsb, csb, c + j0, ldc, accumulate);
+  }
 }
 
 #ifdef GKD_CONV_AVX2_SGEMM
@@ -343,14 +392,6 @@ inline void gemm_nt(std::int64_t m, std::int64_t n, std::int64_t k, const float*
         c[i * ldc + j] += t;
       }
   }
-}
-
-inline bool in_parallel_region() {
-#ifdef _OPENMP
-  return omp_in_parallel() != 0;
-#else
-  return false;
-#endif
 }
 
 /// C (m x n, element (i, j) at c[i * rsc + j * csc]) = (accumulate ? C : 0) + A B.
