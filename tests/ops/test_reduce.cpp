@@ -4,7 +4,9 @@
 
 using namespace gkd;
 using gkd::test::random;
+using gkd::test::flat;
 using gkd::test::require_gradcheck;
+using gkd::test::require_thread_count_invariant;
 using In = std::vector<Tensor<double>>;
 
 TEST_CASE("reductions gradcheck", "[gradcheck][reduce]") {
@@ -65,4 +67,9 @@ TEST_CASE("reduction and product errors", "[errors][reduce]") {
   REQUIRE_THROWS_WITH(linear(x, Tensor<double>::zeros({4, 2})), Catch::Contains("linear") && Catch::Contains("[4, 2]"));
   REQUIRE_THROWS_WITH(bmm(x, x), Catch::Contains("bmm"));
   REQUIRE_THROWS_WITH(var(Tensor<double>::zeros({1, 3}), {0}), Catch::Contains("var"));
+}
+
+TEST_CASE("sum does not depend on the thread count", "[reduce][parallel]") {
+  const auto x = random({3, 100000}, 41);
+  require_thread_count_invariant([&] { return flat({sum(x)}); });
 }

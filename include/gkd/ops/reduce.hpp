@@ -66,9 +66,16 @@ Tensor<T> sum(const Tensor<T>& x) {
   const T* p = x.data();
   double acc = 0;
   if (x.is_contiguous()) {
-    const std::int64_t n = x.numel();
-#pragma omp parallel for reduction(+ : acc) if (n > detail::kParallelGrain)
-    for (std::int64_t i = 0; i < n; ++i) acc += p[i];
+    // fixed blocks summed in a fixed order: the result does not depend on the thread count
+    const std::int64_t n = x.numel(), block = detail::kParallelGrain;
+    std::vector<double> partial(static_cast<std::size_t>((n + block - 1) / block), 0.0);
+#pragma omp parallel for if (n > block)
+    for (std::int64_t b = 0; b < static_cast<std::int64_t>(partial.size()); ++b) {
+      double s = 0;
+      for (std::int64_t i = b * block; i < std::min(n, (b + 1) * block); ++i) s += p[i];
+      partial[static_cast<std::size_t>(b)] = s;
+    }
+    for (double s : partial) acc += s;
   } else {
     detail::strided_for_each<1>(x.shape(), {&x.strides()}, [&](const auto& o) { acc += p[o[0]]; });
   }
