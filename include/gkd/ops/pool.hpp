@@ -104,6 +104,34 @@ inline AvgWindow avg_window(std::int64_t o, std::int64_t stride, std::int64_t pa
   return {std::max<std::int64_t>(start, 0), std::min(end, in), end - start};
 }
 
+/// Backward of an average pool: `window(oh, ow, dy, v)` returns the input window [h0, h1) x [w0, w1)
+/// of an output and sets `v`, that output's gradient divided by its pool's divisor, which is added
+/// to every input of the window. An empty window contributes nothing.
+struct PoolWindow {
+  std::int64_t h0, h1, w0, w1;
+};
+template <Real T, class Window>
+Tensor<T> average_pool_backward(const Tensor<T>& grad, const PoolGeometry& g, const Shape& shape, Window window) {
+  const Tensor<T> gc = grad.contiguous_copy_if_needed();
+  Tensor<T> dx = Tensor<T>::empty(shape);
+  const T* pg = gc.data();
+  T* pd = dx.data();
+#pragma omp parallel for schedule(static) if (g.parallel())
+  for (std::int64_t p = 0; p < g.planes; ++p) {
+    T* dxp = pd + p * g.in_plane();
+    const T* dyp = pg + p * g.out_plane();
+    std::fill_n(dxp, g.in_plane(), T(0));
+    for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+      for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
+        T v = 0;
+        const PoolWindow w = window(oh, ow, dyp[oh * g.out_w + ow], v);
+        for (std::int64_t ih = w.h0; ih < w.h1; ++ih)
+          for (std::int64_t iw = w.w0; iw < w.w1; ++iw) dxp[ih * g.in_w + iw] += v;
+      }
+  }
+  return dx;
+}
+
 }  // namespace detail
 
 /// Max pooling with PyTorch's semantics (padding counts as -inf; NaN propagates; the gradient goes
@@ -199,29 +227,14 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
     }
   }
   return record(op, y, {x}, [g, count_include_pad, shape = x.shape()](const Tensor<T>& grad) {
-    const Tensor<T> gc = grad.contiguous_copy_if_needed();
-    Tensor<T> dx = Tensor<T>::empty(shape);
-    const T* pg = gc.data();
-    T* pd = dx.data();
-#pragma omp parallel for schedule(static) if (g.parallel())
-    for (std::int64_t p = 0; p < g.planes; ++p) {
-      T* dxp = pd + p * g.in_plane();
-      const T* dyp = pg + p * g.out_plane();
-      std::fill_n(dxp, g.in_plane(), T(0));
-      for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-        const auto wh = detail::avg_window(oh, g.sh, g.ph, g.kh, g.in_h);
-        for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-          const auto ww = detail::avg_window(ow, g.sw, g.pw, g.kw, g.in_w);
-          if (wh.lo >= wh.hi || ww.lo >= ww.hi) continue;
-          const std::int64_t divisor =
-              count_include_pad ? wh.padded * ww.padded : (wh.hi - wh.lo) * (ww.hi - ww.lo);
-          const T v = dyp[oh * g.out_w + ow] / static_cast<T>(divisor);
-          for (std::int64_t ih = wh.lo; ih < wh.hi; ++ih)
-            for (std::int64_t iw = ww.lo; iw < ww.hi; ++iw) dxp[ih * g.in_w + iw] += v;
-        }
-      }
-    }
-    return std::vector<Tensor<T>>{dx};
+    return std::vector<Tensor<T>>{detail::average_pool_backward(grad, g, shape, [&](std::int64_t oh, std::int64_t ow, T dy, T& v) {
+      const auto wh = detail::avg_window(oh, g.sh, g.ph, g.kh, g.in_h);
+      const auto ww = detail::avg_window(ow, g.sw, g.pw, g.kw, g.in_w);
+      if (wh.lo >= wh.hi || ww.lo >= ww.hi) return detail::PoolWindow{0, 0, 0, 0};
+      const std::int64_t divisor = count_include_pad ? wh.padded * ww.padded : (wh.hi - wh.lo) * (ww.hi - ww.lo);
+      v = dy / static_cast<T>(divisor);
+      return detail::PoolWindow{wh.lo, wh.hi, ww.lo, ww.hi};
+    })};
   });
 }
 
@@ -271,26 +284,12 @@ Tensor<T> adaptive_avg_pool2d(const Tensor<T>& x, Size2 output_size) {
     }
   }
   return record(op, y, {x}, [g, start, end, shape = x.shape()](const Tensor<T>& grad) {
-    const Tensor<T> gc = grad.contiguous_copy_if_needed();
-    Tensor<T> dx = Tensor<T>::empty(shape);
-    const T* pg = gc.data();
-    T* pd = dx.data();
-#pragma omp parallel for schedule(static) if (g.parallel())
-    for (std::int64_t p = 0; p < g.planes; ++p) {
-      T* dxp = pd + p * g.in_plane();
-      const T* dyp = pg + p * g.out_plane();
-      std::fill_n(dxp, g.in_plane(), T(0));
-      for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-        const std::int64_t h0 = start(oh, g.in_h, g.out_h), h1 = end(oh, g.in_h, g.out_h);
-        for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-          const std::int64_t w0 = start(ow, g.in_w, g.out_w), w1 = end(ow, g.in_w, g.out_w);
-          const T v = dyp[oh * g.out_w + ow] / static_cast<T>(h1 - h0) / static_cast<T>(w1 - w0);
-          for (std::int64_t ih = h0; ih < h1; ++ih)
-            for (std::int64_t iw = w0; iw < w1; ++iw) dxp[ih * g.in_w + iw] += v;
-        }
-      }
-    }
-    return std::vector<Tensor<T>>{dx};
+    return std::vector<Tensor<T>>{detail::average_pool_backward(grad, g, shape, [&](std::int64_t oh, std::int64_t ow, T dy, T& v) {
+      const std::int64_t h0 = start(oh, g.in_h, g.out_h), h1 = end(oh, g.in_h, g.out_h);
+      const std::int64_t w0 = start(ow, g.in_w, g.out_w), w1 = end(ow, g.in_w, g.out_w);
+      v = dy / static_cast<T>(h1 - h0) / static_cast<T>(w1 - w0);
+      return detail::PoolWindow{h0, h1, w0, w1};
+    })};
   });
 }
 
