@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages gkd needs to build and test, only if any is missing (idempotent).
+# Each area lists its packages in tools/deps/apt-<area>.txt (one per line, '#' comments) and its
+# Python packages (for the tools/ scripts only, never for the build) in tools/deps/pip-<area>.txt.
 set -euo pipefail
-packages=(cmake ninja-build g++ libeigen3-dev xtensor-dev xtl-dev catch2 libstb-dev)
+cd "$(dirname "$0")/.."
+mapfile -t packages < <(cat tools/deps/apt-*.txt | sed 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
