@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Every GPU check of gkd in one command, for a machine with an NVIDIA GPU:
+#   1. configure and build the CUDA backend, the CUDA tests and the CUDA benchmarks (Release, sm_90 + PTX);
+#   2. run the CUDA tests (tests/cuda/);
+#   3. compute-sanitizer memcheck and racecheck on each CUDA test executable;
+#   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation).
+# Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
+# Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
+# the others. GKD_GPU_STEPS="tests memcheck racecheck bench" picks steps. GKD_GPU_BIN=<dir> runs prebuilt executables from <dir> instead of building.
+# Dependencies missing on the machine (Eigen, xtensor, xtl, Catch2 headers) are taken from .deps/*.deb when
+# present (download them with `apt-get download libeigen3-dev libxtensor-dev xtl-dev catch2 libstb-dev`).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+results=$(realpath -m "${1:-build-gpu/results}")
+mkdir -p "$results"
+summary=$results/summary.txt
+: >"$summary"
+step() {  # step <name> <timeout-seconds> <command...>
+  local name=$1 limit=$2; shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$results/$name.log" 2>&1
+  local rc=$?
+  printf '%-40s rc=%-4s %4ds\n' "$name" "$rc" $((SECONDS - start)) | tee -a "$summary"
+  return $rc
+}
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  nvcc --version | tail -1; g++ --version | head -1; cmake --version | head -1
+  python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name(0))'
+  lscpu | grep -E "Model name|^CPU\(s\)"; } >"$results/machine.txt" 2>&1
+
+# cuDNN: next to the toolkit, else the one PyTorch's wheels bring.
+cmake_args=()
+if ! ls /usr/local/cuda/lib64/libcudnn.so* /usr/local/cuda/lib/libcudnn.so* /usr/lib/x86_64-linux-gnu/libcudnn.so* >/dev/null 2>&1; then
+  cudnn=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
+  if [[ -n $cudnn ]]; then
+    echo "cuDNN from $cudnn" >>"$results/machine.txt"
+    [[ -e $cudnn/lib/libcudnn.so ]] || ln -sf "$cudnn"/lib/libcudnn.so.9 "$cudnn"/lib/libcudnn.so 2>/dev/null || true
+    cmake_args+=(-DGKD_CUDNN_INCLUDE_DIR="$cudnn/include" -DGKD_CUDNN_LIBRARY="$cudnn/lib/libcudnn.so.9")
+    export LD_LIBRARY_PATH="$cudnn/lib:${LD_LIBRARY_PATH:-}"
+  fi
+fi
+for lib in cublas cuda_runtime; do  # PyTorch's wheels also carry cuBLAS and cudart for the runtime
+  d=$(python3 -c "import nvidia.$lib, os; print(os.path.dirname(nvidia.$lib.__file__))" 2>/dev/null || true)
+  [[ -n $d && -d $d/lib ]] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$d/lib"
+done
+
+if [[ -z ${GKD_GPU_BIN:-} ]]; then
+  if [[ ! -d /usr/include/eigen3 ]] && compgen -G ".deps/*.deb" >/dev/null; then
+    for f in .deps/*.deb; do dpkg -x "$f" /tmp/gkd-deps; done
+    d=/tmp/gkd-deps/usr
+    cmake_args+=(-DEigen3_DIR=$d/share/eigen3/cmake -Dxtl_DIR=$d/share/cmake/xtl
+                 -Dxtensor_DIR=$d/lib/x86_64-linux-gnu/cmake/xtensor -DCatch2_DIR=$d/lib/cmake/Catch2)
+  fi
+  step configure 300 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGKD_WITH_CUDA=ON \
+    -DGKD_BUILD_EXAMPLES=OFF -DGKD_BUILD_BENCHMARKS=ON "${cmake_args[@]}" || exit 1
+  targets=$(ninja -C build-gpu -t targets all | grep -oE '^(test_cuda_[a-z0-9_]+|gkd_bench_[a-z0-9_]+): ' | tr -d ': ' |
+            grep -E '^test_cuda_|^gkd_bench_cuda_' | sort -u)
+  step build 900 cmake --build build-gpu -j "$(nproc)" -- -k 0 $targets
+  bin=build-gpu
+else
+  bin=$GKD_GPU_BIN
+fi
+
+tests=$(find "$bin" -maxdepth 2 -type f -name 'test_cuda_*' -perm -u+x | sort)
+benches=$(find "$bin" -maxdepth 2 -type f -name 'gkd_bench_cuda_*' -perm -u+x | sort)
+steps=${GKD_GPU_STEPS:-tests memcheck racecheck bench}  # a subset can be chosen
+limit=${GKD_GPU_STEP_LIMIT:-400}                          # seconds per executable and step
+for s in $steps; do
+  case $s in
+    tests) for t in $tests; do step "$(basename "$t")" "$limit" "$t" --durations yes; done ;;
+    memcheck|racecheck)
+      for t in $tests; do
+        step "${s}_$(basename "$t")" "$limit" compute-sanitizer --tool "$s" --error-exitcode 1 "$t"
+      done ;;
+    bench) for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done ;;
+  esac
+done
+cat "$summary"
