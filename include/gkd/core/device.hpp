@@ -13,6 +13,8 @@ struct Device {
   Kind kind = Kind::CPU;
   int index = 0;  ///< CUDA ordinal; 0 for the CPU
 
+  [[nodiscard]] constexpr bool is_cpu() const noexcept { return kind == Kind::CPU; }
+  [[nodiscard]] constexpr bool is_cuda() const noexcept { return kind == Kind::CUDA; }
   friend bool operator==(const Device&, const Device&) = default;
   [[nodiscard]] std::string str() const {
     return kind == Kind::CPU ? std::string("cpu") : "cuda:" + std::to_string(index);
@@ -21,5 +23,7 @@ struct Device {
 
 /// The host device.
 inline constexpr Device kCPU{Device::Kind::CPU, 0};
+/// CUDA device `index` (tensors there need the program linked with `gkd::cuda`).
+constexpr Device cuda_device(int index = 0) { return Device{Device::Kind::CUDA, index}; }
 
 }  // namespace gkd

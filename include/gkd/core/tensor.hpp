@@ -13,6 +13,12 @@
 ///
 /// Tensors are always materialised values (never lazy expressions). Copying a Tensor copies the
 /// handle, not the data; use `clone()` for a deep copy. Views share storage with their base.
+///
+/// Device tensors: `empty/zeros/ones/full` take an optional Device, `to(device)`, `cuda()` and `cpu()`
+/// copy between host and GPU. Device memory, copies, gradient accumulation and broadcast-gradient
+/// sums dispatch to the compiled `gkd::cuda` library when the program links it (the PUBLIC macro
+/// `GKD_HAS_CUDA`); otherwise a CUDA tensor makes them throw gkd::Error saying so. No symbol of
+/// `gkd::cuda` is named without that macro, so CPU-only programs never need it.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -32,8 +38,51 @@
 #include "gkd/core/shape.hpp"
 #include "gkd/core/storage.hpp"
 #include "gkd/core/strided.hpp"
+#if defined(GKD_HAS_CUDA) && GKD_HAS_CUDA
+#include "gkd/cuda/memory.hpp"
+#define GKD_DETAIL_CUDA_LINKED 1
+#else
+#define GKD_DETAIL_CUDA_LINKED 0
+#endif
 
 namespace gkd {
+
+namespace detail {
+
+/// Throws the error every op raises for a CUDA tensor in a program without `gkd::cuda`.
+[[noreturn]] inline void cuda_not_linked(std::string_view op, Device device) {
+  GKD_FAIL(op, "tensor is on " << device.str() << " but this program is not linked with gkd::cuda");
+}
+
+/// A Storage of `count` uninitialised elements on `device`.
+template <Real T>
+std::shared_ptr<Storage<T>> make_storage(std::size_t count, Device device) {
+  if (device.is_cpu()) return std::make_shared<Storage<T>>(count);
+#if GKD_DETAIL_CUDA_LINKED
+  T* p = static_cast<T*>(cuda::allocate(count * sizeof(T), device.index));
+  return std::make_shared<Storage<T>>(p, count, device, [](T* q) { cuda::deallocate(q); });
+#else
+  cuda_not_linked("empty", device);
+#endif
+}
+
+#if GKD_DETAIL_CUDA_LINKED
+/// The strided-primitive layout for `shape` with destination and source strides.
+inline cuda::StridedPair strided_pair(const Shape& shape, const Strides& dst, const Strides& src) {
+  GKD_CHECK(shape.size() <= static_cast<std::size_t>(cuda::kMaxRank), "cuda",
+            "tensors of rank " << shape.size() << " exceed the CUDA limit of " << cuda::kMaxRank);
+  cuda::StridedPair pair;
+  pair.rank = static_cast<int>(shape.size());
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    pair.shape[i] = shape[i];
+    pair.dst_stride[i] = dst[i];
+    pair.src_stride[i] = src[i];
+  }
+  return pair;
+}
+#endif
+
+}  // namespace detail
 
 template <Real T>
 class Tensor {
@@ -44,23 +93,29 @@ class Tensor {
   Tensor() = default;
 
   // ---- creation -------------------------------------------------------------------------------
-  /// Uninitialised contiguous tensor on the host.
-  static Tensor empty(const Shape& shape) {
+  /// Uninitialised contiguous tensor on `device` (the host by default).
+  static Tensor empty(const Shape& shape, Device device = kCPU) {
     for (auto s : shape) GKD_CHECK(s >= 0, "empty", "negative size in shape " << to_string(shape));
     Tensor t;
-    t.storage_ = std::make_shared<Storage<T>>(static_cast<std::size_t>(gkd::numel(shape)));
+    t.storage_ = detail::make_storage<T>(static_cast<std::size_t>(gkd::numel(shape)), device);
     t.shape_ = shape;
     t.strides_ = contiguous_strides(shape);
     return t;
   }
   /// Tensor filled with `value`.
-  static Tensor full(const Shape& shape, T value) {
-    Tensor t = empty(shape);
-    std::fill_n(t.data(), t.numel(), value);
+  static Tensor full(const Shape& shape, T value, Device device = kCPU) {
+    Tensor t = empty(shape, device);
+    if (device.is_cpu()) {
+      std::fill_n(t.data(), t.numel(), value);
+    } else {
+#if GKD_DETAIL_CUDA_LINKED
+      cuda::fill(t.data(), t.numel(), value);
+#endif
+    }
     return t;
   }
-  static Tensor zeros(const Shape& shape) { return full(shape, T(0)); }
-  static Tensor ones(const Shape& shape) { return full(shape, T(1)); }
+  static Tensor zeros(const Shape& shape, Device device = kCPU) { return full(shape, T(0), device); }
+  static Tensor ones(const Shape& shape, Device device = kCPU) { return full(shape, T(1), device); }
   /// 0-d tensor holding `value`.
   static Tensor scalar(T value) { return full({}, value); }
   /// Copies `values` (row-major) into a new tensor of `shape`.
@@ -115,18 +170,41 @@ class Tensor {
   [[nodiscard]] const std::shared_ptr<Storage<T>>& storage() const noexcept { return storage_; }
   /// Element at a multi-index (bounds-checked).
   [[nodiscard]] T at(std::initializer_list<std::int64_t> index) const { return data()[offset_of(index)]; }
-  /// Reference to the element at a multi-index (bounds-checked); writes bypass autograd.
+  /// Reference to the element at a multi-index (bounds-checked, host only); writes bypass autograd.
   [[nodiscard]] T& at(std::initializer_list<std::int64_t> index) { return data()[offset_of(index)]; }
-  /// Value of a one-element tensor.
+  /// Value of a one-element tensor (copied to the host when on a device).
   [[nodiscard]] T item() const {
     GKD_CHECK(numel() == 1, "item", "tensor of shape " << to_string(shape_) << " is not one element");
+    if (device().is_cuda()) return cpu().data()[0];
     return data()[0];
   }
-  /// Copies the elements, row-major, into a vector.
+  /// Copies the elements, row-major, into a (host) vector.
   [[nodiscard]] std::vector<T> to_vector() const {
-    Tensor c = contiguous_copy_if_needed();
+    Tensor c = device().is_cuda() ? cpu() : contiguous_copy_if_needed();
     return std::vector<T>(c.data(), c.data() + c.numel());
   }
+
+  // ---- devices ----------------------------------------------------------------------------------
+  /// A contiguous copy on `device`, or this tensor when it already lives there. The copy is a new
+  /// leaf: gradients do not flow back through a device transfer (move parameters and inputs first,
+  /// then call requires_grad()).
+  [[nodiscard]] Tensor to(Device target) const {
+    GKD_CHECK(defined(), "to", "called on an undefined tensor");
+    if (target == device()) return *this;
+    if (target.is_cpu() && device().is_cpu()) return *this;
+#if GKD_DETAIL_CUDA_LINKED
+    const Tensor src = contiguous_copy_if_needed();
+    Tensor out = empty(shape_, target);
+    cuda::copy_bytes(out.data(), target, src.data(), device(), static_cast<std::size_t>(numel()) * sizeof(T));
+    return out;
+#else
+    detail::cuda_not_linked("to", target.is_cuda() ? target : device());
+#endif
+  }
+  /// `to(cuda_device(index))`.
+  [[nodiscard]] Tensor cuda(int index = 0) const { return to(cuda_device(index)); }
+  /// `to(kCPU)`.
+  [[nodiscard]] Tensor cpu() const { return to(kCPU); }
 
   // ---- autograd ---------------------------------------------------------------------------------
   /// Marks this leaf as requiring a gradient (builder style). Example: `auto w = T::zeros({3}).requires_grad();`
@@ -214,6 +292,15 @@ class Tensor {
   /// Contiguous data as a tensor without autograd: `*this` when contiguous, else a copy.
   [[nodiscard]] Tensor contiguous_copy_if_needed() const {
     if (is_contiguous()) return detach();
+    if (device().is_cuda()) {
+#if GKD_DETAIL_CUDA_LINKED
+      Tensor out = empty(shape_, device());
+      cuda::copy_strided(out.data(), data(), detail::strided_pair(shape_, out.strides_, strides_));
+      return out;
+#else
+      detail::cuda_not_linked("contiguous", device());
+#endif
+    }
     Tensor out = empty(shape_);
     T* dst = out.data();
     const T* src = data();
@@ -234,6 +321,7 @@ class Tensor {
     meta_->requires_grad = on;
   }
   std::int64_t offset_of(std::initializer_list<std::int64_t> index) const {
+    GKD_CHECK(device().is_cpu(), "at", "element access to a tensor on " << device().str() << "; copy it with cpu()");
     GKD_CHECK(index.size() == dim(), "at", index.size() << " indices for a tensor of shape " << to_string(shape_));
     std::int64_t o = 0;
     std::size_t d = 0;
@@ -298,8 +386,16 @@ namespace detail {
 template <Real T>
 Tensor<T> sum_to(const Tensor<T>& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
-  Tensor<T> out = Tensor<T>::zeros(shape);
+  Tensor<T> out = Tensor<T>::zeros(shape, grad.device());
   const Strides out_strides = broadcast_strides(shape, out.strides(), grad.shape());
+  if (grad.device().is_cuda()) {
+#if GKD_DETAIL_CUDA_LINKED
+    cuda::accumulate_strided(out.data(), grad.data(), strided_pair(grad.shape(), out_strides, grad.strides()));
+    return out;
+#else
+    cuda_not_linked("sum_to", grad.device());
+#endif
+  }
   T* dst = out.data();
   const T* src = grad.data();
   strided_for_each<2>(grad.shape(), {&grad.strides(), &out_strides},
@@ -310,6 +406,16 @@ Tensor<T> sum_to(const Tensor<T>& grad, const Shape& shape) {
 /// Copies `src` (any layout, same shape) into the elements viewed by `dst`.
 template <Real T>
 void copy_into(const Tensor<T>& dst, const Tensor<T>& src) {
+  if (dst.device().is_cuda() || src.device().is_cuda()) {
+    GKD_CHECK(dst.device() == src.device(), "copy_into",
+              "destination on " << dst.device().str() << ", source on " << src.device().str());
+#if GKD_DETAIL_CUDA_LINKED
+    cuda::copy_strided(dst.data(), src.data(), strided_pair(dst.shape(), dst.strides(), src.strides()));
+    return;
+#else
+    cuda_not_linked("copy_into", dst.device());
+#endif
+  }
   T* d = dst.data();
   const T* s = src.data();
   strided_for_each<2>(dst.shape(), {&dst.strides(), &src.strides()},
@@ -319,6 +425,16 @@ void copy_into(const Tensor<T>& dst, const Tensor<T>& src) {
 /// acc += g elementwise (acc contiguous and owned by the engine; g any layout, same shape).
 template <Real T>
 void accumulate(Tensor<T>& acc, const Tensor<T>& g) {
+  if (acc.device().is_cuda() || g.device().is_cuda()) {
+    GKD_CHECK(acc.device() == g.device(), "backward",
+              "gradient on " << g.device().str() << " accumulated into one on " << acc.device().str());
+#if GKD_DETAIL_CUDA_LINKED
+    cuda::accumulate_strided(acc.data(), g.data(), strided_pair(g.shape(), acc.strides(), g.strides()));
+    return;
+#else
+    cuda_not_linked("backward", g.device());
+#endif
+  }
   T* d = acc.data();
   const T* s = g.data();
   if (g.is_contiguous()) {
@@ -333,7 +449,7 @@ void accumulate(Tensor<T>& acc, const Tensor<T>& g) {
 /// An owned contiguous copy of `g` that the engine may accumulate into.
 template <Real T>
 Tensor<T> owned_copy(const Tensor<T>& g) {
-  Tensor<T> c = Tensor<T>::empty(g.shape());
+  Tensor<T> c = Tensor<T>::empty(g.shape(), g.device());
   copy_into(c, g);
   return c;
 }
@@ -353,12 +469,14 @@ void Tensor<T>::backward(const Tensor& grad_output, bool retain_graph) const {
     GKD_CHECK(grad_output.shape() == shape_, "backward",
               "output gradient has shape " << to_string(grad_output.shape()) << " but the tensor has shape "
                                            << to_string(shape_));
+    GKD_CHECK(grad_output.device() == device(), "backward",
+              "output gradient is on " << grad_output.device().str() << " but the tensor is on " << device().str());
     seed = detail::owned_copy(grad_output);
   } else {
     GKD_CHECK(numel() == 1, "backward",
               "implicit gradient needs a one-element output, got shape " << to_string(shape_)
                                                                          << "; pass grad_output");
-    seed = Tensor::ones(shape_);
+    seed = Tensor::ones(shape_, device());
   }
 
   using MetaPtr = AutogradMeta<T>*;
@@ -505,7 +623,7 @@ Tensor<T> Tensor<T>::slice(std::int64_t d, std::int64_t start, std::int64_t end,
   Tensor out = as_strided_view(shape, strides, offset_ + start * strides_[k]);
   const Shape in_shape = shape_;
   return record("slice", out, {*this}, [in_shape, k, start, end, step](const Tensor& g) {
-    Tensor full = Tensor::zeros(in_shape);
+    Tensor full = Tensor::zeros(in_shape, g.device());
     detail::copy_into(full.detach().slice(static_cast<std::int64_t>(k), start, end, step), g);
     return std::vector<Tensor>{full};
   });
@@ -609,8 +727,9 @@ std::ostream& operator<<(std::ostream& out, const Tensor<T>& t) {
   if (!t.defined()) return out << "tensor(undefined)";
   out << "tensor(" << dtype_name<T>() << ", " << to_string(t.shape());
   if (t.requires_grad_flag()) out << ", requires_grad" << (t.is_leaf() ? "" : ", grad_fn=" + t.grad_fn_name());
+  if (t.device().is_cuda()) out << ", " << t.device().str();
   out << ") ";
-  const Tensor<T> c = t.contiguous_copy_if_needed();
+  const Tensor<T> c = t.device().is_cuda() ? t.cpu() : t.contiguous_copy_if_needed();
   const Strides strides = contiguous_strides(t.shape());
   std::ostringstream body;
   body << std::setprecision(std::numeric_limits<T>::digits10 > 10 ? 10 : 6);
