@@ -82,7 +82,22 @@ inline cuda::StridedPair strided_pair(const Shape& shape, const Strides& dst, co
 }
 #endif
 
+/// The device an op on `a` and `b` runs on: a's when it is a GPU, else b's (ops check that they agree).
+inline Device dispatch_device(Device a, Device b) { return a.is_cuda() ? a : b; }
+
 }  // namespace detail
+
+/// Sends an op to its `gkd::cuda` implementation: in an op body, `GKD_CUDA_DISPATCH(x.device(), "relu",
+/// relu(x));` returns `gkd::cuda::relu(x)` when x is on a GPU and the program links gkd::cuda (macro
+/// GKD_HAS_CUDA), and throws "… is on cuda:0 but this program is not linked with gkd::cuda" otherwise.
+/// On the host it does nothing.
+#if GKD_DETAIL_CUDA_LINKED
+#define GKD_CUDA_DISPATCH(device, op, call) \
+  if ((device).is_cuda()) return ::gkd::cuda::call
+#else
+#define GKD_CUDA_DISPATCH(device, op, call) \
+  if ((device).is_cuda()) ::gkd::detail::cuda_not_linked((op), (device))
+#endif
 
 template <Real T>
 class Tensor {

@@ -13,6 +13,9 @@
 #include <string_view>
 
 #include "gkd/core/tensor.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/elementwise.hpp"
+#endif
 
 namespace gkd {
 
@@ -24,7 +27,8 @@ template <Real T>
 void check_cpu(const Tensor<T>& t, std::string_view op) {
   GKD_CHECK(t.defined(), op, "input is an undefined tensor");
   GKD_CHECK(t.device() == kCPU, op,
-            "tensor on " << t.device().str() << " given to the CPU implementation (build with gkd::cuda)");
+            "tensor on " << t.device().str() << " given to the CPU implementation: this op has no CUDA kernel yet"
+                << (GKD_DETAIL_CUDA_LINKED ? "" : " and this program is not linked with gkd::cuda"));
 }
 
 /// y[i] = f(x[i]) into a new contiguous tensor.
@@ -116,6 +120,7 @@ Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, D dfdx) {
 /// a + b with broadcasting.
 template <Real T>
 Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "add", add(a, b));
   detail::check_cpu(a, "add");
   detail::check_cpu(b, "add");
   Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u + v; }, "add");
@@ -127,6 +132,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
 /// a - b with broadcasting.
 template <Real T>
 Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "sub", sub(a, b));
   detail::check_cpu(a, "sub");
   detail::check_cpu(b, "sub");
   Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u - v; }, "sub");
@@ -139,6 +145,7 @@ Tensor<T> sub(const Tensor<T>& a, const Tensor<T>& b) {
 /// a * b with broadcasting.
 template <Real T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "mul", mul(a, b));
   detail::check_cpu(a, "mul");
   detail::check_cpu(b, "mul");
   Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u * v; }, "mul");
@@ -153,6 +160,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
 /// a / b with broadcasting.
 template <Real T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "div", div(a, b));
   detail::check_cpu(a, "div");
   detail::check_cpu(b, "div");
   Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u / v; }, "div");
@@ -169,22 +177,26 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 /// -x.
 template <Real T>
 Tensor<T> neg(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "neg", neg(x));
   return detail::unary("neg", x, [](T v) { return -v; }, [](T, T) { return T(-1); });
 }
 
 /// x + s, x * s and friends for a scalar s (no tensor is allocated for s).
 template <Real T>
 Tensor<T> add(const Tensor<T>& x, T s) {
+  GKD_CUDA_DISPATCH(x.device(), "add_scalar", add_scalar(x, s));
   return detail::unary("add_scalar", x, [s](T v) { return v + s; }, [](T, T) { return T(1); });
 }
 template <Real T>
 Tensor<T> mul(const Tensor<T>& x, T s) {
+  GKD_CUDA_DISPATCH(x.device(), "mul_scalar", mul_scalar(x, s));
   return detail::unary("mul_scalar", x, [s](T v) { return v * s; }, [s](T, T) { return s; });
 }
 
 /// x ^ p for a scalar exponent (PyTorch's pow(Tensor, Scalar)).
 template <Real T>
 Tensor<T> pow(const Tensor<T>& x, T p) {
+  GKD_CUDA_DISPATCH(x.device(), "pow_scalar", pow_scalar(x, p));
   return detail::unary(
       "pow_scalar", x, [p](T v) { return std::pow(v, p); },
       [p](T v, T) { return p == T(0) ? T(0) : p * std::pow(v, p - 1); });
@@ -212,14 +224,17 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
 
 template <Real T>
 Tensor<T> exp(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "exp", exp(x));
   return detail::unary("exp", x, [](T v) { return std::exp(v); }, [](T, T y) { return y; });
 }
 template <Real T>
 Tensor<T> log(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "log", log(x));
   return detail::unary("log", x, [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
 }
 template <Real T>
 Tensor<T> sqrt(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "sqrt", sqrt(x));
   return detail::unary("sqrt", x, [](T v) { return std::sqrt(v); }, [](T, T y) { return T(0.5) / y; });
 }
 /// |x|; the gradient at 0 is 0 (PyTorch's convention).
@@ -272,17 +287,20 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
 /// max(x, 0); gradient 0 at 0.
 template <Real T>
 Tensor<T> relu(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "relu", relu(x));
   return detail::unary("relu", x, [](T v) { return v > 0 ? v : T(0); }, [](T v, T) { return v > 0 ? T(1) : T(0); });
 }
 /// min(max(x, 0), 6).
 template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
   return detail::unary("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
                        [](T v, T) { return v > 0 && v < 6 ? T(1) : T(0); });
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>
 Tensor<T> leaky_relu(const Tensor<T>& x, T slope = T(0.01)) {
+  GKD_CUDA_DISPATCH(x.device(), "leaky_relu", leaky_relu(x, slope));
   return detail::unary("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
                        [slope](T v, T) { return v > 0 ? T(1) : slope; });
 }
@@ -293,6 +311,7 @@ enum class GeluApproximation { None, Tanh };
 /// Gaussian error linear unit.
 template <Real T>
 Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation::None) {
+  GKD_CUDA_DISPATCH(x.device(), "gelu", gelu(x, approx == GeluApproximation::Tanh));
   constexpr T kInvSqrt2 = T(0.70710678118654752440);
   constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
@@ -312,12 +331,14 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation:
 
 template <Real T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "sigmoid", sigmoid(x));
   return detail::unary("sigmoid", x,
                        [](T v) { return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v)); },
                        [](T, T y) { return y * (T(1) - y); });
 }
 template <Real T>
 Tensor<T> tanh(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "tanh", tanh(x));
   return detail::unary("tanh", x, [](T v) { return std::tanh(v); }, [](T, T y) { return T(1) - y * y; });
 }
 /// log(1 + exp(beta x)) / beta, linear above `threshold` (PyTorch's Softplus).

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+// Vectorised grid-stride elementwise kernels: 16-byte packs on aligned contiguous data, a scalar
+// tail, and an index-computing kernel for broadcast binary ops.
+#include <cstdint>
+
+#include "check.hpp"
+#include "launch.hpp"
+#include "ops/elementwise_kernels.hpp"
+
+namespace gkd::cuda {
+namespace {
+
+template <class T>
+struct alignas(16) Pack {
+  static constexpr int kWidth = 16 / sizeof(T);
+  T v[kWidth];
+};
+
+template <class T>
+bool aligned16(const T* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
+
+template <class T>
+__device__ T unary_value(UnaryOp op, T v, T p) {
+  constexpr T kInvSqrt2 = T(0.70710678118654752440);
+  constexpr T kSqrt2OverPi = T(0.79788456080286535588);
+  constexpr T kCubic = T(0.044715);
+  switch (op) {
+    case UnaryOp::Neg: return -v;
+    case UnaryOp::AddScalar: return v + p;
+    case UnaryOp::MulScalar: return v * p;
+    case UnaryOp::PowScalar: return pow(v, p);
+    case UnaryOp::Relu: return v > T(0) ? v : T(0);
+    case UnaryOp::Relu6: return fmin(fmax(v, T(0)), T(6));
+    case UnaryOp::LeakyRelu: return v > T(0) ? v : p * v;
+    case UnaryOp::Sigmoid: return T(1) / (T(1) + exp(-v));
+    case UnaryOp::Tanh: return tanh(v);
+    case UnaryOp::Gelu: return T(0.5) * v * (T(1) + erf(v * kInvSqrt2));
+    case UnaryOp::GeluTanh: return T(0.5) * v * (T(1) + tanh(kSqrt2OverPi * (v + kCubic * v * v * v)));
+    case UnaryOp::Exp: return exp(v);
+    case UnaryOp::Log: return log(v);
+    case UnaryOp::Sqrt: return sqrt(v);
+  }
+  return v;
+}
+
+template <class T>
+__device__ T unary_derivative(UnaryOp op, T v, T y, T p) {
+  constexpr T kInvSqrt2 = T(0.70710678118654752440);
+  constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
+  constexpr T kSqrt2OverPi = T(0.79788456080286535588);
+  constexpr T kCubic = T(0.044715);
+  switch (op) {
+    case UnaryOp::Neg: return T(-1);
+    case UnaryOp::AddScalar: return T(1);
+    case UnaryOp::MulScalar: return p;
+    case UnaryOp::PowScalar: return p == T(0) ? T(0) : p * pow(v, p - T(1));
+    case UnaryOp::Relu: return v > T(0) ? T(1) : T(0);
+    case UnaryOp::Relu6: return v > T(0) && v < T(6) ? T(1) : T(0);
+    case UnaryOp::LeakyRelu: return v > T(0) ? T(1) : p;
+    case UnaryOp::Sigmoid: return y * (T(1) - y);
+    case UnaryOp::Tanh: return T(1) - y * y;
+    case UnaryOp::Gelu: return T(0.5) * (T(1) + erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * exp(T(-0.5) * v * v);
+    case UnaryOp::GeluTanh: {
+      const T t = tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
+      return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v);
+    }
+    case UnaryOp::Exp: return y;
+    case UnaryOp::Log: return T(1) / v;
+    case UnaryOp::Sqrt: return T(0.5) / y;
+  }
+  return T(0);
+}
+
+template <class T>
+__device__ T binary_value(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::NegMul: return -(a * b);
+  }
+  return a;
+}
+
+__device__ inline std::int64_t global_thread() {
+  return blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+}
+__device__ inline std::int64_t grid_threads() { return static_cast<std::int64_t>(blockDim.x) * gridDim.x; }
+
+// Packs: `packs` 16-byte packs from aligned pointers; the caller handles the tail.
+template <class T>
+__global__ void unary_packed(UnaryOp op, const Pack<T>* x, Pack<T>* y, std::int64_t packs, T p) {
+  for (std::int64_t i = global_thread(); i < packs; i += grid_threads()) {
+    Pack<T> in = x[i], out;
+#pragma unroll
+    for (int k = 0; k < Pack<T>::kWidth; ++k) out.v[k] = unary_value(op, in.v[k], p);
+    y[i] = out;
+  }
+}
+
+template <class T>
+__global__ void unary_scalar(UnaryOp op, const T* x, T* y, std::int64_t n, T p) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = unary_value(op, x[i], p);
+}
+
+template <class T>
+__global__ void unary_backward_kernel(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads())
+    gx[i] = g[i] * unary_derivative(op, x[i], y[i], p);
+}
+
+template <class T>
+__global__ void binary_packed(BinaryOp op, const Pack<T>* a, const Pack<T>* b, Pack<T>* out, std::int64_t packs) {
+  for (std::int64_t i = global_thread(); i < packs; i += grid_threads()) {
+    Pack<T> u = a[i], v = b[i], r;
+#pragma unroll
+    for (int k = 0; k < Pack<T>::kWidth; ++k) r.v[k] = binary_value(op, u.v[k], v.v[k]);
+    out[i] = r;
+  }
+}
+
+template <class T>
+__global__ void binary_scalar(BinaryOp op, const T* a, const T* b, T* out, std::int64_t n) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) out[i] = binary_value(op, a[i], b[i]);
+}
+
+template <class T>
+__global__ void binary_broadcast(BinaryOp op, const T* a, const T* b, T* out, std::int64_t n, StridedPair layout) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) {
+    std::int64_t rest = i, oa = 0, ob = 0;
+    for (int d = layout.rank - 1; d >= 0; --d) {
+      const std::int64_t idx = rest % layout.shape[d];
+      rest /= layout.shape[d];
+      oa += idx * layout.dst_stride[d];
+      ob += idx * layout.src_stride[d];
+    }
+    out[i] = binary_value(op, a[oa], b[ob]);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p) {
+  if (n <= 0) return;
+  std::int64_t done = 0;
+  if (aligned16(x) && aligned16(y)) {
+    const std::int64_t packs = n / Pack<T>::kWidth;
+    if (packs > 0) {
+      unary_packed<<<grid_for(packs), kBlock>>>(op, reinterpret_cast<const Pack<T>*>(x), reinterpret_cast<Pack<T>*>(y),
+                                                packs, p);
+      GKD_CUDA_CHECK_LAUNCH("unary_packed");
+    }
+    done = packs * Pack<T>::kWidth;
+  }
+  if (done < n) {
+    unary_scalar<<<grid_for(n - done), kBlock>>>(op, x + done, y + done, n - done, p);
+    GKD_CUDA_CHECK_LAUNCH("unary_scalar");
+  }
+}
+
+template <class T>
+void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p) {
+  if (n <= 0) return;
+  unary_backward_kernel<<<grid_for(n), kBlock>>>(op, g, x, y, gx, n, p);
+  GKD_CUDA_CHECK_LAUNCH("unary_backward");
+}
+
+template <class T>
+void launch_binary(BinaryOp op, const T* a, const T* b, T* out, std::int64_t n, const StridedPair* layout) {
+  if (n <= 0) return;
+  if (layout != nullptr) {
+    binary_broadcast<<<grid_for(n), kBlock>>>(op, a, b, out, n, *layout);
+    GKD_CUDA_CHECK_LAUNCH("binary_broadcast");
+    return;
+  }
+  std::int64_t done = 0;
+  if (aligned16(a) && aligned16(b) && aligned16(out)) {
+    const std::int64_t packs = n / Pack<T>::kWidth;
+    if (packs > 0) {
+      binary_packed<<<grid_for(packs), kBlock>>>(op, reinterpret_cast<const Pack<T>*>(a),
+                                                 reinterpret_cast<const Pack<T>*>(b), reinterpret_cast<Pack<T>*>(out),
+                                                 packs);
+      GKD_CUDA_CHECK_LAUNCH("binary_packed");
+    }
+    done = packs * Pack<T>::kWidth;
+  }
+  if (done < n) {
+    binary_scalar<<<grid_for(n - done), kBlock>>>(op, a + done, b + done, out + done, n - done);
+    GKD_CUDA_CHECK_LAUNCH("binary_scalar");
+  }
+}
+
+template void launch_unary<float>(UnaryOp, const float*, float*, std::int64_t, float);
+template void launch_unary<double>(UnaryOp, const double*, double*, std::int64_t, double);
+template void launch_unary_backward<float>(UnaryOp, const float*, const float*, const float*, float*, std::int64_t, float);
+template void launch_unary_backward<double>(UnaryOp, const double*, const double*, const double*, double*, std::int64_t,
+                                            double);
+template void launch_binary<float>(BinaryOp, const float*, const float*, float*, std::int64_t, const StridedPair*);
+template void launch_binary<double>(BinaryOp, const double*, const double*, double*, std::int64_t, const StridedPair*);
+
+}  // namespace gkd::cuda
