@@ -302,14 +302,14 @@ inline CtSlice generate_ct(CtDomain domain, std::uint64_t seed, const CtOptions&
   for (auto& v : noise.v) v = float(gen.normal());
   if (venous) {
     Plane blurred = img;
-    gaussian_blur(blurred, 0.8 / spacing);
+    detail::gaussian_blur(blurred, 0.8 / spacing);
     for (std::size_t k = 0; k < img.v.size(); ++k) img.v[k] += 0.7f * (img.v[k] - blurred.v[k]);
     Plane low = noise;
-    gaussian_blur(low, 0.7);
+    detail::gaussian_blur(low, 0.7);
     for (std::size_t k = 0; k < noise.v.size(); ++k) noise.v[k] -= 0.8f * low.v[k];
   } else {
-    gaussian_blur(img, sigma_px);
-    gaussian_blur(noise, 0.9);
+    detail::gaussian_blur(img, sigma_px);
+    detail::gaussian_blur(noise, 0.9);
   }
   double var = 0;
   for (float v : noise.v) var += double(v) * v;

@@ -368,7 +368,7 @@ inline RetinaImage generate_retina(RetinaDomain domain, std::uint64_t seed, cons
       for (int c = 0; c < 3; ++c) rgb[std::size_t(c)].at(x, y) = float(v[std::size_t(c)]);
     }
   // Acquisition: PSF, noise, gamma, soft FOV edge, JPEG.
-  for (auto& p : rgb) gaussian_blur(p, psf);
+  for (auto& p : rgb) detail::gaussian_blur(p, psf);
   for (int y = 0; y < n; ++y)
     for (int x = 0; x < n; ++x) {
       const double dx = (x + 0.5) / n - 0.5, dy = (y + 0.5) / n - 0.5;
