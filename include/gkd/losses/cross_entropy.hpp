@@ -23,6 +23,9 @@
 #include <vector>
 
 #include "gkd/losses/reduction.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/losses.hpp"
+#endif
 
 namespace gkd {
 
@@ -35,6 +38,7 @@ namespace gkd {
 template <Real T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const Tensor<T>& weight = Tensor<T>(),
                         std::int64_t ignore_index = -100, Reduction reduction = Reduction::Mean) {
+  GKD_CUDA_DISPATCH(logits.device(), "cross_entropy", cross_entropy(logits, target, weight, ignore_index, reduction));
   detail::check_class_targets("cross_entropy", logits, target, weight, ignore_index);
   const detail::ClassLayout lay(logits.shape(), 1);
   const Tensor<T> xc = logits.contiguous_copy_if_needed();

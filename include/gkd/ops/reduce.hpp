@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "gkd/ops/elementwise.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/reduce.hpp"
+#endif
 
 namespace gkd {
 
@@ -62,6 +65,7 @@ Tensor<T> unrows(const Tensor<T>& rows, std::size_t d, std::size_t ndim) {
 /// Sum of all elements (0-d result).
 template <Real T>
 Tensor<T> sum(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "sum", sum(x));
   detail::check_cpu(x, "sum");
   const T* p = x.data();
   double acc = 0;
@@ -88,6 +92,7 @@ Tensor<T> sum(const Tensor<T>& x) {
 /// Sum over `dims` (all dims when empty); `keepdim` keeps them with size 1.
 template <Real T>
 Tensor<T> sum(const Tensor<T>& x, const std::vector<std::int64_t>& dims, bool keepdim = false) {
+  GKD_CUDA_DISPATCH(x.device(), "sum", sum(x, dims, keepdim));
   detail::check_cpu(x, "sum");
   std::vector<bool> reduced;
   const Shape keep = detail::keepdim_shape(x.shape(), dims, "sum", &reduced);
@@ -253,11 +258,13 @@ Tensor<T> softmax_impl(const Tensor<T>& x, std::int64_t dim, std::string_view op
 /// Softmax along `dim`, computed stably (max subtracted).
 template <Real T>
 Tensor<T> softmax(const Tensor<T>& x, std::int64_t dim) {
+  GKD_CUDA_DISPATCH(x.device(), "softmax", softmax(x, dim));
   return detail::softmax_impl<T, false>(x, dim, "softmax");
 }
 /// log(softmax(x)) along `dim`, computed as x - logsumexp(x).
 template <Real T>
 Tensor<T> log_softmax(const Tensor<T>& x, std::int64_t dim) {
+  GKD_CUDA_DISPATCH(x.device(), "log_softmax", log_softmax(x, dim));
   return detail::softmax_impl<T, true>(x, dim, "log_softmax");
 }
 

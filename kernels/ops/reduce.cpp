@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tensor-level CUDA sum, softmax, log_softmax and cross_entropy with autograd.
+#include "gkd/cuda/reduce.hpp"
+
+#include <memory>
+
+#include "gkd/cuda/losses.hpp"
+#include "gkd/losses/reduction.hpp"
+#include "gkd/ops/reduce.hpp"
+#include "ops/reduce_kernels.hpp"
+
+namespace gkd::cuda {
+namespace {
+
+template <Real T>
+void check_device(const Tensor<T>& t, std::string_view op) {
+  GKD_CHECK(t.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(t.device().is_cuda(), op, "expected a CUDA tensor, got one on " << t.device().str());
+}
+
+/// (outer, len, inner) of a contiguous tensor viewed along dim `d`.
+struct AlongDim {
+  std::int64_t outer = 1, len = 1, inner = 1;
+  AlongDim(const Shape& shape, std::size_t d) {
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+      if (i < d) outer *= shape[i];
+      if (i == d) len = shape[i];
+      if (i > d) inner *= shape[i];
+    }
+  }
+};
+
+template <Real T>
+Tensor<T> softmax_impl(const Tensor<T>& x, std::int64_t dim, bool log, std::string_view op) {
+  check_device(x, op);
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const std::size_t d = x.dim() ? normalize_dim(dim, x.dim(), op) : 0;
+  const AlongDim a = x.dim() ? AlongDim(x.shape(), d) : AlongDim(Shape{1}, 0);
+  Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
+  launch_softmax(xc.data(), y.data(), a.outer, a.len, a.inner, log);
+  return record(op, y, {x}, [y = y.detach(), a, log](const Tensor<T>& g) {
+    const Tensor<T> gc = g.contiguous_copy_if_needed();
+    Tensor<T> gx = Tensor<T>::empty(gc.shape(), gc.device());
+    launch_softmax_backward(gc.data(), y.data(), gx.data(), a.outer, a.len, a.inner, log);
+    return std::vector<Tensor<T>>{gx};
+  });
+}
+
+}  // namespace
+
+template <Real T>
+Tensor<T> sum(const Tensor<T>& x) {
+  check_device(x, "sum");
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::empty({}, x.device());
+  if (x.numel() == 0) {
+    fill(y.data(), 1, T(0));
+  } else {
+    launch_sum_all(xc.data(), y.data(), x.numel());
+  }
+  return record("sum", y, {x}, [shape = x.shape()](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{g.detach().expand(shape)};
+  });
+}
+
+template <Real T>
+Tensor<T> sum(const Tensor<T>& x, const std::vector<std::int64_t>& dims, bool keepdim) {
+  check_device(x, "sum");
+  std::vector<bool> reduced;
+  const Shape keep = detail::keepdim_shape(x.shape(), dims, "sum", &reduced);
+  Tensor<T> y = detail::sum_to(x.detach(), keep);  // atomic accumulation over the reduced dims
+  if (y.storage() == x.storage()) y = detail::owned_copy(y);
+  if (!keepdim) y = y.reshape(detail::drop_reduced(keep, reduced));
+  return record("sum_dim", y, {x}, [shape = x.shape(), keep](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{g.detach().reshape(keep).expand(shape)};
+  });
+}
+
+template <Real T>
+Tensor<T> softmax(const Tensor<T>& x, std::int64_t dim) {
+  return softmax_impl(x, dim, false, "softmax");
+}
+template <Real T>
+Tensor<T> log_softmax(const Tensor<T>& x, std::int64_t dim) {
+  return softmax_impl(x, dim, true, "log_softmax");
+}
+
+template <Real T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const Tensor<T>& weight,
+                        std::int64_t ignore_index, Reduction reduction) {
+  constexpr std::string_view op = "cross_entropy";
+  check_device(logits, op);
+  check_device(target, op);
+  GKD_CHECK(target.device() == logits.device(), op,
+            "logits on " << logits.device().str() << ", target on " << target.device().str());
+  if (weight.defined())
+    GKD_CHECK(weight.device() == logits.device(), op,
+              "class weights on " << weight.device().str() << ", logits on " << logits.device().str());
+  {
+    // The CPU validation (shapes, integer targets in range) on host copies; only shapes of the
+    // logits are read, so a host stand-in of the right shape is enough.
+    const Tensor<T> shape_only = Tensor<T>::empty({1}).as_strided_view(logits.shape(), Strides(logits.dim(), 0), 0);
+    detail::check_class_targets(op, shape_only, target.cpu(), weight.defined() ? weight.cpu() : Tensor<T>(),
+                                ignore_index);
+  }
+  const Tensor<T> xc = logits.contiguous_copy_if_needed();
+  const Tensor<T> tc = target.contiguous_copy_if_needed();
+  const Tensor<T> wc = weight.defined() ? weight.contiguous_copy_if_needed() : Tensor<T>();
+  const std::int64_t outer = logits.shape()[0], classes = logits.shape()[1];
+  const std::int64_t inner = logits.numel() / std::max<std::int64_t>(outer * classes, 1);
+  const std::int64_t positions = outer * inner;
+  auto lse = std::make_shared<Tensor<double>>(Tensor<double>::empty({positions}, logits.device()));
+  Tensor<T> loss = Tensor<T>::empty(target.shape(), logits.device());
+  Tensor<T> wsum = Tensor<T>::empty(target.shape(), logits.device());
+  launch_cross_entropy(xc.data(), tc.data(), wc.defined() ? wc.data() : static_cast<const T*>(nullptr), outer,
+                       classes, inner, ignore_index, lse->data(), loss.data(), wsum.data());
+  double weight_sum = 0;
+  Tensor<T> out;
+  if (reduction == Reduction::None) {
+    out = loss;
+  } else {
+    Tensor<T> total = cuda::sum(loss);
+    if (reduction == Reduction::Sum) {
+      out = total;
+    } else {
+      weight_sum = static_cast<double>(cuda::sum(wsum).item());
+      out = Tensor<T>::full({}, static_cast<T>(static_cast<double>(total.item()) / weight_sum), logits.device());
+    }
+  }
+  return record("cross_entropy", out, {logits},
+                [xc, tc, wc, lse, reduction, weight_sum, ignore_index, outer, classes, inner](const Tensor<T>& g) {
+                  const Tensor<T> gc = g.contiguous_copy_if_needed();
+                  Tensor<T> dx = Tensor<T>::empty(xc.shape(), xc.device());
+                  const bool per_position = reduction == Reduction::None;
+                  const double g0 = per_position ? 0.0 : static_cast<double>(gc.item());
+                  const double scale = per_position ? 0.0 : reduction == Reduction::Mean ? g0 / weight_sum : g0;
+                  launch_cross_entropy_backward(xc.data(), tc.data(),
+                                                wc.defined() ? wc.data() : static_cast<const T*>(nullptr),
+                                                lse->data(), per_position ? gc.data() : static_cast<const T*>(nullptr),
+                                                scale, outer, classes, inner, ignore_index, dx.data());
+                  return std::vector<Tensor<T>>{dx};
+                });
+}
+
+#define GKD_INSTANTIATE_REDUCE(T)                                                                     \
+  template Tensor<T> sum<T>(const Tensor<T>&);                                                        \
+  template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<std::int64_t>&, bool);                \
+  template Tensor<T> softmax<T>(const Tensor<T>&, std::int64_t);                                      \
+  template Tensor<T> log_softmax<T>(const Tensor<T>&, std::int64_t);                                  \
+  template Tensor<T> cross_entropy<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, std::int64_t, \
+                                      Reduction);
+GKD_INSTANTIATE_REDUCE(float)
+GKD_INSTANTIATE_REDUCE(double)
+#undef GKD_INSTANTIATE_REDUCE
+
+}  // namespace gkd::cuda

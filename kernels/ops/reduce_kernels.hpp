@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// Private to kernels/: launchers of the reduction, softmax and cross-entropy kernels (contiguous
+/// device pointers). A tensor viewed along one dim is (outer, len, inner) with the dim in the middle.
+#include <cstdint>
+
+namespace gkd::cuda {
+
+/// *out = sum of x[0..n) (CUB device reduction, accumulated in T; deterministic for a given n).
+template <class T>
+void launch_sum_all(const T* x, T* out, std::int64_t n);
+/// Softmax (or log-softmax when `log`) over the middle dim of an (outer, len, inner) array.
+template <class T>
+void launch_softmax(const T* x, T* y, std::int64_t outer, std::int64_t len, std::int64_t inner, bool log);
+/// Its backward: gx from the output y and its gradient g.
+template <class T>
+void launch_softmax_backward(const T* g, const T* y, T* gx, std::int64_t outer, std::int64_t len, std::int64_t inner,
+                             bool log);
+/// Per position p of logits (outer, classes, inner): lse[p] = logsumexp_c x, loss[p] = w[t](lse − x_t)
+/// and wsum[p] = w[t] (both 0 where t == ignore_index). `weight` may be nullptr (all ones).
+template <class T>
+void launch_cross_entropy(const T* x, const T* target, const T* weight, std::int64_t outer, std::int64_t classes,
+                          std::int64_t inner, std::int64_t ignore_index, double* lse, T* loss, T* wsum);
+/// dx = coef_p w[t_p] (softmax − onehot(t_p)), coef_p = scale (when `g_map` is nullptr) or g_map[p].
+template <class T>
+void launch_cross_entropy_backward(const T* x, const T* target, const T* weight, const double* lse, const T* g_map,
+                                   double scale, std::int64_t outer, std::int64_t classes, std::int64_t inner,
+                                   std::int64_t ignore_index, T* dx);
+
+}  // namespace gkd::cuda
