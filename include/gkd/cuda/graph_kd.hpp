@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// CUDA kernels of the graph-contrastive distillation loss (the GPU side of gkd/losses/graph_kd.hpp,
+/// same formulas, masks and reductions): host-side operators that validate their configuration (throwing
+/// gkd::Error), report their workspace size and run forward or backward on a stream. Needs no CUDA header
+/// and no nvcc to include; calling it needs `gkd::cuda` linked.
+///
+/// All pointers are device pointers to float32, row-major: student [n, student_channels], teacher
+/// [n, teacher_channels]. `stream` is a `cudaStream_t` passed as `void*` (nullptr: the legacy default
+/// stream); every launch and copy of one call is queued on it, nothing synchronises the host.
+/// Algorithm: rows are L2-normalised into the workspace (padded to tiles); one launch covers every row
+/// block of the whole batch (all small graphs at once, or one huge graph); each 64-row block walks its
+/// 64-column tiles, computes the similarity tiles on tensor cores (wmma TF32, m16n16k8, fp32
+/// accumulation; `TF32x3` splits each operand into two TF32 parts and adds three products for ≈ fp32
+/// accuracy) and folds them into a per-row online log-sum-exp (gkd/losses/detail/graph_kd_tile.hpp).
+/// Only two floats per row (the log-sum-exps) are stored; the backward recomputes the tiles and
+/// accumulates dF̂_s = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j] in shared memory (no atomics), then applies the
+/// normalisation's backward. Memory: O(n · C); the n × n matrices never reach global memory.
+/// Gradients flow to the student only (the teacher is frozen).
+/// Limits: student_channels ≤ ~700 for the backward (its per-block accumulator lives in shared memory;
+/// run() throws gkd::Error naming the limit of the device otherwise).
+/// @code
+///   gkd::cuda::GraphKDConfig cfg;
+///   cfg.n = 64 * 5; cfg.student_channels = cfg.teacher_channels = 512;
+///   cfg.mask = gkd::cuda::GraphKDMask::Star; cfg.group_size = 5; cfg.temperature = 0.5f;
+///   gkd::cuda::GraphKDForward fwd(cfg);
+///   // d_ws: fwd.workspace_bytes(); d_lse: fwd.row_lse_count() floats; d_rows: n floats; d_loss: 1 float
+///   fwd.run(d_student, d_teacher, d_rows, d_lse, d_loss, d_ws, stream);
+///   gkd::cuda::GraphKDBackward bwd(cfg);
+///   bwd.run(d_student, d_teacher, d_lse, nullptr, 1.0f, d_grad, d_ws2, stream);
+/// @endcode
+#include <cstddef>
+#include <cstdint>
+
+namespace gkd::cuda {
+
+enum class GraphKDForm { KL, InfoNCE };
+enum class GraphKDMask { Full, BlockDiagonal, Star };
+enum class GraphKDReduction { None, Mean, Sum };
+/// Arithmetic of the similarity tiles: TF32 (fast, ≈ 1e-3 relative in the logits) or TF32x3 (≈ fp32).
+enum class GraphKDPrecision { TF32, TF32x3 };
+
+struct GraphKDConfig {
+  std::int64_t n = 0;                 ///< nodes (rows)
+  std::int64_t student_channels = 0;  ///< C_s
+  std::int64_t teacher_channels = 0;  ///< C_t (== C_s for InfoNCE)
+  GraphKDForm form = GraphKDForm::KL;
+  GraphKDMask mask = GraphKDMask::Full;
+  std::int64_t group_size = 0;        ///< BlockDiagonal / Star: nodes per group, divides n
+  float temperature = 1.0f;           ///< τ > 0
+  GraphKDReduction reduction = GraphKDReduction::Mean;
+  GraphKDPrecision precision = GraphKDPrecision::TF32;
+  float eps = 1e-12f;                 ///< norm clamp of the row normalisation
+};
+
+/// Throws gkd::Error unless the configuration is valid (shapes, τ, group size, InfoNCE widths).
+void validate(const GraphKDConfig& config);
+/// Rows with a loss term: the divisor of the Mean reduction.
+std::int64_t graph_kd_rows(const GraphKDConfig& config);
+
+/// Forward: per-row losses, the saved per-row log-sum-exps and the reduced loss.
+class GraphKDForward {
+ public:
+  explicit GraphKDForward(const GraphKDConfig& config);
+  /// Bytes of device workspace run() needs (O(n · C)).
+  [[nodiscard]] std::size_t workspace_bytes() const;
+  /// Floats of row_lse: 2n (KL: teacher and student per row) or n (InfoNCE).
+  [[nodiscard]] std::size_t row_lse_count() const;
+  /// row_loss [n] (0 for rows without a term), row_lse [row_lse_count()], loss [1] (the Mean or Sum;
+  /// may be nullptr, and is left untouched for reduction None).
+  void run(const float* student, const float* teacher, float* row_loss, float* row_lse, float* loss,
+           void* workspace, void* stream) const;
+
+ private:
+  GraphKDConfig config_;
+};
+
+/// Backward: grad_student [n, C_s] = ∂L/∂F_s.
+class GraphKDBackward {
+ public:
+  explicit GraphKDBackward(const GraphKDConfig& config);
+  [[nodiscard]] std::size_t workspace_bytes() const;
+  /// row_lse from GraphKDForward::run on the same inputs. Reduction None: grad_rows [n] (device) holds
+  /// ∂L/∂loss_i and grad_output is ignored; Mean / Sum: grad_rows is ignored (may be nullptr) and
+  /// grad_output is the (host) upstream gradient of the scalar loss.
+  void run(const float* student, const float* teacher, const float* row_lse, const float* grad_rows,
+           float grad_output, float* grad_student, void* workspace, void* stream) const;
+
+ private:
+  GraphKDConfig config_;
+};
+
+}  // namespace gkd::cuda

@@ -1,0 +1,467 @@
+// SPDX-License-Identifier: Apache-2.0
+// CUDA kernels of the graph-contrastive distillation loss (include/gkd/cuda/graph_kd.hpp): row
+// normalisation into a padded workspace, a tensor-core tiled forward with online log-sum-exp, a
+// recomputing backward that accumulates dF̂_s in shared memory, and the normalisation's backward.
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "gkd/cuda/graph_kd.hpp"
+#include "gkd/losses/detail/graph_kd_tile.hpp"
+#include "graph_kd/graph_kd_check.hpp"
+
+namespace gkd::cuda {
+
+namespace {
+
+using gkd::detail::KlRow;
+using gkd::detail::MaskSpec;
+using gkd::detail::OnlineLse;
+namespace wmma = nvcuda::wmma;
+
+constexpr int kBlock = 64;              // rows per block and columns per tile
+constexpr int kThreads = 128;           // 4 warps: warp w owns rows 16w … 16w + 15 of the tile GEMMs
+constexpr int kLds = kBlock + 4;        // leading dim of the shared tiles (floats)
+constexpr std::int64_t kChannelPad = 16;
+
+struct Dims {
+  std::int64_t n, np;     // rows, rows padded to kBlock
+  std::int64_t cs, csp;   // student channels, padded to kChannelPad
+  std::int64_t ct, ctp;   // teacher channels, padded
+  float inv_tau;
+  MaskSpec mask;
+};
+
+std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
+std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+Dims make_dims(const GraphKDConfig& c) {
+  Dims d{};
+  d.n = c.n;
+  d.np = round_up(c.n, kBlock);
+  d.cs = c.student_channels;
+  d.csp = round_up(c.student_channels, kChannelPad);
+  d.ct = c.teacher_channels;
+  d.ctp = round_up(c.teacher_channels, kChannelPad);
+  d.inv_tau = 1.0f / c.temperature;
+  d.mask.kind = c.mask == GraphKDMask::Full ? 0 : c.mask == GraphKDMask::BlockDiagonal ? 1 : 2;
+  d.mask.group = c.mask == GraphKDMask::Full ? 1 : c.group_size;
+  return d;
+}
+
+// Workspace: normalised student [np, csp], normalised teacher [np, ctp], student norms [np]; the
+// backward adds dF̂_s [np, csp] and the row weights [np].
+struct Workspace {
+  float* s_hat;
+  float* t_hat;
+  float* s_norm;
+  float* ds_hat;
+  float* weight;
+};
+
+std::size_t workspace_layout(const Dims& d, bool backward, void* base, Workspace* ws) {
+  const std::size_t sizes[] = {align256(sizeof(float) * std::size_t(d.np * d.csp)),
+                               align256(sizeof(float) * std::size_t(d.np * d.ctp)),
+                               align256(sizeof(float) * std::size_t(d.np)),
+                               backward ? align256(sizeof(float) * std::size_t(d.np * d.csp)) : 0,
+                               backward ? align256(sizeof(float) * std::size_t(d.np)) : 0};
+  if (ws) {
+    char* p = static_cast<char*>(base);
+    float** slots[] = {&ws->s_hat, &ws->t_hat, &ws->s_norm, &ws->ds_hat, &ws->weight};
+    for (int k = 0; k < 5; ++k) {
+      *slots[k] = sizes[k] ? reinterpret_cast<float*>(p) : nullptr;
+      p += sizes[k];
+    }
+  }
+  std::size_t total = 0;
+  for (std::size_t s : sizes) total += s;
+  return total;
+}
+
+// ---------------------------------------------------------------- device code
+
+// One warp per (padded) row: y = x / max(‖x‖, eps), zero padding; norm[i] = ‖x‖.
+__global__ void normalise_rows(const float* __restrict__ x, std::int64_t n, std::int64_t c, std::int64_t cp,
+                               std::int64_t np, float eps, float* __restrict__ y, float* __restrict__ norm) {
+  const std::int64_t row = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = int(threadIdx.x % 32);
+  if (row >= np) return;
+  float* out = y + row * cp;
+  if (row >= n) {
+    for (std::int64_t k = lane; k < cp; k += 32) out[k] = 0.0f;
+    if (norm && lane == 0) norm[row] = 0.0f;
+    return;
+  }
+  const float* in = x + row * c;
+  float sq = 0.0f;
+  for (std::int64_t k = lane; k < c; k += 32) sq += in[k] * in[k];
+  for (int off = 16; off > 0; off /= 2) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+  const float inv = gkd::detail::inv_row_norm(sq, eps);
+  for (std::int64_t k = lane; k < cp; k += 32) out[k] = k < c ? in[k] * inv : 0.0f;
+  if (norm && lane == 0) norm[row] = sqrtf(sq);
+}
+
+template <class Frag>
+__device__ void to_tf32(Frag& f) {
+  for (int t = 0; t < f.num_elements; ++t) f.x[t] = wmma::__float_to_tf32(f.x[t]);
+}
+
+template <class Frag>
+__device__ void split_tf32(const Frag& f, Frag& hi, Frag& lo) {
+  for (int t = 0; t < f.num_elements; ++t) {
+    const float h = wmma::__float_to_tf32(f.x[t]);
+    hi.x[t] = h;
+    lo.x[t] = wmma::__float_to_tf32(f.x[t] - h);
+  }
+}
+
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragBc = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using FragBr = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragC = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+
+template <bool X3, class FA, class FB>
+__device__ void mma(FragC& acc, const FA& a, const FB& b) {
+  if constexpr (X3) {
+    FA ah, al;
+    FB bh, bl;
+    split_tf32(a, ah, al);
+    split_tf32(b, bh, bl);
+    wmma::mma_sync(acc, al, bh, acc);
+    wmma::mma_sync(acc, ah, bl, acc);
+    wmma::mma_sync(acc, ah, bh, acc);
+  } else {
+    FA ah = a;
+    FB bh = b;
+    to_tf32(ah);
+    to_tf32(bh);
+    wmma::mma_sync(acc, ah, bh, acc);
+  }
+}
+
+// out[r][c] = x[i0 + r] · y[j0 + c] for the 64 × 64 tile (padded rows and channels are zero).
+template <bool X3>
+__device__ void tile_gemm(const float* __restrict__ x, const float* __restrict__ y, std::int64_t ld, std::int64_t i0,
+                          std::int64_t j0, float* out) {
+  const int warp = int(threadIdx.x / 32);
+  FragC acc[4];
+  for (int f = 0; f < 4; ++f) wmma::fill_fragment(acc[f], 0.0f);
+  const float* xa = x + (i0 + 16 * warp) * ld;
+  for (std::int64_t k = 0; k < ld; k += 8) {
+    FragA a;
+    wmma::load_matrix_sync(a, xa + k, unsigned(ld));
+    for (int f = 0; f < 4; ++f) {
+      FragBc b;
+      wmma::load_matrix_sync(b, y + (j0 + 16 * f) * ld + k, unsigned(ld));
+      mma<X3>(acc[f], a, b);
+    }
+  }
+  for (int f = 0; f < 4; ++f) wmma::store_matrix_sync(out + 16 * warp * kLds + 16 * f, acc[f], kLds, wmma::mem_row_major);
+}
+
+// Two threads per row: thread 2r + h handles columns 32h … 32h + 31 of every tile.
+template <bool InfoNce, bool X3>
+__global__ void __launch_bounds__(kThreads) forward_kernel(Dims d, const float* __restrict__ s_hat,
+                                                           const float* __restrict__ t_hat,
+                                                           float* __restrict__ row_loss, float* __restrict__ row_lse) {
+  extern __shared__ __align__(128) float smem[];
+  float* sa = smem;
+  float* sb = smem + kBlock * kLds;
+  const std::int64_t i0 = std::int64_t(blockIdx.x) * kBlock;
+  const std::int64_t i1 = i0 + kBlock < d.n ? i0 + kBlock : d.n;
+  const int r = int(threadIdx.x / 2), half = int(threadIdx.x % 2);
+  const std::int64_t i = i0 + r;
+  const bool active = i < d.n && d.mask.row_active(i);
+  const std::int64_t lo = active ? d.mask.col_begin(i, d.n) : 0, hi = active ? d.mask.col_end(i, d.n) : 0;
+  const std::int64_t c0 = d.mask.col_begin(i0, d.n), c1 = d.mask.col_end(i1 - 1, d.n);
+  KlRow<float> kl;
+  OnlineLse<float> nce;
+  float positive = 0.0f;
+  for (std::int64_t j0 = c0 / kBlock * kBlock; j0 < c1; j0 += kBlock) {
+    __syncthreads();
+    if constexpr (InfoNce) {
+      tile_gemm<X3>(s_hat, t_hat, d.csp, i0, j0, sb);
+    } else {
+      tile_gemm<X3>(t_hat, t_hat, d.ctp, i0, j0, sa);
+      tile_gemm<X3>(s_hat, s_hat, d.csp, i0, j0, sb);
+    }
+    __syncthreads();
+    if (!active) continue;
+    for (int c = 32 * half; c < 32 * half + 32; ++c) {
+      const std::int64_t j = j0 + c;
+      if (j < lo || j >= hi) continue;
+      if constexpr (InfoNce) {
+        const float v = sb[r * kLds + c] * d.inv_tau;
+        nce.add(v);
+        if (j == i) positive = v;
+      } else {
+        if (j != i) kl.add(sa[r * kLds + c] * d.inv_tau, sb[r * kLds + c] * d.inv_tau);
+      }
+    }
+  }
+  // merge the two halves of the row (lanes 2r and 2r + 1 of the same warp)
+  if constexpr (InfoNce) {
+    OnlineLse<float> other;
+    other.max = __shfl_xor_sync(0xffffffffu, nce.max, 1);
+    other.sum = __shfl_xor_sync(0xffffffffu, nce.sum, 1);
+    const float other_pos = __shfl_xor_sync(0xffffffffu, positive, 1);
+    if (half == 0 && i < d.n) {
+      nce.merge(other);
+      const float pos = r < 32 ? positive : other_pos;  // column i sits in tile column i % 64 = r
+      row_lse[i] = nce.value();
+      row_loss[i] = nce.empty() ? 0.0f : nce.value() - pos;
+    }
+  } else {
+    KlRow<float> other;
+    other.t.max = __shfl_xor_sync(0xffffffffu, kl.t.max, 1);
+    other.t.sum = __shfl_xor_sync(0xffffffffu, kl.t.sum, 1);
+    other.s.max = __shfl_xor_sync(0xffffffffu, kl.s.max, 1);
+    other.s.sum = __shfl_xor_sync(0xffffffffu, kl.s.sum, 1);
+    other.weighted = __shfl_xor_sync(0xffffffffu, kl.weighted, 1);
+    if (half == 0 && i < d.n) {
+      kl.merge(other);
+      row_lse[2 * i] = kl.t.value();
+      row_lse[2 * i + 1] = kl.s.value();
+      row_loss[i] = kl.loss();
+    }
+  }
+}
+
+// Recomputes the tiles, forms H = (G + Gᵀ)/τ (KL) or G/τ (InfoNCE) in shared memory and accumulates
+// H · Y_J (Y = F̂_s for KL, F̂_t for InfoNCE) into the block's dF̂_s rows, kept in shared memory.
+template <bool InfoNce, bool X3>
+__global__ void __launch_bounds__(kThreads) backward_kernel(Dims d, const float* __restrict__ s_hat,
+                                                            const float* __restrict__ t_hat,
+                                                            const float* __restrict__ row_lse,
+                                                            const float* __restrict__ weight,
+                                                            float* __restrict__ ds_hat) {
+  extern __shared__ __align__(128) float smem[];
+  float* sa = smem;
+  float* sb = smem + kBlock * kLds;
+  float* sacc = smem + 2 * kBlock * kLds;
+  const std::int64_t lda = d.csp + 4;
+  const std::int64_t i0 = std::int64_t(blockIdx.x) * kBlock;
+  const std::int64_t i1 = i0 + kBlock < d.n ? i0 + kBlock : d.n;
+  const int r = int(threadIdx.x / 2), half = int(threadIdx.x % 2);
+  const std::int64_t i = i0 + r;
+  const int warp = int(threadIdx.x / 32);
+  for (std::int64_t e = threadIdx.x; e < kBlock * lda; e += kThreads) sacc[e] = 0.0f;
+  const std::int64_t c0 = d.mask.col_begin(i0, d.n), c1 = d.mask.col_end(i1 - 1, d.n);
+  const float* y = InfoNce ? t_hat : s_hat;  // csp == ctp for InfoNCE
+  for (std::int64_t j0 = c0 / kBlock * kBlock; j0 < c1; j0 += kBlock) {
+    __syncthreads();
+    if constexpr (InfoNce) {
+      tile_gemm<X3>(s_hat, t_hat, d.csp, i0, j0, sb);
+    } else {
+      tile_gemm<X3>(t_hat, t_hat, d.ctp, i0, j0, sa);
+      tile_gemm<X3>(s_hat, s_hat, d.csp, i0, j0, sb);
+    }
+    __syncthreads();
+    for (int c = 32 * half; c < 32 * half + 32; ++c) {
+      const std::int64_t j = j0 + c;
+      float h = 0.0f;
+      if (i < d.n && j < d.n) {
+        const float b = sb[r * kLds + c] * d.inv_tau;
+        if constexpr (InfoNce) {
+          if (d.mask.nce_edge(i, j, d.n)) h = weight[i] * gkd::detail::infonce_grad_coef(b, row_lse[i], i == j);
+        } else {
+          const float a = sa[r * kLds + c] * d.inv_tau;
+          if (d.mask.edge(i, j, d.n))
+            h += weight[i] * gkd::detail::kl_grad_coef(a, b, row_lse[2 * i], row_lse[2 * i + 1]);
+          if (d.mask.edge(j, i, d.n))
+            h += weight[j] * gkd::detail::kl_grad_coef(a, b, row_lse[2 * j], row_lse[2 * j + 1]);
+        }
+      }
+      sb[r * kLds + c] = h * d.inv_tau;
+    }
+    __syncthreads();
+    // warp w: rows 16w … 16w + 15 of the accumulator, every 16-column fragment
+    for (std::int64_t f = 0; f < d.csp; f += 16) {
+      FragC acc;
+      float* out = sacc + 16 * warp * lda + f;
+      wmma::load_matrix_sync(acc, out, unsigned(lda), wmma::mem_row_major);
+      for (int k = 0; k < kBlock; k += 8) {
+        FragA a;
+        FragBr b;
+        wmma::load_matrix_sync(a, sb + 16 * warp * kLds + k, kLds);
+        wmma::load_matrix_sync(b, y + (j0 + k) * d.csp + f, unsigned(d.csp));
+        mma<X3>(acc, a, b);
+      }
+      wmma::store_matrix_sync(out, acc, unsigned(lda), wmma::mem_row_major);
+    }
+  }
+  __syncthreads();
+  for (std::int64_t e = threadIdx.x; e < kBlock * d.csp; e += kThreads) {
+    const std::int64_t row = e / d.csp, col = e % d.csp;
+    if (i0 + row < d.n) ds_hat[(i0 + row) * d.csp + col] = sacc[row * lda + col];
+  }
+}
+
+// One warp per row: grad = (dŝ − ŝ (ŝ · dŝ)) / ‖x‖ (or dŝ / eps where the norm was clamped).
+__global__ void normalise_backward(Dims d, const float* __restrict__ s_hat, const float* __restrict__ s_norm,
+                                   const float* __restrict__ ds_hat, float eps, float* __restrict__ grad) {
+  const std::int64_t row = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = int(threadIdx.x % 32);
+  if (row >= d.n) return;
+  const float* sh = s_hat + row * d.csp;
+  const float* g = ds_hat + row * d.csp;
+  float dot = 0.0f;
+  for (std::int64_t k = lane; k < d.cs; k += 32) dot += g[k] * sh[k];
+  for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+  const float nrm = s_norm[row];
+  const bool clamped = !(nrm >= eps && nrm > 0.0f);
+  for (std::int64_t k = lane; k < d.cs; k += 32)
+    grad[row * d.cs + k] = clamped ? g[k] / (eps > 0.0f ? eps : 1.0f) : (g[k] - sh[k] * dot) / nrm;
+}
+
+// weight[i] = ∂L/∂loss_i.
+__global__ void row_weights(std::int64_t n, const float* __restrict__ grad_rows, float scale, float* __restrict__ w) {
+  const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) w[i] = grad_rows ? grad_rows[i] : scale;
+}
+
+// One block: loss[0] = Σ row_loss · scale, summed in double in a fixed order (deterministic).
+__global__ void reduce_rows(std::int64_t n, const float* __restrict__ row_loss, double scale, float* __restrict__ loss) {
+  __shared__ double part[1024];
+  double s = 0;
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(row_loss[i]);
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) loss[0] = float(part[0] * scale);
+}
+
+// ---------------------------------------------------------------- host side
+
+unsigned blocks_for(std::int64_t work, int per_block) { return unsigned((work + per_block - 1) / per_block); }
+
+void normalise_inputs(const Dims& d, const float* student, const float* teacher, float eps, const Workspace& ws,
+                      cudaStream_t stream) {
+  constexpr int threads = 256;
+  normalise_rows<<<blocks_for(d.np * 32, threads), threads, 0, stream>>>(student, d.n, d.cs, d.csp, d.np, eps,
+                                                                          ws.s_hat, ws.s_norm);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  normalise_rows<<<blocks_for(d.np * 32, threads), threads, 0, stream>>>(teacher, d.n, d.ct, d.ctp, d.np, eps,
+                                                                          ws.t_hat, nullptr);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+std::size_t backward_smem(const Dims& d) {
+  return sizeof(float) * std::size_t(2 * kBlock * kLds + kBlock * (d.csp + 4));
+}
+
+template <bool InfoNce, bool X3>
+void launch_backward(const Dims& d, const Workspace& ws, const float* row_lse, cudaStream_t stream) {
+  const std::size_t smem = backward_smem(d);
+  int device = 0, limit = 0;
+  GKD_GRAPH_KD_CUDA(cudaGetDevice(&device));
+  GKD_GRAPH_KD_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  GKD_CHECK(smem <= std::size_t(limit), "cuda::GraphKDBackward",
+            "student_channels " << d.cs << " needs " << smem << " bytes of shared memory per block, the device allows "
+                                << limit << " (at most about " << (limit / 4 - 2 * kBlock * kLds) / kBlock - 4
+                                << " channels)");
+  GKD_GRAPH_KD_CUDA(cudaFuncSetAttribute(backward_kernel<InfoNce, X3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(smem)));
+  backward_kernel<InfoNce, X3><<<unsigned(d.np / kBlock), kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_lse,
+                                                                                    ws.weight, ws.ds_hat);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+}  // namespace
+
+void validate(const GraphKDConfig& c) {
+  constexpr const char* op = "cuda::graph_kd";
+  GKD_CHECK(c.n >= 1 && c.student_channels >= 1 && c.teacher_channels >= 1, op,
+            "needs non-empty features, got n " << c.n << ", student_channels " << c.student_channels
+                                               << ", teacher_channels " << c.teacher_channels);
+  GKD_CHECK(c.form != GraphKDForm::InfoNCE || c.student_channels == c.teacher_channels, op,
+            "InfoNCE needs equal student and teacher widths, got student_channels "
+                << c.student_channels << " and teacher_channels " << c.teacher_channels);
+  GKD_CHECK(c.temperature > 0 && c.temperature < 3.0e38f, op,
+            "temperature must be positive and finite, got " << c.temperature);
+  GKD_CHECK(c.eps >= 0, op, "eps must be non-negative, got " << c.eps);
+  if (c.mask != GraphKDMask::Full)
+    GKD_CHECK(c.group_size >= 1 && c.n % c.group_size == 0, op,
+              (c.mask == GraphKDMask::Star ? "star" : "block_diagonal")
+                  << " mask group_size " << c.group_size << " must be >= 1 and divide n = " << c.n);
+}
+
+std::int64_t graph_kd_rows(const GraphKDConfig& c) {
+  validate(c);
+  const std::int64_t g = c.mask == GraphKDMask::Full ? c.n : c.group_size;
+  const std::int64_t active = c.mask == GraphKDMask::Star ? c.n / c.group_size : c.n;
+  if (c.form == GraphKDForm::InfoNCE) return active;
+  return g > 1 ? active : 0;
+}
+
+GraphKDForward::GraphKDForward(const GraphKDConfig& config) : config_(config) { validate(config_); }
+
+std::size_t GraphKDForward::workspace_bytes() const { return workspace_layout(make_dims(config_), false, nullptr, nullptr); }
+
+std::size_t GraphKDForward::row_lse_count() const {
+  return std::size_t(config_.form == GraphKDForm::KL ? 2 * config_.n : config_.n);
+}
+
+void GraphKDForward::run(const float* student, const float* teacher, float* row_loss, float* row_lse, float* loss,
+                         void* workspace, void* stream_ptr) const {
+  GKD_CHECK(student && teacher && row_loss && row_lse && workspace, "cuda::GraphKDForward",
+            "student, teacher, row_loss, row_lse and workspace must be device pointers, got a null pointer");
+  const Dims d = make_dims(config_);
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  Workspace ws{};
+  workspace_layout(d, false, workspace, &ws);
+  normalise_inputs(d, student, teacher, config_.eps, ws, stream);
+  const std::size_t smem = sizeof(float) * 2 * kBlock * kLds;
+  const unsigned grid = unsigned(d.np / kBlock);
+  const bool nce = config_.form == GraphKDForm::InfoNCE, x3 = config_.precision == GraphKDPrecision::TF32x3;
+  if (nce && x3) forward_kernel<true, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
+  if (nce && !x3) forward_kernel<true, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
+  if (!nce && x3) forward_kernel<false, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
+  if (!nce && !x3) forward_kernel<false, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  if (loss && config_.reduction != GraphKDReduction::None) {
+    const std::int64_t rows = graph_kd_rows(config_);
+    const double scale = config_.reduction == GraphKDReduction::Sum ? 1.0 : (rows > 0 ? 1.0 / double(rows) : 0.0);
+    reduce_rows<<<1, 1024, 0, stream>>>(d.n, row_loss, scale, loss);
+    GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  }
+}
+
+GraphKDBackward::GraphKDBackward(const GraphKDConfig& config) : config_(config) { validate(config_); }
+
+std::size_t GraphKDBackward::workspace_bytes() const { return workspace_layout(make_dims(config_), true, nullptr, nullptr); }
+
+void GraphKDBackward::run(const float* student, const float* teacher, const float* row_lse, const float* grad_rows,
+                          float grad_output, float* grad_student, void* workspace, void* stream_ptr) const {
+  GKD_CHECK(student && teacher && row_lse && grad_student && workspace, "cuda::GraphKDBackward",
+            "student, teacher, row_lse, grad_student and workspace must be device pointers, got a null pointer");
+  GKD_CHECK(config_.reduction != GraphKDReduction::None || grad_rows, "cuda::GraphKDBackward",
+            "reduction None needs grad_rows (dL/dloss_i for each of the " << config_.n << " rows)");
+  const Dims d = make_dims(config_);
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  Workspace ws{};
+  workspace_layout(d, true, workspace, &ws);
+  normalise_inputs(d, student, teacher, config_.eps, ws, stream);
+  const std::int64_t rows = graph_kd_rows(config_);
+  const float scale = config_.reduction == GraphKDReduction::Sum ? grad_output
+                      : rows > 0                                 ? float(double(grad_output) / double(rows))
+                                                                 : 0.0f;
+  row_weights<<<blocks_for(d.n, 256), 256, 0, stream>>>(d.n, config_.reduction == GraphKDReduction::None ? grad_rows : nullptr,
+                                                      scale, ws.weight);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  const bool nce = config_.form == GraphKDForm::InfoNCE, x3 = config_.precision == GraphKDPrecision::TF32x3;
+  if (nce && x3) launch_backward<true, true>(d, ws, row_lse, stream);
+  if (nce && !x3) launch_backward<true, false>(d, ws, row_lse, stream);
+  if (!nce && x3) launch_backward<false, true>(d, ws, row_lse, stream);
+  if (!nce && !x3) launch_backward<false, false>(d, ws, row_lse, stream);
+  normalise_backward<<<blocks_for(d.n * 32, 256), 256, 0, stream>>>(d, ws.s_hat, ws.s_norm, ws.ds_hat, config_.eps,
+                                                                    grad_student);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+}  // namespace gkd::cuda
