@@ -8,6 +8,9 @@
 #include <Eigen/Core>
 
 #include "gkd/ops/reduce.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/linalg.hpp"
+#endif
 
 namespace gkd {
 
@@ -46,6 +49,7 @@ void gemm_batched(const T* a, const T* b, T* c, std::int64_t batch, std::int64_t
 /// a @ b: [.., M, K] x [.., K, N] -> [.., M, N] with identical leading (batch) dims, or 2-D.
 template <Real T>
 Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "matmul", matmul(a, b));
   detail::check_cpu(a, "matmul");
   detail::check_cpu(b, "matmul");
   GKD_CHECK(a.dim() >= 2 && a.dim() == b.dim(), "matmul",
@@ -90,6 +94,7 @@ Tensor<T> bmm(const Tensor<T>& a, const Tensor<T>& b) {
 /// y = x Wᵀ + b over the last dim of x: x [..., in], weight [out, in], bias [out] (optional).
 template <Real T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
+  GKD_CUDA_DISPATCH(x.device(), "linear", linear(x, weight, bias));
   detail::check_cpu(x, "linear");
   detail::check_cpu(weight, "linear");
   GKD_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape().back() == weight.shape()[1], "linear",

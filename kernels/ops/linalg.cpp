@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// matmul and linear through cuBLAS (strided-batched GEMM) with autograd.
+#include "gkd/cuda/linalg.hpp"
+
+#include <atomic>
+#include <mutex>
+
+#include "check.hpp"
+#include "gkd/cuda/memory.hpp"
+#include "ops/elementwise_kernels.hpp"
+
+namespace gkd::cuda {
+namespace {
+
+std::atomic<bool> tf32_allowed{false};
+
+cublasHandle_t blas_handle() {
+  static std::once_flag once;
+  static cublasHandle_t handle = nullptr;
+  std::call_once(once, [] { GKD_CUBLAS_CHECK(cublasCreate(&handle)); });  // never destroyed (exit order)
+  return handle;
+}
+
+/// C[b] = op(A[b]) op(B[b]) (+ C[b] when `accumulate`) for contiguous row-major device batches.
+/// Row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so cuBLAS gets the operands swapped.
+template <Real T>
+void gemm_batched(const T* a, const T* b, T* c, std::int64_t batch, std::int64_t m, std::int64_t k, std::int64_t n,
+                  bool trans_a, bool trans_b, bool accumulate = false) {
+  if (batch == 0 || m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate) fill(c, batch * m * n, T(0));
+    return;
+  }
+  cublasHandle_t handle = blas_handle();
+  const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const auto lda = static_cast<long long>(trans_a ? m : k), ldb = static_cast<long long>(trans_b ? k : n);
+  const T alpha = 1, beta = accumulate ? 1 : 0;
+  GKD_CHECK(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && batch <= INT32_MAX, "matmul",
+            "GEMM sizes beyond 32-bit cuBLAS limits: " << m << "x" << k << "x" << n << " batch " << batch);
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k), ib = static_cast<int>(batch);
+  if constexpr (std::is_same_v<T, float>) {
+    const cublasComputeType_t compute = tf32_allowed.load() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    GKD_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F,
+                                                static_cast<int>(ldb), k * n, a, CUDA_R_32F, static_cast<int>(lda),
+                                                m * k, &beta, c, CUDA_R_32F, in, m * n, ib, compute,
+                                                CUBLAS_GEMM_DEFAULT));
+  } else {
+    GKD_CUBLAS_CHECK(cublasDgemmStridedBatched(handle, op_b, op_a, in, im, ik, &alpha, b, static_cast<int>(ldb),
+                                               k * n, a, static_cast<int>(lda), m * k, &beta, c, in, m * n, ib));
+  }
+}
+
+template <Real T>
+void check_device(const Tensor<T>& t, std::string_view op) {
+  GKD_CHECK(t.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(t.device().is_cuda(), op, "expected a CUDA tensor, got one on " << t.device().str());
+}
+
+}  // namespace
+
+void set_allow_tf32(bool allow) noexcept { tf32_allowed.store(allow); }
+bool allow_tf32() noexcept { return tf32_allowed.load(); }
+
+template <Real T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  check_device(a, "matmul");
+  check_device(b, "matmul");
+  GKD_CHECK(a.device() == b.device(), "matmul", "operands on " << a.device().str() << " and " << b.device().str());
+  GKD_CHECK(a.dim() >= 2 && a.dim() == b.dim(), "matmul",
+            "needs two tensors of equal rank >= 2, got " << to_string(a.shape()) << " and " << to_string(b.shape()));
+  const std::size_t r = a.dim();
+  GKD_CHECK(Shape(a.shape().begin(), a.shape().end() - 2) == Shape(b.shape().begin(), b.shape().end() - 2) &&
+                a.shape()[r - 1] == b.shape()[r - 2],
+            "matmul", "shapes " << to_string(a.shape()) << " and " << to_string(b.shape()) << " do not chain");
+  const std::int64_t m = a.shape()[r - 2], k = a.shape()[r - 1], n = b.shape()[r - 1];
+  const std::int64_t batch = a.numel() / std::max<std::int64_t>(m * k, 1);
+  Shape out_shape = a.shape();
+  out_shape[r - 1] = n;
+  const Tensor<T> ac = a.contiguous_copy_if_needed();
+  const Tensor<T> bc = b.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::zeros(out_shape, a.device());
+  if (m * k * n != 0 && batch != 0) gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
+  const bool ga = needs_grad(a), gb = needs_grad(b);
+  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb](const Tensor<T>& g) {
+    const Tensor<T> gc = g.contiguous_copy_if_needed();
+    Tensor<T> da, db;
+    if (ga) {  // dA = dY Bᵀ
+      da = Tensor<T>::zeros(ac.shape(), ac.device());
+      if (m * k * n != 0) gemm_batched(gc.data(), bc.data(), da.data(), batch, m, n, k, false, true);
+    }
+    if (gb) {  // dB = Aᵀ dY
+      db = Tensor<T>::zeros(bc.shape(), bc.device());
+      if (m * k * n != 0) gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
+    }
+    return std::vector<Tensor<T>>{da, db};
+  });
+}
+
+template <Real T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+  check_device(x, "linear");
+  check_device(weight, "linear");
+  GKD_CHECK(x.device() == weight.device() && (!bias.defined() || bias.device() == x.device()), "linear",
+            "input, weight and bias must be on one device");
+  GKD_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape().back() == weight.shape()[1], "linear",
+            "input " << to_string(x.shape()) << " does not match weight " << to_string(weight.shape())
+                     << " (expected [..., in] and [out, in])");
+  GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]), "linear",
+            "bias " << to_string(bias.shape()) << " does not match weight " << to_string(weight.shape()));
+  const std::int64_t in = weight.shape()[1], out = weight.shape()[0];
+  const std::int64_t rows = in ? x.numel() / in : 0;
+  Shape out_shape = x.shape();
+  out_shape.back() = out;
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::zeros(out_shape, x.device());
+  gemm_batched(xc.data(), wc.data(), y.data(), 1, rows, in, out, false, true);
+  if (bias.defined() && y.numel() > 0) {  // y[r, o] += bias[o], in place
+    const Tensor<T> bc = bias.contiguous_copy_if_needed();
+    const Shape flat{rows, out};
+    const StridedPair layout = detail::strided_pair(flat, Strides{out, 1}, Strides{0, 1});
+    launch_binary(BinaryOp::Add, y.data(), bc.data(), y.data(), y.numel(), &layout);
+  }
+  const bool gx = needs_grad(x), gw = needs_grad(weight), gbias = needs_grad(bias);
+  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias](const Tensor<T>& g) {
+    const Tensor<T> gc = g.contiguous_copy_if_needed();
+    Tensor<T> dx, dw, db;
+    if (gx) {  // dX = dY W
+      dx = Tensor<T>::zeros(xc.shape(), xc.device());
+      gemm_batched(gc.data(), wc.data(), dx.data(), 1, rows, out, in, false, false);
+    }
+    if (gw) {  // dW = dYᵀ X
+      dw = Tensor<T>::zeros(wc.shape(), wc.device());
+      gemm_batched(gc.data(), xc.data(), dw.data(), 1, out, rows, in, true, false);
+    }
+    if (gbias) db = detail::sum_to(gc.reshape({rows, out}), Shape{1, out}).reshape({out});
+    return std::vector<Tensor<T>>{dx, dw, db};
+  });
+}
+
+template Tensor<float> matmul<float>(const Tensor<float>&, const Tensor<float>&);
+template Tensor<double> matmul<double>(const Tensor<double>&, const Tensor<double>&);
+template Tensor<float> linear<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&);
+template Tensor<double> linear<double>(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&);
+
+}  // namespace gkd::cuda

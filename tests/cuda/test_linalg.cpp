@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+// matmul and linear through cuBLAS against the CPU (Eigen), forward and backward, with the TF32
+// switch off (float32 exact to rounding) and on (TF32 tolerance).
+#include <catch2/catch.hpp>
+
+#include "compare.hpp"
+
+using gkd::Tensor;
+using gkd::test::random;
+using gkd::test::require_gpu_matches_cpu;
+
+TEST_CASE("matmul matches the CPU, 2-D and batched", "[cuda][linalg]") {
+  REQUIRE_FALSE(gkd::cuda::allow_tf32());
+  const auto mm = [](const auto& in) { return gkd::matmul(in[0], in[1]); };
+  require_gpu_matches_cpu<float>(mm, {random<float>({37, 29}, 51), random<float>({29, 41}, 52)}, 1e-5, 1e-5, "2-D");
+  require_gpu_matches_cpu<double>(mm, {random<double>({2, 3, 7, 5}, 53), random<double>({2, 3, 5, 4}, 54)}, 1e-12,
+                                  1e-12, "batched float64");
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::matmul(in[0].transpose(0, 1), in[1]); },
+                                 {random<float>({29, 37}, 55), random<float>({29, 8}, 56)}, 1e-5, 1e-5,
+                                 "transposed operand");
+  require_gpu_matches_cpu<float>(mm, {random<float>({4, 0}, 57), random<float>({0, 3}, 58)}, 0, 0, "empty inner dim");
+}
+
+TEST_CASE("linear matches the CPU with and without bias", "[cuda][linalg]") {
+  const auto x = random<float>({6, 5, 32}, 61);
+  const auto w = random<float>({24, 32}, 62, 0.2f);
+  const auto b = random<float>({24}, 63);
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::linear(in[0], in[1], in[2]); }, {x, w, b}, 1e-5,
+                                 1e-5, "linear with bias");
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::linear(in[0], in[1]); }, {x, w}, 1e-5, 1e-5,
+                                 "linear without bias");
+  require_gpu_matches_cpu<double>([](const auto& in) { return gkd::linear(in[0], in[1], in[2]); },
+                                  {random<double>({9, 16}, 64), random<double>({3, 16}, 65), random<double>({3}, 66)},
+                                  1e-12, 1e-12, "linear float64");
+}
+
+TEST_CASE("TF32 matmul is close to float32 and the switch restores full precision", "[cuda][linalg]") {
+  const auto a = random<float>({256, 512}, 67);
+  const auto b = random<float>({512, 128}, 68);
+  const auto exact = gkd::matmul(a, b);
+  gkd::cuda::set_allow_tf32(true);
+  const auto fast = gkd::matmul(a.cuda(), b.cuda());
+  gkd::cuda::set_allow_tf32(false);
+  // TF32 keeps 10 mantissa bits: products carry ~1e-3 relative error; sums of 512 terms of scale ~22
+  gkd::test::require_close(fast, exact, 5e-2, "TF32 matmul");
+  gkd::test::require_close(gkd::matmul(a.cuda(), b.cuda()), exact, 1e-5, "float32 matmul after switching back");
+}
