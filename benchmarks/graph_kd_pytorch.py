@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: Apache-2.0
+"""PyTorch eager counterpart of benchmarks/graph_kd.cpp (CPU) and benchmarks/cuda/graph_kd.cu (GPU): the
+graph-contrastive KL of include/gkd/losses/graph_kd.hpp written the way PyTorch users write it, with
+materialised N x N similarity matrices. Prints one line per case:
+    case <N> <C_s> <C_t> <mask> <group> ms <fwd+bwd ms> peak_mib <peak extra memory MiB>
+or `... oom` where the device runs out of memory. CPU peak memory is the resident-set high-water mark
+above the level before the timed loop (Linux /proc/self/clear_refs); GPU peak memory is
+torch.cuda.max_memory_allocated above the inputs.
+
+    python3 graph_kd_pytorch.py --threads 1 --reps 3 --cases 1024,128,128,full,0 4096,512,512,full,0
+    python3 graph_kd_pytorch.py --device cuda [--compile] --cases ...
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def allowed(n, mask, group, device):
+    i = torch.arange(n, device=device).unsqueeze(1)
+    j = torch.arange(n, device=device).unsqueeze(0)
+    if mask == "full":
+        m = i != j
+    else:
+        m = ((i // group) == (j // group)) & (i != j)
+        if mask == "star":
+            m = m & (i % group == 0)
+    return m
+
+
+def graph_kd(s, t, m, rows, tau):
+    sh = F.normalize(s, dim=1)
+    th = F.normalize(t.detach(), dim=1)
+    neg = torch.finfo(s.dtype).min
+    lp = F.log_softmax((th @ th.T / tau).masked_fill(~m, neg), dim=1)
+    lq = F.log_softmax((sh @ sh.T / tau).masked_fill(~m, neg), dim=1)
+    return F.kl_div(lq, lp, reduction="sum", log_target=True) / rows
+
+
+def vm_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--tau", type=float, default=0.5)
+    ap.add_argument("--cases", nargs="+", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True  # the same TF32 tensor-core GEMMs as gkd's TF32 mode
+    fn = torch.compile(graph_kd) if a.compile else graph_kd
+    print(f"pytorch {torch.__version__} threads {a.threads} device {a.device}{' compile' if a.compile else ''}", flush=True)
+    for spec in a.cases:
+        n, cs, ct, mask, group = spec.split(",")
+        n, cs, ct, group = int(n), int(cs), int(ct), int(group)
+        head = f"case {n} {cs} {ct} {mask} {group}"
+        try:
+            g = torch.Generator().manual_seed(0)
+            s = torch.randn(n, cs, generator=g).to(dev).requires_grad_()
+            t = torch.randn(n, ct, generator=g).to(dev)
+            m = allowed(n, mask, group, dev)
+            rows = float(m.any(dim=1).sum().clamp(min=1))
+            for _ in range(2):  # warm-up (and compilation)
+                s.grad = None
+                fn(s, t, m, rows, a.tau).backward()
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                base = torch.cuda.memory_allocated()
+            else:
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+                base = vm_kib("VmRSS") * 1024
+            times = []
+            for _ in range(a.reps):
+                s.grad = None
+                if cuda:
+                    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    e0.record()
+                    fn(s, t, m, rows, a.tau).backward()
+                    e1.record()
+                    torch.cuda.synchronize()
+                    times.append(e0.elapsed_time(e1))
+                else:
+                    t0 = time.perf_counter()
+                    fn(s, t, m, rows, a.tau).backward()
+                    times.append((time.perf_counter() - t0) * 1e3)
+            peak = (torch.cuda.max_memory_allocated() if cuda else vm_kib("VmHWM") * 1024) - base
+            times.sort()
+            print(f"{head} ms {times[len(times) // 2]:.4f} peak_mib {peak / 2**20:.1f}", flush=True)
+        except torch.OutOfMemoryError:
+            print(f"{head} oom", flush=True)
+        finally:
+            s = t = m = None
+            if cuda:
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

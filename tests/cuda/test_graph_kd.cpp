@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+// CUDA graph-contrastive distillation kernels against the CPU oracle (gkd::graph_kd_loss with float64
+// tiles) on the same random inputs: per-row losses, reduced losses and student gradients.
+//
+// Tolerances (relative, judged against 1% of the largest expected magnitude, see require_close):
+// TF32 rounds each operand to 10 mantissa bits (≈ 2.4e-4 relative), so a logit s_ij / τ carries an
+// absolute error of ≈ 2.4e-4 · |s_ij| / τ, and losses and gradients (differences q − p of softmaxes)
+// inherit that relative to their scale: tol = 4e-3 · max(1, 0.1 / τ), i.e. 4e-3 for τ ≥ 0.1 and 4e-2
+// at τ = 0.01. TF32x3 (hi/lo split, three products) is close to fp32 arithmetic in the tiles, plus fp32
+// online log-sum-exp and accumulation: tol = 2e-4 · max(1, 0.1 / τ).
+#include <cuda_runtime.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "gkd/cuda/graph_kd.hpp"
+#include "gkd/losses/graph_kd.hpp"
+#include "support/check.hpp"
+
+using namespace gkd;
+using cuda::GraphKDConfig;
+using cuda::GraphKDForm;
+using cuda::GraphKDMask;
+using cuda::GraphKDPrecision;
+using cuda::GraphKDReduction;
+
+namespace {
+
+void check_cuda(cudaError_t e, const char* what) {
+  INFO(what << ": " << cudaGetErrorString(e));
+  REQUIRE(e == cudaSuccess);
+}
+
+/// A device buffer of floats, freed on scope exit.
+struct DeviceFloats {
+  float* ptr = nullptr;
+  explicit DeviceFloats(std::size_t count) { check_cuda(cudaMalloc(&ptr, std::max<std::size_t>(count, 1) * 4), "cudaMalloc"); }
+  DeviceFloats(const DeviceFloats&) = delete;
+  DeviceFloats& operator=(const DeviceFloats&) = delete;
+  ~DeviceFloats() { cudaFree(ptr); }
+  void upload(const std::vector<float>& v) { check_cuda(cudaMemcpy(ptr, v.data(), v.size() * 4, cudaMemcpyHostToDevice), "upload"); }
+  std::vector<float> download(std::size_t count) const {
+    std::vector<float> v(count);
+    check_cuda(cudaMemcpy(v.data(), ptr, count * 4, cudaMemcpyDeviceToHost), "download");
+    return v;
+  }
+};
+
+struct Result {
+  std::vector<float> row_loss, loss, grad;
+};
+
+/// Runs forward and backward on the GPU (None: upstream grad_rows; Mean/Sum: upstream 1.5).
+Result run_cuda(const GraphKDConfig& c, const std::vector<float>& s, const std::vector<float>& t,
+                const std::vector<float>& grad_rows) {
+  DeviceFloats ds(s.size()), dt(t.size()), rows(std::size_t(c.n)), gr(std::size_t(c.n)), loss(1),
+      grad(std::size_t(c.n * c.student_channels));
+  ds.upload(s);
+  dt.upload(t);
+  gr.upload(grad_rows);
+  const cuda::GraphKDForward fwd(c);
+  const cuda::GraphKDBackward bwd(c);
+  DeviceFloats lse(fwd.row_lse_count());
+  char* ws = nullptr;
+  check_cuda(cudaMalloc(&ws, std::max(fwd.workspace_bytes(), bwd.workspace_bytes())), "cudaMalloc workspace");
+  cudaStream_t stream = nullptr;
+  check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
+  fwd.run(ds.ptr, dt.ptr, rows.ptr, lse.ptr, loss.ptr, ws, stream);
+  bwd.run(ds.ptr, dt.ptr, lse.ptr, gr.ptr, 1.5f, grad.ptr, ws, stream);
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
+  check_cuda(cudaFree(ws), "cudaFree");
+  Result r{rows.download(std::size_t(c.n)), loss.download(1), grad.download(std::size_t(c.n * c.student_channels))};
+  return r;
+}
+
+GraphKDOptions cpu_options(const GraphKDConfig& c, Reduction r) {
+  GraphKDOptions o;
+  o.temperature = c.temperature;
+  o.mask = c.mask == GraphKDMask::Full            ? GraphMask::full()
+           : c.mask == GraphKDMask::BlockDiagonal ? GraphMask::block_diagonal(c.group_size)
+                                                  : GraphMask::star(c.group_size);
+  o.reduction = r;
+  o.eps = c.eps;
+  return o;
+}
+
+/// require_close's measure (worst |a − e| / max(|e|, 1% of max |e|)), printed when GKD_GRAPH_KD_VERBOSE is set
+/// so that the stated tolerances can be compared with what a GPU measures.
+void report(const char* what, const GraphKDConfig& c, const std::vector<float>& a, const Tensor<float>& expected) {
+  if (!std::getenv("GKD_GRAPH_KD_VERBOSE")) return;
+  const auto e = expected.to_vector();
+  double scale = 0, worst = 0;
+  for (float v : e) scale = std::max(scale, double(std::abs(v)));
+  for (std::size_t i = 0; i < a.size() && i < e.size(); ++i)
+    worst = std::max(worst, std::abs(double(a[i]) - double(e[i])) / std::max(double(std::abs(e[i])), scale * 1e-2 + 1e-300));
+  std::printf("measured n %lld C_s %lld form %d mask %d tau %g precision %d %s: %.3g\n", static_cast<long long>(c.n),
+              static_cast<long long>(c.student_channels), int(c.form), int(c.mask), double(c.temperature),
+              int(c.precision), what, worst);
+}
+
+double tolerance(const GraphKDConfig& c) {
+  const double amp = std::max(1.0, 0.1 / double(c.temperature));
+  return (c.precision == GraphKDPrecision::TF32 ? 4e-3 : 2e-4) * amp;
+}
+
+/// GPU = CPU oracle for one configuration, with reduction None (per-row losses, random grad_rows) and
+/// with the configured reduction (scalar loss, upstream gradient 1.5).
+void check_config(GraphKDConfig c, double scale = 1.0) {
+  INFO("n " << c.n << " C_s " << c.student_channels << " C_t " << c.teacher_channels << " form "
+            << (c.form == GraphKDForm::KL ? "kl" : "infonce") << " mask " << int(c.mask) << " group " << c.group_size
+            << " tau " << c.temperature << " precision " << (c.precision == GraphKDPrecision::TF32 ? "tf32" : "tf32x3"));
+  const auto s = test::random<float>({c.n, c.student_channels}, 100 + std::uint64_t(c.n), float(scale));
+  const auto t = test::random<float>({c.n, c.teacher_channels}, 200 + std::uint64_t(c.n), float(scale));
+  const auto g = test::random<float>({c.n}, 300 + std::uint64_t(c.n));
+  const bool nce = c.form == GraphKDForm::InfoNCE;
+  const double tol = tolerance(c);
+  for (GraphKDReduction red : {GraphKDReduction::None, c.reduction}) {
+    GraphKDConfig cc = c;
+    cc.reduction = red;
+    const Reduction r = red == GraphKDReduction::None ? Reduction::None
+                        : red == GraphKDReduction::Sum ? Reduction::Sum
+                                                       : Reduction::Mean;
+    const Result gpu = run_cuda(cc, s.to_vector(), t.to_vector(), g.to_vector());
+    auto x = s.clone().requires_grad();
+    const GraphKDOptions o = cpu_options(cc, r);
+    auto cpu = nce ? graph_infonce_loss(x, t, o) : graph_kd_loss(x, t, o);
+    if (r == Reduction::None) {
+      cpu.backward(g);
+      report("rows", cc, gpu.row_loss, cpu);
+      test::require_close(Tensor<float>::from({c.n}, gpu.row_loss), cpu, tol, "row losses");
+    } else {
+      cpu.backward(Tensor<float>::scalar(1.5f));
+      report("loss", cc, gpu.loss, cpu);
+      test::require_close(Tensor<float>::scalar(gpu.loss[0]), cpu, tol, "reduced loss");
+    }
+    for (float v : gpu.grad) REQUIRE(std::isfinite(v));
+    report("grad", cc, gpu.grad, x.grad());
+    test::require_close(Tensor<float>::from({c.n, c.student_channels}, gpu.grad), x.grad(), tol, "student gradient");
+  }
+}
+
+GraphKDConfig config(std::int64_t n, std::int64_t cs, std::int64_t ct, GraphKDMask mask, std::int64_t group, float tau,
+                     GraphKDForm form = GraphKDForm::KL) {
+  GraphKDConfig c;
+  c.n = n;
+  c.student_channels = cs;
+  c.teacher_channels = ct;
+  c.mask = mask;
+  c.group_size = group;
+  c.temperature = tau;
+  c.form = form;
+  return c;
+}
+
+std::vector<GraphKDConfig> grid(GraphKDForm form) {
+  const bool nce = form == GraphKDForm::InfoNCE;
+  auto ct = [&](std::int64_t cs, std::int64_t other) { return nce ? cs : other; };
+  return {
+      config(1, 8, ct(8, 8), GraphKDMask::Full, 0, 0.5f, form),
+      config(2, 5, ct(5, 3), GraphKDMask::Full, 0, 0.5f, form),
+      config(7, 12, ct(12, 20), GraphKDMask::Full, 0, 0.1f, form),
+      config(100, 24, ct(24, 40), GraphKDMask::Full, 0, 0.2f, form),  // not a multiple of the 64-row tile
+      config(130, 64, ct(64, 32), GraphKDMask::Full, 0, 1.0f, form),
+      config(200, 512, ct(512, 256), GraphKDMask::BlockDiagonal, 4, 0.5f, form),  // many small graphs
+      config(80, 512, ct(512, 512), GraphKDMask::Star, 5, 0.5f, form),            // DCGD star, B = 16, K = 4
+      config(390, 96, ct(96, 48), GraphKDMask::BlockDiagonal, 130, 0.1f, form),   // groups straddling tiles
+      config(300, 33, ct(33, 17), GraphKDMask::Star, 150, 0.3f, form),
+      config(6, 4, ct(4, 4), GraphKDMask::BlockDiagonal, 1, 0.5f, form),  // no edges: zero loss and gradient
+  };
+}
+
+}  // namespace
+
+TEST_CASE("cuda graph_kd KL equals the CPU oracle", "[cuda][graph_kd]") {
+  for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
+    for (auto c : grid(GraphKDForm::KL)) {
+      c.precision = precision;
+      check_config(c);
+    }
+}
+
+TEST_CASE("cuda graph_kd InfoNCE equals the CPU oracle", "[cuda][graph_kd]") {
+  for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
+    for (auto c : grid(GraphKDForm::InfoNCE)) {
+      c.precision = precision;
+      check_config(c);
+    }
+}
+
+TEST_CASE("cuda graph_kd at tau 0.01, large norms and Sum reduction", "[cuda][graph_kd]") {
+  for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
+    for (auto form : {GraphKDForm::KL, GraphKDForm::InfoNCE}) {
+      auto c = config(150, 32, 32, GraphKDMask::Full, 0, 0.01f, form);
+      c.precision = precision;
+      c.reduction = GraphKDReduction::Sum;
+      check_config(c, 1e4);
+      auto star = config(120, 64, 64, GraphKDMask::Star, 6, 0.01f, form);
+      star.precision = precision;
+      check_config(star);
+    }
+}
+
+TEST_CASE("cuda graph_kd pixel graph N = 2048 not a tile multiple, C_s != C_t", "[cuda][graph_kd]") {
+  auto c = config(2000, 128, 64, GraphKDMask::Full, 0, 0.1f);
+  c.precision = GraphKDPrecision::TF32x3;
+  check_config(c);
+}
+
+TEST_CASE("cuda graph_kd is deterministic", "[cuda][graph_kd]") {
+  auto c = config(300, 64, 48, GraphKDMask::Full, 0, 0.2f);
+  const auto s = test::random<float>({300, 64}, 1).to_vector(), t = test::random<float>({300, 48}, 2).to_vector();
+  const std::vector<float> g(300, 1.0f);
+  const Result a = run_cuda(c, s, t, g), b = run_cuda(c, s, t, g);
+  REQUIRE(a.row_loss == b.row_loss);
+  REQUIRE(a.loss == b.loss);
+  REQUIRE(a.grad == b.grad);
+}
+
+TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][graph_kd][errors]") {
+  auto c = config(6, 3, 4, GraphKDMask::BlockDiagonal, 4, 1.0f);
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("group_size 4") && Catch::Contains("n = 6"));
+  c.mask = GraphKDMask::Full;
+  c.temperature = 0.0f;
+  REQUIRE_THROWS_WITH(cuda::GraphKDBackward(c), Catch::Contains("temperature"));
+  c.temperature = 1.0f;
+  c.form = GraphKDForm::InfoNCE;
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("InfoNCE"));
+  c.form = GraphKDForm::KL;
+  c.n = 0;
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("non-empty"));
+  c.n = 6;
+  const cuda::GraphKDForward fwd(c);
+  REQUIRE_THROWS_WITH(fwd.run(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr), Catch::Contains("null"));
+  c.reduction = GraphKDReduction::None;
+  const cuda::GraphKDBackward bwd(c);
+  DeviceFloats dummy(64);
+  REQUIRE_THROWS_WITH(bwd.run(dummy.ptr, dummy.ptr, dummy.ptr, nullptr, 1.0f, dummy.ptr, dummy.ptr, nullptr),
+                      Catch::Contains("grad_rows"));
+}
