@@ -94,6 +94,24 @@ struct KlRowState {
       t.l += e;
     }
   }
+  /// Merges the state of another part of the same row (e.g. another thread's columns).
+  GKD_HOST_DEVICE void merge(const KlRowState& o) {
+    s.merge(o.s.m, o.s.l);
+    if (o.t.l == A(0)) return;
+    if (t.l == A(0)) {
+      t = o.t;
+      cross = o.cross;
+    } else if (o.t.m > t.m) {
+      const A r = std::exp(t.m - o.t.m);
+      cross = cross * r + o.cross;
+      t.l = t.l * r + o.t.l;
+      t.m = o.t.m;
+    } else {
+      const A r = std::exp(o.t.m - t.m);
+      cross += o.cross * r;
+      t.l += o.t.l * r;
+    }
+  }
   /// KL(softmax(z_t) ‖ softmax(z_s)) of the row; never negative.
   GKD_HOST_DEVICE A kl() const {
     const A v = cross / t.l - t.value() + s.value();

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// CUDA SKD similarity MSE and CIRKD pixel-pair KL against the CPU op (run in double on the same
+// float inputs): losses and student gradients, N = 1, N not a multiple of the 64-node tile, C_s ≠ C_t,
+// C not a multiple of 16, TF32 and 3xTF32 similarities; the backward scaling; argument errors.
+//
+// Tolerances (relative L2 error of the gradient, relative error of the loss): TF32 rounds every
+// operand to 10 mantissa bits (2^-11 ≈ 5e-4 relative); similarities of unit rows then carry ~5e-4
+// absolute error, which the SKD difference (a_s − a_t) and the CIRKD logits (÷ τ) amplify: 2e-2 for
+// TF32 (τ ≥ 0.5). 3xTF32 recovers fp32 products: 1e-4 (τ ≥ 0.1).
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <vector>
+
+#include "gkd/cuda/pairwise_kd.hpp"
+#include "gkd/losses/pairwise_kd.hpp"
+#include "support/check.hpp"
+
+namespace {
+
+template <class T>
+struct DeviceBuffer {
+  T* ptr = nullptr;
+  explicit DeviceBuffer(std::size_t n) { REQUIRE(cudaMalloc(reinterpret_cast<void**>(&ptr), sizeof(T) * std::max<std::size_t>(n, 1)) == cudaSuccess); }
+  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
+    REQUIRE(cudaMemcpy(ptr, host.data(), sizeof(T) * host.size(), cudaMemcpyHostToDevice) == cudaSuccess);
+  }
+  ~DeviceBuffer() { cudaFree(ptr); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  std::vector<T> download(std::size_t n) const {
+    std::vector<T> host(n);
+    REQUIRE(cudaMemcpy(host.data(), ptr, sizeof(T) * n, cudaMemcpyDeviceToHost) == cudaSuccess);
+    return host;
+  }
+};
+
+std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scale = 1.0) {
+  const auto v = gkd::test::random<double>({n}, seed, scale).to_vector();
+  return {v.begin(), v.end()};
+}
+
+double relative_l2(const std::vector<float>& actual, const std::vector<double>& expected) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    num += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
+    den += expected[i] * expected[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+enum class Loss { Mse, Kl };
+
+void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::PairwiseArgs args, double tol) {
+  INFO((loss == Loss::Mse ? "similarity_mse" : "pixel_pair_kl") << " B " << shape.batch << " N " << shape.nodes << " C_s "
+                                                                  << shape.cs << " C_t " << shape.ct << " tau "
+                                                                  << args.temperature << " mean " << args.mean
+                                                                  << " precise " << args.precise);
+  const std::int64_t ns = shape.batch * shape.nodes * shape.cs, nt = shape.batch * shape.nodes * shape.ct;
+  const auto s = random_floats(ns, 1000 + shape.nodes, 1.5), t = random_floats(nt, 2000 + shape.nodes, 0.7);
+  // CPU oracle in double on the same float values
+  const std::vector<double> s64(s.begin(), s.end()), t64(t.begin(), t.end());
+  std::vector<double> grad_ref(static_cast<std::size_t>(ns));
+  const gkd::Reduction r = args.mean ? gkd::Reduction::Mean : gkd::Reduction::Sum;
+  const double loss_ref =
+      loss == Loss::Mse
+          ? gkd::similarity_mse_raw(s64.data(), t64.data(), shape.batch, shape.nodes, shape.cs, shape.ct,
+                                    {.eps = args.eps, .reduction = r}, grad_ref.data())
+          : gkd::pixel_pair_kl_raw(s64.data(), t64.data(), shape.batch, shape.nodes, shape.cs, shape.ct,
+                                   {.temperature = args.temperature, .eps = args.eps, .reduction = r}, grad_ref.data());
+  DeviceBuffer<float> ds(s), dt(t), dloss(1), dgrad(static_cast<std::size_t>(ns));
+  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape) : gkd::cuda::pixel_pair_kl_workspace(shape);
+  DeviceBuffer<char> ws(bytes);
+  if (loss == Loss::Mse) gkd::cuda::similarity_mse_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
+  else gkd::cuda::pixel_pair_kl_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const float loss_gpu = dloss.download(1)[0];
+  const auto grad_gpu = dgrad.download(static_cast<std::size_t>(ns));
+  INFO("loss gpu " << loss_gpu << " cpu " << loss_ref);
+  REQUIRE(std::isfinite(loss_gpu));
+  REQUIRE(std::abs(loss_gpu - loss_ref) <= tol * std::abs(loss_ref) + 1e-7);
+  const double err = relative_l2(grad_gpu, grad_ref);
+  INFO("gradient relative L2 error " << err);
+  REQUIRE(err <= tol);
+  // loss-only call: same loss
+  if (loss == Loss::Mse) gkd::cuda::similarity_mse_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, nullptr, ws.ptr, bytes);
+  else gkd::cuda::pixel_pair_kl_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, nullptr, ws.ptr, bytes);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  REQUIRE(dloss.download(1)[0] == loss_gpu);
+}
+
+}  // namespace
+
+TEST_CASE("CUDA similarity_mse equals the CPU op", "[cuda][pairwise_kd]") {
+  using gkd::cuda::PairwiseShape;
+  for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
+                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70}}) {
+    for (bool mean : {true, false}) {
+      check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = false}, shape.nodes == 1 ? 1e-4 : 2e-2);
+      check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = true}, 1e-4);
+    }
+  }
+}
+
+TEST_CASE("CUDA pixel_pair_kl equals the CPU op", "[cuda][pairwise_kd]") {
+  using gkd::cuda::PairwiseShape;
+  for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
+                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70}}) {
+    for (bool mean : {true, false}) {
+      check_against_cpu(Loss::Kl, shape, {.temperature = 1.0, .mean = mean}, 2e-2);
+      check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .precise = true}, 1e-4);
+      check_against_cpu(Loss::Kl, shape, {.temperature = 0.1, .mean = mean, .precise = true}, 1e-4);
+    }
+  }
+}
+
+TEST_CASE("CUDA pairwise_kd_backward scales the gradient", "[cuda][pairwise_kd]") {
+  const std::vector<float> g{1.f, -2.f, 3.f, 0.5f, 7.f};
+  DeviceBuffer<float> dg(g), factor(std::vector<float>{-0.5f});
+  gkd::cuda::pairwise_kd_backward(factor.ptr, dg.ptr, 5);
+  REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+  const auto out = dg.download(5);
+  for (std::size_t i = 0; i < g.size(); ++i) REQUIRE(out[i] == -0.5f * g[i]);
+}
+
+TEST_CASE("CUDA pair-wise losses reject bad arguments", "[cuda][pairwise_kd]") {
+  using gkd::cuda::PairwiseShape;
+  const PairwiseShape shape{1, 10, 4, 4};
+  const std::size_t bytes = gkd::cuda::pixel_pair_kl_workspace(shape);
+  DeviceBuffer<float> s(40), t(40), loss(1);
+  DeviceBuffer<char> ws(bytes);
+  REQUIRE_THROWS_AS(gkd::cuda::similarity_mse_workspace(PairwiseShape{1, 0, 4, 4}), gkd::Error);
+  REQUIRE_THROWS_AS(gkd::cuda::pixel_pair_kl_forward(s.ptr, t.ptr, shape, {.temperature = 0.0}, loss.ptr, nullptr, ws.ptr, bytes),
+                    gkd::Error);
+  REQUIRE_THROWS_AS(gkd::cuda::pixel_pair_kl_forward(s.ptr, t.ptr, shape, {}, loss.ptr, nullptr, ws.ptr, bytes - 1), gkd::Error);
+  REQUIRE_THROWS_AS(gkd::cuda::similarity_mse_forward(nullptr, t.ptr, shape, {}, loss.ptr, nullptr, ws.ptr, bytes), gkd::Error);
+  REQUIRE_THROWS_WITH(gkd::cuda::similarity_mse_forward(s.ptr, t.ptr, shape, {.eps = -1.0}, loss.ptr, nullptr, ws.ptr, bytes),
+                      Catch::Contains("similarity_mse") && Catch::Contains("eps"));
+}
