@@ -50,8 +50,13 @@ Volume read_nifti(const std::filesystem::path& path);
 void write_nifti(const std::filesystem::path& path, const Volume& volume);
 /// Reads one DICOM slice as a 1×H×W volume in rescaled units.
 Volume read_dicom(const std::filesystem::path& path);
-/// Reads every slice of a DICOM series in `folder`, sorted along the slice normal.
-Volume read_dicom_series(const std::filesystem::path& folder);
+/// How `read_dicom_series` orders slices.
+enum class SliceOrder {
+  position,   ///< along the slice normal by Image Position (Patient) (file name where positions tie)
+  file_name,  ///< by file name (CHAOS pairs `Ground/liver_GT_000.png`... with DICOM files in name order)
+};
+/// Reads every slice of a DICOM series in `folder`.
+Volume read_dicom_series(const std::filesystem::path& folder, SliceOrder order = SliceOrder::position);
 
 }  // namespace gkd::data
 
@@ -250,7 +255,7 @@ Volume read_dicom(const std::filesystem::path& path) {
   return v;
 }
 
-Volume read_dicom_series(const std::filesystem::path& folder) {
+Volume read_dicom_series(const std::filesystem::path& folder, SliceOrder order) {
   std::error_code ec;
   GKD_CHECK(std::filesystem::is_directory(folder, ec), "read_dicom_series", folder.string() << ": no such folder");
   std::vector<std::filesystem::path> files;
@@ -275,7 +280,8 @@ Volume read_dicom_series(const std::filesystem::path& folder) {
   auto position = [&](const detail_volume::DicomSlice& s) {
     return s.origin[0] * first.normal[0] + s.origin[1] * first.normal[1] + s.origin[2] * first.normal[2];
   };
-  std::stable_sort(slices.begin(), slices.end(), [&](const auto& a, const auto& b) { return position(a) < position(b); });
+  if (order == SliceOrder::position)
+    std::stable_sort(slices.begin(), slices.end(), [&](const auto& a, const auto& b) { return position(a) < position(b); });
   const std::int64_t d = static_cast<std::int64_t>(slices.size()), h = first.pixels.size(0), w = first.pixels.size(1);
   Volume v;
   v.data = Tensor<float>::empty({d, h, w});
@@ -291,7 +297,7 @@ Volume read_dicom_series(const std::filesystem::path& folder) {
 Volume read_dicom(const std::filesystem::path& path) {
   GKD_FAIL("read_dicom", path.string() << ": DICOM support is not built in; install GDCM (Debian: libgdcm-dev) and reconfigure");
 }
-Volume read_dicom_series(const std::filesystem::path& folder) {
+Volume read_dicom_series(const std::filesystem::path& folder, SliceOrder) {
   GKD_FAIL("read_dicom_series", folder.string() << ": DICOM support is not built in; install GDCM (Debian: libgdcm-dev) and reconfigure");
 }
 #endif
