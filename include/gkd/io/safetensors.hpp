@@ -512,9 +512,12 @@ LoadReport load_into(const StView& view, const NamedTensors<T>& targets, const L
   LoadReport report = match_keys(view, targets, options.prefix);
   GKD_CHECK(!options.strict || report.ok(), detail::kOp,
             view.source << ": strict load failed (nothing was loaded): " << report.str());
+  std::unordered_map<std::string_view, const StEntry*> by_name;
+  for (const auto& e : view.entries) by_name.emplace(e.name, &e);
   for (const auto& [name, t] : targets) {
-    const StEntry* e = view.find(options.prefix + name);
-    if (!e || e->shape != t.shape()) continue;
+    auto it = by_name.find(options.prefix + name);
+    if (it == by_name.end() || it->second->shape != t.shape()) continue;
+    const StEntry* e = it->second;
     read_tensor_into(view, *e, t);
     report.loaded.push_back(name);
   }
