@@ -155,5 +155,19 @@ TEST_CASE("views and a synthetic retina set with crops", "[synth]") {
   CHECK(loader.next());
   CHECK_FALSE(loader.next());
   CHECK_THROWS_AS(BatchLoader(data, {.batch_size = 5}), gkd::Error);  // no full batch with drop_last
+  // samples_per_epoch repeats a small set: 4 samples, 10 per epoch, each pass a permutation
+  BatchLoader repeated(data, {.batch_size = 5, .shuffle = true, .seed = 4, .samples_per_epoch = 10, .workers = 1},
+                       {}, random_crop(16, 16));
+  std::vector<std::int64_t> seen;
+  while (auto r = repeated.next()) seen.insert(seen.end(), r->indices.begin(), r->indices.end());
+  REQUIRE(seen.size() == 10);
+  for (std::size_t pass = 0; pass < 2; ++pass) {
+    std::vector<std::int64_t> p(seen.begin() + std::ptrdiff_t(4 * pass), seen.begin() + std::ptrdiff_t(4 * pass + 4));
+    std::sort(p.begin(), p.end());
+    CHECK(p == std::vector<std::int64_t>{0, 1, 2, 3});
+  }
+  const Sampler short_sampler = [](std::int64_t, std::int64_t, std::int64_t, std::uint64_t) { return std::vector<std::int64_t>{0}; };
+  BatchLoader bad_sampler(data, {.batch_size = 2, .workers = 0}, {}, random_crop(16, 16), short_sampler);
+  CHECK_THROWS_WITH(bad_sampler.next(), Catch::Contains("expected 4"));
   CHECK_THROWS_AS(BatchLoader(data, {.prefetch = 0}), gkd::Error);
 }

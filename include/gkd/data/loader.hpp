@@ -7,7 +7,8 @@
 ///
 /// Contract
 /// - Order and content are deterministic from `LoaderOptions::seed`, whatever the number of workers or
-///   their timing: epoch e visits `sampler(e, size, seed)` (default: a seeded shuffle, or 0..n-1), batch
+///   their timing: epoch e visits `sampler(e, size, count, seed)` (default: seeded shuffles, or 0..n-1,
+///   repeated up to `samples_per_epoch`), batch
 ///   b of an epoch holds positions [b·N, (b+1)·N), and sample j of global batch g is preprocessed and
 ///   augmented with a generator seeded by (seed, g, j). Batches are delivered in order.
 /// - `views = K` adds K more augmentations of the same preprocessed sample (same crop), each with its
@@ -68,13 +69,15 @@ struct LoaderOptions {
   bool drop_last = true;     ///< drop a final partial batch of each epoch
   std::uint64_t seed = 0;
   std::int64_t epochs = 1;   ///< 0: endless
+  std::int64_t samples_per_epoch = 0;  ///< 0: the data-set size; more repeats samples (small sets, patches)
   int workers = 1;           ///< background threads; 0 builds batches synchronously inside next()
   int prefetch = 4;          ///< batches built ahead of the consumer (>= 1)
   int views = 0;             ///< extra augmented views per sample
 };
 
-/// The data-set indices visited in one epoch.
-using Sampler = std::function<std::vector<std::int64_t>(std::int64_t epoch, std::int64_t size, std::uint64_t seed)>;
+/// The data-set indices visited in one epoch: exactly `count` indices in [0, size).
+using Sampler =
+    std::function<std::vector<std::int64_t>(std::int64_t epoch, std::int64_t size, std::int64_t count, std::uint64_t seed)>;
 
 /// How long the consumer waited and how much was built.
 struct LoaderStats {
@@ -83,14 +86,19 @@ struct LoaderStats {
   double wait_seconds = 0;       ///< total time next() blocked
 };
 
-/// A seeded Fisher–Yates shuffle per epoch (or 0..n-1 when `shuffle` is false).
+/// 0..size-1 repeated up to `count` indices; with `shuffle`, each pass over the set is a seeded
+/// Fisher–Yates permutation (every sample once per pass).
 inline Sampler default_sampler(bool shuffle) {
-  return [shuffle](std::int64_t epoch, std::int64_t size, std::uint64_t seed) {
-    std::vector<std::int64_t> order(static_cast<std::size_t>(size));
-    std::iota(order.begin(), order.end(), std::int64_t(0));
-    if (shuffle) {
-      Generator gen(detail::mix_seed(seed, 0x5EED0000ull + std::uint64_t(epoch)));
-      for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[std::size_t(gen.next() % i)]);
+  return [shuffle](std::int64_t epoch, std::int64_t size, std::int64_t count, std::uint64_t seed) {
+    std::vector<std::int64_t> order;
+    order.reserve(static_cast<std::size_t>(count));
+    Generator gen(detail::mix_seed(seed, 0x5EED0000ull + std::uint64_t(epoch)));
+    std::vector<std::int64_t> pass(static_cast<std::size_t>(size));
+    while (std::int64_t(order.size()) < count) {
+      std::iota(pass.begin(), pass.end(), std::int64_t(0));
+      if (shuffle)
+        for (std::size_t i = pass.size(); i > 1; --i) std::swap(pass[i - 1], pass[std::size_t(gen.next() % i)]);
+      for (std::size_t i = 0; i < pass.size() && std::int64_t(order.size()) < count; ++i) order.push_back(pass[i]);
     }
     return order;
   };
@@ -105,13 +113,15 @@ class BatchLoader {
       : data_(std::move(data)), opt_(options), augment_(std::move(augment)), preprocess_(std::move(preprocess)),
         sampler_(sampler ? std::move(sampler) : default_sampler(options.shuffle)) {
     GKD_CHECK(data_ != nullptr, "BatchLoader", "no data set");
-    GKD_CHECK(opt_.batch_size >= 1 && opt_.epochs >= 0 && opt_.workers >= 0 && opt_.prefetch >= 1 && opt_.views >= 0,
+    GKD_CHECK(opt_.batch_size >= 1 && opt_.epochs >= 0 && opt_.workers >= 0 && opt_.prefetch >= 1 && opt_.views >= 0 &&
+                  opt_.samples_per_epoch >= 0,
               "BatchLoader", "invalid options: batch_size " << opt_.batch_size << ", epochs " << opt_.epochs << ", workers "
                                                             << opt_.workers << ", prefetch " << opt_.prefetch << ", views " << opt_.views);
-    const std::int64_t n = data_->size();
+    GKD_CHECK(data_->size() > 0, "BatchLoader", "the data set is empty");
+    const std::int64_t n = opt_.samples_per_epoch ? opt_.samples_per_epoch : data_->size();
     per_epoch_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
     GKD_CHECK(per_epoch_ > 0, "BatchLoader",
-              "a data set of " << n << " samples gives no batch of " << opt_.batch_size << (opt_.drop_last ? " (drop_last)" : ""));
+              "an epoch of " << n << " samples gives no batch of " << opt_.batch_size << (opt_.drop_last ? " (drop_last)" : ""));
     total_ = opt_.epochs == 0 ? std::numeric_limits<std::int64_t>::max() : per_epoch_ * opt_.epochs;
     for (int i = 0; i < opt_.workers; ++i) threads_.emplace_back([this] { work(); });
   }
@@ -199,7 +209,10 @@ class BatchLoader {
     std::lock_guard lock(order_mutex_);
     auto it = orders_.find(epoch);
     if (it == orders_.end()) {
-      std::vector<std::int64_t> o = sampler_(epoch, data_->size(), opt_.seed);
+      const std::int64_t count = opt_.samples_per_epoch ? opt_.samples_per_epoch : data_->size();
+      std::vector<std::int64_t> o = sampler_(epoch, data_->size(), count, opt_.seed);
+      GKD_CHECK(std::int64_t(o.size()) == count, "BatchLoader",
+                "sampler gave " << o.size() << " indices for epoch " << epoch << ", expected " << count);
       for (auto i : o)
         GKD_CHECK(i >= 0 && i < data_->size(), "BatchLoader", "sampler gave index " << i << " for " << data_->size() << " samples");
       it = orders_.emplace(epoch, std::move(o)).first;
@@ -214,7 +227,6 @@ class BatchLoader {
     const std::vector<std::int64_t> o = order(b.epoch);
     const std::int64_t first = b.batch * opt_.batch_size;
     const std::int64_t count = std::min<std::int64_t>(opt_.batch_size, std::int64_t(o.size()) - first);
-    GKD_CHECK(count > 0, "BatchLoader", "sampler gave " << o.size() << " indices for epoch " << b.epoch << ", too few for batch " << b.batch);
     std::vector<Sample> anchors;
     std::vector<std::vector<Sample>> views(std::size_t(opt_.views));
     for (std::int64_t j = 0; j < count; ++j) {
