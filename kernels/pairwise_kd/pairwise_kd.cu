@@ -32,17 +32,32 @@ constexpr int kTile = 64, kChunk = 16, kThreads = 128, kPadK = kChunk + 4, kPadT
 
 struct Geometry {
   std::int64_t batch, nodes, np, cs, ct, csp, ctp;
+  std::int64_t splits;  // the column tiles of each row tile are split over this many blocks
+  [[nodiscard]] __host__ __device__ std::int64_t tiles() const { return np / kTile; }
+  [[nodiscard]] __host__ __device__ std::int64_t grad_stride() const { return batch * np * csp; }
 };
+
+constexpr int kMergeBlocks = 512;
 
 std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
 
-Geometry geometry(const PairwiseShape& s) {
-  return {s.batch, s.nodes, round_up(s.nodes, kTile), s.cs, s.ct, round_up(s.cs, kChunk), round_up(s.ct, kChunk)};
+// Enough blocks to fill the GPU (about 4 resident blocks of 45 KiB shared memory per SM): small
+// problems split every row tile's column walk over up to 16 blocks, each with its own gradient slice.
+Geometry geometry(const PairwiseShape& s, bool kl) {
+  Geometry g{s.batch, s.nodes, round_up(s.nodes, kTile), s.cs, s.ct, round_up(s.cs, kChunk), round_up(s.ct, kChunk), 1};
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    sms = 132;
+  }
+  const std::int64_t blocks = g.tiles() * g.batch, columns = g.tiles() * (kl ? g.batch : 1);
+  g.splits = std::max<std::int64_t>(1, std::min<std::int64_t>({(4 * sms + blocks - 1) / blocks, 16, columns}));
+  return g;
 }
 
 // Workspace layout, each part aligned to 256 bytes.
 struct Layout {
-  std::size_t shat, that, dhat, inv_norm, clamped, t_inv_norm, t_clamped, lse, partial, total;
+  std::size_t shat, that, dhat, inv_norm, clamped, t_inv_norm, t_clamped, lse, states, partial, total;
 };
 
 std::size_t align256(std::size_t x) { return (x + 255) / 256 * 256; }
@@ -55,16 +70,17 @@ Layout layout(const Geometry& g, bool kl) {
     at += align256(bytes);
     return here;
   };
-  const std::size_t tiles = static_cast<std::size_t>(g.np / kTile * g.batch);
+  const std::size_t blocks = static_cast<std::size_t>(g.tiles() * g.batch * g.splits);
   l.shat = take(sizeof(float) * g.batch * g.np * g.csp);
   l.that = take(sizeof(float) * g.batch * g.np * g.ctp);
-  l.dhat = take(sizeof(float) * g.batch * g.np * g.csp);
+  l.dhat = take(sizeof(float) * g.splits * g.grad_stride());
   l.inv_norm = take(sizeof(float) * g.batch * g.nodes);
   l.clamped = take(g.batch * g.nodes);
   l.t_inv_norm = take(sizeof(float) * g.batch * g.nodes);
   l.t_clamped = take(g.batch * g.nodes);
   l.lse = take(kl ? sizeof(float2) * g.batch * g.batch * g.np : 0);
-  l.partial = take(sizeof(double) * tiles);
+  l.states = take(kl ? sizeof(gkd::detail::KlRowState<float>) * g.splits * g.batch * g.batch * g.np : 0);
+  l.partial = take(sizeof(double) * std::max<std::size_t>(blocks, kMergeBlocks));
   l.total = at;
   return l;
 }
@@ -101,16 +117,21 @@ __global__ void normalize_rows_kernel(const float* __restrict__ x, std::int64_t 
 __global__ void normalize_backward_kernel(const float* __restrict__ hat, const float* __restrict__ dhat,
                                           const float* __restrict__ inv_norm, const unsigned char* __restrict__ clamped,
                                           std::int64_t rows, std::int64_t nodes, std::int64_t np, int c, int cp,
-                                          float* __restrict__ grad) {
+                                          std::int64_t splits, std::int64_t split_stride, float* __restrict__ grad) {
   const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
   const int lane = threadIdx.x % 32;
   for (std::int64_t r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
     const std::int64_t off = ((r / nodes) * np + r % nodes) * cp;
+    auto dxhat = [&](int k) {
+      float v = 0;
+      for (std::int64_t z = 0; z < splits; ++z) v += dhat[z * split_stride + off + k];
+      return v;
+    };
     float dot = 0;
-    for (int k = lane; k < c; k += 32) dot += hat[off + k] * dhat[off + k];
+    for (int k = lane; k < c; k += 32) dot += hat[off + k] * dxhat(k);
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
     for (int k = lane; k < c; k += 32)
-      grad[r * c + k] = gkd::detail::normalize_backward(dhat[off + k], hat[off + k], dot, inv_norm[r], clamped[r] != 0);
+      grad[r * c + k] = gkd::detail::normalize_backward(dxhat(k), hat[off + k], dot, inv_norm[r], clamped[r] != 0);
   }
 }
 
@@ -248,11 +269,14 @@ __global__ void __launch_bounds__(kThreads) skd_kernel(Geometry geo, const float
   __shared__ __align__(128) float ys[kTile][kPadK];
   __shared__ __align__(128) float ss[kTile][kPadT];
   __shared__ __align__(128) float st[kTile][kPadT];
-  const std::int64_t b = blockIdx.y, i0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
+  const std::int64_t b = blockIdx.y, i0 = static_cast<std::int64_t>(blockIdx.x) * kTile, z = blockIdx.z;
   const float* sb = shat + b * geo.np * geo.csp;
   const float* tb = that + b * geo.np * geo.ctp;
+  const std::int64_t per = (geo.tiles() + geo.splits - 1) / geo.splits, f1 = std::min(geo.tiles(), (z + 1) * per);
+  if (dhat != nullptr) dhat += z * geo.grad_stride();
   double loss = 0;
-  for (std::int64_t j0 = 0; j0 < geo.nodes; j0 += kTile) {
+  for (std::int64_t f = z * per; f < f1; ++f) {
+    const std::int64_t j0 = f * kTile;
     similarity_tile<kPrecise>(sb + i0 * geo.csp, sb + j0 * geo.csp, geo.csp, geo.csp, xs, ys, ss);
     similarity_tile<kPrecise>(tb + i0 * geo.ctp, tb + j0 * geo.ctp, geo.ctp, geo.ctp, xs, ys, st);
     float local = 0;
@@ -269,46 +293,65 @@ __global__ void __launch_bounds__(kThreads) skd_kernel(Geometry geo, const float
     if (dhat != nullptr)
       accumulate_gradient<kPrecise>(ss, sb + j0 * geo.csp, dhat + (b * geo.np + i0) * geo.csp, geo.csp, geo.csp);
   }
-  block_partial(loss, partial, static_cast<std::int64_t>(blockIdx.y) * gridDim.x + blockIdx.x);
+  block_partial(loss, partial, (z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x);
 }
 
 // ---- CIRKD -----------------------------------------------------------------------------------------
 
-// Row statistics: for each pair (a = blockIdx.y, b) and row i of a, the student / teacher lse and KL.
+// Row statistics: block (a = blockIdx.y, row tile, split z) walks its share of the (b, column tile)
+// pairs and stores the partial row state of each (a, b, row) in states[z]; merge_states_kernel merges
+// the splits into the row log-sum-exps and the KL.
 template <bool kPrecise>
 __global__ void __launch_bounds__(kThreads) kl_stats_kernel(Geometry geo, const float* __restrict__ shat,
-                                                            const float* __restrict__ that, float inv_tau, double weight,
-                                                            float2* __restrict__ lse, double* __restrict__ partial) {
+                                                            const float* __restrict__ that, float inv_tau,
+                                                            gkd::detail::KlRowState<float>* __restrict__ states) {
   __shared__ __align__(128) float xs[kTile][kPadK];
   __shared__ __align__(128) float ys[kTile][kPadK];
   __shared__ __align__(128) float ss[kTile][kPadT];
   __shared__ __align__(128) float st[kTile][kPadT];
-  const std::int64_t a = blockIdx.y, i0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
+  const std::int64_t a = blockIdx.y, i0 = static_cast<std::int64_t>(blockIdx.x) * kTile, z = blockIdx.z;
   const int r = threadIdx.x / 2, half = threadIdx.x % 2;  // two threads per row, 32 columns each
-  double loss = 0;
-  for (std::int64_t b = 0; b < geo.batch; ++b) {
-    gkd::detail::KlRowState<float> row;
-    for (std::int64_t j0 = 0; j0 < geo.nodes; j0 += kTile) {
-      similarity_tile<kPrecise>(shat + (a * geo.np + i0) * geo.csp, shat + (b * geo.np + j0) * geo.csp, geo.csp, geo.csp,
-                                xs, ys, ss);
-      similarity_tile<kPrecise>(that + (a * geo.np + i0) * geo.ctp, that + (b * geo.np + j0) * geo.ctp, geo.ctp, geo.ctp,
-                                xs, ys, st);
-      for (int c = half * 32; c < half * 32 + 32; ++c)
-        if (j0 + c < geo.nodes) row.add(ss[r][c] * inv_tau, st[r][c] * inv_tau);
-    }
-    gkd::detail::KlRowState<float> other;
-    other.s.m = __shfl_xor_sync(0xffffffffu, row.s.m, 1);
-    other.s.l = __shfl_xor_sync(0xffffffffu, row.s.l, 1);
-    other.t.m = __shfl_xor_sync(0xffffffffu, row.t.m, 1);
-    other.t.l = __shfl_xor_sync(0xffffffffu, row.t.l, 1);
-    other.cross = __shfl_xor_sync(0xffffffffu, row.cross, 1);
-    row.merge(other);
-    if (half == 0 && i0 + r < geo.nodes) {
-      lse[(a * geo.batch + b) * geo.np + i0 + r] = make_float2(row.s.value(), row.t.value());
-      loss += weight * static_cast<double>(row.kl());
+  const std::int64_t total = geo.batch * geo.tiles(), per = (total + geo.splits - 1) / geo.splits;
+  const std::int64_t f1 = std::min(total, (z + 1) * per);
+  gkd::detail::KlRowState<float> row;
+  for (std::int64_t f = z * per; f < f1; ++f) {
+    const std::int64_t b = f / geo.tiles(), j0 = (f % geo.tiles()) * kTile;
+    similarity_tile<kPrecise>(shat + (a * geo.np + i0) * geo.csp, shat + (b * geo.np + j0) * geo.csp, geo.csp, geo.csp,
+                              xs, ys, ss);
+    similarity_tile<kPrecise>(that + (a * geo.np + i0) * geo.ctp, that + (b * geo.np + j0) * geo.ctp, geo.ctp, geo.ctp,
+                              xs, ys, st);
+    for (int c = half * 32; c < half * 32 + 32; ++c)
+      if (j0 + c < geo.nodes) row.add(ss[r][c] * inv_tau, st[r][c] * inv_tau);
+    if (f + 1 == f1 || (f + 1) / geo.tiles() != b) {  // last column tile of image b in this split
+      gkd::detail::KlRowState<float> other;
+      other.s.m = __shfl_xor_sync(0xffffffffu, row.s.m, 1);
+      other.s.l = __shfl_xor_sync(0xffffffffu, row.s.l, 1);
+      other.t.m = __shfl_xor_sync(0xffffffffu, row.t.m, 1);
+      other.t.l = __shfl_xor_sync(0xffffffffu, row.t.l, 1);
+      other.cross = __shfl_xor_sync(0xffffffffu, row.cross, 1);
+      row.merge(other);
+      if (half == 0) states[((z * geo.batch + a) * geo.batch + b) * geo.np + i0 + r] = row;
+      row = gkd::detail::KlRowState<float>{};
     }
   }
-  block_partial(loss, partial, static_cast<std::int64_t>(blockIdx.y) * gridDim.x + blockIdx.x);
+}
+
+// Merges the split row states of every (a, b, row): lse and w · KL (block partials).
+__global__ void __launch_bounds__(256) merge_states_kernel(Geometry geo, const gkd::detail::KlRowState<float>* __restrict__ states,
+                                                           double weight, float2* __restrict__ lse, double* __restrict__ partial) {
+  const std::int64_t rows = geo.batch * geo.batch * geo.np;
+  double loss = 0;
+  for (std::int64_t q = blockIdx.x * 256 + threadIdx.x; q < rows; q += static_cast<std::int64_t>(gridDim.x) * 256) {
+    if (q % geo.np >= geo.nodes) continue;
+    gkd::detail::KlRowState<float> m;
+    for (std::int64_t z = 0; z < geo.splits; ++z) m.merge(states[z * rows + q]);
+    lse[q] = make_float2(m.s.value(), m.t.value());
+    loss += weight * static_cast<double>(m.kl());
+  }
+  using Reduce = cub::BlockReduce<double, 256>;
+  __shared__ typename Reduce::TempStorage temp;
+  const double total = Reduce(temp).Sum(loss);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
 // Gradients: block (x = blockIdx.y, tile x0) adds Σ_y Σ_tiles G · ŝ_y to d ŝ_x. kColumns = false: the
@@ -321,9 +364,13 @@ __global__ void __launch_bounds__(kThreads) kl_grad_kernel(Geometry geo, const f
   __shared__ __align__(128) float ys[kTile][kPadK];
   __shared__ __align__(128) float ss[kTile][kPadT];
   __shared__ __align__(128) float st[kTile][kPadT];
-  const std::int64_t x = blockIdx.y, x0 = static_cast<std::int64_t>(blockIdx.x) * kTile;
-  for (std::int64_t y = 0; y < geo.batch; ++y) {
-    for (std::int64_t y0 = 0; y0 < geo.nodes; y0 += kTile) {
+  const std::int64_t x = blockIdx.y, x0 = static_cast<std::int64_t>(blockIdx.x) * kTile, z = blockIdx.z;
+  const std::int64_t total = geo.batch * geo.tiles(), per = (total + geo.splits - 1) / geo.splits;
+  const std::int64_t f1 = std::min(total, (z + 1) * per);
+  dhat += z * geo.grad_stride();
+  for (std::int64_t f = z * per; f < f1; ++f) {
+    const std::int64_t y = f / geo.tiles(), y0 = (f % geo.tiles()) * kTile;
+    {
       similarity_tile<kPrecise>(shat + (x * geo.np + x0) * geo.csp, shat + (y * geo.np + y0) * geo.csp, geo.csp, geo.csp,
                                 xs, ys, ss);
       similarity_tile<kPrecise>(that + (x * geo.np + x0) * geo.ctp, that + (y * geo.np + y0) * geo.ctp, geo.ctp, geo.ctp,
@@ -359,7 +406,10 @@ struct Prepared {
   unsigned char* clamped() const { return reinterpret_cast<unsigned char*>(ws + lay.clamped); }
   float2* lse() const { return reinterpret_cast<float2*>(ws + lay.lse); }
   double* partial() const { return reinterpret_cast<double*>(ws + lay.partial); }
-  dim3 grid() const { return dim3(static_cast<unsigned>(geo.np / kTile), static_cast<unsigned>(geo.batch)); }
+  gkd::detail::KlRowState<float>* states() const { return reinterpret_cast<gkd::detail::KlRowState<float>*>(ws + lay.states); }
+  dim3 grid() const {
+    return dim3(static_cast<unsigned>(geo.tiles()), static_cast<unsigned>(geo.batch), static_cast<unsigned>(geo.splits));
+  }
 };
 
 Prepared prepare(const char* op, const float* student, const float* teacher, const PairwiseShape& shape,
@@ -370,12 +420,13 @@ Prepared prepare(const char* op, const float* student, const float* teacher, con
   GKD_CHECK(args.eps >= 0 && std::isfinite(args.eps), op, "eps must be finite and >= 0, got " << args.eps);
   GKD_CHECK(shape.nodes < (std::int64_t(1) << 31) / kTile * kTile && shape.batch < 65536, op,
             "N " << shape.nodes << " or B " << shape.batch << " exceeds the grid limits");
-  Prepared p{geometry(shape), {}, static_cast<char*>(workspace), static_cast<cudaStream_t>(stream)};
+  Prepared p{geometry(shape, kl), {}, static_cast<char*>(workspace), static_cast<cudaStream_t>(stream)};
   p.lay = layout(p.geo, kl);
   GKD_CHECK(bytes >= p.lay.total, op, "workspace of " << bytes << " bytes is smaller than the " << p.lay.total << " needed");
   GKD_CHECK(reinterpret_cast<std::uintptr_t>(workspace) % 256 == 0, op, "workspace must be 256-byte aligned");
   // zero padding of the features and the gradient accumulators
   GKD_PKD_CUDA_CHECK(cudaMemsetAsync(workspace, 0, p.lay.inv_norm, p.stream));
+  if (kl) GKD_PKD_CUDA_CHECK(cudaMemsetAsync(p.states(), 0, p.lay.partial - p.lay.states, p.stream));
   const Geometry& g = p.geo;
   const std::int64_t rows = g.batch * g.nodes;
   const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, 65535));
@@ -400,7 +451,7 @@ void finish(const char* op, const Prepared& p, float* loss, float* grad_student,
     const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, 65535));
     normalize_backward_kernel<<<blocks, 256, 0, p.stream>>>(p.shat(), p.dhat(), p.inv_norm(), p.clamped(), rows, g.nodes,
                                                             g.np, static_cast<int>(g.cs), static_cast<int>(g.csp),
-                                                            grad_student);
+                                                            g.splits, g.grad_stride(), grad_student);
     GKD_PKD_CHECK_LAUNCH("normalize_backward_kernel");
   }
   (void)op;
@@ -410,12 +461,12 @@ void finish(const char* op, const Prepared& p, float* loss, float* grad_student,
 
 std::size_t similarity_mse_workspace(const PairwiseShape& shape) {
   check_shape("similarity_mse", shape);
-  return layout(geometry(shape), false).total;
+  return layout(geometry(shape, false), false).total;
 }
 
 std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape) {
   check_shape("pixel_pair_kl", shape);
-  return layout(geometry(shape), true).total;
+  return layout(geometry(shape, true), true).total;
 }
 
 void similarity_mse_forward(const float* student, const float* teacher, const PairwiseShape& shape,
@@ -428,7 +479,7 @@ void similarity_mse_forward(const float* student, const float* teacher, const Pa
   if (args.precise) skd_kernel<true><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), w, dhat, p.partial());
   else skd_kernel<false><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), w, dhat, p.partial());
   GKD_PKD_CHECK_LAUNCH("skd_kernel");
-  finish("similarity_mse", p, loss, grad_student, g.batch * (g.np / kTile));
+  finish("similarity_mse", p, loss, grad_student, g.batch * g.tiles() * g.splits);
 }
 
 void pixel_pair_kl_forward(const float* student, const float* teacher, const PairwiseShape& shape,
@@ -440,9 +491,11 @@ void pixel_pair_kl_forward(const float* student, const float* teacher, const Pai
   const Geometry& g = p.geo;
   const double w = args.mean ? 1.0 / (double(g.batch) * double(g.batch) * double(g.nodes)) : 1.0;
   const float inv_tau = static_cast<float>(1.0 / args.temperature), g_scale = static_cast<float>(w / args.temperature);
-  if (args.precise) kl_stats_kernel<true><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, w, p.lse(), p.partial());
-  else kl_stats_kernel<false><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, w, p.lse(), p.partial());
+  if (args.precise) kl_stats_kernel<true><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, p.states());
+  else kl_stats_kernel<false><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, p.states());
   GKD_PKD_CHECK_LAUNCH("kl_stats_kernel");
+  merge_states_kernel<<<kMergeBlocks, 256, 0, p.stream>>>(g, p.states(), w, p.lse(), p.partial());
+  GKD_PKD_CHECK_LAUNCH("merge_states_kernel");
   if (grad_student != nullptr) {
     if (args.precise) {
       kl_grad_kernel<true, false><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, g_scale, p.lse(), p.dhat());
@@ -456,7 +509,7 @@ void pixel_pair_kl_forward(const float* student, const float* teacher, const Pai
       GKD_PKD_CHECK_LAUNCH("kl_grad_kernel<columns>");
     }
   }
-  finish("pixel_pair_kl", p, loss, grad_student, g.batch * (g.np / kTile));
+  finish("pixel_pair_kl", p, loss, grad_student, kMergeBlocks);
 }
 
 void pairwise_kd_backward(const float* grad_output, float* grad, std::int64_t n, void* stream) {

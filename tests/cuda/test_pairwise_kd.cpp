@@ -95,7 +95,8 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
 TEST_CASE("CUDA similarity_mse equals the CPU op", "[cuda][pairwise_kd]") {
   using gkd::cuda::PairwiseShape;
   for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
-                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70}}) {
+                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70},
+                                    PairwiseShape{1, 1100, 8, 12}}) {  // 18 row tiles: 16 column splits of 1-2 tiles
     for (bool mean : {true, false}) {
       check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = false}, shape.nodes == 1 ? 1e-4 : 2e-2);
       check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = true}, 1e-4);
@@ -106,7 +107,8 @@ TEST_CASE("CUDA similarity_mse equals the CPU op", "[cuda][pairwise_kd]") {
 TEST_CASE("CUDA pixel_pair_kl equals the CPU op", "[cuda][pairwise_kd]") {
   using gkd::cuda::PairwiseShape;
   for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
-                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70}}) {
+                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70},
+                                    PairwiseShape{3, 400, 20, 12}}) {  // 21 column tiles over 16 splits, across images
     for (bool mean : {true, false}) {
       check_against_cpu(Loss::Kl, shape, {.temperature = 1.0, .mean = mean}, 2e-2);
       check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .precise = true}, 1e-4);
