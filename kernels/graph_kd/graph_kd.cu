@@ -32,13 +32,34 @@ struct Dims {
   std::int64_t ct, ctp;   // teacher channels, padded
   float inv_tau;
   MaskSpec mask;
+  std::int64_t splits;    // column splits per row block (grid.y): enough blocks to fill the device
 };
 
 std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
 std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
 
+constexpr int kPartKl = 5;   // t.max, t.sum, s.max, s.sum, weighted
+constexpr int kPartNce = 3;  // max, sum, positive
+
+// Column tiles a 64-row block visits (at most), over all row blocks.
+std::int64_t max_tiles(const GraphKDConfig& c) {
+  if (c.mask == GraphKDMask::Full) return round_up(c.n, kBlock) / kBlock;
+  return (kBlock + c.group_size) / kBlock + 2;
+}
+
+// Split the columns of each row block so that the grid has about two blocks per multiprocessor.
+std::int64_t column_splits(const GraphKDConfig& c) {
+  int device = 0, sms = 0;
+  GKD_GRAPH_KD_CUDA(cudaGetDevice(&device));
+  GKD_GRAPH_KD_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const std::int64_t row_blocks = round_up(c.n, kBlock) / kBlock;
+  const std::int64_t want = (2 * std::int64_t(sms) + row_blocks - 1) / row_blocks;
+  return std::max<std::int64_t>(1, std::min<std::int64_t>({want, max_tiles(c), 64}));
+}
+
 Dims make_dims(const GraphKDConfig& c) {
   Dims d{};
+  d.splits = column_splits(c);
   d.n = c.n;
   d.np = round_up(c.n, kBlock);
   d.cs = c.student_channels;
@@ -51,13 +72,14 @@ Dims make_dims(const GraphKDConfig& c) {
   return d;
 }
 
-// Workspace: normalised student [np, csp], normalised teacher [np, ctp], student norms [np]; the
-// backward adds dF̂_s [np, csp] and the row weights [np].
+// Workspace: normalised student [np, csp], normalised teacher [np, ctp], student norms [np]; then the
+// forward's per-split row states [splits, np, 5] or the backward's per-split dF̂_s [splits, np, csp] and
+// the row weights [np].
 struct Workspace {
   float* s_hat;
   float* t_hat;
   float* s_norm;
-  float* ds_hat;
+  float* part;
   float* weight;
 };
 
@@ -65,11 +87,12 @@ std::size_t workspace_layout(const Dims& d, bool backward, void* base, Workspace
   const std::size_t sizes[] = {align256(sizeof(float) * std::size_t(d.np * d.csp)),
                                align256(sizeof(float) * std::size_t(d.np * d.ctp)),
                                align256(sizeof(float) * std::size_t(d.np)),
-                               backward ? align256(sizeof(float) * std::size_t(d.np * d.csp)) : 0,
+                               backward ? align256(sizeof(float) * std::size_t(d.splits * d.np * d.csp))
+                                        : align256(sizeof(float) * std::size_t(d.splits * d.np * kPartKl)),
                                backward ? align256(sizeof(float) * std::size_t(d.np)) : 0};
   if (ws) {
     char* p = static_cast<char*>(base);
-    float** slots[] = {&ws->s_hat, &ws->t_hat, &ws->s_norm, &ws->ds_hat, &ws->weight};
+    float** slots[] = {&ws->s_hat, &ws->t_hat, &ws->s_norm, &ws->part, &ws->weight};
     for (int k = 0; k < 5; ++k) {
       *slots[k] = sizes[k] ? reinterpret_cast<float*>(p) : nullptr;
       p += sizes[k];
@@ -165,7 +188,7 @@ __device__ void tile_gemm(const float* __restrict__ x, const float* __restrict__
 template <bool InfoNce, bool X3>
 __global__ void __launch_bounds__(kThreads) forward_kernel(Dims d, const float* __restrict__ s_hat,
                                                            const float* __restrict__ t_hat,
-                                                           float* __restrict__ row_loss, float* __restrict__ row_lse) {
+                                                           float* __restrict__ part) {
   extern __shared__ __align__(128) float smem[];
   float* sa = smem;
   float* sb = smem + kBlock * kLds;
@@ -175,11 +198,13 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Dims d, const float* 
   const std::int64_t i = i0 + r;
   const bool active = i < d.n && d.mask.row_active(i);
   const std::int64_t lo = active ? d.mask.col_begin(i, d.n) : 0, hi = active ? d.mask.col_end(i, d.n) : 0;
-  const std::int64_t c0 = d.mask.col_begin(i0, d.n), c1 = d.mask.col_end(i1 - 1, d.n);
+  const std::int64_t t0 = d.mask.col_begin(i0, d.n) / kBlock, t1 = (d.mask.col_end(i1 - 1, d.n) + kBlock - 1) / kBlock;
+  const std::int64_t per = (t1 - t0 + d.splits - 1) / d.splits, split = blockIdx.y;
+  const std::int64_t tb = t0 + split * per, te = tb + per < t1 ? tb + per : t1;
   KlRow<float> kl;
   OnlineLse<float> nce;
   float positive = 0.0f;
-  for (std::int64_t j0 = c0 / kBlock * kBlock; j0 < c1; j0 += kBlock) {
+  for (std::int64_t j0 = tb * kBlock; j0 < te * kBlock; j0 += kBlock) {
     __syncthreads();
     if constexpr (InfoNce) {
       tile_gemm<X3>(s_hat, t_hat, d.csp, i0, j0, sb);
@@ -209,9 +234,10 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Dims d, const float* 
     const float other_pos = __shfl_xor_sync(0xffffffffu, positive, 1);
     if (half == 0 && i < d.n) {
       nce.merge(other);
-      const float pos = r < 32 ? positive : other_pos;  // column i sits in tile column i % 64 = r
-      row_lse[i] = nce.value();
-      row_loss[i] = nce.empty() ? 0.0f : nce.value() - pos;
+      float* out = part + (split * d.np + i) * kPartNce;
+      out[0] = nce.max;
+      out[1] = nce.sum;
+      out[2] = r < 32 ? positive : other_pos;  // column i sits in tile column i % 64 = r (0 in other splits)
     }
   } else {
     KlRow<float> other;
@@ -222,10 +248,50 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(Dims d, const float* 
     other.weighted = __shfl_xor_sync(0xffffffffu, kl.weighted, 1);
     if (half == 0 && i < d.n) {
       kl.merge(other);
-      row_lse[2 * i] = kl.t.value();
-      row_lse[2 * i + 1] = kl.s.value();
-      row_loss[i] = kl.loss();
+      float* out = part + (split * d.np + i) * kPartKl;
+      out[0] = kl.t.max;
+      out[1] = kl.t.sum;
+      out[2] = kl.s.max;
+      out[3] = kl.s.sum;
+      out[4] = kl.weighted;
     }
+  }
+}
+
+// One thread per row: merges the splits' states in split order (deterministic).
+template <bool InfoNce>
+__global__ void merge_rows(Dims d, const float* __restrict__ part, float* __restrict__ row_loss,
+                           float* __restrict__ row_lse) {
+  const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= d.n) return;
+  if constexpr (InfoNce) {
+    OnlineLse<float> acc;
+    float pos = 0.0f;
+    for (std::int64_t s = 0; s < d.splits; ++s) {
+      const float* p = part + (s * d.np + i) * kPartNce;
+      OnlineLse<float> o;
+      o.max = p[0];
+      o.sum = p[1];
+      acc.merge(o);
+      pos += p[2];
+    }
+    row_lse[i] = acc.value();
+    row_loss[i] = acc.empty() ? 0.0f : acc.value() - pos;
+  } else {
+    KlRow<float> acc;
+    for (std::int64_t s = 0; s < d.splits; ++s) {
+      const float* p = part + (s * d.np + i) * kPartKl;
+      KlRow<float> o;
+      o.t.max = p[0];
+      o.t.sum = p[1];
+      o.s.max = p[2];
+      o.s.sum = p[3];
+      o.weighted = p[4];
+      acc.merge(o);
+    }
+    row_lse[2 * i] = acc.t.value();
+    row_lse[2 * i + 1] = acc.s.value();
+    row_loss[i] = acc.loss();
   }
 }
 
@@ -236,7 +302,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(Dims d, const float*
                                                             const float* __restrict__ t_hat,
                                                             const float* __restrict__ row_lse,
                                                             const float* __restrict__ weight,
-                                                            float* __restrict__ ds_hat) {
+                                                            float* __restrict__ ds_part) {
   extern __shared__ __align__(128) float smem[];
   float* sa = smem;
   float* sb = smem + kBlock * kLds;
@@ -248,9 +314,11 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(Dims d, const float*
   const std::int64_t i = i0 + r;
   const int warp = int(threadIdx.x / 32);
   for (std::int64_t e = threadIdx.x; e < kBlock * lda; e += kThreads) sacc[e] = 0.0f;
-  const std::int64_t c0 = d.mask.col_begin(i0, d.n), c1 = d.mask.col_end(i1 - 1, d.n);
+  const std::int64_t t0 = d.mask.col_begin(i0, d.n) / kBlock, t1 = (d.mask.col_end(i1 - 1, d.n) + kBlock - 1) / kBlock;
+  const std::int64_t per = (t1 - t0 + d.splits - 1) / d.splits, split = blockIdx.y;
+  const std::int64_t tb = t0 + split * per, te = tb + per < t1 ? tb + per : t1;
   const float* y = InfoNce ? t_hat : s_hat;  // csp == ctp for InfoNCE
-  for (std::int64_t j0 = c0 / kBlock * kBlock; j0 < c1; j0 += kBlock) {
+  for (std::int64_t j0 = tb * kBlock; j0 < te * kBlock; j0 += kBlock) {
     __syncthreads();
     if constexpr (InfoNce) {
       tile_gemm<X3>(s_hat, t_hat, d.csp, i0, j0, sb);
@@ -295,25 +363,29 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(Dims d, const float*
   __syncthreads();
   for (std::int64_t e = threadIdx.x; e < kBlock * d.csp; e += kThreads) {
     const std::int64_t row = e / d.csp, col = e % d.csp;
-    if (i0 + row < d.n) ds_hat[(i0 + row) * d.csp + col] = sacc[row * lda + col];
+    if (i0 + row < d.n) ds_part[(split * d.np + i0 + row) * d.csp + col] = sacc[row * lda + col];
   }
 }
 
 // One warp per row: grad = (dŝ − ŝ (ŝ · dŝ)) / ‖x‖ (or dŝ / eps where the norm was clamped).
 __global__ void normalise_backward(Dims d, const float* __restrict__ s_hat, const float* __restrict__ s_norm,
-                                   const float* __restrict__ ds_hat, float eps, float* __restrict__ grad) {
+                                   const float* __restrict__ ds_part, float eps, float* __restrict__ grad) {
   const std::int64_t row = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = int(threadIdx.x % 32);
   if (row >= d.n) return;
   const float* sh = s_hat + row * d.csp;
-  const float* g = ds_hat + row * d.csp;
+  auto g = [&](std::int64_t k) {  // Σ over the column splits, in split order
+    float v = 0.0f;
+    for (std::int64_t s = 0; s < d.splits; ++s) v += ds_part[(s * d.np + row) * d.csp + k];
+    return v;
+  };
   float dot = 0.0f;
-  for (std::int64_t k = lane; k < d.cs; k += 32) dot += g[k] * sh[k];
+  for (std::int64_t k = lane; k < d.cs; k += 32) dot += g(k) * sh[k];
   for (int off = 16; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
   const float nrm = s_norm[row];
   const bool clamped = !(nrm >= eps && nrm > 0.0f);
   for (std::int64_t k = lane; k < d.cs; k += 32)
-    grad[row * d.cs + k] = clamped ? g[k] / (eps > 0.0f ? eps : 1.0f) : (g[k] - sh[k] * dot) / nrm;
+    grad[row * d.cs + k] = clamped ? g(k) / (eps > 0.0f ? eps : 1.0f) : (g(k) - sh[k] * dot) / nrm;
 }
 
 // weight[i] = ∂L/∂loss_i.
@@ -367,8 +439,8 @@ void launch_backward(const Dims& d, const Workspace& ws, const float* row_lse, c
                                 << " channels)");
   GKD_GRAPH_KD_CUDA(cudaFuncSetAttribute(backward_kernel<InfoNce, X3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          int(smem)));
-  backward_kernel<InfoNce, X3><<<unsigned(d.np / kBlock), kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_lse,
-                                                                                    ws.weight, ws.ds_hat);
+  const dim3 grid(unsigned(d.np / kBlock), unsigned(d.splits));
+  backward_kernel<InfoNce, X3><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_lse, ws.weight, ws.part);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
 
@@ -417,12 +489,17 @@ void GraphKDForward::run(const float* student, const float* teacher, float* row_
   workspace_layout(d, false, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);
   const std::size_t smem = sizeof(float) * 2 * kBlock * kLds;
-  const unsigned grid = unsigned(d.np / kBlock);
+  const dim3 grid(unsigned(d.np / kBlock), unsigned(d.splits));
   const bool nce = config_.form == GraphKDForm::InfoNCE, x3 = config_.precision == GraphKDPrecision::TF32x3;
-  if (nce && x3) forward_kernel<true, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
-  if (nce && !x3) forward_kernel<true, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
-  if (!nce && x3) forward_kernel<false, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
-  if (!nce && !x3) forward_kernel<false, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_loss, row_lse);
+  if (nce && x3) forward_kernel<true, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  if (nce && !x3) forward_kernel<true, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  if (!nce && x3) forward_kernel<false, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  if (!nce && !x3) forward_kernel<false, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  if (nce)
+    merge_rows<true><<<blocks_for(d.n, 256), 256, 0, stream>>>(d, ws.part, row_loss, row_lse);
+  else
+    merge_rows<false><<<blocks_for(d.n, 256), 256, 0, stream>>>(d, ws.part, row_loss, row_lse);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
   if (loss && config_.reduction != GraphKDReduction::None) {
     const std::int64_t rows = graph_kd_rows(config_);
@@ -459,7 +536,7 @@ void GraphKDBackward::run(const float* student, const float* teacher, const floa
   if (nce && !x3) launch_backward<true, false>(d, ws, row_lse, stream);
   if (!nce && x3) launch_backward<false, true>(d, ws, row_lse, stream);
   if (!nce && !x3) launch_backward<false, false>(d, ws, row_lse, stream);
-  normalise_backward<<<blocks_for(d.n * 32, 256), 256, 0, stream>>>(d, ws.s_hat, ws.s_norm, ws.ds_hat, config_.eps,
+  normalise_backward<<<blocks_for(d.n * 32, 256), 256, 0, stream>>>(d, ws.s_hat, ws.s_norm, ws.part, config_.eps,
                                                                     grad_student);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
