@@ -93,7 +93,7 @@ std::vector<Case> grid() {
 TEMPLATE_TEST_CASE("graph_kd_loss tiled equals the naive materialised loss", "[graph_kd]", float, double) {
   using T = TestType;
   for (const auto& c : grid())
-    for (double tau : {0.01, 0.1, 2.0})
+    for (double tau : {0.01, 0.5})
       for (std::int64_t tile : {5, 128})
         check_against_reference<T>(c, tau, tile, false, std::is_same_v<T, double> ? 1e-10 : 1e-5);
 }
