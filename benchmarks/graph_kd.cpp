@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "gkd/core/parallel.hpp"
+#include "gkd/core/random.hpp"
 #include "gkd/losses/graph_kd.hpp"
 
 namespace {
