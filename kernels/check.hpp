@@ -30,3 +30,14 @@
       ::gkd::detail::raise("cublas", std::string(#call) + " failed: " +                        \
                                          cublasGetStatusString(gkd_cublas_status_), __FILE__, __LINE__); \
   } while (false)
+
+#include <cudnn.h>
+
+/// Throws gkd::Error("cudnn", ...) unless the cuDNN call returns CUDNN_STATUS_SUCCESS.
+#define GKD_CUDNN_CHECK(call)                                                                  \
+  do {                                                                                         \
+    const cudnnStatus_t gkd_cudnn_status_ = (call);                                            \
+    if (gkd_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                             \
+      ::gkd::detail::raise("cudnn", std::string(#call) + " failed: " +                         \
+                                        cudnnGetErrorString(gkd_cudnn_status_), __FILE__, __LINE__); \
+  } while (false)

@@ -96,15 +96,28 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
   if (weight.defined())
     GKD_CHECK(weight.device() == logits.device(), op,
               "class weights on " << weight.device().str() << ", logits on " << logits.device().str());
+  const Tensor<T> tc = target.contiguous_copy_if_needed();
   {
-    // The CPU validation (shapes, integer targets in range) on host copies; only shapes of the
-    // logits are read, so a host stand-in of the right shape is enough.
+    // Shapes are checked here as the CPU validation does; the target values are checked on the
+    // device, and only a bad target is copied back, for the CPU validation's message.
+    GKD_CHECK(logits.dim() >= 2, op, "expects input [N, C, ...], got shape " << to_string(logits.shape()));
+    Shape expected = logits.shape();
+    expected.erase(expected.begin() + 1);
+    GKD_CHECK(target.shape() == expected, op,
+              "target of shape " << to_string(target.shape()) << " does not match input of shape "
+                                 << to_string(logits.shape()) << " (expected class indices of shape "
+                                 << to_string(expected) << ")");
+    GKD_CHECK(logits.shape()[1] > 0, op, "input of shape " << to_string(logits.shape()) << " has no classes");
+    GKD_CHECK(!weight.defined() || weight.shape() == Shape{logits.shape()[1]}, op,
+              "class weights of shape " << to_string(weight.shape()) << " do not match input of shape "
+                                        << to_string(logits.shape()) << " (expected [" << logits.shape()[1] << "])");
     const Tensor<T> shape_only = Tensor<T>::empty({1}).as_strided_view(logits.shape(), Strides(logits.dim(), 0), 0);
-    detail::check_class_targets(op, shape_only, target.cpu(), weight.defined() ? weight.cpu() : Tensor<T>(),
-                                ignore_index);
+    if (count_invalid_targets(tc.data(), tc.numel(), logits.shape()[1], ignore_index) != 0) {
+      detail::check_class_targets(op, shape_only, target.cpu(), Tensor<T>(), ignore_index);
+      GKD_FAIL(op, "target holds values that are not class indices (found on the GPU)");
+    }
   }
   const Tensor<T> xc = logits.contiguous_copy_if_needed();
-  const Tensor<T> tc = target.contiguous_copy_if_needed();
   const Tensor<T> wc = weight.defined() ? weight.contiguous_copy_if_needed() : Tensor<T>();
   const std::int64_t outer = logits.shape()[0], classes = logits.shape()[1];
   const std::int64_t inner = logits.numel() / std::max<std::int64_t>(outer * classes, 1);

@@ -95,7 +95,36 @@ __global__ void cross_entropy_backward_kernel(const T* x, const T* target, const
   }
 }
 
+template <class T>
+__global__ void invalid_targets_kernel(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index,
+                                       unsigned long long* count) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) {
+    const T v = target[i];
+    const bool integer = isfinite(v) && v == trunc(v) && fabs(v) < T(9.0e15);
+    const bool valid = integer && ((v >= T(0) && v < T(classes)) || static_cast<std::int64_t>(v) == ignore_index);
+    if (!valid) atomicAdd(count, 1ULL);
+  }
+}
+
 }  // namespace
+
+template <class T>
+std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index) {
+  if (n <= 0) return 0;
+  auto* count = static_cast<unsigned long long*>(allocate(sizeof(unsigned long long)));
+  unsigned long long host = 0;
+  try {
+    GKD_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof host));
+    invalid_targets_kernel<<<grid_for(n), kBlock>>>(target, n, classes, ignore_index, count);
+    GKD_CUDA_CHECK_LAUNCH("invalid_targets");
+    GKD_CUDA_CHECK(cudaMemcpy(&host, count, sizeof host, cudaMemcpyDeviceToHost));
+  } catch (...) {
+    deallocate(count);
+    throw;
+  }
+  deallocate(count);
+  return static_cast<std::int64_t>(host);
+}
 
 template <class T>
 void launch_sum_all(const T* x, T* out, std::int64_t n) {
@@ -147,6 +176,7 @@ void launch_cross_entropy_backward(const T* x, const T* target, const T* weight,
 
 #define GKD_INSTANTIATE_REDUCE(T)                                                                                  \
   template void launch_sum_all<T>(const T*, T*, std::int64_t);                                                     \
+  template std::int64_t count_invalid_targets<T>(const T*, std::int64_t, std::int64_t, std::int64_t);               \
   template void launch_softmax<T>(const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool);                   \
   template void launch_softmax_backward<T>(const T*, const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool); \
   template void launch_cross_entropy<T>(const T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t,    \

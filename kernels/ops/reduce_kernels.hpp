@@ -28,4 +28,8 @@ void launch_cross_entropy_backward(const T* x, const T* target, const T* weight,
                                    double scale, std::int64_t outer, std::int64_t classes, std::int64_t inner,
                                    std::int64_t ignore_index, T* dx);
 
+/// Number of targets that are neither an integer class in [0, classes) nor ignore_index (waits for it).
+template <class T>
+std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index);
+
 }  // namespace gkd::cuda

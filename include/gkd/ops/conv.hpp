@@ -42,6 +42,10 @@
 #define GKD_CONV_AVX2_SGEMM 1
 #endif
 
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/conv.hpp"
+#endif
+
 namespace gkd {
 
 /// A (height, width) pair of integers: kernel sizes, strides, paddings, dilations, output sizes.
@@ -852,6 +856,9 @@ template <Real T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(), Size2 stride = 1,
                  Size2 padding = 0, Size2 dilation = 1, std::int64_t groups = 1) {
   constexpr std::string_view op = "conv2d";
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    conv2d(x, weight, bias,
+                           cuda::ConvParams{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups}));
   detail::check_conv_tensors(op, x, weight, bias);
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();
