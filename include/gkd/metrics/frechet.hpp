@@ -11,6 +11,8 @@
 /// SelfAdjointEigenSolver); eigenvalues below zero from rounding are clamped to 0, so singular and
 /// rank-deficient covariances (fewer samples than dimensions) need no ε. `eps` > 0 adds ε·I to both
 /// covariances (pytorch-fid's fallback) when a caller wants to match it. Results are clamped at 0.
+/// Diagonal matrices (Σ₁, and Σ₁^{1/2}Σ₂Σ₁^{1/2}) skip the O(d³) decompositions: their square root and
+/// eigenvalues are their diagonal's.
 /// Covariances are unbiased (divide by N − 1), as numpy's `np.cov` in pytorch-fid.
 ///
 /// @code
@@ -50,6 +52,12 @@ Gaussian fit_gaussian(const Tensor<T>& samples) {
 }
 
 namespace detail {
+inline bool is_diagonal(const Eigen::MatrixXd& a) {
+  for (Eigen::Index c = 0; c < a.cols(); ++c)
+    for (Eigen::Index r = 0; r < a.rows(); ++r)
+      if (r != c && a(r, c) != 0.0) return false;
+  return true;
+}
 /// Symmetric PSD square root through eigendecomposition, negative eigenvalues clamped to 0.
 inline Eigen::MatrixXd psd_sqrt(const Eigen::MatrixXd& a) {
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (a + a.transpose()));
@@ -73,11 +81,22 @@ inline double frechet_distance(const Eigen::VectorXd& mu1, const Eigen::MatrixXd
   GKD_CHECK(eps >= 0, "frechet_distance", "eps " << eps << " is negative");
   const Eigen::MatrixXd s1 = sigma1 + eps * Eigen::MatrixXd::Identity(d, d);
   const Eigen::MatrixXd s2 = sigma2 + eps * Eigen::MatrixXd::Identity(d, d);
-  const Eigen::MatrixXd r1 = detail::psd_sqrt(s1);
-  const Eigen::MatrixXd m = r1 * s2 * r1;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (m + m.transpose()), Eigen::EigenvaluesOnly);
-  GKD_CHECK(es.info() == Eigen::Success, "frechet_distance", "eigendecomposition did not converge");
-  const double tr_sqrt = es.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
+  Eigen::MatrixXd m;
+  if (detail::is_diagonal(s1)) {
+    const Eigen::VectorXd r1 = s1.diagonal().cwiseMax(0.0).cwiseSqrt();
+    m = r1.asDiagonal() * s2 * r1.asDiagonal();
+  } else {
+    const Eigen::MatrixXd r1 = detail::psd_sqrt(s1);
+    m = r1 * s2 * r1;
+  }
+  double tr_sqrt = 0;
+  if (detail::is_diagonal(m)) {
+    tr_sqrt = m.diagonal().cwiseMax(0.0).cwiseSqrt().sum();
+  } else {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (m + m.transpose()), Eigen::EigenvaluesOnly);
+    GKD_CHECK(es.info() == Eigen::Success, "frechet_distance", "eigendecomposition did not converge");
+    tr_sqrt = es.eigenvalues().cwiseMax(0.0).cwiseSqrt().sum();
+  }
   const double value = (mu1 - mu2).squaredNorm() + s1.trace() + s2.trace() - 2.0 * tr_sqrt;
   return std::max(value, 0.0);
 }
