@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// CUDA benchmark of the tiled SKD similarity MSE, CIRKD pixel-pair KL and DICD kernels against
+// CUDA benchmark (plain C++ on the CUDA runtime: the kernels live in gkd::cuda) of the tiled SKD similarity MSE, CIRKD pixel-pair KL and DICD kernels against
 // PyTorch eager and torch.compile on the same GPU, in one invocation (benchmarks/pairwise_kd_pytorch.py
 // through popen, after gkd has freed its memory). Times are CUDA-event times of forward + gradient
 // (gkd computes the student gradient in the forward pass, plus the backward scaling), best of
@@ -7,7 +7,7 @@
 // PyTorch's is torch.cuda.max_memory_allocated over the inputs. TFLOP/s counts the similarity and
 // gradient GEMMs the kernels run (2 N² C per N × N × C product).
 //
-//   build/benchmarks/gkd_bench_pairwise_kd --reps 5 [--no-pytorch] [--precise]
+//   build/benchmarks/gkd_bench_cuda_pairwise_kd --reps 5 [--no-pytorch] [--precise]
 #include <cuda_runtime.h>
 
 #include <cstdio>
