@@ -192,6 +192,9 @@ TEST_CASE("safetensors writer rejects names it cannot store", "[io]") {
   CHECK_THROWS_WITH(gkd::io::serialize_safetensors<float>({{"__metadata__", t}}), Catch::Contains("reserved"));
   CHECK_THROWS_WITH(gkd::io::serialize_safetensors<float>({{"", t}}), Catch::Contains("empty name"));
   CHECK_THROWS_WITH(gkd::io::serialize_safetensors<float>({{"u", gkd::Tensor<float>()}}), Catch::Contains("undefined"));
+  CHECK_THROWS_WITH(gkd::io::serialize_safetensors<float>({{"bad\xff", t}}), Catch::Contains("not valid UTF-8"));
+  CHECK_THROWS_WITH(gkd::io::serialize_safetensors<float>({{"w", t}}, {{"k", "\xc0\x80"}}),
+                    Catch::Contains("not valid UTF-8"));
   CHECK_THROWS_WITH(gkd::io::load_safetensors<float>("/nonexistent/x.safetensors"),
                     Catch::Contains("/nonexistent/x.safetensors"));
 }
@@ -217,6 +220,9 @@ TEST_CASE("safetensors parser: malformed headers give clear errors", "[io]") {
   }
   SECTION("duplicate keys") {
     require_error(make_file("{" + ok_entry + "," + ok_entry + "}", two), {"duplicate key \"w\""});
+  }
+  SECTION("empty tensor name") {
+    require_error(make_file(R"({"":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", two), {"empty name"});
   }
   SECTION("entry not an object") { require_error(make_file(R"({"w": 3})"), {"tensor 'w' must be an object"}); }
   SECTION("missing dtype") {

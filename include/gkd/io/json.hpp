@@ -348,6 +348,33 @@ class Parser {
 /// Parses `text` as one JSON value. @throws gkd::Error naming `source` and the byte offset
 inline Value parse(std::string_view text, std::string_view source) { return detail::Parser(text, source).document(); }
 
+/// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+inline bool is_valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    if (b0 < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned cp = 0, min = 0;
+    if (b0 >= 0xC2 && b0 <= 0xDF) len = 2, cp = b0 & 0x1Fu, min = 0x80;
+    else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3, cp = b0 & 0x0Fu, min = 0x800;
+    else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4, cp = b0 & 0x07u, min = 0x10000;
+    else return false;
+    if (s.size() - i < len) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
 /// `s` as a JSON string literal (quotes, backslashes and control characters escaped; other bytes
 /// copied, so valid UTF-8 stays valid).
 inline std::string quote(std::string_view s) {

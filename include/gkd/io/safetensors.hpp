@@ -12,11 +12,13 @@
 /// Contract:
 /// - `parse_safetensors(bytes, source)` validates everything before any tensor is read: header
 ///   length (at most `kMaxHeaderBytes` and inside the file), strict JSON with no duplicate key,
+///   non-empty tensor names,
 ///   the fields of each entry (exactly `dtype`, `shape`, `data_offsets`), known dtype,
 ///   non-negative shapes whose element count fits in 64 bits, `end - begin == numel * itemsize`,
 ///   the tiling above, and string-only metadata. Every failure is a `gkd::Error` naming the source
 ///   (file name), the tensor and the field; nothing is allocated beyond the header's size.
-/// - Reading converts to T: F32, F64, F16, BF16 exactly (F64 -> float rounds to nearest); integer
+/// - Reading converts to T: F32, F64, F16, BF16 exactly (F64 -> float rounds to nearest, beyond
+///   float range to +-inf); integer
 ///   dtypes (U8, I8, U16, I16, U32, I32, U64, I64) by value conversion, exact while |v| <= 2^24
 ///   (float) or 2^53 (double), rounded to nearest beyond; BOOL as 0/1 (any other byte is a parse error).
 /// - Writing stores `Tensor<float>` as F32 and `Tensor<double>` as F64, any strides (written
@@ -133,6 +135,7 @@ inline std::uint64_t checked_uint(const json::Value& v, const std::string& sourc
 }
 
 inline StEntry parse_entry(const std::string& name, const json::Value& v, const std::string& source) {
+  GKD_CHECK(!name.empty(), kOp, source << ": a tensor has an empty name");
   const std::string where = "tensor '" + name + "'";
   GKD_CHECK(v.is_object(), kOp, source << ": " << where << " must be an object, got " << json::kind_name(v.kind));
   for (const auto& key : v.keys)
@@ -354,7 +357,8 @@ void read_tensor_into(const StView& view, const StEntry& e, const Tensor<T>& tar
 }
 
 /// The bytes of a safetensors file holding `tensors` (F32 for float, F64 for double) and `metadata`.
-/// @throws gkd::Error for an undefined or non-CPU tensor, an empty, repeated or reserved name
+/// @throws gkd::Error for an undefined or non-CPU tensor, an empty, repeated or reserved name, or
+///         a name or metadata string that is not valid UTF-8 (the header is JSON)
 template <Real T>
 std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, const Metadata& metadata = {}) {
   using detail::kOp;
@@ -364,6 +368,8 @@ std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, con
     header += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [k, v] : metadata) {
+      GKD_CHECK(json::is_valid_utf8(k) && json::is_valid_utf8(v), kOp,
+                "metadata key or value '" << k << "' is not valid UTF-8");
       header += (first ? "" : ",") + json::quote(k) + ":" + json::quote(v);
       first = false;
     }
@@ -376,6 +382,7 @@ std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, con
     GKD_CHECK(!name.empty(), kOp, "tensor " << i << " has an empty name");
     GKD_CHECK(name != "__metadata__", kOp, "tensor " << i << " uses the reserved name '__metadata__'");
     GKD_CHECK(names.insert(name).second, kOp, "tensor name '" << name << "' appears twice");
+    GKD_CHECK(json::is_valid_utf8(name), kOp, "tensor name '" << name << "' is not valid UTF-8");
     GKD_CHECK(t.defined(), kOp, "tensor '" << name << "' is undefined");
     GKD_CHECK(t.device() == kCPU, kOp, "tensor '" << name << "' is on " << t.device().str() << "; copy it to the CPU first");
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * sizeof(T);
