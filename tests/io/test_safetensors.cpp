@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,14 @@ TEST_CASE("safetensors round trip of float and double tensors with metadata", "[
   auto dl = gkd::io::load_safetensors<double>(dir / "d.safetensors");
   CHECK(dl.tensors[0].tensor.to_vector() == dstate[0].tensor.to_vector());
   CHECK(parse_safetensors(gkd::io::read_file(dir / "d.safetensors")).entries[0].dtype == gkd::io::StDtype::F64);
+  // F64 beyond float's range reads as +-inf from half an ulp above FLT_MAX, else rounds to nearest.
+  const double flt_max = std::numeric_limits<float>::max();
+  gkd::NamedTensors<double> big{{"b", gkd::Tensor<double>::from({5}, {1e300, -1e300, flt_max * (1 + 0x1p-25),
+                                                                       0x1.ffffffp127, -std::numeric_limits<double>::infinity()})}};
+  gkd::io::save_safetensors(dir / "big.safetensors", big);
+  const float inf = std::numeric_limits<float>::infinity();
+  CHECK(gkd::io::load_safetensors<float>(dir / "big.safetensors").tensors[0].tensor.to_vector() ==
+        std::vector<float>{inf, -inf, std::numeric_limits<float>::max(), inf, -inf});
   // An F64 file read as float rounds to nearest.
   auto as_float = gkd::io::load_safetensors<float>(dir / "d.safetensors");
   for (std::size_t i = 0; i < 8; ++i)

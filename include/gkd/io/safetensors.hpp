@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <span>
@@ -240,7 +241,16 @@ void convert(StDtype dtype, const std::byte* src, std::int64_t count, Put&& put)
   auto cast = [](auto u) { return static_cast<T>(u); };
   switch (dtype) {
     case StDtype::F32: each(float{}, cast); break;
-    case StDtype::F64: each(double{}, cast); break;
+    case StDtype::F64:
+      each(double{}, [](double u) {
+        // From half an ulp above FLT_MAX (ties to even) the result is +-inf as IEEE rounds, spelled
+        // out because the plain cast of such a value is undefined in C++.
+        if constexpr (std::same_as<T, float>)
+          if (std::abs(u) >= 0x1.ffffffp127 && std::isfinite(u))
+            return std::copysign(std::numeric_limits<float>::infinity(), static_cast<float>(u > 0 ? 1 : -1));
+        return static_cast<T>(u);
+      });
+      break;
     case StDtype::F16: each(std::uint16_t{}, [](std::uint16_t u) { return static_cast<T>(half_to_float(u)); }); break;
     case StDtype::BF16:
       each(std::uint16_t{}, [](std::uint16_t u) {
