@@ -2,8 +2,9 @@
 // CUDA-event timings of a few gkd ops on the GPU next to PyTorch on the same GPU in the same
 // invocation (benchmarks/cuda/ops_pytorch.py run through python3), with the ratio gkd/PyTorch
 // (below 1 = gkd faster). Cases: elementwise add/relu and sum over 64 MiB, softmax over the class
-// dim of a [16, 19, 128, 128] map, fused cross-entropy forward+backward on it, and a 4096^3 GEMM with
-// TF32 off and on. conv2d has no CUDA implementation yet, so it is not timed.
+// dim of a [16, 19, 128, 128] map, fused cross-entropy forward+backward on it, a 4096^3 GEMM and a
+// 3x3 64->64 convolution on [16, 64, 128, 128] (forward + both backwards, plus the sum's backward),
+// each with TF32 off and on. The gradients accumulate into the leaves' .grad in both programs.
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -81,6 +82,19 @@ int main() {
     for (std::int64_t i = 0; i < labels.numel(); ++i) labels.data()[i] = static_cast<float>(static_cast<int>(gen.uniform(0, 19)) % 19);
     const F target = labels.cuda();
     ours["cross_entropy_fwd_bwd"] = time_ms([&] { gkd::cross_entropy(logits, target).backward(); }, 20);
+  }
+  {
+    // 3x3 convolution 64 -> 64 channels, padding 1, on [16, 64, 128, 128]: forward + both backwards
+    gkd::Generator gen(3);
+    const F x = gkd::randn<float>({16, 64, 128, 128}, gen).cuda().requires_grad();
+    const F w = gkd::mul(gkd::randn<float>({64, 64, 3, 3}, gen), 0.05f).cuda().requires_grad();
+    const F b = F::zeros({64}, gkd::cuda_device()).requires_grad();
+    auto step = [&] { gkd::sum(gkd::conv2d(x, w, b, 1, 1)).backward(); };
+    gkd::cuda::set_allow_tf32(false);
+    ours["conv3x3_64_fwd_bwd_fp32"] = time_ms(step, 5);
+    gkd::cuda::set_allow_tf32(true);
+    ours["conv3x3_64_fwd_bwd_tf32"] = time_ms(step, 5);
+    gkd::cuda::set_allow_tf32(false);
   }
   const auto torch = run_pytorch();
   if (torch.empty()) std::cout << "(PyTorch counterpart gave no figures: is torch with CUDA installed?)\n";

@@ -45,6 +45,18 @@ def main():
     print("matmul_4096_fp32", timed(lambda: m1 @ m2, 10))
     torch.backends.cuda.matmul.allow_tf32 = True
     print("matmul_4096_tf32", timed(lambda: m1 @ m2, 10))
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x = torch.randn(16, 64, 128, 128, device=dev, requires_grad=True)
+    w = (torch.randn(64, 64, 3, 3, device=dev) * 0.05).requires_grad_(True)
+    b = torch.zeros(64, device=dev, requires_grad=True)
+
+    def conv_step():
+        torch.nn.functional.conv2d(x, w, b, padding=1).sum().backward()
+
+    torch.backends.cudnn.allow_tf32 = False
+    print("conv3x3_64_fwd_bwd_fp32", timed(conv_step, 5))
+    torch.backends.cudnn.allow_tf32 = True
+    print("conv3x3_64_fwd_bwd_tf32", timed(conv_step, 5))
     return 0
 
 

@@ -128,7 +128,10 @@ struct Convolution {
   Convolution(const Shape& xs_, const Shape& ws_, const Shape& ys_, const ConvParams& p_)
       : xs(xs_), ws(ws_), ys(ys_), p(p_), x(dnn_type<T>(), xs[0], xs[1], xs[2], xs[3]),
         y(dnn_type<T>(), ys[0], ys[1], ys[2], ys[3]), w(dnn_type<T>(), ws), conv(dnn_type<T>(), p),
-        strict(std::is_same_v<T, float> && !allow_tf32()) {}
+        strict(std::is_same_v<T, float> && !allow_tf32()) {
+    // Ask the heuristics for FMA algorithms when TF32 is not allowed (choose() also filters).
+    if (strict) GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, CUDNN_FMA_MATH));
+  }
 
   GeometryKey key(Direction d) const {
     return {static_cast<int>(sizeof(T)), strict, xs, ws, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
