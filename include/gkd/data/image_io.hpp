@@ -126,6 +126,7 @@ void write_image(const std::filesystem::path& path, const Image& image);
 #if defined(GKD_IMAGE_IO_IMPLEMENTATION) && !defined(GKD_IMAGE_IO_IMPLEMENTED)
 #define GKD_IMAGE_IO_IMPLEMENTED
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -210,8 +211,31 @@ inline void check_jpeg_huffman_tables(std::span<const std::uint8_t> b, const std
   }
 }
 
+/// stb_image 2.27 accumulates PNM header numbers in an `int` without an overflow check (undefined
+/// behaviour on a 10-digit width; found by the fuzzer). Reads the header the way stb does (whitespace,
+/// `#` comments to the end of the line) and refuses numbers of more than 7 digits (dimensions are capped
+/// at 2^20 and maxval at 65535 anyway).
+inline void check_pnm_header(std::span<const std::uint8_t> b, const std::string& name) {
+  std::size_t p = 2;
+  for (int field = 0; field < 3; ++field) {
+    while (p < b.size() && (std::isspace(b[p]) || b[p] == '#')) {
+      if (b[p] == '#')
+        while (p < b.size() && b[p] != '\n' && b[p] != '\r') ++p;
+      else
+        ++p;
+    }
+    std::size_t digits = 0;
+    while (p < b.size() && std::isdigit(b[p])) ++p, ++digits;
+    GKD_CHECK(digits <= 7, "read_image",
+              name << ": unreadable PPM/PGM header (a " << (field == 2 ? "maxval" : "dimension") << " of " << digits
+                   << " digits)");
+    if (digits == 0) return;  // malformed: stb reports it
+  }
+}
+
 inline Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& name, ImageFormat f) {
   if (f == ImageFormat::jpeg) check_jpeg_huffman_tables(bytes, name);
+  if (f == ImageFormat::pnm) check_pnm_header(bytes, name);
   GKD_CHECK(bytes.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), "read_image",
             name << ": " << bytes.size() << " bytes is too large for the " << format_name(f) << " decoder");
   const int len = static_cast<int>(bytes.size());
