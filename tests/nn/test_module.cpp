@@ -59,7 +59,7 @@ TEST_CASE("train, eval and freeze reach every submodule", "[nn]") {
   REQUIRE(!s.get<1>().training);
   REQUIRE(!s.get<2>().training);
   const auto x = test::random<double>({2, 1, 3, 3}, 1);
-  require_close(s.forward(x), s.forward(x), 0.0, "eval is deterministic");
+  test::require_close(s.forward(x), s.forward(x), 0.0, "eval is deterministic");
   train(s);
   REQUIRE(s.get<1>().training);
   set_dropout_training(s, false);

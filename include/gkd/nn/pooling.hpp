@@ -18,7 +18,7 @@ namespace gkd::nn {
 
 struct PoolSpec {
   Size2 kernel = 2;
-  std::optional<Size2> stride;  ///< the kernel size when absent
+  std::optional<Size2> stride{};  ///< the kernel size when absent
   Size2 padding = 0;
 };
 
@@ -54,7 +54,7 @@ struct AdaptiveAvgPool2d {
 };
 
 struct UpsampleSpec {
-  std::optional<Size2> size;  ///< target (H, W); else `scale`
+  std::optional<Size2> size{};  ///< target (H, W); else `scale`
   double scale = 2.0;
   bool bilinear = false;
   bool align_corners = false;
