@@ -44,6 +44,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string_view>
 #include <type_traits>
@@ -167,6 +168,36 @@ struct GraphProblem {
   [[nodiscard]] std::int64_t blocks() const { return (n + tile - 1) / tile; }
 };
 
+/// A tile of logits, its edge mask and the per-row / per-column vectors the tile kernels use. The
+/// element-wise work (exp, masking, row sums) runs on whole tiles through Eigen's vectorised array
+/// expressions in double; rows are then merged into their running state with graph_kd_tile.hpp.
+using TileArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using TileMask = Eigen::Array<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowVec = Eigen::Array<double, 1, Eigen::Dynamic>;
+using ColVec = Eigen::Array<double, Eigen::Dynamic, 1>;
+
+/// mask(r, c) = pred(i0 + r, j0 + c).
+template <class Pred>
+void tile_mask(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1, Pred&& pred, TileMask& mask) {
+  mask.resize(i1 - i0, j1 - j0);
+  for (std::int64_t i = i0; i < i1; ++i)
+    for (std::int64_t j = j0; j < j1; ++j) mask(i - i0, j - j0) = pred(i, j);
+}
+
+/// Row-wise online-lse partial of a masked logit tile: max (the lowest value for empty rows) and Σ exp(x − max).
+inline void tile_row_lse(const TileArray& x, const TileMask& mask, ColVec& max, ColVec& sum, TileArray& e) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  max = mask.select(x, -inf).rowwise().maxCoeff();
+  const ColVec shift = (max == -inf).select(ColVec::Zero(max.size()), max);
+  e = mask.select(x.colwise() - shift, -inf).exp();  // 0 off the mask, never inf − inf
+  sum = e.rowwise().sum();
+  max = (max == -inf).select(ColVec::Constant(max.size(), tile_lowest<double>()), max);
+}
+
+/// A saved log-sum-exp made safe for broadcasting (rows without terms hold the lowest value; their
+/// entries are masked out, so any finite stand-in works).
+inline double safe_lse(double v) { return v == tile_lowest<double>() ? 0.0 : v; }
+
 /// Forward of the KL form: row_lse[2i] = lse of teacher row i, row_lse[2i+1] = lse of student row i,
 /// row_loss[i] = loss_i. Returns the number of rows with a loss term.
 template <Real G>
@@ -178,17 +209,28 @@ std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, do
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile);
     std::vector<KlRow<double>> acc(static_cast<std::size_t>(i1 - i0));
     RowMatrix<G> ta, sb;
+    TileArray a, s, et, es;
+    TileMask mask;
+    ColVec mt, st, ms, ss, wt;
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
       GraphProblem<G>::tile_gemm(p.t_hat.data(), p.t_hat.data(), p.ct, i0, i1, j0, j1, ta);
       GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, sb);
-      for (std::int64_t i = i0; i < i1; ++i) {
-        auto& row = acc[std::size_t(i - i0)];
-        const std::int64_t lo = std::max(j0, p.mask.col_begin(i, p.n)), hi = std::min(j1, p.mask.col_end(i, p.n));
-        if (!p.mask.row_active(i)) continue;
-        for (std::int64_t j = lo; j < hi; ++j)
-          if (j != i) row.add(double(ta(i - i0, j - j0)) * p.inv_tau, double(sb(i - i0, j - j0)) * p.inv_tau);
+      a = ta.template cast<double>().array() * p.inv_tau;
+      s = sb.template cast<double>().array() * p.inv_tau;
+      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); }, mask);
+      tile_row_lse(a, mask, mt, st, et);
+      tile_row_lse(s, mask, ms, ss, es);
+      wt = (et * (a - s)).rowwise().sum();  // et is 0 off the mask
+      for (std::int64_t r = 0; r < i1 - i0; ++r) {
+        KlRow<double> part;
+        part.t.max = mt(r);
+        part.t.sum = st(r);
+        part.s.max = ms(r);
+        part.s.sum = ss(r);
+        part.weighted = wt(r);
+        acc[std::size_t(r)].merge(part);
       }
     }
     for (std::int64_t i = i0; i < i1; ++i) {
@@ -209,23 +251,37 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
 #pragma omp parallel for schedule(dynamic) if (nb > 1)
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
-    RowMatrix<G> ta, sb, h;
+    RowMatrix<G> ta, sb;
+    TileArray a, s;
+    TileMask row_edge, col_edge;
     RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
+    ColVec lt_i(m), ls_i(m), w_i(m);
+    for (std::int64_t r = 0; r < m; ++r) {
+      lt_i(r) = safe_lse(row_lse[2 * (i0 + r)]);
+      ls_i(r) = safe_lse(row_lse[2 * (i0 + r) + 1]);
+      w_i(r) = w[i0 + r];
+    }
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
-      const std::int64_t j1 = std::min(c1, j0 + p.tile);
+      const std::int64_t j1 = std::min(c1, j0 + p.tile), k = j1 - j0;
       GraphProblem<G>::tile_gemm(p.t_hat.data(), p.t_hat.data(), p.ct, i0, i1, j0, j1, ta);
       GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, sb);
-      h.setZero(m, j1 - j0);
-      for (std::int64_t i = i0; i < i1; ++i)
-        for (std::int64_t j = j0; j < j1; ++j) {
-          const double a = double(ta(i - i0, j - j0)) * p.inv_tau, s = double(sb(i - i0, j - j0)) * p.inv_tau;
-          double coef = 0;
-          if (p.mask.edge(i, j, p.n)) coef += w[i] * kl_grad_coef(a, s, row_lse[2 * i], row_lse[2 * i + 1]);
-          if (p.mask.edge(j, i, p.n)) coef += w[j] * kl_grad_coef(a, s, row_lse[2 * j], row_lse[2 * j + 1]);
-          h(i - i0, j - j0) = static_cast<G>(coef * p.inv_tau);
-        }
-      dx.noalias() += (h * ConstMap<G>(p.s_hat.data() + j0 * p.cs, j1 - j0, p.cs)).template cast<double>();
+      a = ta.template cast<double>().array() * p.inv_tau;
+      s = sb.template cast<double>().array() * p.inv_tau;
+      RowVec lt_j(k), ls_j(k), w_j(k);
+      for (std::int64_t c = 0; c < k; ++c) {
+        lt_j(c) = safe_lse(row_lse[2 * (j0 + c)]);
+        ls_j(c) = safe_lse(row_lse[2 * (j0 + c) + 1]);
+        w_j(c) = w[j0 + c];
+      }
+      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); }, row_edge);
+      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(j, i, p.n); }, col_edge);
+      // H = (G + Gᵀ)/τ with G[i, j] = w_i (q_ij − p_ij): the row term and, by symmetry of the logits, row j's term
+      const TileArray row_term = (((s.colwise() - ls_i).exp() - (a.colwise() - lt_i).exp()).colwise() * w_i);
+      const TileArray col_term = (((s.rowwise() - ls_j).exp() - (a.rowwise() - lt_j).exp()).rowwise() * w_j);
+      const TileArray h = (row_edge.select(row_term, 0.0) + col_edge.select(col_term, 0.0)) * p.inv_tau;
+      dx.noalias() +=
+          (h.matrix().template cast<G>() * ConstMap<G>(p.s_hat.data() + j0 * p.cs, k, p.cs)).template cast<double>();
     }
     for (std::int64_t i = i0; i < i1; ++i) p.normalise_backward(i, dx.data() + (i - i0) * p.cs, grad + i * p.cs);
   }
@@ -241,19 +297,23 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile);
     std::vector<OnlineLse<double>> acc(static_cast<std::size_t>(i1 - i0));
     std::vector<double> positive(static_cast<std::size_t>(i1 - i0), 0.0);
-    RowMatrix<G> c;
+    RowMatrix<G> ct;
+    TileArray c, e;
+    TileMask mask;
+    ColVec mx, sum;
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, c);
+      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, ct);
+      c = ct.template cast<double>().array() * p.inv_tau;
+      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); }, mask);
+      tile_row_lse(c, mask, mx, sum, e);
       for (std::int64_t i = i0; i < i1; ++i) {
-        if (!p.mask.row_active(i)) continue;
-        const std::int64_t lo = std::max(j0, p.mask.col_begin(i, p.n)), hi = std::min(j1, p.mask.col_end(i, p.n));
-        for (std::int64_t j = lo; j < hi; ++j) {
-          const double v = double(c(i - i0, j - j0)) * p.inv_tau;
-          acc[std::size_t(i - i0)].add(v);
-          if (j == i) positive[std::size_t(i - i0)] = v;
-        }
+        OnlineLse<double> part;
+        part.max = mx(i - i0);
+        part.sum = sum(i - i0);
+        acc[std::size_t(i - i0)].merge(part);
+        if (i >= j0 && i < j1) positive[std::size_t(i - i0)] = c(i - i0, i - j0);
       }
     }
     for (std::int64_t i = i0; i < i1; ++i) {
@@ -272,19 +332,27 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
 #pragma omp parallel for schedule(dynamic) if (nb > 1)
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
-    RowMatrix<G> c, h;
+    RowMatrix<G> ct;
+    TileArray c, h;
+    TileMask mask;
     RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
+    ColVec lse(m), w_i(m);
+    for (std::int64_t r = 0; r < m; ++r) {
+      lse(r) = safe_lse(row_lse[i0 + r]);
+      w_i(r) = w[i0 + r];
+    }
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, c);
-      h.setZero(m, j1 - j0);
-      for (std::int64_t i = i0; i < i1; ++i)
-        for (std::int64_t j = j0; j < j1; ++j)
-          if (p.mask.nce_edge(i, j, p.n))
-            h(i - i0, j - j0) = static_cast<G>(
-                w[i] * infonce_grad_coef(double(c(i - i0, j - j0)) * p.inv_tau, row_lse[i], i == j) * p.inv_tau);
-      dx.noalias() += (h * ConstMap<G>(p.t_hat.data() + j0 * p.ct, j1 - j0, p.ct)).template cast<double>();
+      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, ct);
+      c = ct.template cast<double>().array() * p.inv_tau;
+      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); }, mask);
+      h = mask.select(((c.colwise() - lse).exp()).colwise() * w_i, 0.0);  // w_i · softmax_ij
+      for (std::int64_t i = std::max(i0, j0); i < std::min(i1, j1); ++i)
+        if (mask(i - i0, i - j0)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
+      h *= p.inv_tau;
+      dx.noalias() += (h.matrix().template cast<G>() * ConstMap<G>(p.t_hat.data() + j0 * p.ct, j1 - j0, p.ct))
+                          .template cast<double>();
     }
     for (std::int64_t i = i0; i < i1; ++i) p.normalise_backward(i, dx.data() + (i - i0) * p.cs, grad + i * p.cs);
   }
