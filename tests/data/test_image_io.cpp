@@ -56,6 +56,15 @@ TEST_CASE("Tensor <-> PNG: C×H×W and H×W in [0, 1] round trip to 8-bit levels
   fs::remove_all(dir);
 }
 
+TEST_CASE("A valid PNG with an empty IDAT chunk inserted decodes to the same pixels", "[data]") {
+  const Image img = pattern(9, 5, 3);
+  std::vector<std::uint8_t> png = gkd::data::encode_png(img);
+  // insert an empty IDAT (length 0, type, CRC) right after IHDR (8-byte signature + 25-byte IHDR chunk)
+  const std::vector<std::uint8_t> empty{0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  png.insert(png.begin() + 33, empty.begin(), empty.end());
+  CHECK(gkd::data::decode_image(png, "with-empty-idat.png").pixels == img.pixels);
+}
+
 TEST_CASE("BMP and JPEG encoders decode back (BMP exactly, JPEG within quality loss)", "[data]") {
   const Image img = pattern(16, 16, 3);
   const Image bmp = gkd::data::decode_image(gkd::data::encode_bmp(img), "mem.bmp");
@@ -128,5 +137,8 @@ TEST_CASE("Empty, truncated, corrupt and unknown inputs raise a gkd::Error namin
   require_error_naming(fixture("fuzz_jpeg_dht_overflow.jpg"), "Huffman table");
   // also found by the fuzzer: a 10-digit PPM width overflows stb's int parser (undefined behaviour)
   require_error_naming(fixture("fuzz_pnm_int_overflow.ppm"), "PPM/PGM header");
+  // and a PNG whose first IDAT chunk is empty (stb passes a null pointer to memcpy): the empty chunk is
+  // dropped before decoding; this one is still truncated, so the error names the file
+  require_error_naming(fixture("fuzz_png_empty_idat.png"), "PNG");
   fs::remove_all(dir);
 }

@@ -233,9 +233,31 @@ inline void check_pnm_header(std::span<const std::uint8_t> b, const std::string&
   }
 }
 
+/// stb_image 2.27 passes a null buffer to memcpy for a zero-length first IDAT chunk (undefined behaviour,
+/// found by the fuzzer). Empty IDAT chunks carry no data, so a copy without them decodes identically;
+/// returns an empty vector when there is none to drop (the common case: no copy).
+inline std::vector<std::uint8_t> drop_empty_png_idat(std::span<const std::uint8_t> b) {
+  std::vector<std::uint8_t> out;
+  std::size_t p = 8, copied = 0;
+  while (p + 12 <= b.size()) {
+    const std::size_t len = (std::size_t(b[p]) << 24) | (std::size_t(b[p + 1]) << 16) | (std::size_t(b[p + 2]) << 8) | b[p + 3];
+    if (len == 0 && b[p + 4] == 'I' && b[p + 5] == 'D' && b[p + 6] == 'A' && b[p + 7] == 'T') {
+      out.insert(out.end(), b.begin() + static_cast<std::ptrdiff_t>(copied), b.begin() + static_cast<std::ptrdiff_t>(p));
+      copied = p + 12;
+    }
+    if (len > b.size() - p - 12) break;
+    p += 12 + len;
+  }
+  if (copied == 0) return {};
+  out.insert(out.end(), b.begin() + static_cast<std::ptrdiff_t>(copied), b.end());
+  return out;
+}
+
 inline Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& name, ImageFormat f) {
   if (f == ImageFormat::jpeg) check_jpeg_huffman_tables(bytes, name);
   if (f == ImageFormat::pnm) check_pnm_header(bytes, name);
+  std::vector<std::uint8_t> cleaned;
+  if (f == ImageFormat::png && !(cleaned = drop_empty_png_idat(bytes)).empty()) bytes = cleaned;
   GKD_CHECK(bytes.size() <= static_cast<std::size_t>(std::numeric_limits<int>::max()), "read_image",
             name << ": " << bytes.size() << " bytes is too large for the " << format_name(f) << " decoder");
   const int len = static_cast<int>(bytes.size());
