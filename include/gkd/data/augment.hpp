@@ -67,6 +67,25 @@ inline void check_range(const std::array<double, 2>& r, double lo, const char* o
             "range [" << r[0] << ", " << r[1] << "] must be ordered and start at or above " << lo);
 }
 
+/// Bilinear read of a w×h plane at continuous pixel coordinates (centres at integers); `outside` beyond
+/// half a pixel past the border.
+inline float bilinear_at(const float* d, std::int64_t w, std::int64_t h, double x, double y, float outside) {
+  if (x < -0.5 || y < -0.5 || x > double(w) - 0.5 || y > double(h) - 0.5) return outside;
+  x = std::clamp(x, 0.0, double(w - 1));
+  y = std::clamp(y, 0.0, double(h - 1));
+  const std::int64_t x0 = std::min(std::int64_t(x), std::max<std::int64_t>(w - 2, 0));
+  const std::int64_t y0 = std::min(std::int64_t(y), std::max<std::int64_t>(h - 2, 0));
+  const std::int64_t x1 = std::min(x0 + 1, w - 1), y1 = std::min(y0 + 1, h - 1);
+  const double fx = x - double(x0), fy = y - double(y0);
+  return float((1 - fy) * ((1 - fx) * d[y0 * w + x0] + fx * d[y0 * w + x1]) + fy * ((1 - fx) * d[y1 * w + x0] + fx * d[y1 * w + x1]));
+}
+
+/// Nearest-neighbour read; `outside` beyond the border.
+inline float nearest_at(const float* d, std::int64_t w, std::int64_t h, double x, double y, float outside) {
+  const std::int64_t xi = std::llround(x), yi = std::llround(y);
+  return xi < 0 || yi < 0 || xi >= w || yi >= h ? outside : d[yi * w + xi];
+}
+
 /// New sample of size oh×ow whose pixel (x, y) reads the source at map(x, y) (continuous pixel coordinates).
 template <class Map>
 Sample remap(const Sample& s, std::int64_t oh, std::int64_t ow, Map map) {
@@ -78,23 +97,29 @@ Sample remap(const Sample& s, std::int64_t oh, std::int64_t ow, Map map) {
   for (std::int64_t y = 0; y < oh; ++y)
     for (std::int64_t x = 0; x < ow; ++x) src[std::size_t(y * ow + x)] = map(double(x), double(y));
   for (std::int64_t k = 0; k < c; ++k) {
-    Plane p(static_cast<int>(w), static_cast<int>(h));
-    std::copy_n(img.data() + k * h * w, h * w, p.v.begin());
+    const float* d = img.data() + k * h * w;
     float* o = out.image.data() + k * oh * ow;
-    for (std::size_t i = 0; i < src.size(); ++i) o[i] = p.bilinear(src[i][0], src[i][1], 0.f);
+    for (std::size_t i = 0; i < src.size(); ++i) o[i] = bilinear_at(d, w, h, src[i][0], src[i][1], 0.f);
   }
   const auto nearest = [&](const Tensor<float>& m) {
     if (!m.defined()) return Tensor<float>();
-    Plane p(static_cast<int>(w), static_cast<int>(h));
     const Tensor<float> mc = m.contiguous();
-    std::copy_n(mc.data(), h * w, p.v.begin());
     Tensor<float> r = Tensor<float>::empty({oh, ow});
-    for (std::size_t i = 0; i < src.size(); ++i) r.data()[i] = p.nearest(src[i][0], src[i][1], 0.f);
+    for (std::size_t i = 0; i < src.size(); ++i) r.data()[i] = nearest_at(mc.data(), w, h, src[i][0], src[i][1], 0.f);
     return r;
   };
   out.mask = nearest(s.mask);
   out.fov = nearest(s.fov);
   return out;
+}
+
+/// The window [y0, y0 + oh) × [x0, x0 + ow) of a sample (copied).
+inline Sample crop(const Sample& s, std::int64_t y0, std::int64_t x0, std::int64_t oh, std::int64_t ow) {
+  const auto window = [&](const Tensor<float>& t) {
+    if (!t.defined()) return Tensor<float>();
+    return t.narrow(-2, y0, oh).narrow(-1, x0, ow).contiguous();
+  };
+  return Sample{window(s.image), window(s.mask), window(s.fov), s.name, s.domain};
 }
 
 /// Applies f(value) to every image value, then clamps to [0, 1].
@@ -195,16 +220,18 @@ inline Augmentation random_crop(std::int64_t height, std::int64_t width, double 
             std::int64_t x0 = std::min(s.width() - width, std::int64_t(gen.uniform() * double(s.width() - width + 1)));
             if (s.mask.defined() && gen.uniform() < foreground_probability) {
               const Tensor<float> m = s.mask.contiguous();
-              std::vector<std::int64_t> fg;
-              for (std::int64_t i = 0; i < m.numel(); ++i)
-                if (m.data()[i] > 0.5f) fg.push_back(i);
-              if (!fg.empty()) {
-                const std::int64_t i = fg[std::min(fg.size() - 1, std::size_t(gen.uniform() * double(fg.size())))];
+              std::int64_t count = 0;
+              for (std::int64_t i = 0; i < m.numel(); ++i) count += m.data()[i] > 0.5f;
+              if (count > 0) {  // the k-th foreground pixel, k uniform
+                std::int64_t k = std::min(count - 1, std::int64_t(gen.uniform() * double(count))), i = 0;
+                for (;; ++i)
+                  if (m.data()[i] > 0.5f && k-- == 0) break;
                 y0 = std::clamp(i / s.width() - height / 2, std::int64_t(0), s.height() - height);
                 x0 = std::clamp(i % s.width() - width / 2, std::int64_t(0), s.width() - width);
               }
             }
-            s = detail::remap(s, height, width, [&](double x, double y) { return std::array<double, 2>{x + double(x0), y + double(y0)}; });
+            check_sample(s, "random_crop");
+            s = detail::crop(s, y0, x0, height, width);
           }};
 }
 

@@ -12,7 +12,7 @@
 /// shared attractors so that they interleave. Radii follow Murray's law (γ ∈ [2.7, 3.0], veins' leaves
 /// 1.2× the arteries'). The mask is exact by construction: a pixel is vessel when at least half of its
 /// 4×4 subsamples lie inside a capsule (distance to a segment < radius × s). The single global radius
-/// scale `s` (within [0.35, 2.5]) is the calibration: it is chosen per image so that the vessel fraction
+/// scale `s` (within [0.35, 2]) is the calibration: it is chosen per image so that the vessel fraction
 /// inside the FOV equals a target drawn from the domain's range (all within 8–16%; DRIVE 12.6%,
 /// CHASE_DB1 10.0%), so thin vessels vanish at small output sizes exactly as they would on a camera.
 ///
@@ -249,7 +249,7 @@ inline RetinaImage generate_retina(RetinaDomain domain, std::uint64_t seed, cons
       const double dx = (x + 0.5) / n - 0.5, dy = (y + 0.5) / n - 0.5;
       fov.at(x, y) = (std::hypot(dx, dy) < dp.fov_radius && std::abs(dy) < dp.fov_cut) ? 1.f : 0.f;
     }
-  constexpr double max_scale = 2.5, reach = 2 * max_scale;  // profile tails end at u = 2 s
+  constexpr double max_scale = 2.0, reach = 2 * max_scale;  // profile tails end at u = 2 s
   const VesselField field = vessel_field(geo.nodes, n * ss, n * ss, origin, origin, 1.0 / (units_per_px / ss), reach);
 
   // Per pixel: the median-rank subsample distance m (vessel iff m < s), then s from the target fraction.

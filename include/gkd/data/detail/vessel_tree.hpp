@@ -174,11 +174,9 @@ inline VesselField vessel_field(const std::vector<TreeNode>& nodes, int w, int h
                                 double reach) {
   VesselField f{w, h, std::vector<float>(std::size_t(w) * h, std::numeric_limits<float>::infinity()),
                 std::vector<float>(std::size_t(w) * h, 0.f), std::vector<std::int16_t>(std::size_t(w) * h, -1)};
-  for (const auto& n : nodes) {
-    if (n.parent < 0) continue;
-    const auto& a = nodes[std::size_t(n.parent)];
-    const double ax = (a.x - x0) * scale, ay = (a.y - y0) * scale, bx = (n.x - x0) * scale, by = (n.y - y0) * scale;
-    const double r = n.radius * scale, extent = r * reach;
+  const auto capsule = [&](const TreeNode& a, const TreeNode& b, double radius, int tree) {
+    const double ax = (a.x - x0) * scale, ay = (a.y - y0) * scale, bx = (b.x - x0) * scale, by = (b.y - y0) * scale;
+    const double r = radius * scale, extent = r * reach;
     const int i0 = std::max(0, int(std::floor(std::min(ax, bx) - extent))), i1 = std::min(w - 1, int(std::ceil(std::max(ax, bx) + extent)));
     const int j0 = std::max(0, int(std::floor(std::min(ay, by) - extent))), j1 = std::min(h - 1, int(std::ceil(std::max(ay, by) + extent)));
     const double ex = bx - ax, ey = by - ay, len2 = ex * ex + ey * ey, inv_r2 = 1.0 / (r * r);
@@ -190,8 +188,38 @@ inline VesselField vessel_field(const std::vector<TreeNode>& nodes, int w, int h
         const double qx = px - t * ex, qy = py - t * ey;
         const float u2 = float((qx * qx + qy * qy) * inv_r2);
         const std::size_t k = std::size_t(j) * w + i;
-        if (u2 < f.u[k] && u2 <= reach2) f.u[k] = u2, f.radius[k] = float(r), f.tree[k] = std::int16_t(n.tree);
+        if (u2 < f.u[k] && u2 <= reach2) f.u[k] = u2, f.radius[k] = float(r), f.tree[k] = std::int16_t(tree);
       }
+  };
+  // Unbranched runs keep one radius (Murray's law changes it only at branch points): draw each run as
+  // the longest chords that stay within 0.1 px (and 0.05 radii) of every centreline node they skip.
+  std::vector<int> run;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
+    if (n.parent < 0) continue;
+    const auto& p = nodes[std::size_t(n.parent)];
+    if (p.children == 1 && p.parent >= 0) continue;  // continues the run through p, drawn from its start
+    run.assign({n.parent, int(i)});
+    for (int c = int(i); nodes[std::size_t(c)].children == 1;) run.push_back(c = nodes[std::size_t(c)].first_child);
+    const double tol = std::min(0.1, 0.05 * n.radius * scale) / scale;
+    for (std::size_t a = 0; a + 1 < run.size();) {
+      std::size_t b = a + 1;
+      while (b + 1 < run.size()) {
+        const auto& A = nodes[std::size_t(run[a])];
+        const auto& B = nodes[std::size_t(run[b + 1])];
+        const double ex = B.x - A.x, ey = B.y - A.y, len = std::hypot(ex, ey);
+        bool straight = len > 0;
+        for (std::size_t k = a + 1; k <= b && straight; ++k) {
+          const auto& K = nodes[std::size_t(run[k])];
+          straight = std::abs((K.x - A.x) * ey - (K.y - A.y) * ex) / len < tol;
+        }
+        if (!straight) break;
+        ++b;
+      }
+      // a run's radius is its first segment's (equal along the run up to rounding)
+      capsule(nodes[std::size_t(run[a])], nodes[std::size_t(run[b])], nodes[std::size_t(run[a + 1])].radius, n.tree);
+      a = b;
+    }
   }
   for (auto& u : f.u) u = std::sqrt(u);
   return f;
