@@ -35,10 +35,10 @@
 /// gkd::data::Sample s = train.get(0);              // s.image [3, 960, 999], s.mask, s.fov [960, 999]
 /// @endcode
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -132,6 +132,24 @@ inline std::string stem_of(const fs::path& p) {
   }
   return n;
 }
+/// `prefix` + one or more digits + `suffix`, exactly (the digits are returned in `digits`).
+inline bool digits_between(const std::string& s, const std::string& prefix, const std::string& suffix,
+                           std::string* digits = nullptr) {
+  if (s.size() <= prefix.size() + suffix.size() || s.compare(0, prefix.size(), prefix) != 0 ||
+      s.compare(s.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  const std::string mid = s.substr(prefix.size(), s.size() - prefix.size() - suffix.size());
+  if (!std::all_of(mid.begin(), mid.end(), [](unsigned char c) { return std::isdigit(c) != 0; })) return false;
+  if (digits) *digits = mid;
+  return true;
+}
+/// CHASE_DB1 image stem: Image_<digits>L or Image_<digits>R.
+inline bool is_chase_stem(const std::string& s) { return digits_between(s, "Image_", "L") || digits_between(s, "Image_", "R"); }
+/// STARE image stem: im<4 digits>.
+inline bool is_stare_stem(const std::string& s) { return s.size() == 6 && digits_between(s, "im", ""); }
+/// DRIVE image stem: <digits>_training or <digits>_test.
+inline bool is_drive_stem(const std::string& s) { return digits_between(s, "", "_training") || digits_between(s, "", "_test"); }
+
 inline std::vector<fs::path> image_files(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;
@@ -176,9 +194,8 @@ inline std::vector<SampleFiles> list_samples(Layout layout, const fs::path& root
       }
       break;
     case Layout::chase_db1_flat: {
-      const std::regex re("Image_\\d+[LR]");
       for (const auto& img : image_files(root))
-        if (std::regex_match(stem_of(img), re)) {
+        if (is_chase_stem(stem_of(img))) {
           const std::string n = stem_of(img);
           add(n, img, find_stem(root, n + (obs == "2" ? "_2ndHO" : "_1stHO")), {});
         }
@@ -196,9 +213,8 @@ inline std::vector<SampleFiles> list_samples(Layout layout, const fs::path& root
     case Layout::stare: {
       const fs::path images = first_existing({root / "stare-images", root / "images", root});
       const fs::path labels = first_existing({root / (observer == 2 ? "labels-vk" : "labels-ah"), root / "labels", root});
-      const std::regex re("im\\d{4}");
       for (const auto& img : image_files(images))
-        if (std::regex_match(stem_of(img), re)) {
+        if (is_stare_stem(stem_of(img))) {
           const std::string n = stem_of(img);
           add(n, img, find_stem(labels, n + (observer == 2 ? ".vk" : ".ah")), {});
         }
@@ -223,20 +239,26 @@ inline std::vector<SampleFiles> list_samples(Layout layout, const fs::path& root
 
 inline Layout guess_layout(const fs::path& root, const std::string& split) {
   const fs::path base = split.empty() ? root : root / split;
-  auto any_named = [](const fs::path& dir, const char* pattern) {
-    const std::regex re(pattern);
+  auto any_named = [](const fs::path& dir, auto&& predicate) {
     for (const auto& p : image_files(dir))
-      if (std::regex_match(p.filename().string(), re)) return true;
+      if (predicate(p)) return true;
     return false;
+  };
+  auto chase = [](const fs::path& p) { return is_chase_stem(stem_of(p)); };
+  auto chase_jpg = [](const fs::path& p) { return is_chase_stem(stem_of(p)) && lower(p.extension().string()) == ".jpg"; };
+  auto drive = [](const fs::path& p) { return is_drive_stem(stem_of(p)); };
+  auto stare = [](const fs::path& p) {
+    const std::string n = lower(p.filename().string());
+    return is_stare_stem(stem_of(p)) && (n.ends_with(".ppm") || n.ends_with(".ppm.gz"));
   };
   for (const fs::path& b : {base, root / "training", root / "test", root}) {
     if (has_dir(b / "images") && has_dir(b / "1st_manual")) {
-      if (any_named(b / "images", "Image_\\d+[LR]\\..*")) return Layout::chase_db1;
-      if (any_named(b / "images", "\\d+_(training|test)\\..*")) return Layout::drive;
+      if (any_named(b / "images", chase)) return Layout::chase_db1;
+      if (any_named(b / "images", drive)) return Layout::drive;
     }
   }
-  if (any_named(root, "Image_\\d+[LR]\\.jpg")) return Layout::chase_db1_flat;
-  if (has_dir(root / "stare-images") || any_named(root, "im\\d{4}\\.ppm(\\.gz)?")) return Layout::stare;
+  if (any_named(root, chase_jpg)) return Layout::chase_db1_flat;
+  if (has_dir(root / "stare-images") || any_named(root, stare)) return Layout::stare;
   if (has_dir(root / "images") && has_dir(root / "manual1")) return Layout::hrf;
   for (const fs::path& b : {base, root / "training", root / "test", root})
     if (has_dir(b / "images") && has_dir(b / "masks")) return Layout::generic;

@@ -23,8 +23,9 @@
 /// auto slices = gkd::data::to_slices(v, {.only_foreground = true}); // 2-D samples with liver
 /// @endcode
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -88,12 +89,13 @@ inline void walk(const fs::path& dir, int depth, const std::function<void(const 
 inline std::vector<VolumeFiles> list_volumes(const fs::path& root, VolumeLayout& layout, std::vector<std::string>& missing) {
   std::vector<VolumeFiles> chaos, lits;
   std::map<std::string, fs::path> volumes, segmentations;
-  const std::regex vol("volume-(\\d+)\\.nii(\\.gz)?"), seg("segmentation-(\\d+)\\.nii(\\.gz)?");
+
   walk(root, 5, [&](const fs::path& p) {
     const std::string n = p.filename().string();
-    std::smatch m;
-    if (std::regex_match(n, m, vol)) volumes[m[1]] = p;
-    if (std::regex_match(n, m, seg)) segmentations[m[1]] = p;
+    std::string id;
+    if (digits_between(n, "volume-", ".nii", &id) || digits_between(n, "volume-", ".nii.gz", &id)) volumes[id] = p;
+    if (digits_between(n, "segmentation-", ".nii", &id) || digits_between(n, "segmentation-", ".nii.gz", &id))
+      segmentations[id] = p;
     if (n == "DICOM_anon" && has_dir(p)) chaos.push_back({p.parent_path().filename().string(), p, p.parent_path() / "Ground"});
   });
   if (!chaos.empty()) {
