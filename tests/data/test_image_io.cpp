@@ -135,6 +135,8 @@ TEST_CASE("Empty, truncated, corrupt and unknown inputs raise a gkd::Error namin
   // found by tests/fuzz/fuzz_image_decode.cpp: a JPEG Huffman table with > 256 symbols overflows a table
   // inside Debian's stb_image 2.27; image_io refuses it before stb sees it
   require_error_naming(fixture("fuzz_jpeg_dht_overflow.jpg"), "Huffman table");
+  // the same, with the oversized table read past the end of its segment (as stb does)
+  require_error_naming(fixture("fuzz_jpeg_dht_overrun.jpg"), "Huffman table");
   // also found by the fuzzer: a 10-digit PPM width overflows stb's int parser (undefined behaviour)
   require_error_naming(fixture("fuzz_pnm_int_overflow.ppm"), "PPM/PGM header");
   // and a PNG whose first IDAT chunk is empty (stb passes a null pointer to memcpy): the empty chunk is

@@ -198,14 +198,19 @@ inline void check_jpeg_huffman_tables(std::span<const std::uint8_t> b, const std
     const std::size_t len = (std::size_t(b[pos + 2]) << 8) | b[pos + 3];
     if (len < 2) return;
     if (m == 0xC4) {
-      const std::size_t end = std::min(b.size(), pos + 2 + len);
-      for (std::size_t p = pos + 4; p + 17 <= end;) {
+      // like stb: read tables while the declared length is not used up, even past the segment's end
+      // (bytes past the end of the buffer read as 0); a negative remainder makes stb stop with an error
+      std::ptrdiff_t remaining = std::ptrdiff_t(len) - 2;
+      std::size_t p = pos + 4;
+      while (remaining > 0) {
         std::size_t symbols = 0;
-        for (int i = 1; i <= 16; ++i) symbols += b[p + i];
+        for (std::size_t i = 1; i <= 16; ++i) symbols += p + i < b.size() ? b[p + i] : 0;
         GKD_CHECK(symbols <= 256, "read_image",
                   name << ": truncated or corrupt JPEG (Huffman table with " << symbols << " symbols, at most 256)");
         p += 17 + symbols;
+        remaining -= std::ptrdiff_t(17 + symbols);
       }
+      if (remaining < 0) return;
     }
     pos += 2 + len;
   }
