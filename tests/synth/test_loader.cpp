@@ -138,6 +138,17 @@ TEST_CASE("destroying a loader with a full queue and busy workers returns prompt
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
 }
 
+TEST_CASE("MemoryDataset materialises a set once, in parallel, and propagates errors", "[synth]") {
+  const Counting source(9);
+  const MemoryDataset memory(source, 3);
+  CHECK(source.calls == 9);
+  REQUIRE(memory.size() == 9);
+  for (std::int64_t i = 0; i < 9; ++i) CHECK(identical(memory.get(i).image, source.get(i).image));
+  CHECK(source.calls == 18);  // the 9 reads above, none by memory.get
+  CHECK_THROWS_AS(memory.get(9), gkd::Error);
+  CHECK_THROWS_WITH(MemoryDataset(Counting(6, 4), 2), Catch::Contains("cannot decode sample 4"));
+}
+
 TEST_CASE("views and a synthetic retina set with crops", "[synth]") {
   const auto data = std::make_shared<SyntheticDataset>(retina_dataset(RetinaDomain::A, 4, 3, {.size = 64, .supersample = 1}));
   BatchLoader loader(data, {.batch_size = 2, .seed = 2, .epochs = 1, .workers = 2, .views = 2},

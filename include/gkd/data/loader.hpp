@@ -104,6 +104,38 @@ inline Sampler default_sampler(bool shuffle) {
   };
 }
 
+/// A data set held in memory: every sample of `source` is materialised once (on `threads` threads) and
+/// `get` returns it without recomputation (tensor handles share storage; augmentations never write to
+/// their input). Use it for generated sets that are re-visited each epoch.
+class MemoryDataset : public Dataset {
+ public:
+  explicit MemoryDataset(std::vector<Sample> samples) : samples_(std::move(samples)) {}
+  MemoryDataset(const Dataset& source, int threads) : samples_(static_cast<std::size_t>(source.size())) {
+    GKD_CHECK(threads >= 1, "MemoryDataset", "threads must be >= 1, got " << threads);
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(threads));
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        try {
+          for (std::size_t i = std::size_t(t); i < samples_.size(); i += std::size_t(threads)) samples_[i] = source.get(std::int64_t(i));
+        } catch (...) {
+          errors[std::size_t(t)] = std::current_exception();
+        }
+      });
+    for (auto& th : pool) th.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+  [[nodiscard]] std::int64_t size() const override { return std::int64_t(samples_.size()); }
+  [[nodiscard]] Sample get(std::int64_t i) const override {
+    GKD_CHECK(i >= 0 && i < size(), "MemoryDataset", "index " << i << " is out of range for " << size() << " samples");
+    return samples_[std::size_t(i)];
+  }
+
+ private:
+  std::vector<Sample> samples_;
+};
+
 class BatchLoader {
  public:
   /// @param preprocess applied to each sample before augmentation (e.g. `random_crop`, green channel);
