@@ -132,6 +132,7 @@ TEST_CASE("Empty, truncated, corrupt and unknown inputs raise a gkd::Error namin
   gkd::data::write_file_bytes(dir / "trunc.tif", std::span(tif).first(20));
   require_error_naming(dir / "trunc.tif", "TIFF");
   require_error_naming(dir / "missing.png", "cannot open");
+  CHECK_THROWS_WITH(gkd::data::decode_image(png, "big.png", 1000), Catch::Contains("exceeds 1000 pixels"));
   // found by tests/fuzz/fuzz_image_decode.cpp: a JPEG Huffman table with > 256 symbols overflows a table
   // inside Debian's stb_image 2.27; image_io refuses it before stb sees it
   require_error_naming(fixture("fuzz_jpeg_dht_overflow.jpg"), "Huffman table");

@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::uint8_t> bytes(data, size);
   (void)gkd::data::sniff_format(bytes);
   try {
-    const gkd::data::Image img = gkd::data::decode_image(bytes, "fuzz-input");
+    // 4 Mpx cap: keeps the fuzzer within libFuzzer's 2 GB RSS limit under ASan
+    const gkd::data::Image img = gkd::data::decode_image(bytes, "fuzz-input", std::int64_t(1) << 22);
     if (img.width <= 0 || img.height <= 0 || img.channels < 1 || img.channels > 4 ||
         img.pixels.size() != std::size_t(img.width) * img.height * img.channels)
       __builtin_trap();

@@ -86,7 +86,9 @@ std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> bytes, const std:
                                  std::size_t max_bytes = kDefaultMaxInflatedBytes);
 
 /// Decodes an image held in memory (format sniffed, gzip unwrapped); `name` appears in every error.
-Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>");
+/// Images of more than `max_pixels` pixels are refused before their pixels are allocated.
+Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name = "<memory>",
+                   std::int64_t max_pixels = kMaxImagePixels);
 
 /// PNG bytes of `image` (any of 1–4 channels).
 std::vector<std::uint8_t> encode_png(const Image& image);
@@ -258,7 +260,8 @@ inline std::vector<std::uint8_t> drop_empty_png_idat(std::span<const std::uint8_
   return out;
 }
 
-inline Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& name, ImageFormat f) {
+inline Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& name, ImageFormat f,
+                        std::int64_t max_pixels) {
   if (f == ImageFormat::jpeg) check_jpeg_huffman_tables(bytes, name);
   if (f == ImageFormat::pnm) check_pnm_header(bytes, name);
   std::vector<std::uint8_t> cleaned;
@@ -269,9 +272,9 @@ inline Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& 
   int w = 0, h = 0, c = 0;
   GKD_CHECK(stbi_info_from_memory(bytes.data(), len, &w, &h, &c), "read_image",
             name << ": unreadable " << format_name(f) << " header (stb_image: " << stbi_failure_reason() << ")");
-  GKD_CHECK(w > 0 && h > 0 && std::int64_t(w) * h <= kMaxImagePixels, "read_image",
-            name << ": " << format_name(f) << " size " << w << "x" << h << " is empty or exceeds "
-                 << kMaxImagePixels << " pixels");
+  GKD_CHECK(w > 0 && h > 0 && std::int64_t(w) * h <= max_pixels, "read_image",
+            name << ": " << format_name(f) << " size " << w << "x" << h << " is empty or exceeds " << max_pixels
+                 << " pixels");
   stbi_uc* px = stbi_load_from_memory(bytes.data(), len, &w, &h, &c, 0);
   GKD_CHECK(px != nullptr, "read_image",
             name << ": truncated or corrupt " << format_name(f) << " (stb_image: " << stbi_failure_reason() << ")");
@@ -307,7 +310,8 @@ inline void tiff_unmap(thandle_t, tdata_t, toff_t) {}
 inline int tiff_quiet(TIFF*, void*, const char*, const char*, va_list) { return 1; }
 #endif
 
-inline Image decode_tiff([[maybe_unused]] std::span<const std::uint8_t> bytes, const std::string& name) {
+inline Image decode_tiff([[maybe_unused]] std::span<const std::uint8_t> bytes, const std::string& name,
+                         [[maybe_unused]] std::int64_t max_pixels) {
 #if defined(GKD_HAS_TIFF)
   TiffMemory mem{bytes, 0};
   TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
@@ -322,10 +326,9 @@ inline Image decode_tiff([[maybe_unused]] std::span<const std::uint8_t> bytes, c
   TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
   TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
   TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
-  if (w == 0 || h == 0 || std::int64_t(w) * h > kMaxImagePixels) {
+  if (w == 0 || h == 0 || std::int64_t(w) * h > max_pixels) {
     TIFFClose(tif);
-    GKD_FAIL("read_image", name << ": TIFF size " << w << "x" << h << " is empty or exceeds " << kMaxImagePixels
-                                << " pixels");
+    GKD_FAIL("read_image", name << ": TIFF size " << w << "x" << h << " is empty or exceeds " << max_pixels << " pixels");
   }
   std::vector<std::uint32_t> rgba(static_cast<std::size_t>(w) * h);
   const int ok = TIFFReadRGBAImageOriented(tif, w, h, rgba.data(), ORIENTATION_TOPLEFT, 0);
@@ -432,16 +435,16 @@ std::vector<std::uint8_t> gunzip([[maybe_unused]] std::span<const std::uint8_t> 
 #endif
 }
 
-Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name) {
+Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name, std::int64_t max_pixels) {
   GKD_CHECK(!bytes.empty(), "read_image", name << ": empty (0-byte) file");
   const ImageFormat f = sniff_format(bytes);
   switch (f) {
     case ImageFormat::gzip: {
-      const std::vector<std::uint8_t> inner = gunzip(bytes, name, std::size_t(kMaxImagePixels) * 4 + (1 << 20));
+      const std::vector<std::uint8_t> inner = gunzip(bytes, name, std::size_t(max_pixels) * 4 + (1 << 20));
       GKD_CHECK(sniff_format(inner) != ImageFormat::gzip, "read_image", name << ": gzip inside gzip is not an image");
-      return decode_image(inner, name);
+      return decode_image(inner, name, max_pixels);
     }
-    case ImageFormat::tiff: return detail_io::decode_tiff(bytes, name);
+    case ImageFormat::tiff: return detail_io::decode_tiff(bytes, name, max_pixels);
     case ImageFormat::pnm:
       GKD_CHECK(bytes[1] == '5' || bytes[1] == '6', "read_image",
                 name << ": ASCII or bitmap netpbm (P" << char(bytes[1]) << ") is not supported; use binary P5/P6");
@@ -449,7 +452,7 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& name)
     case ImageFormat::png:
     case ImageFormat::jpeg:
     case ImageFormat::bmp:
-    case ImageFormat::gif: return detail_io::decode_stb(bytes, name, f);
+    case ImageFormat::gif: return detail_io::decode_stb(bytes, name, f, max_pixels);
     default: break;
   }
   GKD_FAIL("read_image", name << ": not a PNG, JPEG, BMP, GIF, PPM/PGM, TIFF or gzip file (unknown signature)");
