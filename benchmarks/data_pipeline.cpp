@@ -10,11 +10,8 @@
 // (benchmarks/README.md: the small U-Net on 1×128×128, batch 4).
 //
 //   gkd_bench_data_pipeline [--batches 20] [--warmup 2]
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstringop-overflow"  // GCC 12 false positive in image_io's stb_append at -O3
 #define GKD_IMAGE_IO_IMPLEMENTATION
 #include <gkd/data/image_io.hpp>
-#pragma GCC diagnostic pop
 #include <gkd/core/parallel.hpp>
 #include <gkd/data/augment.hpp>
 #include <gkd/data/loader.hpp>

@@ -9,13 +9,8 @@
 //       --contact-sheet retina_a.png   (one command line)
 // --domain takes retina_a, retina_b, retina_c, ct_venous, ct_plain or all (every domain; the contact
 // sheet name then gets the domain appended before ".png").
-// GCC 12 at -O3 reports a false -Wstringop-overflow inside image_io's stb_append (vector::insert of an
-// int-sized byte range, inlined into encode_jpeg) in the one TU that compiles the implementation.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
 #define GKD_IMAGE_IO_IMPLEMENTATION
 #include <gkd/data/image_io.hpp>
-#pragma GCC diagnostic pop
 #include <gkd/data/synthetic_ct.hpp>
 #include <gkd/data/synthetic_retina.hpp>
 

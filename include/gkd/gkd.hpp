@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// Umbrella header: the whole public CPU API of gkd.
+/// Umbrella header: the public CPU compute API of gkd (tensors, autograd, ops, losses, metrics, modules,
+/// networks, optimizers). File-facing parts are included on their own: `gkd/io/*` (safetensors,
+/// checkpoints) and `gkd/data/*` (decoders, data sets, generators, augmentation, loader), and the CUDA
+/// declarations in `gkd/cuda/*` (link gkd::cuda).
 #include "gkd/autograd/gradcheck.hpp"
 #include "gkd/autograd/node.hpp"
 #include "gkd/core/device.hpp"
@@ -14,11 +17,20 @@
 #include "gkd/losses/bce.hpp"
 #include "gkd/losses/cross_entropy.hpp"
 #include "gkd/losses/dice.hpp"
+#include "gkd/losses/cross_recon_kd.hpp"
 #include "gkd/losses/focal.hpp"
+#include "gkd/losses/graph_kd.hpp"
 #include "gkd/losses/kl_div.hpp"
+#include "gkd/losses/pairwise_kd.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/losses/regression.hpp"
+#include "gkd/metrics/frechet.hpp"
+#include "gkd/metrics/hausdorff.hpp"
+#include "gkd/metrics/roc_auc.hpp"
+#include "gkd/metrics/segmentation.hpp"
+#include "gkd/models/models.hpp"
 #include "gkd/nn/init.hpp"
+#include "gkd/nn/nn.hpp"
 #include "gkd/ops/conv.hpp"
 #include "gkd/ops/dropout.hpp"
 #include "gkd/ops/elementwise.hpp"

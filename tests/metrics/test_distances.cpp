@@ -7,12 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-// GCC 12 reports a false -Warray-bounds inside Golden's path concatenation for some name lengths
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Warray-bounds"
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
 #include "support/golden.hpp"
-#pragma GCC diagnostic pop
 
 using gkd::Tensor;
 namespace gm = gkd::metrics;

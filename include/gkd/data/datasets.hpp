@@ -48,18 +48,11 @@
 #include "gkd/data/fov.hpp"
 #include "gkd/data/image.hpp"
 #include "gkd/data/image_io.hpp"
+#include "gkd/data/sample.hpp"
 
 namespace gkd::data {
 
 namespace fs = std::filesystem;
-
-/// One labelled image of a 2-D data set.
-struct Sample {
-  Tensor<float> image;  ///< C×H×W in [0, 1]
-  Tensor<float> mask;   ///< H×W, 0/1
-  Tensor<float> fov;    ///< H×W, 0/1
-  std::string name;     ///< image stem, e.g. "Image_01L"
-};
 
 /// Where the files of one sample are; `fov` empty when the set has none.
 struct SampleFiles {
@@ -68,6 +61,19 @@ struct SampleFiles {
 };
 
 enum class Layout { unknown, chase_db1, chase_db1_flat, drive, stare, hrf, generic };
+
+/// The short domain id a layout's samples carry in `Sample::domain` ("chase_db1", "drive", ...).
+inline const char* layout_domain(Layout l) {
+  switch (l) {
+    case Layout::chase_db1:
+    case Layout::chase_db1_flat: return "chase_db1";
+    case Layout::drive: return "drive";
+    case Layout::stare: return "stare";
+    case Layout::hrf: return "hrf";
+    case Layout::generic: return "generic";
+    default: return "unknown";
+  }
+}
 
 inline const char* layout_name(Layout l) {
   switch (l) {
@@ -305,18 +311,21 @@ inline LayoutReport detect_layout(const fs::path& root, int observer = 1) {
 }
 
 /// A 2-D data set on disk: the file list is built at `open_dataset`, images are decoded on `get`.
-class FolderDataset {
+class FolderDataset : public Dataset {
  public:
   FolderDataset(Layout layout, std::vector<SampleFiles> files, DatasetOptions options)
       : layout_(layout), files_(std::move(files)), options_(std::move(options)) {}
   [[nodiscard]] Layout layout() const noexcept { return layout_; }
-  [[nodiscard]] std::size_t size() const noexcept { return files_.size(); }
+  [[nodiscard]] std::int64_t size() const override { return static_cast<std::int64_t>(files_.size()); }
   [[nodiscard]] const std::vector<SampleFiles>& files() const noexcept { return files_; }
 
-  /// Decodes sample `i`; throws gkd::Error naming the file on any decode or size mismatch.
-  [[nodiscard]] Sample get(std::size_t i) const {
-    GKD_CHECK(i < files_.size(), "dataset", "index " << i << " out of range for " << files_.size() << " samples");
-    return load_sample(files_[i], options_.compute_missing_fov);
+  /// Decodes sample `i` (its `domain` is the layout's id); throws gkd::Error naming the file on any
+  /// decode or size mismatch.
+  [[nodiscard]] Sample get(std::int64_t i) const override {
+    GKD_CHECK(i >= 0 && i < size(), "dataset", "index " << i << " out of range for " << files_.size() << " samples");
+    Sample s = load_sample(files_[static_cast<std::size_t>(i)], options_.compute_missing_fov);
+    s.domain = layout_domain(layout_);
+    return s;
   }
 
   /// Decodes one sample from its files.

@@ -356,7 +356,7 @@ inline Image decode_tiff([[maybe_unused]] std::span<const std::uint8_t> bytes, c
 inline void stb_append(void* context, void* data, int size) {
   auto* out = static_cast<std::vector<std::uint8_t>*>(context);
   const auto* p = static_cast<const std::uint8_t*>(data);
-  out->insert(out->end(), p, p + size);
+  if (size > 0) out->insert(out->end(), p, p + static_cast<std::size_t>(size));
 }
 
 inline void check_encodable(const Image& image, const char* op) {

@@ -192,6 +192,7 @@ inline VolumeDataset open_volume_dataset(const fs::path& root) {
 struct SliceOptions {
   double window_lo = -60.0, window_hi = 140.0;  ///< HU window mapped to [-1, 1]
   bool only_foreground = false;                 ///< keep only slices with some liver
+  std::string domain = "ct";                    ///< `Sample::domain` of the slices (e.g. "chaos", "lits")
 };
 
 /// The axial slices of a volume as 2-D samples (`name` = "<volume>/<slice index>").
@@ -204,7 +205,7 @@ inline std::vector<Sample> to_slices(const VolumeSample& v, const SliceOptions& 
     Tensor<float> m = v.mask.select(0, k).contiguous();
     if (o.only_foreground && std::none_of(m.data(), m.data() + h * w, [](float x) { return x != 0.f; })) continue;
     out.push_back({hu_window(v.image.select(0, k).unsqueeze(0).contiguous(), o.window_lo, o.window_hi), m,
-                   Tensor<float>::ones({h, w}), v.name + "/" + std::to_string(k)});
+                   Tensor<float>::ones({h, w}), v.name + "/" + std::to_string(k), o.domain});
   }
   return out;
 }
