@@ -10,7 +10,7 @@
 /// columns ŝ_j, t̂_j; a_s = ŝ_i·ŝ_j, a_t = t̂_i·t̂_j; for CIRKD z = a / τ and per row the running
 /// log-sum-exp state (max m, sum l) of the student and the teacher logits.
 /// @code
-///   gkd::detail::OnlineLse<double> s;   // one row
+///   gkd::detail::RunningLse<double> s;   // one row
 ///   for (double z : row) s.add(z);
 ///   double lse = s.value();
 /// @endcode
@@ -45,10 +45,11 @@ GKD_HOST_DEVICE inline A skd_pair(A a_s, A a_t, A weight, A& loss) {
   return A(4) * weight * d;
 }
 
-/// A running log-sum-exp (max m, Σ std::exp(z − m)) updated one value or one tile at a time, merged the
+/// A running log-sum-exp (max m, Σ std::exp(z − m), empty at m = −inf; graph_kd_tile.hpp's OnlineLse is the
+/// same idea starting from the lowest finite value) updated one value or one tile at a time, merged the
 /// way FlashAttention and Inf-CL merge tiles; starts empty (m = −inf, l = 0).
 template <class A>
-struct OnlineLse {
+struct RunningLse {
   A m = -INFINITY;
   A l = 0;
   /// Adds one value.
@@ -78,7 +79,7 @@ struct OnlineLse {
 /// rescaled with the teacher max, so that KL_i = Σ_j p_j (z_t − z_s) − lse_t + lse_s.
 template <class A>
 struct KlRowState {
-  OnlineLse<A> s, t;
+  RunningLse<A> s, t;
   A cross = 0;  ///< Σ std::exp(z_t − t.m)(z_t − z_s)
   /// Adds one column (student logit zs, teacher logit zt).
   GKD_HOST_DEVICE void add(A zs, A zt) {
