@@ -127,6 +127,12 @@ void write_image(const std::filesystem::path& path, const Image& image);
 // ================================ implementation (one TU only) ========================================
 #if defined(GKD_IMAGE_IO_IMPLEMENTATION) && !defined(GKD_IMAGE_IO_IMPLEMENTED)
 #define GKD_IMAGE_IO_IMPLEMENTED
+// GCC 12 at -O2/-O3 reports a false -Wstringop-overflow in std::vector::insert once stb_append is
+// inlined into the encoders; scoped to this implementation section so users need no pragma of their own.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -497,4 +503,7 @@ void write_image(const std::filesystem::path& path, const Image& image) {
 }
 
 }  // namespace gkd::data
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif  // GKD_IMAGE_IO_IMPLEMENTATION
