@@ -8,6 +8,7 @@
 #include <gkd/metrics/segmentation.hpp>
 
 #include <catch2/catch.hpp>
+#include "support/scratch.hpp"
 #include <filesystem>
 #include <unistd.h>
 
@@ -19,10 +20,8 @@ namespace {
 const fs::path kChase = fs::path(GKD_SOURCE_DIR).parent_path() / "shared" / "data" / "chasedb1";
 fs::path fixture(const char* name) { return fs::path(GKD_SOURCE_DIR) / "tests/fixtures/images" / name; }
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("gkd_test_datasets_" + std::to_string(::getpid()));
-  TempDir() { fs::remove_all(path), fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : gkd::test::ScratchDir {
+  TempDir() : ScratchDir("test_datasets") {}
   fs::path put(const fs::path& rel, const fs::path& source) const {
     fs::create_directories((path / rel).parent_path());
     fs::copy_file(source, path / rel, fs::copy_options::overwrite_existing);
@@ -43,14 +42,7 @@ std::vector<float> expected_mask() {
   return m;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gkd::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using gkd::test::error_of;
 }  // namespace
 
 TEST_CASE("Real CHASE_DB1: layout, counts, sample shapes, vessel fraction, FOV", "[data][real]") {

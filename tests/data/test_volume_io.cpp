@@ -6,6 +6,7 @@
 #include <gkd/data/volume_io.hpp>
 
 #include <catch2/catch.hpp>
+#include "support/scratch.hpp"
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -16,19 +17,10 @@ using gkd::Tensor;
 
 namespace {
 const fs::path kCt = fs::path(GKD_SOURCE_DIR) / "tests/fixtures/images/ct";
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("gkd_test_volume_io_" + std::to_string(::getpid()));
-  TempDir() { fs::remove_all(path), fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : gkd::test::ScratchDir {
+  TempDir() : ScratchDir("test_volume_io") {}
 };
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gkd::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using gkd::test::error_of;
 void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 }  // namespace
 
