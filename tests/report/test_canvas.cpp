@@ -13,6 +13,13 @@ using gkd::report::Canvas;
 using gkd::report::Rgb;
 namespace colors = gkd::report::colors;
 
+namespace Catch {
+template <>
+struct StringMaker<Rgb> {
+  static std::string convert(Rgb c) { return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) + ")"; }
+};
+}  // namespace Catch
+
 namespace {
 constexpr Rgb red{255, 0, 0};
 int count(const Canvas& c, Rgb colour) {
