@@ -10,8 +10,9 @@
 ///   L = τ² / (B·C) · Σ_{b,c} KL(φ(t)_{b,c} ‖ φ(s)_{b,c})
 ///
 /// (the reference implementation: Σ over all of softmax(t/τ)·(log_softmax(t/τ) − log_softmax(s/τ))·τ²
-/// divided by B·C). τ defaults to 4, the value suggested for segmentation; τ = 1 is also in common use:
-/// choose it explicitly. The teacher is detached (no gradient reaches it). Returns a scalar.
+/// divided by B·C). τ defaults to 4 (our choice for segmentation logits); τ = 1 is also in common use,
+/// so pass it explicitly when reproducing a given setup. The teacher is detached (no gradient reaches
+/// it). Returns a scalar.
 /// @code
 ///   auto ls = gkd::Tensor<float>::empty({8, 2, 64, 64}), lt = gkd::Tensor<float>::empty({8, 2, 64, 64});
 ///   auto cwd = gkd::channel_wise_kd_loss(ls, lt);        // τ = 4
