@@ -13,6 +13,8 @@
 ///   augmented with a generator seeded by (seed, g, j). Batches are delivered in order.
 /// - `views = K` adds K more augmentations of the same preprocessed sample (same crop), each with its
 ///   own seed: the anchor and K views for DCGD.
+/// - `start_batch = g` starts at global batch g, delivering exactly what an uninterrupted loader delivers
+///   from there on (resuming a killed run); `augment_anchor = false` leaves the anchor un-augmented.
 /// - At most `prefetch` batches are built ahead of the consumer (a bounded queue).
 /// - An exception thrown while building a batch (dataset, preprocessing, augmentation, mismatched
 ///   sizes) is re-thrown from `next()` when that batch is due; the loader then stops.
@@ -73,6 +75,8 @@ struct LoaderOptions {
   int workers = 1;           ///< background threads; 0 builds batches synchronously inside next()
   int prefetch = 4;          ///< batches built ahead of the consumer (>= 1)
   int views = 0;             ///< extra augmented views per sample
+  bool augment_anchor = true;  ///< false: the anchor is the preprocessed sample itself, only the views are augmented
+  std::int64_t start_batch = 0;  ///< first global batch delivered (resuming a run: the batches before it are skipped, not built)
 };
 
 /// The data-set indices visited in one epoch: exactly `count` indices in [0, size).
@@ -155,6 +159,9 @@ class BatchLoader {
     GKD_CHECK(per_epoch_ > 0, "BatchLoader",
               "an epoch of " << n << " samples gives no batch of " << opt_.batch_size << (opt_.drop_last ? " (drop_last)" : ""));
     total_ = opt_.epochs == 0 ? std::numeric_limits<std::int64_t>::max() : per_epoch_ * opt_.epochs;
+    GKD_CHECK(opt_.start_batch >= 0 && opt_.start_batch <= total_, "BatchLoader",
+              "start_batch " << opt_.start_batch << " is outside [0, " << total_ << "]");
+    consumed_ = claimed_ = opt_.start_batch;
     for (int i = 0; i < opt_.workers; ++i) threads_.emplace_back([this] { work(); });
   }
   BatchLoader(const BatchLoader&) = delete;
@@ -271,7 +278,7 @@ class BatchLoader {
         preprocess_.apply(s, gen);
       }
       for (int k = 0; k < opt_.views; ++k) views[std::size_t(k)].push_back(augment_.apply(s, detail::mix_seed(seed, std::uint64_t(k) + 2)));
-      anchors.push_back(augment_.empty() ? std::move(s) : augment_.apply(s, detail::mix_seed(seed, 1)));
+      anchors.push_back(augment_.empty() || !opt_.augment_anchor ? std::move(s) : augment_.apply(s, detail::mix_seed(seed, 1)));
       b.indices.push_back(index);
       b.names.push_back(anchors.back().name);
     }
