@@ -48,6 +48,12 @@ TEST_CASE("canvas starts filled, clips drawing, and refuses reads outside", "[re
   c.set(100, 100, red);
   c.line(-50, -50, 500, 300, red, 3.0);
   c.text(-20, 200, "clipped", red, 3);
+  c.line(-1e300, 3.5, 1e300, 3.5, red, 1.0, false);  // huge but finite: clipped, row 3 filled
+  for (int x = 0; x < 10; ++x) CHECK(c.pixel(x, 3) == red);
+  c.line(4.5, -1e300, 4.5, 1e300, red, 1.0, false);
+  for (int y = 0; y < 6; ++y) CHECK(c.pixel(4, y) == red);
+  c.line(0, std::nan(""), 9, 5, red);               // non-finite: nothing drawn
+  CHECK(c.pixel(7, 5) == Rgb{1, 2, 3});
   CHECK(c.image().channels == 3);
   CHECK(c.image().pixels.size() == 10 * 6 * 3);
   CHECK_THROWS_AS(c.pixel(10, 0), gkd::Error);

@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gkd/core/error.hpp"
@@ -139,10 +140,36 @@ class Canvas {
   void line(double x0, double y0, double x1, double y1, Rgb c, double line_width = 1.0, bool anti_alias = true) {
     if (!std::isfinite(x0) || !std::isfinite(y0) || !std::isfinite(x1) || !std::isfinite(y1)) return;
     const double half = std::max(line_width, 0.5) / 2.0, pad = half + 1.0;
-    const int bx0 = std::max(0, static_cast<int>(std::floor(std::max(std::min(x0, x1) - pad, -1.0))));
-    const int by0 = std::max(0, static_cast<int>(std::floor(std::max(std::min(y0, y1) - pad, -1.0))));
-    const int bx1 = static_cast<int>(std::min<double>(width() - 1, std::ceil(std::max(x0, x1) + pad)));
-    const int by1 = static_cast<int>(std::min<double>(height() - 1, std::ceil(std::max(y0, y1) + pad)));
+    {  // Clip to the canvas grown by pad (Liang-Barsky). A clipped end is computed on the boundary it
+       // crosses, not as x0 + t * dx, so that far-away ends (1e300) lose no precision.
+      const double ex = x1 - x0, ey = y1 - y0;
+      double t0 = 0, t1 = 1, bound0 = 0, bound1 = 0;
+      int axis0 = -1, axis1 = -1;  // which boundary (0: x, 1: y) fixed each end; -1: the original end
+      auto inside = [&](double p, double q, int axis, double bound) {
+        if (p == 0) return q >= 0;
+        const double r = q / p;
+        if (p < 0 && r > t0) t0 = r, axis0 = axis, bound0 = bound;
+        if (p > 0 && r < t1) t1 = r, axis1 = axis, bound1 = bound;
+        return t0 <= t1;
+      };
+      const double xlo = -pad, xhi = width() + pad, ylo = -pad, yhi = height() + pad;
+      if (!inside(-ex, x0 - xlo, 0, xlo) || !inside(ex, xhi - x0, 0, xhi) || !inside(-ey, y0 - ylo, 1, ylo) ||
+          !inside(ey, yhi - y0, 1, yhi))
+        return;
+      auto end_point = [&](int axis, double bound, double ox, double oy) -> std::pair<double, double> {
+        if (axis == 0) return {bound, y0 + (bound - x0) * (ey / ex)};
+        if (axis == 1) return {x0 + (bound - y0) * (ex / ey), bound};
+        return {ox, oy};
+      };
+      const auto [cx0, cy0] = end_point(axis0, bound0, x0, y0);
+      const auto [cx1, cy1] = end_point(axis1, bound1, x1, y1);
+      if (!std::isfinite(cx0) || !std::isfinite(cy0) || !std::isfinite(cx1) || !std::isfinite(cy1)) return;
+      x0 = cx0, y0 = cy0, x1 = cx1, y1 = cy1;
+    }
+    // Bounding box clamped to the canvas in floating point first (huge coordinates must not overflow int).
+    auto clamp_to = [](double v, int n) { return static_cast<int>(std::clamp(v, 0.0, double(n - 1))); };
+    const int bx0 = clamp_to(std::floor(std::min(x0, x1) - pad), width()), bx1 = clamp_to(std::ceil(std::max(x0, x1) + pad), width());
+    const int by0 = clamp_to(std::floor(std::min(y0, y1) - pad), height()), by1 = clamp_to(std::ceil(std::max(y0, y1) + pad), height());
     const double dx = x1 - x0, dy = y1 - y0, len2 = dx * dx + dy * dy;
     for (int y = by0; y <= by1; ++y)
       for (int x = bx0; x <= bx1; ++x) {
