@@ -232,16 +232,17 @@ class LinePlot {
       for (int x = 0; x < area.width(); ++x) area.set(x, y, c.pixel(f.left + x, f.top + y));
     const double lw = std::max(1.5, 0.75 * s + 0.5);
     for (const Series& sr : series_) {
-      std::optional<std::pair<double, double>> previous;
+      bool joined = false;  // the previous point was drawable: join it to this one
+      double qx = 0, qy = 0;
       for (std::size_t i = 0; i < sr.x.size(); ++i) {
         if (!drawable(sr.x[i], sr.y[i])) {
-          previous.reset();
+          joined = false;
           continue;
         }
         const double px = f.to_px(sr.x[i]) - f.left, py = f.to_py(sr.y[i]) - f.top;
-        if (previous) area.line(previous->first, previous->second, px, py, sr.color, lw);
+        if (joined) area.line(qx, qy, px, py, sr.color, lw);
         if (sr.x.size() <= kMarkerLimit) area.disc(px, py, lw + 1.0, sr.color);
-        previous = {px, py};
+        joined = true, qx = px, qy = py;
       }
     }
     c.blit(area, f.left, f.top);
