@@ -3,7 +3,8 @@
 // stage's loss falls, an interrupted stage resumes bit for bit, evaluation gives sane figures.
 #include <catch2/catch.hpp>
 
-#define GKD_IMAGE_IO_IMPLEMENTATION  // folder domains decode images
+#define GKD_IMAGE_IO_IMPLEMENTATION  // folder domains decode images and volumes
+#define GKD_VOLUME_IO_IMPLEMENTATION
 #include "gkd/data/image_io.hpp"
 #include "gkd/distill/domains.hpp"
 #include "gkd/distill/evaluate.hpp"

@@ -21,11 +21,12 @@
 ///
 /// @code
 /// gkd::distill::PipelineConfig cfg = gkd::distill::preset("cpu");
-/// gkd::distill::apply_json(cfg, gkd::io::read_text("my.json"), "my.json");
+/// gkd::distill::apply_json(cfg, R"({"gkd": {"inter": 0.5}, "epochs": {"student": 20}})", "inline");
 /// gkd::distill::apply_override(cfg, "distill.method=gkd");
 /// gkd::distill::validate(cfg);
 /// std::string resolved = gkd::distill::to_json(cfg);
 /// @endcode
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -188,7 +189,7 @@ inline std::string json_value(double v) {
 }
 inline std::string json_value(const std::vector<std::string>& v) {
   std::string out = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + json::quote(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i) out.append(i ? ", " : "").append(json::quote(v[i]));
   return out + "]";
 }
 
@@ -320,6 +321,19 @@ inline void apply_override(PipelineConfig& c, std::string_view assignment) {
     detail::parse_value(value, field, "override '" + key + "'");
   });
   GKD_CHECK(found, "config", "unknown key '" << key << "' in override '" << assignment << "'");
+}
+
+/// The keys whose values differ between two configurations, except `ignored` ones.
+inline std::vector<std::string> config_differences(PipelineConfig a, PipelineConfig b, const std::vector<std::string>& ignored = {}) {
+  std::vector<std::pair<std::string, std::string>> left;
+  config_fields(a, [&](const std::string& key, const auto& field) { left.emplace_back(key, detail::json_value(field)); });
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  config_fields(b, [&](const std::string& key, const auto& field) {
+    if (left[i++].second != detail::json_value(field) && std::find(ignored.begin(), ignored.end(), key) == ignored.end())
+      out.push_back(key);
+  });
+  return out;
 }
 
 /// Checks ranges and cross-field constraints.

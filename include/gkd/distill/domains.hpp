@@ -3,7 +3,7 @@
 /// @file
 /// The data of a pipeline run: a *domain* is either a synthetic generator (`retina_a`, `retina_b`,
 /// `retina_c`, `ct_venous`, `ct_plain`) or a folder (CHASE_DB1, DRIVE, STARE, HRF, generic 2-D layouts;
-/// CHAOS/LiTS-style CT volumes when the volume readers are compiled in). Every sample is prepared once
+/// CHAOS/LiTS-style CT volumes, as axial slices containing liver). Every sample is prepared once
 /// into what the networks take: one channel (fundus: green channel, then CLAHE when `data.clahe`),
 /// values in [0, 1], resized (image bilinear, mask and FOV nearest) so that its short side is
 /// `data.image_size` — unless it is already that size.
@@ -12,6 +12,9 @@
 /// seed 2000 + domain), so runs with different seeds train and test on the same images. Folders with a
 /// training/test split use it; folders without one (STARE, volumes) use their first 80% of samples for
 /// training and the rest for testing.
+///
+/// Folder decoding is compiled once per program: one translation unit defines
+/// `GKD_IMAGE_IO_IMPLEMENTATION` and `GKD_VOLUME_IO_IMPLEMENTATION` before including this header.
 /// @code
 ///   auto train = gkd::distill::load_domain(cfg, "retina_c", gkd::distill::Split::train);
 ///   auto test = gkd::distill::load_domain(cfg, "../shared/data/chasedb1", gkd::distill::Split::test);
@@ -26,9 +29,8 @@
 #include "gkd/data/synthetic_ct.hpp"
 #include "gkd/data/synthetic_retina.hpp"
 #include "gkd/distill/config.hpp"
-#if defined(GKD_HAS_VOLUME_IO)
+#include "gkd/ops/elementwise.hpp"
 #include "gkd/data/volume_datasets.hpp"
-#endif
 
 namespace gkd::distill {
 
@@ -100,7 +102,6 @@ inline std::vector<data::Sample> raw_samples(const PipelineConfig& c, const std:
     if (report.samples.count("training") && report.samples.count("test")) return all_of(data::open_dataset(domain, {.split = train ? "training" : "test"}));
     return split_samples(data::open_dataset(domain, {.split = ""}), split);
   }
-#if defined(GKD_HAS_VOLUME_IO)
   const data::VolumeDataset volumes = data::open_volume_dataset(domain);
   std::vector<data::Sample> slices;
   const auto n = static_cast<std::int64_t>(volumes.size()), n_train = std::max<std::int64_t>(1, n * 4 / 5);
@@ -110,11 +111,6 @@ inline std::vector<data::Sample> raw_samples(const PipelineConfig& c, const std:
       slices.push_back(std::move(s));
     }
   return slices;
-#else
-  GKD_CHECK(false, "load_domain", "'" << domain << "': no 2-D layout recognised (" << report.summary()
-                                      << "), and CT volume support is not compiled in");
-  return {};
-#endif
 }
 
 }  // namespace detail

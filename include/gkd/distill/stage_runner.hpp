@@ -100,10 +100,6 @@ struct StageOptions {
 
 namespace detail {
 
-inline void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
-  io::write_file_atomically(path, std::as_bytes(std::span(text.data(), text.size())));
-}
-
 inline std::string history_csv(const StageResult& r) {
   std::ostringstream out;
   out.precision(9);
@@ -170,7 +166,7 @@ StageResult run_stage(const StageOptions& options, const NamedTensors<T>& state,
     result.resumed = true;
   }
   const auto save = [&] {
-    detail::write_text_atomically(history, detail::history_csv(result));
+    io::write_text_atomically(history, detail::history_csv(result));
     io::TrainingState s{.step = result.steps, .epoch = result.history.empty() ? 0 : result.history.back().epoch};
     for (std::size_t i = 0; i < generators.size(); ++i) s.generators.emplace("dropout." + std::to_string(i), *generators[i]);
     io::save_checkpoint(ckpt, state, &optimizer, s);

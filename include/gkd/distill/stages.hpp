@@ -93,23 +93,9 @@ inline std::uint64_t stage_seed(const PipelineConfig& c, const std::string& stag
   return data::detail::mix_seed(c.seed, std::hash<std::string>{}(stage));
 }
 
-inline std::filesystem::path weights_path(const RunContext& run, const std::string& stage) {
-  return run.dir / stage / "model.safetensors";
-}
-
-/// Loads finished weights if present (and resuming): returns true when the stage can be skipped.
-template <nn::Module M>
-bool load_finished(const RunContext& run, const std::string& stage, M& model) {
-  const auto path = weights_path(run, stage);
-  if (!run.resume || !std::filesystem::exists(path)) return false;
-  const io::LoadReport report = io::load_into(path, nn::state_dict(model));
-  GKD_CHECK(report.ok(), "pipeline", path.string() << ": " << report.str());
-  return true;
-}
-
 template <nn::Module M>
 void save_finished(const RunContext& run, const std::string& stage, M& model) {
-  io::save_safetensors(weights_path(run, stage), nn::state_dict(model), {{"gkd.stage", stage}});
+  io::save_safetensors(run.dir / stage / "model.safetensors", nn::state_dict(model), {{"gkd.stage", stage}});
 }
 
 /// Trains the modules whose state is `state` with Adam over `run.train`, `epochs` epochs.
@@ -143,11 +129,22 @@ inline void add_segmentation_terms(LossTerms<float>& terms, const Tensor<float>&
 
 }  // namespace detail
 
+/// Loads a stage's finished weights into `model` when they exist (and the run resumes): true when the
+/// stage can be skipped. @throws gkd::Error when the file does not fit the model
+template <nn::Module M>
+bool load_finished(const RunContext& run, const std::string& stage, M& model) {
+  const auto path = run.dir / stage / "model.safetensors";
+  if (!run.resume || !std::filesystem::exists(path)) return false;
+  const io::LoadReport report = io::load_into(path, nn::state_dict(model));
+  GKD_CHECK(report.ok(), "pipeline", path.string() << ": " << report.str());
+  return true;
+}
+
 /// Stage 0: the teacher on the source domain.
 inline Teacher<float> train_teacher(const RunContext& run) {
   Generator gen(detail::stage_seed(run.cfg, "teacher"));
   Teacher<float> teacher = make_teacher<float>(run.cfg, gen);
-  if (detail::load_finished(run, "teacher", teacher)) return teacher;
+  if (load_finished(run, "teacher", teacher)) return teacher;
   nn::train(teacher);
   detail::train(run, "teacher", run.cfg.epochs.teacher, nn::state_dict(teacher), nn::parameters(teacher),
                 dropout_generators(teacher), 0, [&](const data::Batch& b) {
@@ -163,7 +160,7 @@ inline Teacher<float> train_teacher(const RunContext& run) {
 inline Psae<float> pretrain_psae(const RunContext& run) {
   Generator gen(detail::stage_seed(run.cfg, "psae"));
   Psae<float> psae = make_psae<float>(run.cfg, gen);
-  if (detail::load_finished(run, "psae", psae)) return psae;
+  if (load_finished(run, "psae", psae)) return psae;
   nn::train(psae);
   detail::train(run, "psae", run.cfg.epochs.psae, nn::state_dict(psae), nn::parameters(psae), dropout_generators(psae), 0,
                 [&](const data::Batch& b) {
@@ -188,11 +185,16 @@ struct Msan {
   }
 };
 
+/// TAN and SAN as initialised for stage 2 (load trained weights with `load_finished(run, "msan", m)`).
+inline Msan make_msan(const PipelineConfig& c) {
+  Generator gen(detail::stage_seed(c, "msan"));
+  return Msan{make_tan<float>(c, gen), make_san<float>(c, gen)};
+}
+
 /// Stage 2: TAN and SAN with ACT, on the frozen teacher, scratch student and P-SAE.
 inline Msan train_msan(const RunContext& run, Teacher<float>& teacher, Student<float>& scratch, Psae<float>& psae) {
-  Generator gen(detail::stage_seed(run.cfg, "msan"));
-  Msan m{make_tan<float>(run.cfg, gen), make_san<float>(run.cfg, gen)};
-  if (detail::load_finished(run, "msan", m)) return m;
+  Msan m = make_msan(run.cfg);
+  if (load_finished(run, "msan", m)) return m;
   freeze_for_inference(teacher), freeze_for_inference(scratch), freeze_for_inference(psae);
   nn::train(m);
   detail::train(run, "msan", run.cfg.epochs.msan, nn::state_dict(m), nn::parameters(m), {}, 0, [&](const data::Batch& b) {
@@ -211,7 +213,7 @@ inline Student<float> train_student(const RunContext& run, const std::string& me
   GKD_CHECK(!uses_msan(method) || (frozen.tan && frozen.san), "train_student", "method '" << method << "' needs the MSAN");
   Generator gen(detail::stage_seed(c, "student"));  // every method starts from the same initial student
   Student<float> student = make_student<float>(c, gen);
-  if (detail::load_finished(run, stage, student)) return student;
+  if (load_finished(run, stage, student)) return student;
   if (frozen.teacher) freeze_for_inference(*frozen.teacher);
   if (frozen.tan) freeze_for_inference(*frozen.tan), freeze_for_inference(*frozen.san);
   nn::train(student);

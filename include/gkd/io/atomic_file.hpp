@@ -28,6 +28,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gkd/core/error.hpp"
@@ -92,6 +93,12 @@ inline std::vector<std::byte> read_file(const std::filesystem::path& path,
   return bytes;
 }
 
+/// Reads a whole text file (at most 64 MiB). @throws gkd::Error as read_file
+inline std::string read_text(const std::filesystem::path& path) {
+  const std::vector<std::byte> bytes = read_file(path, std::uint64_t{64} << 20);
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 /// Replaces `path` with `bytes` atomically and durably (temporary file in the same directory,
 /// fsync, rename, fsync of the directory).
 /// @param before_rename called after the temporary file is complete and synced, just before the
@@ -121,6 +128,11 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
   detail::FileDescriptor directory(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   GKD_CHECK(directory.fd >= 0, op, dir.string() << ": cannot open the directory to sync it: " << detail::errno_text());
   GKD_CHECK(::fsync(directory.fd) == 0, op, dir.string() << ": directory fsync failed: " << detail::errno_text());
+}
+
+/// Writes a text file atomically (see write_file_atomically).
+inline void write_text_atomically(const std::filesystem::path& path, std::string_view text) {
+  write_file_atomically(path, std::as_bytes(std::span(text.data(), text.size())));
 }
 
 }  // namespace gkd::io

@@ -96,8 +96,10 @@ inline std::int64_t parse_int(const std::string& text, const std::string& key, c
 template <Real T>
 std::string group_sizes(const Optimizer<T>& opt) {
   std::string out;
-  for (std::size_t g = 0; g < opt.num_groups(); ++g)
-    out += (g ? "," : "") + std::to_string(opt.group(g).params.size());
+  for (std::size_t g = 0; g < opt.num_groups(); ++g) {
+    if (g) out += ',';  // (appending pieces: GCC 12 mis-warns -Wrestrict on "literal" + std::string)
+    out += std::to_string(opt.group(g).params.size());
+  }
   return out;
 }
 
