@@ -38,6 +38,7 @@ commands:
   evaluate   evaluate the finished models of the run and write the report
   generate   write the configured synthetic domains as image folders (--out DIR)
   config     print the resolved configuration
+  summarize RUN... [--out FILE.md]   mean ± std of F1, AUC and FSD over several run folders (seeds)
 
 options:
   --preset cpu|paper     hyper-parameter preset (default cpu: reduced widths, minutes on 2 cores)
@@ -237,6 +238,19 @@ extern "C" void on_interrupt(int) { request_interrupt(); }
 
 }  // namespace
 
+int summarize(int argc, char** argv) {
+  std::vector<fs::path> runs;
+  std::optional<fs::path> out;
+  for (int i = 2; i < argc; ++i) {
+    if (std::string(argv[i]) == "--out" && i + 1 < argc) out = argv[++i];
+    else runs.emplace_back(argv[i]);
+  }
+  const std::string table = summarize_runs(runs);
+  if (out) gkd::io::write_text_atomically(*out, table);
+  std::cout << table;
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help")) {
     std::cout << kUsage;
@@ -245,6 +259,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   try {
+    if (argc >= 2 && std::string(argv[1]) == "summarize") return summarize(argc, argv);
     return run_command(parse(argc, argv));
   } catch (const Interrupted& e) {
     std::cerr << "\ninterrupted: " << e.what() << "\nrun the same command again to continue\n";

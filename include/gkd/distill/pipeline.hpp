@@ -26,6 +26,7 @@
 #include <iomanip>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "gkd/distill/domains.hpp"
 #include "gkd/distill/evaluate.hpp"
@@ -235,6 +236,64 @@ inline std::vector<ResultRow> run_pipeline(RunContext& run, const std::vector<st
   auto rows = evaluate_models(run, models);
   write_report(run, rows, command);
   return rows;
+}
+
+/// Mean ± sample standard deviation over several runs (e.g. seeds) of F1, AUC and FSD-to-source, per
+/// model and domain, as Markdown tables; reads each run folder's metrics.csv.
+/// @throws gkd::Error naming a run folder without metrics.csv or with a malformed one
+inline std::string summarize_runs(const std::vector<std::filesystem::path>& runs) {
+  GKD_CHECK(!runs.empty(), "summarize_runs", "no run folders given");
+  struct Cell {
+    std::vector<double> f1, auc, fsd;
+  };
+  std::vector<std::string> models, domains;
+  std::map<std::pair<std::string, std::string>, Cell> cells;
+  for (const auto& run : runs) {
+    const auto path = run / "metrics.csv";
+    std::istringstream in(io::read_text(path));
+    std::string line;
+    std::getline(in, line);
+    GKD_CHECK(line.rfind("model,domain,source,accuracy", 0) == 0, "summarize_runs", path.string() << ": not a gkd metrics.csv");
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::istringstream row(line);
+      for (std::string cell; std::getline(row, cell, ',');) f.push_back(cell);
+      GKD_CHECK(f.size() == 12, "summarize_runs", path.string() << ": malformed row '" << line << "'");
+      const std::string domain = f[1] + (f[2] == "1" ? " (source)" : "");
+      if (std::find(models.begin(), models.end(), f[0]) == models.end()) models.push_back(f[0]);
+      if (std::find(domains.begin(), domains.end(), domain) == domains.end()) domains.push_back(domain);
+      Cell& c = cells[{f[0], domain}];
+      c.f1.push_back(std::stod(f[6])), c.auc.push_back(std::stod(f[8])), c.fsd.push_back(std::stod(f[9]));
+    }
+  }
+  const auto mean_std = [](const std::vector<double>& v, int precision) {
+    if (v.empty()) return std::string("—");
+    double m = 0, q = 0;
+    for (double x : v) m += x;
+    m /= double(v.size());
+    for (double x : v) q += (x - m) * (x - m);
+    const double sd = v.size() > 1 ? std::sqrt(q / double(v.size() - 1)) : 0.0;
+    return detail::metric(m, precision) + " ± " + detail::metric(sd, precision);
+  };
+  std::ostringstream o;
+  o << "Mean ± sample standard deviation over " << runs.size() << " run(s).\n";
+  for (const auto& [title, pick, precision] :
+       {std::tuple{"F1 (Dice)", &Cell::f1, 3}, std::tuple{"ROC-AUC", &Cell::auc, 3}, std::tuple{"FSD to the source domain", &Cell::fsd, 2}}) {
+    o << "\n**" << title << "**\n\n| model |";
+    for (const auto& d : domains) o << ' ' << d << " |";
+    o << "\n|---|";
+    for (std::size_t i = 0; i < domains.size(); ++i) o << "---|";
+    o << '\n';
+    for (const auto& m : models) {
+      o << "| " << m << " |";
+      for (const auto& d : domains) {
+        auto it = cells.find({m, d});
+        o << ' ' << (it == cells.end() ? std::string("—") : mean_std(it->second.*pick, precision)) << " |";
+      }
+      o << '\n';
+    }
+  }
+  return o.str();
 }
 
 }  // namespace gkd::distill
