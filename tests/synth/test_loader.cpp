@@ -89,6 +89,33 @@ TEST_CASE("loader order and content are deterministic from the seed for any work
   for (std::size_t i = 0; i < plain.indices.size(); ++i) CHECK(plain.indices[i] == std::int64_t(i % 12));
 }
 
+TEST_CASE("a loader started at a later batch delivers what an uninterrupted one delivers from there", "[synth]") {
+  const auto data = std::make_shared<Counting>(12);
+  const auto aug = AugmentPipeline().then(flip()).then(gaussian_noise({0.01, 0.02}));
+  LoaderOptions opt{.batch_size = 3, .shuffle = true, .seed = 5, .epochs = 3, .workers = 2, .prefetch = 2};
+  const Run whole = run(data, opt, aug);
+  for (std::int64_t start : {0, 1, 4, 7, 12}) {
+    opt.start_batch = start;
+    const Run tail = run(data, opt, aug);
+    REQUIRE(tail.images.size() == whole.images.size() - std::size_t(start));
+    CHECK(std::vector<std::int64_t>(whole.indices.begin() + start * 3, whole.indices.end()) == tail.indices);
+    for (std::size_t i = 0; i < tail.images.size(); ++i) CHECK(identical(tail.images[i], whole.images[std::size_t(start) + i]));
+  }
+  opt.start_batch = 13;
+  CHECK_THROWS_WITH(BatchLoader(data, opt, aug), Catch::Contains("start_batch 13 is outside [0, 12]"));
+}
+
+TEST_CASE("an un-augmented anchor is the preprocessed sample; its views are augmented", "[synth]") {
+  const auto data = std::make_shared<Counting>(4);
+  LoaderOptions opt{.batch_size = 2, .shuffle = false, .seed = 1, .epochs = 1, .workers = 0, .views = 2, .augment_anchor = false};
+  BatchLoader loader(data, opt, AugmentPipeline().then(gaussian_noise({0.05, 0.06})));
+  const auto b = loader.next();
+  REQUIRE(b);
+  CHECK(identical(b->images.narrow(0, 0, 1).reshape({1, 8, 8}), data->get(0).image));
+  REQUIRE(b->view_images.size() == 2);
+  CHECK_FALSE(identical(b->view_images[0].narrow(0, 0, 1).reshape({1, 8, 8}), data->get(0).image));
+}
+
 TEST_CASE("loader prefetches on a background thread, bounded by the queue size", "[synth]") {
   const auto data = std::make_shared<Counting>(40);
   BatchLoader loader(data, {.batch_size = 2, .seed = 1, .epochs = 1, .workers = 1, .prefetch = 3});
