@@ -5,8 +5,8 @@
 // come from the formula of tools/golden/models.py (models/parity.hpp); the frozen networks' running
 // statistics are then calibrated by one training-mode pass on the images with momentum 1, as on the
 // Python side (the formula's statistics leave them degenerate in evaluation mode at these widths).
-// Values and gradients of the trainable side are compared at 1e-10 (float64) / 1e-5 (float32)
-// relative; the float32 reference is float64 arithmetic on the float32-rounded inputs.
+// Values and gradients of the trainable side are compared at 1e-10 (float64) / 1e-5 (float32, DCGD and
+// baselines) relative; the float32 reference is float64 arithmetic on the float32-rounded inputs.
 #include <catch2/catch.hpp>
 
 #include "gkd/distill/act.hpp"
@@ -86,16 +86,17 @@ PipelineConfig tiny() {
   return c;
 }
 
+template <Real T>
 struct TinyNets {
   PipelineConfig cfg = tiny();
   Generator gen{3};
-  Teacher<double> teacher = make_teacher<double>(cfg, gen);
-  Student<double> student = make_student<double>(cfg, gen);
-  Psae<double> psae = make_psae<double>(cfg, gen);
-  Tan<double> tan = make_tan<double>(cfg, gen);
-  San<double> san = make_san<double>(cfg, gen);
-  Tensor<double> images = test::formula_tensor<double>("distill.images", {2, 1, 32, 32}, 4.0);
-  Tensor<double> masks = formula_mask<double>("distill.masks", {2, 32, 32}, 0.3);
+  Teacher<T> teacher = make_teacher<T>(cfg, gen);
+  Student<T> student = make_student<T>(cfg, gen);
+  Psae<T> psae = make_psae<T>(cfg, gen);
+  Tan<T> tan = make_tan<T>(cfg, gen);
+  San<T> san = make_san<T>(cfg, gen);
+  Tensor<T> images = test::formula_tensor<T>("distill.images", {2, 1, 32, 32}, 4.0);
+  Tensor<T> masks = formula_mask<T>("distill.masks", {2, 32, 32}, 0.3);
   TinyNets() {
     test::set_by_formula(teacher), test::set_by_formula(student), test::set_by_formula(psae);
     test::set_by_formula(tan), test::set_by_formula(san);
@@ -105,8 +106,8 @@ struct TinyNets {
     freeze_for_inference(teacher), freeze_for_inference(student), freeze_for_inference(psae);
     nn::eval(tan), nn::eval(san);
   }
-  std::vector<std::pair<std::string, Tensor<double>>> trainable() {
-    std::vector<std::pair<std::string, Tensor<double>>> out;
+  std::vector<std::pair<std::string, Tensor<T>>> trainable() {
+    std::vector<std::pair<std::string, Tensor<T>>> out;
     for (auto& [name, p] : nn::named_parameters(tan)) out.emplace_back("tan." + name, p);
     for (auto& [name, p] : nn::named_parameters(san)) out.emplace_back("san." + name, p);
     return out;
@@ -160,40 +161,50 @@ void check_baselines() {
   }
 }
 
-}  // namespace
-
-TEST_CASE("ACT terms and their TAN/SAN gradients match PyTorch", "[distill][golden]") {
-  TinyNets n;
+template <Real T>
+void check_act() {
+  TinyNets<T> n;
   const auto terms = act_losses(n.teacher, n.student, n.psae, n.tan, n.san, n.images, n.masks,
                                 {.rec = 1, .sem = 1, .align = 1, .cross = 1, .cross_tau = 2.0});
   REQUIRE(names_of(terms) == std::vector<std::string>{"rec", "sem_rec", "sem_pull", "align", "cross"});
-  for (const auto& [name, value] : terms.terms) require_term("act.float64." + name, value, n.trainable());
+  for (const auto& [name, value] : terms.terms)
+    require_term("act." + std::string(dtype_name<T>()) + "." + name, value, n.trainable());
 }
 
-TEST_CASE("DCGD intra and inter terms (KL and InfoNCE) match PyTorch", "[distill][golden]") {
-  check_dcgd<double>();
-  check_dcgd<float>();
-}
-
-TEST_CASE("DICD and its gradients w.r.t. the student's skips match PyTorch", "[distill][golden]") {
-  TinyNets n;
-  models::SKEncoderFeatures<double> tf;
-  Tensor<double> t_logits;
-  typename Student<double>::Skips skips;
+template <Real T>
+void check_dicd() {
+  TinyNets<T> n;
+  models::SKEncoderFeatures<T> tf;
+  Tensor<T> t_logits;
+  typename Student<T>::Skips skips;
   {
     NoGrad g;
     tf = n.teacher.encode(n.images);
     t_logits = n.teacher.decode(tf.c4, tf).logits;
     skips = n.student.encode(n.images);
   }
-  std::vector<std::pair<std::string, Tensor<double>>> wrt;
+  std::vector<std::pair<std::string, Tensor<T>>> wrt;
   for (auto* x : {&skips.x1, &skips.x2, &skips.x3, &skips.x4, &skips.x5}) {
     *x = x->detach();
     x->requires_grad();
     wrt.emplace_back("x" + std::to_string(wrt.size() + 1), *x);
   }
-  require_term("dicd.float64.dicd", dicd_loss(n.teacher, n.student, n.tan, n.san, tf, t_logits, skips, 2.0), wrt);
+  require_term("dicd." + std::string(dtype_name<T>()) + ".dicd",
+               dicd_loss(n.teacher, n.student, n.tan, n.san, tf, t_logits, skips, 2.0), wrt);
 }
+
+}  // namespace
+
+// ACT and DICD in float64 only: through the deep frozen networks, float32 rounding alone moves some
+// cancelled gradient elements by up to ~1e-3 (in PyTorch too), beyond a 1e-5 check.
+TEST_CASE("ACT terms and their TAN/SAN gradients match PyTorch", "[distill][golden]") { check_act<double>(); }
+
+TEST_CASE("DCGD intra and inter terms (KL and InfoNCE) match PyTorch", "[distill][golden]") {
+  check_dcgd<double>();
+  check_dcgd<float>();
+}
+
+TEST_CASE("DICD and its gradients w.r.t. the student's skips match PyTorch", "[distill][golden]") { check_dicd<double>(); }
 
 TEST_CASE("baseline terms match PyTorch for every method", "[distill][golden]") {
   check_baselines<double>();
