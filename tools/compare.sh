@@ -19,7 +19,9 @@ for seed in 1 2 3; do
     jobs+=("all --methods comparison --threads 1 --seed $seed --run $out/chasedb1-seed$seed --data ../shared/data/chasedb1 --targets retina_a,retina_b --set data.image_size=256 $*")
   fi
 done
-printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} sh -c "$gkd {} > /dev/null 2>> $out/errors.log || echo 'FAILED: {}' >> $out/errors.log"
+# each run's output goes to <run folder>.log; failures are listed in failed.txt
+printf '%s\n' "${jobs[@]}" |
+  xargs -P 2 -I{} sh -c 'log=$(echo "{}" | sed "s/.*--run \([^ ]*\).*/\1/").log; '"$gkd"' {} > "$log" 2>&1 || echo "FAILED: {}" >> '"$out"'/failed.txt' 
 $gkd summarize "$out"/synthetic-seed{1,2,3} --out "$out/synthetic.md"
 [ -d ../shared/data/chasedb1 ] && $gkd summarize "$out"/chasedb1-seed{1,2,3} --out "$out/chasedb1.md"
-cat "$out"/errors.log 2> /dev/null || true
+cat "$out"/failed.txt 2> /dev/null || true

@@ -15,6 +15,7 @@
 #include "gkd/distill/dicd.hpp"
 #include "gkd/nn/dropout.hpp"
 #include "models/parity.hpp"
+#include "distill/tiny_networks.hpp"
 
 using namespace gkd;
 using namespace gkd::distill;
@@ -80,15 +81,9 @@ void calibrate(M& net, Forward forward) {
   forward(net);
 }
 
-PipelineConfig tiny() {
-  PipelineConfig c = preset("cpu");
-  c.data.patch = 32, c.nets.teacher_width = 1.0 / 32, c.nets.student_width = 0.05, c.nets.msan_hidden = 4;
-  return c;
-}
-
 template <Real T>
 struct TinyNets {
-  PipelineConfig cfg = tiny();
+  PipelineConfig cfg = test::tiny_networks();
   Generator gen{3};
   Teacher<T> teacher = make_teacher<T>(cfg, gen);
   Student<T> student = make_student<T>(cfg, gen);

@@ -10,20 +10,15 @@
 #include "gkd/distill/dicd.hpp"
 #include "support/check.hpp"
 #include "support/scratch.hpp"
+#include "distill/tiny_networks.hpp"
 
 using namespace gkd;
 using namespace gkd::distill;
 
 namespace {
 
-PipelineConfig tiny() {
-  PipelineConfig c = preset("cpu");
-  c.data.patch = 32, c.nets.teacher_width = 1.0 / 32, c.nets.student_width = 0.05, c.nets.msan_hidden = 4;
-  return c;
-}
-
 struct TinyNets {
-  PipelineConfig cfg = tiny();
+  PipelineConfig cfg = test::tiny_networks();
   Generator gen{3};
   Teacher<double> teacher = make_teacher<double>(cfg, gen);
   Student<double> student = make_student<double>(cfg, gen);

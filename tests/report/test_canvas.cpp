@@ -7,18 +7,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rgb_printer.hpp"
 #include "support/scratch.hpp"
 
 using gkd::report::Canvas;
 using gkd::report::Rgb;
 namespace colors = gkd::report::colors;
 
-namespace Catch {
-template <>
-struct StringMaker<Rgb> {
-  static std::string convert(Rgb c) { return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) + ")"; }
-};
-}  // namespace Catch
 
 namespace {
 constexpr Rgb red{255, 0, 0};

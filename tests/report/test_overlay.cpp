@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/rgb_printer.hpp"
 #include "support/scratch.hpp"
 
 using gkd::Tensor;
@@ -13,12 +14,6 @@ using gkd::report::OverlayStyle;
 using gkd::report::Rgb;
 namespace colors = gkd::report::colors;
 
-namespace Catch {
-template <>
-struct StringMaker<Rgb> {
-  static std::string convert(Rgb c) { return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) + ")"; }
-};
-}  // namespace Catch
 
 namespace {
 // 2×3 plane, row-major: (0,0) TP, (0,1) FP, (0,2) FN, (1,0) TN, (1,1) TP outside the FOV, (1,2) TN.

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "support/rgb_printer.hpp"
 #include "support/scratch.hpp"
 
 using gkd::report::Canvas;
@@ -16,12 +17,6 @@ using gkd::report::LinePlot;
 using gkd::report::Rgb;
 namespace colors = gkd::report::colors;
 
-namespace Catch {
-template <>
-struct StringMaker<Rgb> {
-  static std::string convert(Rgb c) { return "rgb(" + std::to_string(c.r) + ", " + std::to_string(c.g) + ", " + std::to_string(c.b) + ")"; }
-};
-}  // namespace Catch
 
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
