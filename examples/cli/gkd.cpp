@@ -50,6 +50,7 @@ options:
   --method M             distill: scratch gkd intra inter cross intra+inter kd at skd ifvd cwd emkd
   --methods M1,M2|comparison   all: students to train (default gkd); "comparison" = every method
   --seed N  --threads N  shorthands for --set seed=N / threads=N
+  --resume               continue the run in --run (the default behaviour; with --resume a missing run is an error)
   --fresh                retrain everything, ignoring the run folder's checkpoints and weights
   --out DIR              generate: output folder (default synthetic_data)
 )";
@@ -61,7 +62,7 @@ struct Args {
   std::vector<std::string> overrides;
   std::vector<std::string> methods{"gkd"};
   fs::path out = "synthetic_data";
-  bool fresh = false;
+  bool fresh = false, resume = false;
   std::string command_line;
 };
 
@@ -82,8 +83,8 @@ Args parse(int argc, char** argv) {
   a.command = argv[1];
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--fresh") {
-      a.fresh = true;
+    if (flag == "--fresh" || flag == "--resume") {
+      (flag == "--fresh" ? a.fresh : a.resume) = true;
       continue;
     }
     GKD_CHECK(i + 1 < argc, "gkd", "option " << flag << " needs a value\n" << kUsage);
@@ -118,6 +119,8 @@ PipelineConfig resolve(const Args& a, fs::path& run_dir) {
   apply_user(c);
   run_dir = a.run ? *a.run : fs::path("runs") / (a.preset + "-seed" + std::to_string(c.seed));
   const fs::path saved = run_dir / "config.json";
+  GKD_CHECK(!(a.fresh && a.resume), "gkd", "--fresh and --resume contradict each other");
+  GKD_CHECK(!a.resume || fs::exists(saved), "gkd", "--resume: " << saved.string() << " does not exist, nothing to resume");
   if (!a.fresh && fs::exists(saved)) {
     PipelineConfig before = preset(a.preset);
     apply_json(before, gkd::io::read_text(saved), saved.string());
