@@ -131,7 +131,7 @@ TEST_CASE("safetensors reads every supported dtype with exact conversion", "[io]
   CHECK(gkd::io::read_tensor<double>(view, *view.find("l")).shape() == gkd::Shape{});
 }
 
-TEST_CASE("load_into: strict loads in place or throws naming every bad key; non-strict reports", "[io]") {
+TEST_CASE("load_into: strict loads in place or throws naming every bad key, non-strict reports", "[io]") {
   const fs::path dir = temp_dir();
   gkd::Generator gen(2);
   gkd::NamedTensors<float> saved{{"conv.weight", gkd::randn<float>({2, 3}, gen)},

@@ -22,7 +22,7 @@ TEST_CASE("data.md 6x6 grid: Hausdorff 1.0", "[metrics]") {
   CHECK(gm::hausdorff(gt, gt).hd == 0.0);
 }
 
-TEST_CASE("Hausdorff empty-mask conventions: both empty 0, one empty NaN; bad shapes throw", "[metrics]") {
+TEST_CASE("Hausdorff empty-mask conventions: both empty 0, one empty NaN, bad shapes throw", "[metrics]") {
   const auto empty = Tensor<float>::zeros({5, 5});
   auto one = Tensor<float>::zeros({5, 5});
   one.at({2, 2}) = 1.f;

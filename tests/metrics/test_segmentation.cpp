@@ -58,7 +58,7 @@ TEST_CASE("Empty-mask conventions: both empty -> Dice/IoU 1, one empty -> 0, und
   CHECK(gm::confusion(all, all).background_iou() == 1.0);
 }
 
-TEST_CASE("FOV restricts every count; shape mismatches are errors", "[metrics]") {
+TEST_CASE("FOV restricts every count, shape mismatches are errors", "[metrics]") {
   const auto gt = grid_rect(1, 3, 1, 3), pred = grid_rect(1, 3, 2, 4);
   const auto fov = grid_rect(0, 5, 0, 2);  // columns 0..2 only
   const auto c = gm::confusion(pred, gt, fov);

@@ -33,7 +33,7 @@ TEST_CASE("ERFNet: 2,063,130 = 2.06 M", "[models]") {
   require_millions(nn::parameter_count(net), 2.06);
 }
 
-TEST_CASE("MSAN vector bottleneck: 33,281; TAN = bottleneck + BN(512); SAN", "[models]") {
+TEST_CASE("MSAN vector bottleneck: 33,281, TAN = bottleneck + BN(512), SAN", "[models]") {
   Generator gen(0);
   VectorBottleneck<float> mlp({}, gen);
   REQUIRE(nn::parameter_count(mlp) == 33281);

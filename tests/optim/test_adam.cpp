@@ -85,7 +85,7 @@ TEST_CASE("Adam follows the documented update by hand", "[optim][adam]") {
   CHECK(names == std::vector<std::string>{"0.exp_avg", "0.exp_avg_sq", "0.max_exp_avg_sq"});
 }
 
-TEST_CASE("AdamW decays decoupled from the gradient; Adam adds L2 to it", "[optim][adam]") {
+TEST_CASE("AdamW decays decoupled from the gradient, Adam adds L2 to it", "[optim][adam]") {
   auto a = Tensor<double>::from({1}, {2.0}).requires_grad();
   auto b = Tensor<double>::from({1}, {2.0}).requires_grad();
   AdamW<double> w({a}, {.lr = 0.1, .weight_decay = 0.5});

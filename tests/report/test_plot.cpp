@@ -192,7 +192,7 @@ TEST_CASE("empty plots, empty series and single points render", "[report]") {
   CHECK(plot.series()[2].x.size() == 2);
 }
 
-TEST_CASE("palette colours are distinct; bad input throws", "[report]") {
+TEST_CASE("palette colours are distinct, bad input throws", "[report]") {
   for (std::size_t i = 0; i < 10; ++i)
     for (std::size_t j = i + 1; j < 10; ++j) CHECK_FALSE(gkd::report::palette(i) == gkd::report::palette(j));
   CHECK(gkd::report::palette(10) == gkd::report::palette(0));

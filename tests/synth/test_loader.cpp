@@ -105,7 +105,7 @@ TEST_CASE("a loader started at a later batch delivers what an uninterrupted one 
   CHECK_THROWS_WITH(BatchLoader(data, opt, aug), Catch::Contains("start_batch 13 is outside [0, 12]"));
 }
 
-TEST_CASE("an un-augmented anchor is the preprocessed sample; its views are augmented", "[synth]") {
+TEST_CASE("an un-augmented anchor is the preprocessed sample, its views are augmented", "[synth]") {
   const auto data = std::make_shared<Counting>(4);
   LoaderOptions opt{.batch_size = 2, .shuffle = false, .seed = 1, .epochs = 1, .workers = 0, .views = 2, .augment_anchor = false};
   BatchLoader loader(data, opt, AugmentPipeline().then(gaussian_noise({0.05, 0.06})));
