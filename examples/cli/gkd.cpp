@@ -47,7 +47,7 @@ options:
   --run DIR              run folder (default runs/<preset>-seed<seed>)
   --data PATH            source domain: a synthetic domain name or a data folder (CHASE_DB1, DRIVE, ...)
   --targets A,B          evaluation domains besides the source's test split
-  --method M             distill: scratch gkd intra inter cross intra+inter kd at skd ifvd cwd emkd
+  --method M             distill: scratch gkd intra inter cross intra+inter kd at fsp skd ifvd cwd emkd
   --methods M1,M2|comparison   all: students to train (default gkd); "comparison" = every method
   --seed N  --threads N  shorthands for --set seed=N / threads=N
   --resume               continue the run in --run (the default behaviour; with --resume a missing run is an error)
@@ -100,8 +100,8 @@ Args parse(int argc, char** argv) {
     else if (flag == "--threads") a.overrides.push_back("threads=" + v);
     else if (flag == "--out") a.out = v;
     else if (flag == "--methods")
-      a.methods = v == "comparison" ? std::vector<std::string>{"kd", "at", "skd", "ifvd", "cwd", "emkd", "intra", "inter",
-                                                               "cross", "intra+inter", "gkd"}
+      a.methods = v == "comparison" ? std::vector<std::string>{"kd", "at", "fsp", "skd", "ifvd", "cwd", "emkd", "intra",
+                                                               "inter", "cross", "intra+inter", "gkd"}
                                     : split_list(v);
     else GKD_CHECK(false, "gkd", "unknown option '" << flag << "'\n" << kUsage);
   }

@@ -156,6 +156,29 @@ TEST_CASE("baselines: each method's terms, gradient-checked w.r.t. the student's
              Catch::Contains("unknown baseline 'fitnet'"));
 }
 
+TEST_CASE("FSP baseline: Gram matrices of the connector-mapped student features, gradient-checked", "[distill][gradcheck]") {
+  Generator gen(9);
+  const Tensor<double> masks = randint<double>({2, 16, 16}, 2, gen);
+  const KdFeatures<double> t{randn<double>({2, 2, 16, 16}, gen), randn<double>({2, 6, 8, 8}, gen), randn<double>({2, 5, 4, 4}, gen)};
+  const KdFeatures<double> s{randn<double>({2, 2, 16, 16}, gen), randn<double>({2, 3, 4, 4}, gen), randn<double>({2, 4, 2, 2}, gen)};
+  FspConnectors<double> connectors(s, t, gen);
+  CHECK(connectors.mid.weight.shape() == Shape{6, 3, 1, 1});
+  CHECK(connectors.bottleneck.weight.shape() == Shape{5, 4, 1, 1});
+  test::require_gradcheck(
+      [&](const std::vector<Tensor<double>>& in) {
+        connectors.mid.weight = in[3], connectors.bottleneck.weight = in[4];
+        LossTerms<double> terms;
+        add_baseline_terms(terms, "fsp", KdFeatures<double>{in[0], in[1], in[2]}, t, masks, BaselineConfig{}, &connectors);
+        REQUIRE(terms.terms.size() == 1);
+        CHECK(terms.terms[0].first == "fsp");
+        return terms.total();
+      },
+      {s.logits, s.mid, s.bottleneck, connectors.mid.weight, connectors.bottleneck.weight});
+  LossTerms<double> terms;
+  CHECK_THAT(test::error_of([&] { add_baseline_terms(terms, "fsp", s, t, masks, BaselineConfig{}); }),
+             Catch::Contains("method 'fsp' needs its connectors"));
+}
+
 TEST_CASE("LossTerms: weights, totals and the NaN guard naming stage, step and term", "[distill]") {
   LossTerms<double> terms;
   terms.add("a", Tensor<double>::from({}, {2.0}));

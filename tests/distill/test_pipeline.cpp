@@ -74,7 +74,8 @@ TEST_CASE("every stage's loss falls, and evaluation reports the cross-domain fig
   auto msan = train_msan(run, teacher, scratch, psae);
   auto student = train_student(run, "gkd", {&teacher, &msan.tan, &msan.san});
   auto emkd = train_student(run, "emkd", {&teacher, nullptr, nullptr});
-  for (const char* stage : {"teacher", "student_scratch", "psae", "msan", "student_gkd", "student_emkd"}) {
+  auto fsp = train_student(run, "fsp", {&teacher, nullptr, nullptr});
+  for (const char* stage : {"teacher", "student_scratch", "psae", "msan", "student_gkd", "student_emkd", "student_fsp"}) {
     INFO("stage " << stage);
     const StageResult r = history_of(run, stage);
     CHECK(r.history.size() == 8);  // 4 epochs of 2 batches

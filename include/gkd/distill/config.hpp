@@ -98,6 +98,7 @@ struct GkdConfig {
 struct BaselineConfig {
   double kd_tau = 4.0, kd_weight = 1.0;
   double at_weight = 1.0e3, at_p = 2.0;
+  double fsp_weight = 1.0;
   double skd_pixel_weight = 1.0, skd_pair_weight = 1.0;
   double ifvd_weight = 1.0;
   double cwd_tau = 4.0, cwd_weight = 1.0;
@@ -108,7 +109,7 @@ struct PipelineConfig {
   std::string preset = "cpu";
   std::uint64_t seed = 1;
   std::int64_t threads = 2;
-  std::string method = "gkd";  ///< distil: scratch, gkd, intra, inter, cross, intra+inter, kd, at, skd, ifvd, cwd, emkd
+  std::string method = "gkd";  ///< distil: scratch, gkd, intra, inter, cross, intra+inter, kd, at, fsp, skd, ifvd, cwd, emkd
   DataConfig data;
   NetworkConfig nets;
   OptimConfig optim;
@@ -124,7 +125,7 @@ struct PipelineConfig {
 /// The distillation methods `method` accepts.
 inline const std::vector<std::string>& known_methods() {
   static const std::vector<std::string> m = {"scratch", "gkd", "intra", "inter", "cross", "intra+inter",
-                                             "kd",      "at",  "skd",   "ifvd",  "cwd",   "emkd"};
+                                             "kd",      "at",  "fsp",   "skd",   "ifvd",  "cwd", "emkd"};
   return m;
 }
 
@@ -150,6 +151,7 @@ void config_fields(PipelineConfig& c, F&& f) {
   f("gkd.cross_tau", c.gkd.cross_tau);
   f("baseline.kd_tau", c.baseline.kd_tau), f("baseline.kd_weight", c.baseline.kd_weight);
   f("baseline.at_weight", c.baseline.at_weight), f("baseline.at_p", c.baseline.at_p);
+  f("baseline.fsp_weight", c.baseline.fsp_weight);
   f("baseline.skd_pixel_weight", c.baseline.skd_pixel_weight), f("baseline.skd_pair_weight", c.baseline.skd_pair_weight);
   f("baseline.ifvd_weight", c.baseline.ifvd_weight);
   f("baseline.cwd_tau", c.baseline.cwd_tau), f("baseline.cwd_weight", c.baseline.cwd_weight);
@@ -377,7 +379,7 @@ inline void validate(const PipelineConfig& c) {
   bool known = false;
   for (const auto& m : known_methods()) known = known || m == c.method;
   GKD_CHECK(known, "config", "method '" << c.method << "' is not one of scratch, gkd, intra, inter, cross, intra+inter, "
-                                                     "kd, at, skd, ifvd, cwd, emkd");
+                                                     "kd, at, fsp, skd, ifvd, cwd, emkd");
 }
 
 }  // namespace gkd::distill

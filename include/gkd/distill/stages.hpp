@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <memory>
 #include <numbers>
+#include <optional>
 
 #include "gkd/distill/act.hpp"
 #include "gkd/distill/baselines.hpp"
@@ -219,7 +220,23 @@ inline Student<float> train_student(const RunContext& run, const std::string& me
   nn::train(student);
   const GkdConfig g = gkd_terms_of(method, c.gkd);
   const int views = uses_graphs(method) ? int(c.gkd.views) : 0;
-  detail::train(run, stage, c.epochs.student, nn::state_dict(student), nn::parameters(student), dropout_generators(student), views,
+  // FSP trains its connectors with the student: they join the stage's state (checkpoint) and parameters
+  std::optional<FspConnectors<float>> connectors;
+  NamedTensors<float> state = nn::state_dict(student);
+  std::vector<Tensor<float>> params = nn::parameters(student);
+  if (method == "fsp") {  // channel counts from a probe in evaluation mode (no batch statistics touched)
+    NoGrad no_grad;
+    nn::eval(student);
+    const Tensor<float> probe = Tensor<float>::zeros({1, 1, c.data.patch, c.data.patch});
+    const auto sk = student.encode(probe);
+    const auto tk = frozen.teacher->encode(probe);
+    Generator connector_gen(detail::stage_seed(c, "fsp_connectors"));
+    connectors.emplace(KdFeatures<float>{{}, sk.x3, sk.x5}, KdFeatures<float>{{}, tk.c3, tk.c4}, connector_gen);
+    for (auto& [name, t] : nn::state_dict(*connectors)) state.push_back({"fsp_connectors." + name, t});
+    for (auto& p : nn::parameters(*connectors)) params.push_back(p);
+    nn::train(student);
+  }
+  detail::train(run, stage, c.epochs.student, state, params, dropout_generators(student), views,
                 [&](const data::Batch& b) {
                   std::vector<Tensor<float>> images{b.images}, masks{b.masks};
                   images.insert(images.end(), b.view_images.begin(), b.view_images.end());
@@ -239,7 +256,8 @@ inline Student<float> train_student(const RunContext& run, const std::string& me
                   }
                   if (!uses_msan(method)) {
                     add_baseline_terms(terms, method, KdFeatures<float>{out.logits, skips.x3, skips.x5},
-                                       KdFeatures<float>{tout.logits, tf.c3, tf.c4}, y, c.baseline);
+                                       KdFeatures<float>{tout.logits, tf.c3, tf.c4}, y, c.baseline,
+                                       connectors ? &*connectors : nullptr);
                     return terms;
                   }
                   if (wants(g.intra) || wants(g.inter)) {
