@@ -24,11 +24,9 @@
 ///       [&](const gkd::data::Batch& b) { LossTerms<float> t; t.add("ce", ...); return t; });
 /// @endcode
 #include <atomic>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <map>
 #include <memory>
 #include <sstream>
 #include <string>

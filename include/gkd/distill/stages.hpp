@@ -252,7 +252,8 @@ inline Student<float> train_student(const RunContext& run, const std::string& me
                   {
                     NoGrad no_grad;
                     tf = frozen.teacher->encode(x);
-                    tout = frozen.teacher->decode(tf.c4, tf);
+                    // the teacher's prediction feeds the baselines and DICD; the graphs need c4 only
+                    if (!uses_msan(method) || wants(g.cross)) tout = frozen.teacher->decode(tf.c4, tf);
                   }
                   if (!uses_msan(method)) {
                     add_baseline_terms(terms, method, KdFeatures<float>{out.logits, skips.x3, skips.x5},
