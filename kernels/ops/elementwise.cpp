@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tensor-level CUDA elementwise ops with autograd; the kernels are in elementwise_kernels.cu.
+// Tensor-level CUDA elementwise ops, comparisons and where with autograd; the kernels are in
+// elementwise_kernels.cu.
 #include "gkd/cuda/elementwise.hpp"
 
 #include <string_view>
@@ -16,15 +17,15 @@ void check_device(const Tensor<T>& t, std::string_view op) {
 }
 
 template <Real T>
-Tensor<T> unary_op(std::string_view name, UnaryOp op, const Tensor<T>& x, T p) {
+Tensor<T> unary_op(std::string_view name, UnaryOp op, const Tensor<T>& x, T p, T q = T(0)) {
   check_device(x, name);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
-  launch_unary(op, xc.data(), y.data(), x.numel(), p);
-  return record(name, y, {x}, [xc, y = y.detach(), op, p](const Tensor<T>& g) {
+  launch_unary(op, xc.data(), y.data(), x.numel(), p, q);
+  return record(name, y, {x}, [xc, y = y.detach(), op, p, q](const Tensor<T>& g) {
     const Tensor<T> gc = g.contiguous_copy_if_needed();
     Tensor<T> gx = Tensor<T>::empty(gc.shape(), gc.device());
-    launch_unary_backward(op, gc.data(), xc.data(), y.data(), gx.data(), gc.numel(), p);
+    launch_unary_backward(op, gc.data(), xc.data(), y.data(), gx.data(), gc.numel(), p, q);
     return std::vector<Tensor<T>>{gx};
   });
 }
@@ -91,6 +92,64 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   });
 }
 
+template <Real T>
+Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
+  Tensor<T> y = binary_values(BinaryOp::Pow, a, b, "pow");
+  const bool ga = needs_grad(a), gb = needs_grad(b);
+  return record("pow", y, {a, b}, [a = a.detach(), b = b.detach(), y = y.detach(), ga, gb](const Tensor<T>& g) {
+    Tensor<T> da, db;
+    if (ga) da = detail::sum_to(binary_values(BinaryOp::Mul, g, binary_values(BinaryOp::PowBaseGrad, a, b, "pow"), "pow"),
+                                a.shape());
+    if (gb) db = detail::sum_to(binary_values(BinaryOp::MulLog, binary_values(BinaryOp::Mul, g, y, "pow"), a, "pow"),
+                                b.shape());
+    return std::vector<Tensor<T>>{da, db};
+  });
+}
+
+template <Real T>
+Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
+  constexpr std::string_view name = "where";
+  check_device(cond, name);
+  check_device(a, name);
+  check_device(b, name);
+  GKD_CHECK(cond.device() == a.device() && a.device() == b.device(), name,
+            "condition on " << cond.device().str() << ", operands on " << a.device().str() << " and "
+                            << b.device().str());
+  const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), name), b.shape(), name);
+  GKD_CHECK(shape.size() <= static_cast<std::size_t>(kMaxRank), name,
+            "tensors of rank " << shape.size() << " exceed the CUDA limit of " << kMaxRank);
+  Strided3 layout;
+  layout.rank = static_cast<int>(shape.size());
+  const Tensor<T>* operands[3] = {&cond, &a, &b};
+  for (int k = 0; k < 3; ++k) {
+    const Strides s = detail::broadcast_strides(operands[k]->shape(), operands[k]->strides(), shape);
+    for (std::size_t d = 0; d < shape.size(); ++d) layout.stride[k][d] = s[d];
+  }
+  for (std::size_t d = 0; d < shape.size(); ++d) layout.shape[d] = shape[d];
+  Tensor<T> y = Tensor<T>::empty(shape, a.device());
+  launch_where(cond.data(), a.data(), b.data(), y.data(), y.numel(), layout);
+  return record("where", y, {a, b}, [c = cond.detach(), sa = a.shape(), sb = b.shape()](const Tensor<T>& g) {
+    return std::vector<Tensor<T>>{detail::sum_to(binary_values(BinaryOp::KeepIf, c, g, "where"), sa),
+                                  detail::sum_to(binary_values(BinaryOp::DropIf, c, g, "where"), sb)};
+  });
+}
+
+template <Real T> Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b) { return binary_values(BinaryOp::Gt, a, b, "gt"); }
+template <Real T> Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b) { return binary_values(BinaryOp::Lt, a, b, "lt"); }
+template <Real T> Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) { return binary_values(BinaryOp::Eq, a, b, "eq"); }
+
+template <Real T> Tensor<T> abs(const Tensor<T>& x) { return unary_op("abs", UnaryOp::Abs, x, T(0)); }
+template <Real T>
+Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
+  GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
+  return unary_op("clamp", UnaryOp::Clamp, x, lo, hi);
+}
+template <Real T>
+Tensor<T> softplus(const Tensor<T>& x, T beta, T threshold) {
+  GKD_CHECK(beta > 0, "softplus", "beta must be positive, got " << beta);
+  return unary_op("softplus", UnaryOp::Softplus, x, beta, threshold);
+}
+
 template <Real T> Tensor<T> neg(const Tensor<T>& x) { return unary_op("neg", UnaryOp::Neg, x, T(0)); }
 template <Real T> Tensor<T> add_scalar(const Tensor<T>& x, T s) { return unary_op("add_scalar", UnaryOp::AddScalar, x, s); }
 template <Real T> Tensor<T> mul_scalar(const Tensor<T>& x, T s) { return unary_op("mul_scalar", UnaryOp::MulScalar, x, s); }
@@ -124,7 +183,15 @@ template <Real T> Tensor<T> sqrt(const Tensor<T>& x) { return unary_op("sqrt", U
   template Tensor<T> gelu<T>(const Tensor<T>&, bool);                       \
   template Tensor<T> exp<T>(const Tensor<T>&);                              \
   template Tensor<T> log<T>(const Tensor<T>&);                              \
-  template Tensor<T> sqrt<T>(const Tensor<T>&);
+  template Tensor<T> sqrt<T>(const Tensor<T>&);                             \
+  template Tensor<T> pow<T>(const Tensor<T>&, const Tensor<T>&);            \
+  template Tensor<T> where<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&); \
+  template Tensor<T> gt<T>(const Tensor<T>&, const Tensor<T>&);             \
+  template Tensor<T> lt<T>(const Tensor<T>&, const Tensor<T>&);             \
+  template Tensor<T> eq<T>(const Tensor<T>&, const Tensor<T>&);             \
+  template Tensor<T> abs<T>(const Tensor<T>&);                              \
+  template Tensor<T> clamp<T>(const Tensor<T>&, T, T);                      \
+  template Tensor<T> softplus<T>(const Tensor<T>&, T, T);
 GKD_INSTANTIATE_ELEMENTWISE(float)
 GKD_INSTANTIATE_ELEMENTWISE(double)
 #undef GKD_INSTANTIATE_ELEMENTWISE

@@ -22,7 +22,7 @@ bool aligned16(const T* p) {
 }
 
 template <class T>
-__device__ T unary_value(UnaryOp op, T v, T p) {
+__device__ T unary_value(UnaryOp op, T v, T p, T q) {
   constexpr T kInvSqrt2 = T(0.70710678118654752440);
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
   constexpr T kCubic = T(0.044715);
@@ -41,12 +41,18 @@ __device__ T unary_value(UnaryOp op, T v, T p) {
     case UnaryOp::Exp: return exp(v);
     case UnaryOp::Log: return log(v);
     case UnaryOp::Sqrt: return sqrt(v);
+    case UnaryOp::Abs: return fabs(v);
+    case UnaryOp::Clamp: {  // std::min(std::max(v, lo), hi), NaN included
+      const T m = v < p ? p : v;
+      return q < m ? q : m;
+    }
+    case UnaryOp::Softplus: return v * p > q ? v : log1p(exp(v * p)) / p;
   }
   return v;
 }
 
 template <class T>
-__device__ T unary_derivative(UnaryOp op, T v, T y, T p) {
+__device__ T unary_derivative(UnaryOp op, T v, T y, T p, T q) {
   constexpr T kInvSqrt2 = T(0.70710678118654752440);
   constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
@@ -69,6 +75,13 @@ __device__ T unary_derivative(UnaryOp op, T v, T y, T p) {
     case UnaryOp::Exp: return y;
     case UnaryOp::Log: return T(1) / v;
     case UnaryOp::Sqrt: return T(0.5) / y;
+    case UnaryOp::Abs: return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
+    case UnaryOp::Clamp: return v >= p && v <= q ? T(1) : T(0);
+    case UnaryOp::Softplus: {
+      if (v * p > q) return T(1);
+      const T z = exp(v * p);
+      return z / (z + T(1));
+    }
   }
   return T(0);
 }
@@ -81,6 +94,14 @@ __device__ T binary_value(BinaryOp op, T a, T b) {
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div: return a / b;
     case BinaryOp::NegMul: return -(a * b);
+    case BinaryOp::Pow: return pow(a, b);
+    case BinaryOp::Gt: return a > b ? T(1) : T(0);
+    case BinaryOp::Lt: return a < b ? T(1) : T(0);
+    case BinaryOp::Eq: return a == b ? T(1) : T(0);
+    case BinaryOp::PowBaseGrad: return b == T(0) ? T(0) : b * pow(a, b - T(1));
+    case BinaryOp::MulLog: return b == T(0) ? T(0) : a * log(b);
+    case BinaryOp::KeepIf: return a != T(0) ? b : T(0);
+    case BinaryOp::DropIf: return a != T(0) ? T(0) : b;
   }
   return a;
 }
@@ -92,24 +113,25 @@ __device__ inline std::int64_t grid_threads() { return static_cast<std::int64_t>
 
 // Packs: `packs` 16-byte packs from aligned pointers; the caller handles the tail.
 template <class T>
-__global__ void unary_packed(UnaryOp op, const Pack<T>* x, Pack<T>* y, std::int64_t packs, T p) {
+__global__ void unary_packed(UnaryOp op, const Pack<T>* x, Pack<T>* y, std::int64_t packs, T p, T q) {
   for (std::int64_t i = global_thread(); i < packs; i += grid_threads()) {
     Pack<T> in = x[i], out;
 #pragma unroll
-    for (int k = 0; k < Pack<T>::kWidth; ++k) out.v[k] = unary_value(op, in.v[k], p);
+    for (int k = 0; k < Pack<T>::kWidth; ++k) out.v[k] = unary_value(op, in.v[k], p, q);
     y[i] = out;
   }
 }
 
 template <class T>
-__global__ void unary_scalar(UnaryOp op, const T* x, T* y, std::int64_t n, T p) {
-  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = unary_value(op, x[i], p);
+__global__ void unary_scalar(UnaryOp op, const T* x, T* y, std::int64_t n, T p, T q) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) y[i] = unary_value(op, x[i], p, q);
 }
 
 template <class T>
-__global__ void unary_backward_kernel(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p) {
+__global__ void unary_backward_kernel(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p,
+                                      T q) {
   for (std::int64_t i = global_thread(); i < n; i += grid_threads())
-    gx[i] = g[i] * unary_derivative(op, x[i], y[i], p);
+    gx[i] = g[i] * unary_derivative(op, x[i], y[i], p, q);
 }
 
 template <class T>
@@ -141,31 +163,46 @@ __global__ void binary_broadcast(BinaryOp op, const T* a, const T* b, T* out, st
   }
 }
 
+template <class T>
+__global__ void where_kernel(const T* cond, const T* a, const T* b, T* out, std::int64_t n, Strided3 layout) {
+  for (std::int64_t i = global_thread(); i < n; i += grid_threads()) {
+    std::int64_t rest = i, oc = 0, oa = 0, ob = 0;
+    for (int d = layout.rank - 1; d >= 0; --d) {
+      const std::int64_t idx = rest % layout.shape[d];
+      rest /= layout.shape[d];
+      oc += idx * layout.stride[0][d];
+      oa += idx * layout.stride[1][d];
+      ob += idx * layout.stride[2][d];
+    }
+    out[i] = cond[oc] != T(0) ? a[oa] : b[ob];
+  }
+}
+
 }  // namespace
 
 template <class T>
-void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p) {
+void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p, T q) {
   if (n <= 0) return;
   std::int64_t done = 0;
   if (aligned16(x) && aligned16(y)) {
     const std::int64_t packs = n / Pack<T>::kWidth;
     if (packs > 0) {
       unary_packed<<<grid_for(packs), kBlock>>>(op, reinterpret_cast<const Pack<T>*>(x), reinterpret_cast<Pack<T>*>(y),
-                                                packs, p);
+                                                packs, p, q);
       GKD_CUDA_CHECK_LAUNCH("unary_packed");
     }
     done = packs * Pack<T>::kWidth;
   }
   if (done < n) {
-    unary_scalar<<<grid_for(n - done), kBlock>>>(op, x + done, y + done, n - done, p);
+    unary_scalar<<<grid_for(n - done), kBlock>>>(op, x + done, y + done, n - done, p, q);
     GKD_CUDA_CHECK_LAUNCH("unary_scalar");
   }
 }
 
 template <class T>
-void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p) {
+void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p, T q) {
   if (n <= 0) return;
-  unary_backward_kernel<<<grid_for(n), kBlock>>>(op, g, x, y, gx, n, p);
+  unary_backward_kernel<<<grid_for(n), kBlock>>>(op, g, x, y, gx, n, p, q);
   GKD_CUDA_CHECK_LAUNCH("unary_backward");
 }
 
@@ -194,11 +231,22 @@ void launch_binary(BinaryOp op, const T* a, const T* b, T* out, std::int64_t n, 
   }
 }
 
-template void launch_unary<float>(UnaryOp, const float*, float*, std::int64_t, float);
-template void launch_unary<double>(UnaryOp, const double*, double*, std::int64_t, double);
-template void launch_unary_backward<float>(UnaryOp, const float*, const float*, const float*, float*, std::int64_t, float);
+template <class T>
+void launch_where(const T* cond, const T* a, const T* b, T* out, std::int64_t n, const Strided3& layout) {
+  if (n <= 0) return;
+  where_kernel<<<grid_for(n), kBlock>>>(cond, a, b, out, n, layout);
+  GKD_CUDA_CHECK_LAUNCH("where_kernel");
+}
+
+template void launch_unary<float>(UnaryOp, const float*, float*, std::int64_t, float, float);
+template void launch_unary<double>(UnaryOp, const double*, double*, std::int64_t, double, double);
+template void launch_unary_backward<float>(UnaryOp, const float*, const float*, const float*, float*, std::int64_t, float,
+                                           float);
 template void launch_unary_backward<double>(UnaryOp, const double*, const double*, const double*, double*, std::int64_t,
-                                            double);
+                                            double, double);
+template void launch_where<float>(const float*, const float*, const float*, float*, std::int64_t, const Strided3&);
+template void launch_where<double>(const double*, const double*, const double*, double*, std::int64_t,
+                                   const Strided3&);
 template void launch_binary<float>(BinaryOp, const float*, const float*, float*, std::int64_t, const StridedPair*);
 template void launch_binary<double>(BinaryOp, const double*, const double*, double*, std::int64_t, const StridedPair*);
 

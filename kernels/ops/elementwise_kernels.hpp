@@ -9,20 +9,36 @@
 
 namespace gkd::cuda {
 
-/// Unary maps; `p` is the op's scalar (the addend, factor, exponent or slope).
-enum class UnaryOp { Neg, AddScalar, MulScalar, PowScalar, Relu, Relu6, LeakyRelu, Sigmoid, Tanh, Gelu, GeluTanh, Exp, Log, Sqrt };
-/// Binary maps; NegMul is -(a * b) (the divisor's gradient).
-enum class BinaryOp { Add, Sub, Mul, Div, NegMul };
+/// Unary maps; `p` and `q` are the op's scalars (the addend, factor, exponent or slope; clamp's
+/// (lo, hi); softplus's (beta, threshold)).
+enum class UnaryOp {
+  Neg, AddScalar, MulScalar, PowScalar, Relu, Relu6, LeakyRelu, Sigmoid, Tanh, Gelu, GeluTanh, Exp, Log, Sqrt,
+  Abs, Clamp, Softplus
+};
+/// Binary maps. NegMul is -(a * b) (the divisor's gradient); Gt, Lt, Eq give 0/1; PowBaseGrad is
+/// b * a^(b-1) (0 where b == 0) and MulLog is a * log(b) (0 where b == 0), the two gradients of pow;
+/// KeepIf and DropIf are (a != 0 ? b : 0) and (a != 0 ? 0 : b), the two gradients of where.
+enum class BinaryOp { Add, Sub, Mul, Div, NegMul, Pow, Gt, Lt, Eq, PowBaseGrad, MulLog, KeepIf, DropIf };
 
 /// y[i] = op(x[i]).
 template <class T>
-void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p);
+void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p, T q = T(0));
 /// gx[i] = g[i] * op'(x[i], y[i]).
 template <class T>
-void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p);
+void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p, T q = T(0));
 /// out[i] = op(a[i], b[i]); `layout` (dst strides unused) gives a's strides as `dst_stride` and b's as
 /// `src_stride` over the output shape, or is nullptr when a and b are contiguous of the output's shape.
 template <class T>
 void launch_binary(BinaryOp op, const T* a, const T* b, T* out, std::int64_t n, const StridedPair* layout);
+
+/// Shape and the strides of three operands broadcast to it (in elements), for `launch_where`.
+struct Strided3 {
+  int rank = 0;
+  std::int64_t shape[kMaxRank] = {};
+  std::int64_t stride[3][kMaxRank] = {};
+};
+/// out[i] = cond[i] != 0 ? a[i] : b[i] over `layout.shape` (n elements), out contiguous.
+template <class T>
+void launch_where(const T* cond, const T* a, const T* b, T* out, std::int64_t n, const Strided3& layout);
 
 }  // namespace gkd::cuda

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tensor-level CUDA sum, softmax, log_softmax and cross_entropy with autograd.
+// Tensor-level CUDA sum, max, min, argmax, softmax, log_softmax and cross_entropy with autograd.
 #include "gkd/cuda/reduce.hpp"
 
 #include <memory>
@@ -7,6 +7,7 @@
 #include "gkd/cuda/losses.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/ops/reduce.hpp"
+#include "ops/device_array.hpp"
 #include "ops/reduce_kernels.hpp"
 
 namespace gkd::cuda {
@@ -46,7 +47,59 @@ Tensor<T> softmax_impl(const Tensor<T>& x, std::int64_t dim, bool log, std::stri
   });
 }
 
+/// Shape of `keep` without dim d (the keepdim=false result of a reduction over d).
+inline Shape without_dim(Shape keep, std::size_t d) {
+  keep.erase(keep.begin() + static_cast<std::ptrdiff_t>(d));
+  return keep;
+}
+
+/// Max (or min) along dim: the first extreme element, its gradient scattered back to it.
+template <Real T>
+Tensor<T> extremum(const Tensor<T>& x, std::int64_t dim, bool keepdim, bool is_max, std::string_view op) {
+  check_device(x, op);
+  const std::size_t d = normalize_dim(dim, x.dim(), op);
+  GKD_CHECK(x.shape()[d] > 0, op, "reduction over an empty dim " << d << " of shape " << to_string(x.shape()));
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const AlongDim a(x.shape(), d);
+  Shape keep = x.shape();
+  keep[d] = 1;
+  Tensor<T> y = Tensor<T>::empty(keep, x.device());
+  const DeviceArray<std::int64_t> index(a.outer * a.inner, x.device());
+  launch_extremum(xc.data(), y.data(), index.data(), static_cast<T*>(nullptr), a.outer, a.len, a.inner, is_max);
+  if (!keepdim) y = y.reshape(without_dim(keep, d));
+  return record(op, y, {x}, [index, a, shape = x.shape()](const Tensor<T>& g) {
+    const Tensor<T> gc = g.contiguous_copy_if_needed();
+    Tensor<T> dx = Tensor<T>::zeros(shape, gc.device());
+    launch_scatter_along(gc.data(), index.data(), dx.data(), a.outer, a.len, a.inner);
+    return std::vector<Tensor<T>>{dx};
+  });
+}
+
 }  // namespace
+
+template <Real T>
+Tensor<T> max(const Tensor<T>& x, std::int64_t dim, bool keepdim) {
+  return extremum(x, dim, keepdim, true, "max");
+}
+template <Real T>
+Tensor<T> min(const Tensor<T>& x, std::int64_t dim, bool keepdim) {
+  return extremum(x, dim, keepdim, false, "min");
+}
+
+template <Real T>
+Tensor<T> argmax(const Tensor<T>& x, std::int64_t dim, bool keepdim) {
+  check_device(x, "argmax");
+  const std::size_t d = normalize_dim(dim, x.dim(), "argmax");
+  GKD_CHECK(x.shape()[d] > 0, "argmax", "empty dim " << d << " of shape " << to_string(x.shape()));
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const AlongDim a(x.shape(), d);
+  Shape keep = x.shape();
+  keep[d] = 1;
+  Tensor<T> y = Tensor<T>::empty(keepdim ? keep : without_dim(keep, d), x.device());
+  launch_extremum(xc.data(), static_cast<T*>(nullptr), static_cast<std::int64_t*>(nullptr), y.data(), a.outer, a.len,
+                  a.inner, true);
+  return y;
+}
 
 template <Real T>
 Tensor<T> sum(const Tensor<T>& x) {
@@ -160,6 +213,9 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
   template Tensor<T> sum<T>(const Tensor<T>&, const std::vector<std::int64_t>&, bool);                \
   template Tensor<T> softmax<T>(const Tensor<T>&, std::int64_t);                                      \
   template Tensor<T> log_softmax<T>(const Tensor<T>&, std::int64_t);                                  \
+  template Tensor<T> max<T>(const Tensor<T>&, std::int64_t, bool);                                    \
+  template Tensor<T> min<T>(const Tensor<T>&, std::int64_t, bool);                                    \
+  template Tensor<T> argmax<T>(const Tensor<T>&, std::int64_t, bool);                                 \
   template Tensor<T> cross_entropy<T>(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, std::int64_t, \
                                       Reduction);
 GKD_INSTANTIATE_REDUCE(float)

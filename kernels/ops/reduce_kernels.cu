@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Sum (CUB), softmax/log-softmax over one dim, and the fused cross-entropy forward/backward. Softmax
-// and cross-entropy give one thread per (outer, inner) position and loop over the class dim, so
-// loads are coalesced along `inner` (the pixels of an [N, C, H, W] segmentation map).
+// Sum (CUB), max/min/argmax and softmax/log-softmax over one dim, and the fused cross-entropy
+// forward/backward. The per-dim kernels give one thread per (outer, inner) position and loop over
+// the reduced dim, so loads are coalesced along `inner` (the pixels of an [N, C, H, W] segmentation map).
 #include <cub/device/device_reduce.cuh>
 
 #include "check.hpp"
@@ -35,6 +35,35 @@ __global__ void softmax_kernel(const T* x, T* y, std::int64_t outer, std::int64_
       for (std::int64_t c = 0; c < len; ++c) out[c * inner] = exp(in[c * inner] - m) / s;
     }
   }
+}
+
+template <class T>
+__global__ void extremum_kernel(const T* x, T* values, std::int64_t* index, T* index_value, std::int64_t outer,
+                                std::int64_t len, std::int64_t inner, bool is_max) {
+  const std::int64_t positions = outer * inner;
+  for (std::int64_t p = global_thread(); p < positions; p += grid_threads()) {
+    const T* in = x + (p / inner) * len * inner + p % inner;
+    std::int64_t best = 0;
+    T best_value = in[0];
+    for (std::int64_t c = 1; c < len; ++c) {
+      const T v = in[c * inner];
+      if (is_max ? v > best_value : v < best_value) {
+        best = c;
+        best_value = v;
+      }
+    }
+    if (values) values[p] = best_value;
+    if (index) index[p] = best;
+    if (index_value) index_value[p] = static_cast<T>(best);
+  }
+}
+
+template <class T>
+__global__ void scatter_along_kernel(const T* g, const std::int64_t* index, T* dx, std::int64_t outer,
+                                     std::int64_t len, std::int64_t inner) {
+  const std::int64_t positions = outer * inner;
+  for (std::int64_t p = global_thread(); p < positions; p += grid_threads())
+    dx[((p / inner) * len + index[p]) * inner + p % inner] = g[p];
 }
 
 template <class T>
@@ -174,6 +203,22 @@ void launch_cross_entropy_backward(const T* x, const T* target, const T* weight,
   GKD_CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }
 
+template <class T>
+void launch_extremum(const T* x, T* values, std::int64_t* index, T* index_value, std::int64_t outer, std::int64_t len,
+                     std::int64_t inner, bool is_max) {
+  if (outer * inner <= 0 || len <= 0) return;
+  extremum_kernel<<<grid_for(outer * inner), kBlock>>>(x, values, index, index_value, outer, len, inner, is_max);
+  GKD_CUDA_CHECK_LAUNCH("extremum_kernel");
+}
+
+template <class T>
+void launch_scatter_along(const T* g, const std::int64_t* index, T* dx, std::int64_t outer, std::int64_t len,
+                          std::int64_t inner) {
+  if (outer * inner <= 0 || len <= 0) return;
+  scatter_along_kernel<<<grid_for(outer * inner), kBlock>>>(g, index, dx, outer, len, inner);
+  GKD_CUDA_CHECK_LAUNCH("scatter_along_kernel");
+}
+
 #define GKD_INSTANTIATE_REDUCE(T)                                                                                  \
   template void launch_sum_all<T>(const T*, T*, std::int64_t);                                                     \
   template std::int64_t count_invalid_targets<T>(const T*, std::int64_t, std::int64_t, std::int64_t);               \
@@ -182,7 +227,9 @@ void launch_cross_entropy_backward(const T* x, const T* target, const T* weight,
   template void launch_cross_entropy<T>(const T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t,    \
                                         std::int64_t, double*, T*, T*);                                            \
   template void launch_cross_entropy_backward<T>(const T*, const T*, const T*, const double*, const T*, double,    \
-                                                 std::int64_t, std::int64_t, std::int64_t, std::int64_t, T*);
+                                                 std::int64_t, std::int64_t, std::int64_t, std::int64_t, T*); \
+  template void launch_extremum<T>(const T*, T*, std::int64_t*, T*, std::int64_t, std::int64_t, std::int64_t, bool); \
+  template void launch_scatter_along<T>(const T*, const std::int64_t*, T*, std::int64_t, std::int64_t, std::int64_t);
 GKD_INSTANTIATE_REDUCE(float)
 GKD_INSTANTIATE_REDUCE(double)
 #undef GKD_INSTANTIATE_REDUCE

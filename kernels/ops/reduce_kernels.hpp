@@ -28,6 +28,18 @@ void launch_cross_entropy_backward(const T* x, const T* target, const T* weight,
                                    double scale, std::int64_t outer, std::int64_t classes, std::int64_t inner,
                                    std::int64_t ignore_index, T* dx);
 
+/// Per position (o, i) of an (outer, len, inner) array: the first maximal (or minimal, when !is_max)
+/// element along the middle dim, compared as the CPU does (a NaN at index 0 wins, later NaNs never).
+/// Each of `values` (the element), `index` (its index) and `index_value` (its index as T) may be
+/// nullptr; they are written at o * inner + i.
+template <class T>
+void launch_extremum(const T* x, T* values, std::int64_t* index, T* index_value, std::int64_t outer, std::int64_t len,
+                     std::int64_t inner, bool is_max);
+/// dx[o, index[o, i], i] = g[o, i] for an (outer, len, inner) dx that the caller zeroed.
+template <class T>
+void launch_scatter_along(const T* g, const std::int64_t* index, T* dx, std::int64_t outer, std::int64_t len,
+                          std::int64_t inner);
+
 /// Number of targets that are neither an integer class in [0, classes) nor ignore_index (waits for it).
 template <class T>
 std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index);

@@ -4,7 +4,9 @@
 /// Dropout (independent elements) and 2-D dropout (whole channels) with PyTorch's semantics: in
 /// training, each element (or channel) is zeroed with probability p and the survivors are scaled by
 /// 1 / (1 - p); in evaluation, or with p == 0, the input is returned unchanged. The mask is drawn
-/// from an explicit gkd::Generator, so runs are reproducible from its seed.
+/// from an explicit gkd::Generator, so runs are reproducible from its seed. On a GPU (gkd::cuda) the
+/// generator gives one 64-bit key per call and a counter-based hash draws the mask: same
+/// distribution, different bits, see gkd/cuda/dropout.hpp.
 ///
 /// Example:
 /// @code
@@ -17,6 +19,9 @@
 
 #include "gkd/core/random.hpp"
 #include "gkd/ops/elementwise.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/dropout.hpp"
+#endif
 
 namespace gkd {
 
@@ -63,6 +68,7 @@ inline void check_dropout_p(std::string_view op, double p, const Shape& shape) {
 /// @param gen the source of the mask; it advances by one draw per element
 template <Real T>
 Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
+  GKD_CUDA_DISPATCH(x.device(), "dropout", dropout(x, p, training, gen));
   detail::check_cpu(x, "dropout");
   detail::check_dropout_p("dropout", p, x.shape());
   if (!training || p == 0.0) return x;
@@ -74,6 +80,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, bool training, Generator& gen) {
 /// @param gen the source of the mask; it advances by one draw per (n, c) channel
 template <Real T>
 Tensor<T> dropout2d(const Tensor<T>& x, double p, bool training, Generator& gen) {
+  GKD_CUDA_DISPATCH(x.device(), "dropout2d", dropout2d(x, p, training, gen));
   detail::check_cpu(x, "dropout2d");
   GKD_CHECK(x.dim() == 4, "dropout2d", "input must be 4-D (N, C, H, W), got " << to_string(x.shape()));
   detail::check_dropout_p("dropout2d", p, x.shape());

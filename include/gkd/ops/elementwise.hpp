@@ -205,6 +205,7 @@ Tensor<T> pow(const Tensor<T>& x, T p) {
 /// a ^ b elementwise with broadcasting; the gradient w.r.t. b uses log(a) and needs a > 0.
 template <Real T>
 Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "pow", pow(a, b));
   detail::check_cpu(a, "pow");
   detail::check_cpu(b, "pow");
   Tensor<T> y = detail::zip(a, b, [](T u, T v) { return std::pow(u, v); }, "pow");
@@ -240,6 +241,7 @@ Tensor<T> sqrt(const Tensor<T>& x) {
 /// |x|; the gradient at 0 is 0 (PyTorch's convention).
 template <Real T>
 Tensor<T> abs(const Tensor<T>& x) {
+  GKD_CUDA_DISPATCH(x.device(), "abs", abs(x));
   return detail::unary("abs", x, [](T v) { return std::abs(v); },
                        [](T v, T) { return v > 0 ? T(1) : (v < 0 ? T(-1) : T(0)); });
 }
@@ -247,6 +249,7 @@ Tensor<T> abs(const Tensor<T>& x) {
 template <Real T>
 Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
+  GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
   return detail::unary("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
                        [lo, hi](T v, T) { return v >= lo && v <= hi ? T(1) : T(0); });
 }
@@ -255,6 +258,8 @@ Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
 /// not differentiated.
 template <Real T>
 Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(cond.device(), detail::dispatch_device(a.device(), b.device())), "where",
+                    where(cond, a, b));
   detail::check_cpu(cond, "where");
   detail::check_cpu(a, "where");
   detail::check_cpu(b, "where");
@@ -271,14 +276,23 @@ Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
 
 template <Real T>
 Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "gt", gt(a, b));
+  detail::check_cpu(a, "gt");
+  detail::check_cpu(b, "gt");
   return detail::zip(a, b, [](T u, T v) { return T(u > v); }, "gt");
 }
 template <Real T>
 Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "lt", lt(a, b));
+  detail::check_cpu(a, "lt");
+  detail::check_cpu(b, "lt");
   return detail::zip(a, b, [](T u, T v) { return T(u < v); }, "lt");
 }
 template <Real T>
 Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(a.device(), b.device()), "eq", eq(a, b));
+  detail::check_cpu(a, "eq");
+  detail::check_cpu(b, "eq");
   return detail::zip(a, b, [](T u, T v) { return T(u == v); }, "eq");
 }
 
@@ -345,6 +359,7 @@ Tensor<T> tanh(const Tensor<T>& x) {
 template <Real T>
 Tensor<T> softplus(const Tensor<T>& x, T beta = T(1), T threshold = T(20)) {
   GKD_CHECK(beta > 0, "softplus", "beta must be positive, got " << beta);
+  GKD_CUDA_DISPATCH(x.device(), "softplus", softplus(x, beta, threshold));
   return detail::unary(
       "softplus", x, [=](T v) { return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta; },
       [=](T v, T) {

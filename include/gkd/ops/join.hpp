@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "gkd/ops/elementwise.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/join.hpp"
+#endif
 
 namespace gkd {
 
@@ -33,6 +36,14 @@ void copy_rows(T* dst, std::int64_t dst_row, std::int64_t dst_off, const T* src,
     std::memcpy(dst + o * dst_row + dst_off, src + o * src_row, static_cast<std::size_t>(len) * sizeof(T));
 }
 
+/// The device a join runs on: the first GPU among the inputs, else the host.
+template <Real T>
+Device join_device(const std::vector<Tensor<T>>& tensors) {
+  for (const auto& t : tensors)
+    if (t.defined() && t.device().is_cuda()) return t.device();
+  return kCPU;
+}
+
 inline std::int64_t prod(const Shape& s, std::size_t begin, std::size_t end) {
   std::int64_t n = 1;
   for (std::size_t i = begin; i < end; ++i) n *= s[i];
@@ -47,6 +58,7 @@ inline std::int64_t prod(const Shape& s, std::size_t begin, std::size_t end) {
 template <Real T>
 Tensor<T> concat(const std::vector<Tensor<T>>& tensors, std::int64_t dim = 0) {
   GKD_CHECK(!tensors.empty(), "concat", "needs at least one tensor, got an empty list");
+  GKD_CUDA_DISPATCH(detail::join_device(tensors), "concat", concat(tensors, dim));
   for (const auto& t : tensors) detail::check_cpu(t, "concat");
   const Shape& first = tensors[0].shape();
   GKD_CHECK(!first.empty(), "concat", "cannot concatenate 0-d tensors (shape [])");
@@ -103,6 +115,7 @@ Tensor<T> concat(std::initializer_list<Tensor<T>> tensors, std::int64_t dim = 0)
 template <Real T>
 Tensor<T> stack(const std::vector<Tensor<T>>& tensors, std::int64_t dim = 0) {
   GKD_CHECK(!tensors.empty(), "stack", "needs at least one tensor, got an empty list");
+  GKD_CUDA_DISPATCH(detail::join_device(tensors), "stack", stack(tensors, dim));
   for (const auto& t : tensors) detail::check_cpu(t, "stack");
   const Shape& shape = tensors[0].shape();
   for (std::size_t i = 1; i < tensors.size(); ++i)

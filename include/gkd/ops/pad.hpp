@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "gkd/ops/elementwise.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/pad.hpp"
+#endif
 
 namespace gkd {
 
@@ -82,6 +85,44 @@ struct PadPlan {
 
 }  // namespace detail
 
+namespace detail {
+
+/// Checks `pads`, `mode` and `value` against the input shape (F.pad's rules) and returns the output
+/// shape; shared by the CPU op and its CUDA implementation.
+template <Real T>
+Shape pad_output_shape(const Shape& in, const std::vector<std::int64_t>& pads, PadMode mode, T value) {
+  const std::size_t nd = in.size();
+  Shape out = in;
+  const std::size_t padded = pads.size() / 2;
+  GKD_CHECK(pads.size() % 2 == 0 && padded <= nd, "pad",
+            "needs (before, after) pairs for at most " << nd << " dims of shape " << to_string(in) << ", got "
+                                                       << pads.size() << " values");
+  GKD_CHECK(mode == PadMode::Zero || value == T(0), "pad",
+            "mode " << pad_mode_name(mode) << " takes no fill value (got " << value << ")");
+  for (std::size_t p = 0; p < padded; ++p) {
+    const std::size_t k = nd - 1 - p;
+    const std::int64_t before = pads[2 * p], after = pads[2 * p + 1], n = in[k];
+    if (mode != PadMode::Zero) {
+      GKD_CHECK(before >= 0 && after >= 0, "pad",
+                "mode " << pad_mode_name(mode) << " needs non-negative pads, got (" << before << ", " << after
+                        << ") for dim " << k << " of shape " << to_string(in));
+      GKD_CHECK(n > 0 || before + after == 0, "pad",
+                "mode " << pad_mode_name(mode) << " cannot pad empty dim " << k << " of shape " << to_string(in));
+    }
+    if (mode == PadMode::Reflect)
+      GKD_CHECK(before < n && after < n, "pad",
+                "reflect pads (" << before << ", " << after << ") must be smaller than dim " << k << " of shape "
+                                 << to_string(in));
+    out[k] = n + before + after;
+    GKD_CHECK(out[k] >= 0, "pad",
+              "pads (" << before << ", " << after << ") crop dim " << k << " of shape " << to_string(in)
+                       << " to a negative size");
+  }
+  return out;
+}
+
+}  // namespace detail
+
 /// Pads the trailing dims of `x` (F.pad). `pads` holds (before, after) pairs, last dim first, at most
 /// two per dim. `value` fills the border in `PadMode::Zero` and must stay 0 otherwise.
 /// @throws gkd::Error when pads has odd length or too many pairs, a reflect pad is >= the dim size,
@@ -89,38 +130,15 @@ struct PadPlan {
 template <Real T>
 Tensor<T> pad(const Tensor<T>& x, const std::vector<std::int64_t>& pads, PadMode mode = PadMode::Zero,
               std::type_identity_t<T> value = T(0)) {
+  GKD_CHECK(x.defined(), "pad", "input is an undefined tensor");
+  GKD_CUDA_DISPATCH(x.device(), "pad", pad(x, pads, mode, T(value)));
   detail::check_cpu(x, "pad");
   const std::size_t nd = x.dim();
-  GKD_CHECK(pads.size() % 2 == 0 && pads.size() / 2 <= nd, "pad",
-            "needs (before, after) pairs for at most " << nd << " dims of shape " << to_string(x.shape()) << ", got "
-                                                       << pads.size() << " values");
-  GKD_CHECK(mode == PadMode::Zero || value == T(0), "pad",
-            "mode " << detail::pad_mode_name(mode) << " takes no fill value (got " << value << ")");
   detail::PadPlan plan;
   plan.in = x.shape();
-  plan.out = x.shape();
+  plan.out = detail::pad_output_shape<T>(x.shape(), pads, mode, value);
   const std::size_t padded = pads.size() / 2;
   plan.lead = nd - padded;
-  for (std::size_t p = 0; p < padded; ++p) {
-    const std::size_t k = nd - 1 - p;
-    const std::int64_t before = pads[2 * p], after = pads[2 * p + 1], n = x.shape()[k];
-    if (mode != PadMode::Zero) {
-      GKD_CHECK(before >= 0 && after >= 0, "pad",
-                "mode " << detail::pad_mode_name(mode) << " needs non-negative pads, got (" << before << ", " << after
-                        << ") for dim " << k << " of shape " << to_string(x.shape()));
-      GKD_CHECK(n > 0 || before + after == 0, "pad",
-                "mode " << detail::pad_mode_name(mode) << " cannot pad empty dim " << k << " of shape "
-                        << to_string(x.shape()));
-    }
-    if (mode == PadMode::Reflect)
-      GKD_CHECK(before < n && after < n, "pad",
-                "reflect pads (" << before << ", " << after << ") must be smaller than dim " << k << " of shape "
-                                 << to_string(x.shape()));
-    plan.out[k] = n + before + after;
-    GKD_CHECK(plan.out[k] >= 0, "pad",
-              "pads (" << before << ", " << after << ") crop dim " << k << " of shape " << to_string(x.shape())
-                       << " to a negative size");
-  }
   // Unpadded dims at the front form independent blocks (run in parallel); the last dim is always
   // the row of the inner loop.
   auto unpadded = [&](std::size_t k) {

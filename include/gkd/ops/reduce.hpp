@@ -172,11 +172,13 @@ Tensor<T> extremum(const Tensor<T>& x, std::int64_t dim, bool keepdim, std::stri
 /// Maximum along `dim`; the gradient goes to the first maximal element (PyTorch's max(dim)).
 template <Real T>
 Tensor<T> max(const Tensor<T>& x, std::int64_t dim, bool keepdim = false) {
+  GKD_CUDA_DISPATCH(x.device(), "max", max(x, dim, keepdim));
   return detail::extremum<T, true>(x, dim, keepdim, "max");
 }
 /// Minimum along `dim`; the gradient goes to the first minimal element.
 template <Real T>
 Tensor<T> min(const Tensor<T>& x, std::int64_t dim, bool keepdim = false) {
+  GKD_CUDA_DISPATCH(x.device(), "min", min(x, dim, keepdim));
   return detail::extremum<T, false>(x, dim, keepdim, "min");
 }
 /// Maximum of all elements.
@@ -193,6 +195,7 @@ Tensor<T> min(const Tensor<T>& x) {
 /// Index of the maximum along `dim` (as values of T; not differentiable).
 template <Real T>
 Tensor<T> argmax(const Tensor<T>& x, std::int64_t dim, bool keepdim = false) {
+  GKD_CUDA_DISPATCH(x.device(), "argmax", argmax(x, dim, keepdim));
   detail::check_cpu(x, "argmax");
   const std::size_t d = normalize_dim(dim, x.dim(), "argmax");
   const Tensor<T> rows = detail::rows_along(x, d);

@@ -19,6 +19,9 @@
 #include <vector>
 
 #include "gkd/ops/conv.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/upsample.hpp"
+#endif
 
 namespace gkd {
 
@@ -119,7 +122,7 @@ inline std::vector<std::int64_t> nearest_taps(const ResizeDim& d) {
 
 template <Real T>
 void check_resize_input(std::string_view op, const Tensor<T>& x) {
-  check_cpu(x, op);
+  GKD_CHECK(x.defined(), op, "input is an undefined tensor");
   GKD_CHECK(x.dim() == 4, op, "input must be 4-D (N, C, H, W), got " << to_string(x.shape()));
   GKD_CHECK(x.shape()[2] > 0 && x.shape()[3] > 0, op, "input " << to_string(x.shape()) << " has an empty plane");
 }
@@ -148,6 +151,9 @@ std::pair<ResizeDim, ResizeDim> resize_dims(std::string_view op, const Tensor<T>
 template <Real T>
 Tensor<T> upsample_bilinear(const Tensor<T>& x, const ResizeDim& dh, const ResizeDim& dw, bool align_corners) {
   constexpr std::string_view op = "upsample_bilinear2d";
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    upsample_bilinear2d(x, dh.out, dw.out, dh.scale.value_or(0.0), dw.scale.value_or(0.0), align_corners));
+  check_cpu(x, op);
   auto th = std::make_shared<const LinearTaps<T>>(linear_taps<T>(dh, align_corners));
   auto tw = std::make_shared<const LinearTaps<T>>(linear_taps<T>(dw, align_corners));
   const std::int64_t planes = x.shape()[0] * x.shape()[1];
@@ -208,6 +214,8 @@ Tensor<T> upsample_bilinear(const Tensor<T>& x, const ResizeDim& dh, const Resiz
 template <Real T>
 Tensor<T> upsample_nearest(const Tensor<T>& x, const ResizeDim& dh, const ResizeDim& dw) {
   constexpr std::string_view op = "upsample_nearest2d";
+  GKD_CUDA_DISPATCH(x.device(), op, upsample_nearest2d(x, dh.out, dw.out, dh.scale.value_or(0.0), dw.scale.value_or(0.0)));
+  check_cpu(x, op);
   const std::int64_t planes = x.shape()[0] * x.shape()[1];
   const std::int64_t in_plane = dh.in * dw.in, out_plane = dh.out * dw.out;
   const bool parallel = planes > 1 && planes * out_plane > (1 << 16);

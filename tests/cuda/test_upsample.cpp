@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+// upsample_bilinear2d (both align_corners modes) and upsample_nearest2d on the GPU against the CPU,
+// to sizes and by scale factors, up and down, forward and backward, float32 and float64.
+#include <catch2/catch.hpp>
+
+#include "compare.hpp"
+
+using gkd::Tensor;
+using gkd::test::random;
+using gkd::test::require_gpu_matches_cpu;
+
+namespace {
+template <gkd::Real T>
+void check_bilinear(double tol) {
+  const auto x = random<T>({2, 3, 7, 9}, 101);
+  for (bool align : {false, true}) {
+    const std::string mode = align ? " align_corners" : "";
+    for (gkd::Size2 size :
+         {gkd::Size2{14, 18}, gkd::Size2{16, 23}, gkd::Size2{4, 5}, gkd::Size2{7, 9}, gkd::Size2{1, 1}}) {
+      require_gpu_matches_cpu<T>(
+          [size, align](const auto& in) { return gkd::upsample_bilinear2d(in[0], size, align); }, {x}, tol, tol,
+          "bilinear to " + std::to_string(size.h) + "x" + std::to_string(size.w) + mode);
+    }
+    for (gkd::Scale2 scale : {gkd::Scale2{2.0}, gkd::Scale2{1.5, 2.5}, gkd::Scale2{0.5, 0.75}}) {
+      require_gpu_matches_cpu<T>(
+          [scale, align](const auto& in) { return gkd::upsample_bilinear2d(in[0], scale, align); }, {x}, tol, tol,
+          "bilinear by scale " + std::to_string(scale.h) + "," + std::to_string(scale.w) + mode);
+    }
+  }
+  require_gpu_matches_cpu<T>(
+      [](const auto& in) { return gkd::upsample_bilinear2d(in[0].transpose(2, 3), gkd::Size2{11, 13}, false); }, {x},
+      tol, tol, "bilinear of a transposed view");
+}
+
+template <gkd::Real T>
+void check_nearest() {
+  const auto x = random<T>({2, 3, 7, 9}, 102);
+  // nearest copies elements (forward: exact) and sums a few of them in another order (backward)
+  const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+  for (gkd::Size2 size : {gkd::Size2{14, 18}, gkd::Size2{10, 20}, gkd::Size2{3, 4}, gkd::Size2{7, 9}}) {
+    require_gpu_matches_cpu<T>([size](const auto& in) { return gkd::upsample_nearest2d(in[0], size); }, {x}, 0.0, tol,
+                               "nearest to " + std::to_string(size.h) + "x" + std::to_string(size.w));
+  }
+  for (gkd::Scale2 scale : {gkd::Scale2{2.0}, gkd::Scale2{1.7, 3.0}, gkd::Scale2{0.5, 0.6}}) {
+    require_gpu_matches_cpu<T>([scale](const auto& in) { return gkd::upsample_nearest2d(in[0], scale); }, {x}, 0.0,
+                               tol, "nearest by scale " + std::to_string(scale.h) + "," + std::to_string(scale.w));
+  }
+  require_gpu_matches_cpu<T>(
+      [](const auto& in) { return gkd::upsample_nearest2d(in[0].transpose(0, 1), gkd::Size2{9, 5}); }, {x}, 0.0, tol,
+      "nearest of a transposed view");
+}
+}  // namespace
+
+TEST_CASE("bilinear upsampling matches the CPU (float32)", "[cuda][upsample]") { check_bilinear<float>(2e-5); }
+TEST_CASE("bilinear upsampling matches the CPU (float64)", "[cuda][upsample]") { check_bilinear<double>(1e-12); }
+TEST_CASE("nearest upsampling matches the CPU", "[cuda][upsample]") {
+  check_nearest<float>();
+  check_nearest<double>();
+}
+
+TEST_CASE("upsampling refuses bad input on the GPU", "[cuda][upsample]") {
+  const auto x = random<float>({2, 3, 4}, 103).cuda();
+  REQUIRE_THROWS_WITH(gkd::upsample_bilinear2d(x, gkd::Size2{8, 8}), Catch::Contains("4-D"));
+  REQUIRE_THROWS_WITH(gkd::upsample_nearest2d(x.reshape({1, 2, 3, 4}), gkd::Size2{0, 8}),
+                      Catch::Contains("must be positive"));
+}
