@@ -24,10 +24,14 @@
 /// The teacher is frozen: gradients flow to F_s only (the teacher input is treated as a constant, as if
 /// detached). Since ∂L/∂S_s is applied to S_s = F̂_s F̂_sᵀ / τ, dF̂_s gets a row and a column term:
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
-/// Algorithm (Inf-CL / FlashAttention style): forward visits row blocks × column tiles, each tile's
-/// similarities come from a small GEMM (Eigen), rows are merged with the online log-sum-exp of
-/// gkd/losses/detail/graph_kd_tile.hpp; only the two log-sum-exps per row are stored. Backward recomputes
-/// the tiles from them (no atomics: each row block owns its output rows). Memory: O(N·C + tile²·threads).
+/// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM (Eigen),
+/// rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp, and only the two
+/// log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL form both
+/// similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its rows and,
+/// transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
+/// sweep (the materialised PyTorch formula takes 4, plus its N×N passes). Pairs are scheduled as rounds
+/// of a round-robin tournament, so parallel tasks never share an output row. The InfoNCE form (not
+/// symmetric) sweeps row blocks × column tiles. Memory: O(N·C + tile²·threads).
 /// Results do not depend on the thread count.
 ///
 /// Raw-pointer entry points (`graph_kd_forward` / `graph_kd_backward`, `graph_infonce_forward` /
@@ -168,122 +172,186 @@ struct GraphProblem {
   [[nodiscard]] std::int64_t blocks() const { return (n + tile - 1) / tile; }
 };
 
-/// A tile of logits, its edge mask and the per-row / per-column vectors the tile kernels use. The
-/// element-wise work (exp, masking, row sums) runs on whole tiles through Eigen's vectorised array
-/// expressions in double; rows are then merged into their running state with graph_kd_tile.hpp.
+/// Tiles of logits and their edge masks. The element-wise work (exp, max, row sums) runs row by row on
+/// contiguous rows through Eigen's vectorised array expressions, in double; rows are then merged into
+/// their running state with graph_kd_tile.hpp.
 using TileArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using TileMask = Eigen::Array<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using RowVec = Eigen::Array<double, 1, Eigen::Dynamic>;
 using ColVec = Eigen::Array<double, Eigen::Dynamic, 1>;
 
-/// mask(r, c) = pred(i0 + r, j0 + c).
-template <class Pred>
-void tile_mask(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1, Pred&& pred, TileMask& mask) {
-  mask.resize(i1 - i0, j1 - j0);
-  for (std::int64_t i = i0; i < i1; ++i)
-    for (std::int64_t j = j0; j < j1; ++j) mask(i - i0, j - j0) = pred(i, j);
-}
+/// The edges of a tile twice over: `offset` (0 on an edge, −inf elsewhere) for maxima, and `keep` (1 on an
+/// edge, 0 elsewhere) to zero exponentials (Eigen's vectorised exp maps −inf to 2e-308, not to 0).
+struct TileEdges {
+  TileArray offset, keep;
 
-/// Row-wise online-lse partial of a masked logit tile: max (the lowest value for empty rows) and Σ exp(x − max).
-inline void tile_row_lse(const TileArray& x, const TileMask& mask, ColVec& max, ColVec& sum, TileArray& e) {
-  constexpr double inf = std::numeric_limits<double>::infinity();
-  max = mask.select(x, -inf).rowwise().maxCoeff();
-  const ColVec shift = (max == -inf).select(ColVec::Zero(max.size()), max);
-  e = mask.select(x.colwise() - shift, -inf).exp();  // 0 off the mask, never inf − inf
-  sum = e.rowwise().sum();
-  max = (max == -inf).select(ColVec::Constant(max.size(), tile_lowest<double>()), max);
+  /// Entry (r, c) is an edge when edge(i0 + r, j0 + c).
+  template <class Edge>
+  void set(std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1, Edge&& edge) {
+    offset.resize(i1 - i0, j1 - j0);
+    keep.resize(i1 - i0, j1 - j0);
+    for (std::int64_t i = i0; i < i1; ++i)
+      for (std::int64_t j = j0; j < j1; ++j) {
+        const bool e = edge(i, j);
+        offset(i - i0, j - j0) = e ? 0.0 : -std::numeric_limits<double>::infinity();
+        keep(i - i0, j - j0) = e ? 1.0 : 0.0;
+      }
+  }
+  [[nodiscard]] TileEdges transposed() const { return {offset.transpose(), keep.transpose()}; }
+};
+
+/// Row-wise online-lse partial of the logit tile x over its edges (all entries when `edges` is null):
+/// max (the lowest finite value for rows without edges), Σ exp(x − max) and the exponentials (0 off the
+/// edges; min(·, 0) keeps a non-edge above the max, such as a self-loop, from overflowing).
+inline void tile_row_lse(const TileArray& x, const TileEdges* edges, ColVec& max, ColVec& sum, TileArray& e) {
+  max.resize(x.rows()), sum.resize(x.rows()), e.resize(x.rows(), x.cols());
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    if (!edges) {
+      max(r) = x.row(r).maxCoeff();
+      e.row(r) = (x.row(r) - max(r)).exp();
+    } else {
+      max(r) = (x.row(r) + edges->offset.row(r)).maxCoeff();
+      if (max(r) == -std::numeric_limits<double>::infinity()) {
+        max(r) = tile_lowest<double>();
+        e.row(r).setZero();
+      } else {
+        e.row(r) = (x.row(r) - max(r)).min(0.0).exp() * edges->keep.row(r);
+      }
+    }
+    sum(r) = e.row(r).sum();
+  }
 }
 
 /// A saved log-sum-exp made safe for broadcasting (rows without terms hold the lowest value; their
 /// entries are masked out, so any finite stand-in works).
 inline double safe_lse(double v) { return v == tile_lowest<double>() ? 0.0 : v; }
 
+/// Merges the KL partials of the rows of a teacher tile `a` and a student tile `b` (same edges) into `rows`.
+inline void merge_kl_rows(const TileArray& a, const TileArray& b, const TileEdges* edges, KlRow<double>* rows) {
+  ColVec mt, st, ms, ss;
+  TileArray et, es;
+  tile_row_lse(a, edges, mt, st, et);
+  tile_row_lse(b, edges, ms, ss, es);
+  for (Eigen::Index r = 0; r < a.rows(); ++r) {
+    KlRow<double> part;
+    part.t.max = mt(r);
+    part.t.sum = st(r);
+    part.s.max = ms(r);
+    part.s.sum = ss(r);
+    part.weighted = (et.row(r) * (a.row(r) - b.row(r))).sum();  // et is 0 off the edges
+    rows[r].merge(part);
+  }
+}
+
+/// Calls f(ib, jb) once for every pair of row blocks ib ≤ jb < nb: first the diagonal pairs, then nb − 1
+/// (or nb) rounds of a round-robin tournament (circle method), in which no block appears twice. The
+/// pairs of one round run in parallel without sharing a block, and every block sees its pairs in the
+/// same order whatever the thread count, so results do not depend on it.
+template <class F>
+void for_each_block_pair(std::int64_t nb, F&& f) {
+#pragma omp parallel for schedule(dynamic) if (nb > 1)
+  for (std::int64_t b = 0; b < nb; ++b) f(b, b);
+  const std::int64_t m = nb + (nb & 1);  // an even count: block nb is a bye when nb is odd
+  for (std::int64_t round = 0; round + 1 < m; ++round) {
+#pragma omp parallel for schedule(dynamic) if (m > 2)
+    for (std::int64_t k = 0; k < m / 2; ++k) {
+      const std::int64_t x = k == 0 ? m - 1 : (round + k) % (m - 1);
+      const std::int64_t y = k == 0 ? round : (round - k + m - 1) % (m - 1);
+      if (x < nb && y < nb) f(std::min(x, y), std::max(x, y));
+    }
+  }
+}
+
+/// The teacher and student logit tiles of the row blocks (ib, jb) and their edges in the row direction
+/// (edge(i, j)) and the column direction (edge(j, i)); edges are null when every entry is one. load() is
+/// false when the pair has no edge at all.
+template <Real G>
+struct KlPairTile {
+  std::int64_t i0 = 0, i1 = 0, j0 = 0, j1 = 0;
+  RowMatrix<G> gemm;
+  TileArray a, b;
+  TileEdges row_mask, col_mask;
+  bool masked = false;
+
+  bool load(const GraphProblem<G>& p, std::int64_t ib, std::int64_t jb) {
+    i0 = ib * p.tile, i1 = std::min(p.n, i0 + p.tile), j0 = jb * p.tile, j1 = std::min(p.n, j0 + p.tile);
+    const auto [ri0, ri1] = p.columns(i0, i1);
+    const auto [rj0, rj1] = p.columns(j0, j1);
+    if ((ri1 <= j0 || ri0 >= j1) && (rj1 <= i0 || rj0 >= i1)) return false;
+    GraphProblem<G>::tile_gemm(p.t_hat.data(), p.t_hat.data(), p.ct, i0, i1, j0, j1, gemm);
+    a = gemm.template cast<double>().array() * p.inv_tau;
+    GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, gemm);
+    b = gemm.template cast<double>().array() * p.inv_tau;
+    masked = p.mask.kind != 0 || ib == jb;
+    if (masked) {
+      row_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); });
+      col_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(j, i, p.n); });
+    }
+    return true;
+  }
+  [[nodiscard]] const TileEdges* row_edges() const { return masked ? &row_mask : nullptr; }
+};
+
 /// Forward of the KL form: row_lse[2i] = lse of teacher row i, row_lse[2i+1] = lse of student row i,
-/// row_loss[i] = loss_i. Returns the number of rows with a loss term.
+/// row_loss[i] = loss_i. Returns the number of rows with a loss term. Both similarity matrices are
+/// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its columns.
 template <Real G>
 std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
-  const std::int64_t nb = p.blocks();
+  std::vector<KlRow<double>> acc(static_cast<std::size_t>(p.n));
+  for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
+    thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
+    if (!t.load(p, ib, jb)) return;
+    merge_kl_rows(t.a, t.b, t.row_edges(), acc.data() + t.i0);
+    if (ib == jb) return;
+    const TileEdges col_edges = t.masked ? t.col_mask.transposed() : TileEdges();
+    merge_kl_rows(t.a.transpose(), t.b.transpose(), t.masked ? &col_edges : nullptr, acc.data() + t.j0);
+  });
   std::int64_t rows = 0;
-#pragma omp parallel for schedule(dynamic) reduction(+ : rows) if (nb > 1)
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile);
-    std::vector<KlRow<double>> acc(static_cast<std::size_t>(i1 - i0));
-    RowMatrix<G> ta, sb;
-    TileArray a, s, et, es;
-    TileMask mask;
-    ColVec mt, st, ms, ss, wt;
-    const auto [c0, c1] = p.columns(i0, i1);
-    for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
-      const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      GraphProblem<G>::tile_gemm(p.t_hat.data(), p.t_hat.data(), p.ct, i0, i1, j0, j1, ta);
-      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, sb);
-      a = ta.template cast<double>().array() * p.inv_tau;
-      s = sb.template cast<double>().array() * p.inv_tau;
-      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); }, mask);
-      tile_row_lse(a, mask, mt, st, et);
-      tile_row_lse(s, mask, ms, ss, es);
-      wt = (et * (a - s)).rowwise().sum();  // et is 0 off the mask
-      for (std::int64_t r = 0; r < i1 - i0; ++r) {
-        KlRow<double> part;
-        part.t.max = mt(r);
-        part.t.sum = st(r);
-        part.s.max = ms(r);
-        part.s.sum = ss(r);
-        part.weighted = wt(r);
-        acc[std::size_t(r)].merge(part);
-      }
-    }
-    for (std::int64_t i = i0; i < i1; ++i) {
-      const auto& row = acc[std::size_t(i - i0)];
-      row_lse[2 * i] = row.t.value();
-      row_lse[2 * i + 1] = row.s.value();
-      row_loss[i] = row.loss();
-      rows += row.empty() ? 0 : 1;
-    }
+  for (std::int64_t i = 0; i < p.n; ++i) {
+    const auto& row = acc[std::size_t(i)];
+    row_lse[2 * i] = row.t.value();
+    row_lse[2 * i + 1] = row.s.value();
+    row_loss[i] = row.loss();
+    rows += row.empty() ? 0 : 1;
   }
   return rows;
 }
 
-/// Backward of the KL form: grad = dL/dF_s given w_i = dL/dloss_i.
+/// Backward of the KL form: grad = dL/dF_s given w_i = dL/dloss_i. Per pair of row blocks, the tile
+/// H = (G + Gᵀ)/τ, G[i, j] = w_i (q_ij − p_ij), adds H F̂_s[j] to rows i and Hᵀ F̂_s[i] to rows j.
 template <Real G, Real T>
 void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  const std::int64_t nb = p.blocks();
-#pragma omp parallel for schedule(dynamic) if (nb > 1)
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
-    RowMatrix<G> ta, sb;
-    TileArray a, s;
-    TileMask row_edge, col_edge;
-    RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
-    ColVec lt_i(m), ls_i(m), w_i(m);
+  RowMatrix<G> dx = RowMatrix<G>::Zero(p.n, p.cs);
+  for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
+    thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
+    if (!t.load(p, ib, jb)) return;
+    const std::int64_t m = t.i1 - t.i0, k = t.j1 - t.j0;
+    Eigen::Array<double, 1, Eigen::Dynamic> lt_j(k), ls_j(k), w_j(k);
+    for (std::int64_t c = 0; c < k; ++c) {
+      lt_j(c) = safe_lse(row_lse[2 * (t.j0 + c)]);
+      ls_j(c) = safe_lse(row_lse[2 * (t.j0 + c) + 1]);
+      w_j(c) = w[t.j0 + c];
+    }
+    // q − p of row i at (i, j) and of row j at (j, i); on masked tiles min(·, 0) keeps non-edges finite
+    // (edges never exceed their row's lse) and `keep` zeroes them.
+    TileArray h(m, k);
     for (std::int64_t r = 0; r < m; ++r) {
-      lt_i(r) = safe_lse(row_lse[2 * (i0 + r)]);
-      ls_i(r) = safe_lse(row_lse[2 * (i0 + r) + 1]);
-      w_i(r) = w[i0 + r];
-    }
-    const auto [c0, c1] = p.columns(i0, i1);
-    for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
-      const std::int64_t j1 = std::min(c1, j0 + p.tile), k = j1 - j0;
-      GraphProblem<G>::tile_gemm(p.t_hat.data(), p.t_hat.data(), p.ct, i0, i1, j0, j1, ta);
-      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, sb);
-      a = ta.template cast<double>().array() * p.inv_tau;
-      s = sb.template cast<double>().array() * p.inv_tau;
-      RowVec lt_j(k), ls_j(k), w_j(k);
-      for (std::int64_t c = 0; c < k; ++c) {
-        lt_j(c) = safe_lse(row_lse[2 * (j0 + c)]);
-        ls_j(c) = safe_lse(row_lse[2 * (j0 + c) + 1]);
-        w_j(c) = w[j0 + c];
+      const std::int64_t i = t.i0 + r;
+      const auto a = t.a.row(r), b = t.b.row(r);
+      const double ls_i = safe_lse(row_lse[2 * i + 1]), lt_i = safe_lse(row_lse[2 * i]);
+      if (!t.masked) {
+        h.row(r) = ((b - ls_i).exp() - (a - lt_i).exp()) * w[i] + ((b - ls_j).exp() - (a - lt_j).exp()) * w_j;
+      } else {
+        h.row(r) = ((b - ls_i).min(0.0).exp() - (a - lt_i).min(0.0).exp()) * (t.row_mask.keep.row(r) * w[i]) +
+                   ((b - ls_j).min(0.0).exp() - (a - lt_j).min(0.0).exp()) * (t.col_mask.keep.row(r) * w_j);
       }
-      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); }, row_edge);
-      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(j, i, p.n); }, col_edge);
-      // H = (G + Gᵀ)/τ with G[i, j] = w_i (q_ij − p_ij): the row term and, by symmetry of the logits, row j's term
-      const TileArray row_term = (((s.colwise() - ls_i).exp() - (a.colwise() - lt_i).exp()).colwise() * w_i);
-      const TileArray col_term = (((s.rowwise() - ls_j).exp() - (a.rowwise() - lt_j).exp()).rowwise() * w_j);
-      const TileArray h = (row_edge.select(row_term, 0.0) + col_edge.select(col_term, 0.0)) * p.inv_tau;
-      dx.noalias() +=
-          (h.matrix().template cast<G>() * ConstMap<G>(p.s_hat.data() + j0 * p.cs, k, p.cs)).template cast<double>();
     }
-    for (std::int64_t i = i0; i < i1; ++i) p.normalise_backward(i, dx.data() + (i - i0) * p.cs, grad + i * p.cs);
+    const RowMatrix<G> hg = (h * p.inv_tau).matrix().template cast<G>();
+    dx.middleRows(t.i0, m).noalias() += hg * ConstMap<G>(p.s_hat.data() + t.j0 * p.cs, k, p.cs);
+    if (ib != jb) dx.middleRows(t.j0, k).noalias() += hg.transpose() * ConstMap<G>(p.s_hat.data() + t.i0 * p.cs, m, p.cs);
+  });
+#pragma omp parallel for if (p.n * p.cs > kParallelGrain)
+  for (std::int64_t i = 0; i < p.n; ++i) {
+    const std::vector<double> row(dx.row(i).data(), dx.row(i).data() + p.cs);
+    p.normalise_backward(i, row.data(), grad + i * p.cs);
   }
 }
 
@@ -299,15 +367,15 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
     std::vector<double> positive(static_cast<std::size_t>(i1 - i0), 0.0);
     RowMatrix<G> ct;
     TileArray c, e;
-    TileMask mask;
+    TileEdges edges;
     ColVec mx, sum;
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
       GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, ct);
       c = ct.template cast<double>().array() * p.inv_tau;
-      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); }, mask);
-      tile_row_lse(c, mask, mx, sum, e);
+      edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
+      tile_row_lse(c, &edges, mx, sum, e);
       for (std::int64_t i = i0; i < i1; ++i) {
         OnlineLse<double> part;
         part.max = mx(i - i0);
@@ -334,7 +402,7 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
     RowMatrix<G> ct;
     TileArray c, h;
-    TileMask mask;
+    TileEdges edges;
     RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
     ColVec lse(m), w_i(m);
     for (std::int64_t r = 0; r < m; ++r) {
@@ -346,10 +414,12 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
       GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, ct);
       c = ct.template cast<double>().array() * p.inv_tau;
-      tile_mask(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); }, mask);
-      h = mask.select(((c.colwise() - lse).exp()).colwise() * w_i, 0.0);  // w_i · softmax_ij
+      edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
+      h.resize(c.rows(), c.cols());
+      for (Eigen::Index r = 0; r < c.rows(); ++r)  // w_i · softmax_ij, 0 off the edges
+        h.row(r) = (c.row(r) - lse(r)).min(0.0).exp() * (edges.keep.row(r) * w_i(r));
       for (std::int64_t i = std::max(i0, j0); i < std::min(i1, j1); ++i)
-        if (mask(i - i0, i - j0)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
+        if (p.mask.nce_edge(i, i, p.n)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
       h *= p.inv_tau;
       dx.noalias() += (h.matrix().template cast<G>() * ConstMap<G>(p.t_hat.data() + j0 * p.ct, j1 - j0, p.ct))
                           .template cast<double>();
