@@ -71,6 +71,45 @@ class Adam : public Optimizer<T> {
     this->add_groups(std::move(groups));
   }
 
+  /// The update below, fused over the group's parameters on a GPU: one kernel launch, each
+  /// parameter with the scalars of its own step count.
+  void update_cuda(const ParamGroup<T>& group, const std::vector<DeviceUpdate<T>>& updates) override {
+#if GKD_DETAIL_CUDA_LINKED
+    const double lr = group.lr, beta1 = options_.beta1, beta2 = options_.beta2;
+    cuda::AdamGroup<T> g;
+    g.eps = static_cast<T>(options_.eps);
+    g.weight1 = static_cast<T>(1 - beta1);
+    g.small_weight = std::abs(g.weight1) < T(0.5);
+    g.beta2 = static_cast<T>(beta2);
+    g.one_minus_beta2 = static_cast<T>(1 - beta2);
+    g.decay = group.weight_decay != 0;
+    g.decoupled = decoupled_;
+    g.maximize = options_.maximize;
+    g.weight_decay = static_cast<T>(group.weight_decay);
+    g.shrink = static_cast<T>(1 - detail::rounded_product(lr, group.weight_decay));
+    g.fused_multiply_add = detail::kFusedMultiplyAdd;
+    std::vector<cuda::AdamTensor<T>> tensors;
+    for (const DeviceUpdate<T>& u : updates) {
+      const double step = static_cast<double>(u.state->step);
+      const double bias_correction1 = 1 - std::pow(beta1, step);
+      const double bias_correction2 = 1 - std::pow(beta2, step);
+      cuda::AdamTensor<T> t;
+      t.param = u.param.data();
+      t.grad = u.grad.data();
+      t.exp_avg = this->buffer(*u.state, "exp_avg", u.param).data();
+      t.exp_avg_sq = this->buffer(*u.state, "exp_avg_sq", u.param).data();
+      t.max_exp_avg_sq = options_.amsgrad ? this->buffer(*u.state, "max_exp_avg_sq", u.param).data() : nullptr;
+      t.numel = u.param.numel();
+      t.neg_step_size = static_cast<T>(-(lr / bias_correction1));
+      t.bias_correction2_sqrt = static_cast<T>(std::pow(bias_correction2, 0.5));
+      tensors.push_back(t);
+    }
+    cuda::adam_step(tensors, g, updates.front().param.device().index);
+#else
+    Optimizer<T>::update_cuda(group, updates);
+#endif
+  }
+
   void update(const ParamGroup<T>& group, const Tensor<T>& param, const Tensor<T>& grad,
               ParamState<T>& state) override {
     const double lr = group.lr, beta1 = options_.beta1, beta2 = options_.beta2;

@@ -3,7 +3,9 @@
 /// @file
 /// Gradient clipping as torch.nn.utils.clip_grad_norm_ / clip_grad_value_: both modify the
 /// gradients of the given parameters in place and skip parameters whose gradient is undefined.
-/// Example:
+/// Gradients on a GPU (all on one device) are measured by one multi-tensor reduction and scaled by
+/// one multi-tensor launch of `gkd::cuda` (the total norm comes back to the host); mixing host and
+/// GPU gradients is an error. Example:
 /// @code
 ///   loss.backward();
 ///   const float norm = gkd::clip_grad_norm(params, 1.0);   // rescale so the global L2 norm <= 1
@@ -12,10 +14,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 #include "gkd/core/error.hpp"
 #include "gkd/core/tensor.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/optim.hpp"
+#endif
 
 namespace gkd {
 
@@ -56,6 +62,37 @@ double grad_vector_norm(const Tensor<T>& t, double p) {
   return std::pow(acc, 1 / p);
 }
 
+/// The device of `grads` (non-empty), which must all be on one device.
+template <Real T>
+Device common_grad_device(const std::vector<Tensor<T>>& grads, std::string_view op) {
+  const Device device = grads.front().device();
+  for (std::size_t i = 0; i < grads.size(); ++i)
+    GKD_CHECK(grads[i].device() == device, op,
+              "gradient " << i << " is on " << grads[i].device().str() << " but the first gradient is on "
+                          << device.str() << "; all gradients must be on one device (no mixed CPU/CUDA)");
+  return device;
+}
+
+#if GKD_DETAIL_CUDA_LINKED
+/// Contiguous device copies (or the gradients themselves) and their spans, for the multi-tensor kernels.
+template <Real T>
+struct DeviceGrads {
+  std::vector<Tensor<T>> dense;
+  std::vector<cuda::GradSpan<T>> spans;
+  explicit DeviceGrads(const std::vector<Tensor<T>>& grads) {
+    for (const auto& g : grads) {
+      dense.push_back(g.contiguous_copy_if_needed());
+      spans.push_back({dense.back().data(), dense.back().numel()});
+    }
+  }
+  /// Writes the copies made for non-contiguous gradients back into them.
+  void write_back(const std::vector<Tensor<T>>& grads) const {
+    for (std::size_t i = 0; i < grads.size(); ++i)
+      if (!grads[i].is_contiguous()) copy_into(grads[i], dense[i]);
+  }
+};
+#endif
+
 }  // namespace detail
 
 /// Rescales the gradients of `params` so that their total `norm_type`-norm (the norm of the
@@ -75,6 +112,23 @@ T clip_grad_norm(const std::vector<Tensor<T>>& params, double max_norm, double n
   for (const auto& p : params)
     if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
   if (grads.empty()) return T(0);
+  if (const Device device = detail::common_grad_device(grads, "clip_grad_norm"); device.is_cuda()) {
+#if GKD_DETAIL_CUDA_LINKED
+    const detail::DeviceGrads<T> d(grads);
+    const T total = cuda::grad_norm(d.spans, norm_type, device.index);
+    GKD_CHECK(!error_if_nonfinite || std::isfinite(total), "clip_grad_norm",
+              "the total norm of order " << norm_type << " of the gradients is " << total
+                                         << "; pass error_if_nonfinite=false to clip anyway");
+    const T coef = static_cast<T>(max_norm) / (total + static_cast<T>(1e-6));
+    if (!(coef >= T(1))) {
+      cuda::scale_grads(d.spans, coef, device.index);
+      d.write_back(grads);
+    }
+    return total;
+#else
+    detail::cuda_not_linked("clip_grad_norm", device);
+#endif
+  }
   // As PyTorch: each gradient's norm is a T value, then the norm of those norms.
   std::vector<T> norms;
   for (const auto& g : grads) norms.push_back(static_cast<T>(detail::grad_vector_norm(g, norm_type)));
@@ -89,7 +143,7 @@ T clip_grad_norm(const std::vector<Tensor<T>>& params, double max_norm, double n
   return total;
 }
 
-/// Clamps every gradient element of `params` to [-clip_value, clip_value].
+/// Clamps every gradient element of `params` to [-clip_value, clip_value] (one launch on a GPU).
 /// @pre clip_value >= 0
 /// Example: `gkd::clip_grad_value(params, 0.5);`
 template <Real T>
@@ -97,6 +151,20 @@ void clip_grad_value(const std::vector<Tensor<T>>& params, double clip_value) {
   GKD_CHECK(clip_value >= 0 && !std::isnan(clip_value), "clip_grad_value",
             "clip_value must be >= 0, got " << clip_value);
   const T hi = static_cast<T>(clip_value);
+  std::vector<Tensor<T>> grads;
+  for (const auto& p : params)
+    if (p.defined() && p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return;
+  if (const Device device = detail::common_grad_device(grads, "clip_grad_value"); device.is_cuda()) {
+#if GKD_DETAIL_CUDA_LINKED
+    const detail::DeviceGrads<T> d(grads);
+    cuda::clamp_grads(d.spans, hi, device.index);
+    d.write_back(grads);
+    return;
+#else
+    detail::cuda_not_linked("clip_grad_value", device);
+#endif
+  }
   for (const auto& p : params) {
     if (!p.defined()) continue;
     const Tensor<T> g = p.grad();

@@ -7,7 +7,12 @@
 ///
 /// Semantics follow torch.optim: parameters are leaf tensors that require grad; `step()` updates
 /// their data in place, outside autograd; a parameter whose gradient is undefined (no backward
-/// reached it, or `zero_grad()` dropped it) is skipped and its state left untouched. Example:
+/// reached it, or `zero_grad()` dropped it) is skipped and its state left untouched.
+///
+/// Parameters may live on the host or on a GPU, one device per group. A group on a GPU is updated by
+/// one fused kernel launch per `step()` (the `gkd::cuda` multi-tensor updates, when the program links
+/// `gkd::cuda`), with the same arithmetic as the host; its state buffers live on the parameters'
+/// device (buffers restored on the host are moved there on the next step). Example:
 /// @code
 ///   gkd::SGD<float> opt({w, b}, {.lr = 0.1, .momentum = 0.9});
 ///   opt.add_param_group({head}, /*lr=*/0.01);        // a second group with its own lr
@@ -31,6 +36,9 @@
 #include "gkd/autograd/node.hpp"
 #include "gkd/core/error.hpp"
 #include "gkd/core/tensor.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/optim.hpp"
+#endif
 
 namespace gkd {
 
@@ -87,6 +95,14 @@ inline T fmadd(T a, T b, T c) {
 #endif
 }
 
+/// Whether fmadd rounds once: the GPU updates follow the host code's choice.
+inline constexpr bool kFusedMultiplyAdd =
+#if defined(FP_FAST_FMA) && defined(FP_FAST_FMAF)
+    true;
+#else
+    false;
+#endif
+
 /// a * b rounded on its own, so that the compiler cannot fuse it into a following addition
 /// (-ffp-contract=fast would, where Python rounds twice).
 inline double rounded_product(double a, double b) {
@@ -103,6 +119,16 @@ inline void parallel_for_each_index(std::int64_t n, F&& f) {
 
 }  // namespace detail
 
+/// A parameter of a GPU group that gets an update this step, as handed to `Optimizer::update_cuda`:
+/// its gradient (contiguous, on the parameter's device) and its state, whose step count has already
+/// been incremented.
+template <Real T>
+struct DeviceUpdate {
+  Tensor<T> param;
+  Tensor<T> grad;
+  ParamState<T>* state = nullptr;
+};
+
 /// Base class of optimizers over Tensor<T> parameters. Not copyable: the state shares storage
 /// with nothing else, and LR schedulers hold a reference to the optimizer.
 template <Real T>
@@ -112,13 +138,19 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  /// Applies one update to every parameter whose gradient is defined.
-  /// @pre every defined gradient has its parameter's shape
+  /// Applies one update to every parameter whose gradient is defined (one kernel launch per group
+  /// on a GPU).
+  /// @pre every defined gradient has its parameter's shape and device
   void step() {
     NoGrad guard;
     std::size_t flat = 0;
     for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
       const ParamGroup<T>& group = groups_[gi];
+      if (group.params.front().device().is_cuda()) {
+        step_device_group(gi, flat);
+        flat += group.params.size();
+        continue;
+      }
       for (std::size_t pi = 0; pi < group.params.size(); ++pi, ++flat) {
         const Tensor<T>& p = group.params[pi];
         Tensor<T> grad = p.grad();
@@ -126,7 +158,8 @@ class Optimizer {
         GKD_CHECK(grad.shape() == p.shape(), name_,
                   "gradient of shape " << to_string(grad.shape()) << " for parameter " << pi << " of group " << gi
                                        << " with shape " << to_string(p.shape()));
-        GKD_CHECK(grad.device() == kCPU, name_, "gradient on " << grad.device().str() << " (CPU optimizer)");
+        GKD_CHECK(grad.device() == kCPU, name_,
+                  "gradient on " << grad.device().str() << " for parameter " << pi << " of group " << gi << " on cpu");
         grad = grad.contiguous_copy_if_needed();
         ParamState<T>& s = state_[flat];
         ++s.step;
@@ -141,14 +174,17 @@ class Optimizer {
       for (auto& p : group.params) {
         if (set_to_none) {
           p.zero_grad();
-        } else if (Tensor<T> g = p.grad(); g.defined()) {
+        } else if (Tensor<T> g = p.grad(); g.defined() && g.device().is_cuda()) {
+          detail::copy_into(g, Tensor<T>::zeros(g.shape(), g.device()));
+        } else if (g.defined()) {
           detail::strided_for_each<1>(g.shape(), {&g.strides()}, [d = g.data()](const auto& o) { d[o[0]] = T(0); });
         }
       }
   }
 
   /// Adds a group; unset `lr` / `weight_decay` take the optimizer's defaults.
-  /// @pre params non-empty, each a defined contiguous CPU leaf that requires grad, in no other group;
+  /// @pre params non-empty, each a defined contiguous leaf that requires grad, in no other group, all
+  ///      on one device (the host or one GPU);
   ///      lr >= 0, weight_decay >= 0
   /// Example: `opt.add_param_group({decoder_w, decoder_b}, 1e-4);`
   void add_param_group(std::vector<Tensor<T>> params, std::optional<double> lr = std::nullopt,
@@ -174,7 +210,11 @@ class Optimizer {
       GKD_CHECK(p.is_contiguous(), name_,
                 "parameter " << i << " of group " << groups_.size() << " (shape " << to_string(p.shape())
                              << ") is not contiguous");
-      GKD_CHECK(p.device() == kCPU, name_, "parameter " << i << " is on " << p.device().str() << " (CPU optimizer)");
+      GKD_CHECK(p.device() == options.params.front().device(), name_,
+                "parameter " << i << " of group " << groups_.size() << " is on " << p.device().str()
+                             << " but parameter 0 is on " << options.params.front().device().str()
+                             << "; the parameters of a group must be on one device (no mixed CPU/CUDA groups)");
+      if (p.device().is_cuda() && !GKD_DETAIL_CUDA_LINKED) detail::cuda_not_linked(name_, p.device());
       GKD_CHECK(seen_.insert(p.meta().get()).second, name_,
                 "parameter " << i << " of group " << groups_.size() << " (shape " << to_string(p.shape())
                              << ") already appears in a parameter group");
@@ -251,6 +291,13 @@ class Optimizer {
   /// already been incremented.
   virtual void update(const ParamGroup<T>& group, const Tensor<T>& param, const Tensor<T>& grad,
                       ParamState<T>& state) = 0;
+  /// Updates every parameter of `updates` (a group on a GPU, at least one parameter) in one fused
+  /// launch. The default throws: an optimizer without a GPU implementation.
+  virtual void update_cuda(const ParamGroup<T>& group, const std::vector<DeviceUpdate<T>>& updates) {
+    (void)group;
+    GKD_FAIL(name_, "has no CUDA implementation; cannot update " << updates.size() << " parameters on "
+                                                               << updates.front().param.device().str());
+  }
 
   /// The buffer `name` of `state`, created as zeros shaped like `param` when absent; `created`
   /// tells whether it was just made.
@@ -258,7 +305,11 @@ class Optimizer {
                            bool* created = nullptr) {
     auto it = state.buffers.find(name);
     if (created) *created = it == state.buffers.end();
-    if (it == state.buffers.end()) it = state.buffers.emplace(name, Tensor<T>::zeros(param.shape())).first;
+    if (it == state.buffers.end()) {
+      it = state.buffers.emplace(name, Tensor<T>::zeros(param.shape(), param.device())).first;
+    } else if (it->second.device() != param.device()) {
+      it->second = it->second.to(param.device());  // e.g. restored from a checkpoint on the host
+    }
     GKD_CHECK(it->second.shape() == param.shape() && it->second.is_contiguous(), "optimizer state",
               "buffer '" << name << "' has shape " << to_string(it->second.shape()) << " for a parameter of shape "
                          << to_string(param.shape()));
@@ -271,6 +322,27 @@ class Optimizer {
   }
 
  private:
+  /// Steps group `gi` (on a GPU; its first parameter has flat index `flat`).
+  void step_device_group(std::size_t gi, std::size_t flat) {
+    const ParamGroup<T>& group = groups_[gi];
+    std::vector<DeviceUpdate<T>> updates;
+    for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
+      const Tensor<T>& p = group.params[pi];
+      Tensor<T> grad = p.grad();
+      if (!grad.defined()) continue;
+      GKD_CHECK(grad.shape() == p.shape(), name_,
+                "gradient of shape " << to_string(grad.shape()) << " for parameter " << pi << " of group " << gi
+                                     << " with shape " << to_string(p.shape()));
+      GKD_CHECK(grad.device() == p.device(), name_,
+                "gradient on " << grad.device().str() << " for parameter " << pi << " of group " << gi << " on "
+                               << p.device().str());
+      updates.push_back({p, grad.contiguous_copy_if_needed(), &state_[flat + pi]});
+    }
+    if (updates.empty()) return;
+    for (auto& u : updates) ++u.state->step;
+    update_cuda(group, updates);
+  }
+
   std::size_t checked_group(std::size_t i) const {
     GKD_CHECK(i < groups_.size(), name_, "group index " << i << " out of range for " << groups_.size() << " groups");
     return i;

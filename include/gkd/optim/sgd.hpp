@@ -54,6 +54,31 @@ class SGD : public Optimizer<T> {
   [[nodiscard]] const SGDOptions& options() const noexcept { return options_; }
 
  protected:
+  /// The update below, fused over the group's parameters on a GPU: one kernel launch.
+  void update_cuda(const ParamGroup<T>& group, const std::vector<DeviceUpdate<T>>& updates) override {
+#if GKD_DETAIL_CUDA_LINKED
+    cuda::SGDGroup<T> g;
+    g.neg_lr = static_cast<T>(-group.lr);
+    g.weight_decay = static_cast<T>(group.weight_decay);
+    g.momentum = static_cast<T>(options_.momentum);
+    g.keep = static_cast<T>(1 - options_.dampening);
+    g.decay = group.weight_decay != 0;
+    g.use_momentum = options_.momentum != 0;
+    g.nesterov = options_.nesterov;
+    g.maximize = options_.maximize;
+    g.fused_multiply_add = detail::kFusedMultiplyAdd;
+    std::vector<cuda::SGDTensor<T>> tensors;
+    for (const DeviceUpdate<T>& u : updates) {
+      cuda::SGDTensor<T> t{u.param.data(), u.grad.data(), nullptr, u.param.numel(), false};
+      if (g.use_momentum) t.momentum_buffer = this->buffer(*u.state, "momentum_buffer", u.param, &t.first).data();
+      tensors.push_back(t);
+    }
+    cuda::sgd_step(tensors, g, updates.front().param.device().index);
+#else
+    Optimizer<T>::update_cuda(group, updates);
+#endif
+  }
+
   void update(const ParamGroup<T>& group, const Tensor<T>& param, const Tensor<T>& grad,
               ParamState<T>& state) override {
     const std::int64_t n = param.numel();
