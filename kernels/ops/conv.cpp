@@ -1,87 +1,46 @@
 // SPDX-License-Identifier: Apache-2.0
-// conv2d through cuDNN's legacy API with autograd: heuristic algorithm choice cached per geometry,
-// workspaces from the caching allocator, FMA math for float32 unless TF32 is allowed.
+// conv2d and conv_transpose2d through cuDNN's legacy API with autograd. Each direction's algorithm
+// is benchmarked once per geometry (cudnnFind*AlgorithmEx) and cached; workspaces come from the
+// caching allocator; float32 runs FMA math unless TF32 is allowed; float64 prefers deterministic
+// algorithms.
 #include "gkd/cuda/conv.hpp"
 
 #include <map>
 #include <mutex>
 #include <tuple>
 
-#include "check.hpp"
 #include "gkd/cuda/linalg.hpp"
-#include "gkd/cuda/memory.hpp"
 #include "gkd/ops/conv.hpp"
+#include "ops/dnn.hpp"
 #include "ops/elementwise_kernels.hpp"
 
 namespace gkd::cuda {
 namespace {
 
-cudnnHandle_t dnn_handle() {
-  static std::once_flag once;
-  static cudnnHandle_t handle = nullptr;
-  std::call_once(once, [] { GKD_CUDNN_CHECK(cudnnCreate(&handle)); });  // never destroyed (exit order)
-  return handle;
-}
-
-template <Real T>
-constexpr cudnnDataType_t dnn_type() {
-  return std::is_same_v<T, float> ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
-}
-
-int narrow(std::int64_t v) {
-  GKD_CHECK(v >= 0 && v <= INT32_MAX, "conv2d", "size " << v << " exceeds cuDNN's 32-bit limit");
-  return static_cast<int>(v);
-}
-
-struct TensorDesc {
-  cudnnTensorDescriptor_t d = nullptr;
-  TensorDesc(cudnnDataType_t type, std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
-    GKD_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-    GKD_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, narrow(n), narrow(c), narrow(h), narrow(w)));
-  }
-  ~TensorDesc() { (void)cudnnDestroyTensorDescriptor(d); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
-};
-
-struct FilterDesc {
-  cudnnFilterDescriptor_t d = nullptr;
-  FilterDesc(cudnnDataType_t type, const Shape& s) {
-    GKD_CUDNN_CHECK(cudnnCreateFilterDescriptor(&d));
-    GKD_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d, type, CUDNN_TENSOR_NCHW, narrow(s[0]), narrow(s[1]), narrow(s[2]),
-                                               narrow(s[3])));
-  }
-  ~FilterDesc() { (void)cudnnDestroyFilterDescriptor(d); }
-  FilterDesc(const FilterDesc&) = delete;
-  FilterDesc& operator=(const FilterDesc&) = delete;
-};
+using dnn::FilterDesc;
+using dnn::TensorDesc;
+using dnn::Workspace;
 
 struct ConvDesc {
   cudnnConvolutionDescriptor_t d = nullptr;
-  ConvDesc(cudnnDataType_t type, const ConvParams& p) {
+  ConvDesc(cudnnDataType_t type, const ConvParams& p, std::string_view op) {
+    const int v[7] = {dnn::narrow(p.pad_h, op),      dnn::narrow(p.pad_w, op),      dnn::narrow(p.stride_h, op),
+                      dnn::narrow(p.stride_w, op),   dnn::narrow(p.dilation_h, op), dnn::narrow(p.dilation_w, op),
+                      dnn::narrow(p.groups, op)};
     GKD_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
-    GKD_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, narrow(p.pad_h), narrow(p.pad_w), narrow(p.stride_h),
-                                                    narrow(p.stride_w), narrow(p.dilation_h), narrow(p.dilation_w),
-                                                    CUDNN_CROSS_CORRELATION, type));
-    GKD_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, narrow(p.groups)));
+    GKD_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, v[0], v[1], v[2], v[3], v[4], v[5], CUDNN_CROSS_CORRELATION, type));
+    GKD_CUDNN_CHECK(cudnnSetConvolutionGroupCount(d, v[6]));
   }
   ~ConvDesc() { (void)cudnnDestroyConvolutionDescriptor(d); }
   ConvDesc(const ConvDesc&) = delete;
   ConvDesc& operator=(const ConvDesc&) = delete;
 };
 
-/// Device scratch from the caching allocator, returned when the scope ends (stream-ordered reuse).
-struct Workspace {
-  void* ptr = nullptr;
-  std::size_t bytes = 0;
-  explicit Workspace(std::size_t n) : ptr(n ? allocate(n) : nullptr), bytes(n) {}
-  ~Workspace() { deallocate(ptr); }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-};
+enum Direction { kForward = 0, kBackwardData = 1, kBackwardFilter = 2 };
 
-/// Everything an algorithm choice depends on.
-using GeometryKey = std::tuple<int, bool, Shape, Shape, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+/// Everything an algorithm choice depends on: element size, strict FP32 (no TF32), the input,
+/// filter and output shapes, stride, padding, dilation, groups and the direction.
+using GeometryKey = std::tuple<int, bool, Shape, Shape, Shape, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                std::int64_t, std::int64_t, std::int64_t, int>;
 
 struct Choice {
@@ -89,33 +48,58 @@ struct Choice {
   cudnnMathType_t math = CUDNN_FMA_MATH;
 };
 
-/// Picks the first heuristic result that succeeded and whose math is allowed (FMA for float32
-/// without TF32), caching it per geometry and direction; falls back to algorithm 0 with FMA math.
-template <class Perf, class Query>
-Choice choose(const GeometryKey& key, bool strict_fp32, Query query) {
+/// Upper bound of the workspace offered to the benchmark (and so to any chosen algorithm).
+constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
+
+/// Benchmarks every algorithm of one direction once per key (cudnnFind*AlgorithmEx through `find`,
+/// which runs them on the real buffers, after `sizes(0, ...)` has set the benchmark's math type) and caches the fastest one that succeeded within the offered
+/// workspace, with FMA math when `strict` (float32 without TF32) and deterministic when
+/// `deterministic` (float64), if any such exists. The offered workspace is the largest that any
+/// algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at kMaxWorkspace, or
+/// none when the allocator cannot provide it. Falls back to algorithm 0 with FMA math.
+template <class Perf, class Sizes, class Find>
+Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count, Sizes sizes, Find find) {
   static std::mutex mutex;
   static std::map<GeometryKey, Choice> cache;
   std::lock_guard lock(mutex);
   if (auto it = cache.find(key); it != cache.end()) return it->second;
+  std::size_t want = 0;
+  for (int a = 0; a < count; ++a) {
+    std::size_t bytes = 0;
+    if (sizes(a, &bytes) == CUDNN_STATUS_SUCCESS) want = std::max(want, std::min(bytes, kMaxWorkspace));
+  }
+  std::unique_ptr<Workspace> ws;
+  try {
+    ws = std::make_unique<Workspace>(want);
+  } catch (const Error&) {  // out of memory: benchmark the algorithms that need no workspace
+    ws = std::make_unique<Workspace>(0);
+  }
   constexpr int kMax = 16;
   Perf perf[kMax];
   int returned = 0;
-  query(kMax, &returned, perf);
+  find(ws->ptr, ws->bytes, kMax, &returned, perf);
+  auto pick = [&](bool need_determinism) -> const Perf* {
+    for (int i = 0; i < returned; ++i) {  // sorted fastest first
+      const Perf& r = perf[i];
+      if (r.status != CUDNN_STATUS_SUCCESS || r.memory > ws->bytes) continue;
+      if (strict && r.mathType != CUDNN_FMA_MATH) continue;
+      if (need_determinism && r.determinism != CUDNN_DETERMINISTIC) continue;
+      return &r;
+    }
+    return nullptr;
+  };
+  const Perf* best = deterministic ? pick(true) : nullptr;
+  if (!best) best = pick(false);
   Choice choice;
-  for (int i = 0; i < returned; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-    if (strict_fp32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
-    choice.algo = static_cast<int>(perf[i].algo);
-    choice.math = perf[i].mathType;
-    break;
+  if (best) {
+    choice.algo = static_cast<int>(best->algo);
+    choice.math = best->mathType;
   }
   cache.emplace(key, choice);
   return choice;
 }
 
-enum Direction { kForward = 0, kBackwardData = 1, kBackwardFilter = 2 };
-
-/// The three cuDNN calls of one convolution geometry.
+/// The three cuDNN calls of one convolution geometry: input xs, filter ws, output ys.
 template <Real T>
 struct Convolution {
   Shape xs, ws, ys;
@@ -125,77 +109,116 @@ struct Convolution {
   ConvDesc conv;
   bool strict;
 
-  Convolution(const Shape& xs_, const Shape& ws_, const Shape& ys_, const ConvParams& p_)
-      : xs(xs_), ws(ws_), ys(ys_), p(p_), x(dnn_type<T>(), xs[0], xs[1], xs[2], xs[3]),
-        y(dnn_type<T>(), ys[0], ys[1], ys[2], ys[3]), w(dnn_type<T>(), ws), conv(dnn_type<T>(), p),
-        strict(std::is_same_v<T, float> && !allow_tf32()) {
-    // Ask the heuristics for FMA algorithms when TF32 is not allowed (choose() also filters).
-    if (strict) GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, CUDNN_FMA_MATH));
-  }
+  Convolution(const Shape& xs_, const Shape& ws_, const Shape& ys_, const ConvParams& p_, std::string_view op)
+      : xs(xs_), ws(ws_), ys(ys_), p(p_), x(dnn::data_type<T>(), xs, op), y(dnn::data_type<T>(), ys, op),
+        w(dnn::data_type<T>(), ws, op), conv(dnn::data_type<T>(), p, op),
+        strict(std::is_same_v<T, float> && !allow_tf32()) {}
 
   GeometryKey key(Direction d) const {
-    return {static_cast<int>(sizeof(T)), strict, xs, ws, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
+    return {static_cast<int>(sizeof(T)), strict, xs, ws, ys, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
             p.dilation_w, p.groups, static_cast<int>(d)};
   }
+  /// The math type the benchmark may use: FMA only when strict, cuDNN's default otherwise.
+  void reset_math() const {
+    GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+  }
+  static constexpr bool kDeterministic = std::is_same_v<T, double>;
 
-  void forward(const T* xp, const T* wp, T* yp) {
-    const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(key(kForward), strict, [&](int n, int* r, auto* perf) {
-      GKD_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(dnn_handle(), x.d, w.d, conv.d, y.d, n, r, perf));
-    });
+  /// y = conv(x, w).
+  void forward(const T* xp, const T* wp, T* yp) const {
+    const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
+        key(kForward), strict, kDeterministic, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        [&](int a, std::size_t* bytes) {
+          if (a == 0) reset_math();
+          return cudnnGetConvolutionForwardWorkspaceSize(dnn::handle(), x.d, w.d, conv.d, y.d,
+                                                         static_cast<cudnnConvolutionFwdAlgo_t>(a), bytes);
+        },
+        [&](void* ws_ptr, std::size_t ws_bytes, int n, int* r, cudnnConvolutionFwdAlgoPerf_t* perf) {
+          GKD_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(dnn::handle(), x.d, xp, w.d, wp, conv.d, y.d, yp, n, r,
+                                                                 perf, ws_ptr, ws_bytes));
+        });
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(c.algo);
     std::size_t bytes = 0;
-    GKD_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(dnn_handle(), x.d, w.d, conv.d, y.d, algo, &bytes));
+    GKD_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(dnn::handle(), x.d, w.d, conv.d, y.d, algo, &bytes));
     Workspace ws_(bytes);
     const T alpha = 1, beta = 0;
-    GKD_CUDNN_CHECK(cudnnConvolutionForward(dnn_handle(), &alpha, x.d, xp, w.d, wp, conv.d, algo, ws_.ptr, bytes, &beta,
-                                            y.d, yp));
+    GKD_CUDNN_CHECK(cudnnConvolutionForward(dnn::handle(), &alpha, x.d, xp, w.d, wp, conv.d, algo, ws_.ptr, bytes,
+                                            &beta, y.d, yp));
   }
 
-  void backward_data(const T* wp, const T* gp, T* dxp) {
-    const Choice c =
-        choose<cudnnConvolutionBwdDataAlgoPerf_t>(key(kBackwardData), strict, [&](int n, int* r, auto* perf) {
-          GKD_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn_handle(), w.d, y.d, conv.d, x.d, n, r, perf));
+  /// dx = the input gradient of conv for output gradient g (overwritten).
+  void backward_data(const T* wp, const T* gp, T* dxp) const {
+    const Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
+        key(kBackwardData), strict, kDeterministic, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+        [&](int a, std::size_t* bytes) {
+          if (a == 0) reset_math();
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn::handle(), w.d, y.d, conv.d, x.d,
+                                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(a), bytes);
+        },
+        [&](void* ws_ptr, std::size_t ws_bytes, int n, int* r, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+          GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(dnn::handle(), w.d, wp, y.d, gp, conv.d, x.d, dxp,
+                                                                      n, r, perf, ws_ptr, ws_bytes));
         });
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo);
     std::size_t bytes = 0;
-    GKD_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn_handle(), w.d, y.d, conv.d, x.d, algo, &bytes));
+    GKD_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn::handle(), w.d, y.d, conv.d, x.d, algo, &bytes));
     Workspace ws_(bytes);
     const T alpha = 1, beta = 0;
-    GKD_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn_handle(), &alpha, w.d, wp, y.d, gp, conv.d, algo, ws_.ptr, bytes,
+    GKD_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn::handle(), &alpha, w.d, wp, y.d, gp, conv.d, algo, ws_.ptr, bytes,
                                                  &beta, x.d, dxp));
   }
 
-  void backward_filter(const T* xp, const T* gp, T* dwp) {
-    const Choice c =
-        choose<cudnnConvolutionBwdFilterAlgoPerf_t>(key(kBackwardFilter), strict, [&](int n, int* r, auto* perf) {
-          GKD_CUDNN_CHECK(
-              cudnnGetConvolutionBackwardFilterAlgorithm_v7(dnn_handle(), x.d, y.d, conv.d, w.d, n, r, perf));
+  /// dw = the filter gradient of conv for input x and output gradient g (overwritten).
+  void backward_filter(const T* xp, const T* gp, T* dwp) const {
+    const Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
+        key(kBackwardFilter), strict, kDeterministic, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+        [&](int a, std::size_t* bytes) {
+          if (a == 0) reset_math();
+          return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn::handle(), x.d, y.d, conv.d, w.d,
+                                                                static_cast<cudnnConvolutionBwdFilterAlgo_t>(a), bytes);
+        },
+        [&](void* ws_ptr, std::size_t ws_bytes, int n, int* r, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+          GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(dnn::handle(), x.d, xp, y.d, gp, conv.d, w.d,
+                                                                        dwp, n, r, perf, ws_ptr, ws_bytes));
         });
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo);
     std::size_t bytes = 0;
     GKD_CUDNN_CHECK(
-        cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn_handle(), x.d, y.d, conv.d, w.d, algo, &bytes));
+        cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn::handle(), x.d, y.d, conv.d, w.d, algo, &bytes));
     Workspace ws_(bytes);
     const T alpha = 1, beta = 0;
-    GKD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn_handle(), &alpha, x.d, xp, y.d, gp, conv.d, algo, ws_.ptr,
+    GKD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn::handle(), &alpha, x.d, xp, y.d, gp, conv.d, algo, ws_.ptr,
                                                    bytes, &beta, w.d, dwp));
   }
 };
 
-}  // namespace
+/// y[n, c, :, :] += bias[c], in place (y contiguous).
+template <Real T>
+void add_channel_bias(Tensor<T>& y, const Tensor<T>& bias) {
+  const Tensor<T> bc = bias.contiguous_copy_if_needed();
+  const StridedPair layout = detail::strided_pair(y.shape(), y.strides(), Strides{0, 1, 0, 0});
+  launch_binary(BinaryOp::Add, y.data(), bc.data(), y.data(), y.numel(), &layout);
+}
 
 template <Real T>
-Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const ConvParams& p) {
-  constexpr std::string_view op = "conv2d";
+void check_devices(std::string_view op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
   GKD_CHECK(x.defined() && weight.defined(), op, "input or weight is an undefined tensor");
   GKD_CHECK(x.device().is_cuda() && weight.device() == x.device() && (!bias.defined() || bias.device() == x.device()),
             op, "input, weight and bias must be on one CUDA device (input on " << x.device().str() << ", weight on "
                                                                               << weight.device().str() << ")");
   GKD_CHECK(x.dim() == 4 && weight.dim() == 4, op,
             "input and weight must be 4-D, got " << to_string(x.shape()) << " and " << to_string(weight.shape()));
+}
+
+}  // namespace
+
+template <Real T>
+Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const ConvParams& p) {
+  constexpr std::string_view op = "conv2d";
+  check_devices(op, x, weight, bias);
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();
   detail::check_conv_params(op, xs, ws, Size2(p.stride_h, p.stride_w), Size2(p.pad_h, p.pad_w),
@@ -214,13 +237,8 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const Tensor<T> wc = weight.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(ys, x.device());
   if (y.numel() > 0) {
-    auto conv = std::make_shared<Convolution<T>>(xs, ws, ys, p);
-    conv->forward(xc.data(), wc.data(), y.data());
-  }
-  if (bias.defined() && y.numel() > 0) {  // y[n, c, :, :] += bias[c], in place
-    const Tensor<T> bc = bias.contiguous_copy_if_needed();
-    const StridedPair layout = detail::strided_pair(ys, y.strides(), Strides{0, 1, 0, 0});
-    launch_binary(BinaryOp::Add, y.data(), bc.data(), y.data(), y.numel(), &layout);
+    Convolution<T>(xs, ws, ys, p, op).forward(xc.data(), wc.data(), y.data());
+    if (bias.defined()) add_channel_bias(y, bias);
   }
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
   return record(op, y, {x, weight, bias},
@@ -228,7 +246,8 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                   const Tensor<T> gc = g.contiguous_copy_if_needed();
                   Tensor<T> dx, dw, db;
                   const bool empty = gc.numel() == 0;
-                  std::shared_ptr<Convolution<T>> conv = empty ? nullptr : std::make_shared<Convolution<T>>(xs, ws, ys, p);
+                  std::unique_ptr<Convolution<T>> conv =
+                      empty ? nullptr : std::make_unique<Convolution<T>>(xs, ws, ys, p, "conv2d");
                   if (gx) {
                     dx = Tensor<T>::zeros(xs, gc.device());
                     if (!empty) conv->backward_data(wts.data(), gc.data(), dx.data());
@@ -242,8 +261,80 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                 });
 }
 
+template <Real T>
+Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const ConvParams& p,
+                           std::int64_t output_padding_h, std::int64_t output_padding_w) {
+  constexpr std::string_view op = "conv_transpose2d";
+  check_devices(op, x, weight, bias);
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  const Size2 stride(p.stride_h, p.stride_w), dilation(p.dilation_h, p.dilation_w);
+  const Size2 output_padding(output_padding_h, output_padding_w);
+  detail::check_conv_params(op, xs, ws, stride, Size2(p.pad_h, p.pad_w), dilation, p.groups);
+  GKD_CHECK(xs[1] % p.groups == 0 && ws[0] == xs[1] && ws[1] > 0, op,
+            "input " << to_string(xs) << " and weight " << to_string(ws) << " do not match with groups=" << p.groups
+                     << " (expected weight [Cin, Cout/groups, kh, kw] with Cin divisible by groups)");
+  GKD_CHECK(ws[2] > 0 && ws[3] > 0, op, "weight " << to_string(ws) << " has an empty kernel");
+  GKD_CHECK(output_padding.h >= 0 && output_padding.w >= 0 &&
+                (output_padding.h < stride.h || output_padding.h < dilation.h) &&
+                (output_padding.w < stride.w || output_padding.w < dilation.w),
+            op,
+            "output_padding " << output_padding << " must be non-negative and smaller than stride " << stride
+                              << " or dilation " << dilation << " (input " << to_string(xs) << ", weight "
+                              << to_string(ws) << ")");
+  // cuDNN derives the transposed convolution's input size from its output size by floor division, which
+  // recovers the input only when output_padding < stride; the CPU op also accepts output_padding < dilation.
+  GKD_CHECK(output_padding.h < stride.h && output_padding.w < stride.w, op,
+            "output_padding " << output_padding << " not smaller than stride " << stride
+                              << " is supported by the CPU implementation only, not on CUDA (cuDNN)");
+  const std::int64_t out_c = ws[1] * p.groups;
+  GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == out_c), op,
+            "bias " << to_string(bias.shape()) << " does not match weight " << to_string(ws) << " with groups="
+                    << p.groups << " (expected [" << out_c << "])");
+  const std::int64_t oh = (xs[2] - 1) * p.stride_h - 2 * p.pad_h + p.dilation_h * (ws[2] - 1) + output_padding.h + 1;
+  const std::int64_t ow = (xs[3] - 1) * p.stride_w - 2 * p.pad_w + p.dilation_w * (ws[3] - 1) + output_padding.w + 1;
+  GKD_CHECK(oh > 0 && ow > 0, op,
+            "output size " << oh << "x" << ow << " is not positive (input " << to_string(xs) << ", weight "
+                           << to_string(ws) << ")");
+  // The convolution this transposes maps ys (our output) to xs (our input) with the same filter.
+  const Shape ys{xs[0], out_c, oh, ow};
+
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const bool empty = xc.numel() == 0;  // then y is all bias
+  Tensor<T> y = empty ? Tensor<T>::zeros(ys, x.device()) : Tensor<T>::empty(ys, x.device());
+  if (y.numel() > 0) {
+    if (!empty) Convolution<T>(ys, ws, xs, p, op).backward_data(wc.data(), xc.data(), y.data());
+    if (bias.defined()) add_channel_bias(y, bias);
+  }
+  const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
+  return record(op, y, {x, weight, bias},
+                [xs_ = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), xs, ws, ys, p, out_c, gx, gw,
+                 gb](const Tensor<T>& g) {
+                  const Tensor<T> gc = g.contiguous_copy_if_needed();
+                  Tensor<T> dx, dw, db;
+                  const bool none = gc.numel() == 0 || numel(xs) == 0;
+                  std::unique_ptr<Convolution<T>> conv =
+                      none ? nullptr : std::make_unique<Convolution<T>>(ys, ws, xs, p, "conv_transpose2d");
+                  if (gx) {  // the input gradient is the forward convolution of g
+                    dx = Tensor<T>::zeros(xs, gc.device());
+                    if (!none) conv->forward(gc.data(), wts.data(), dx.data());
+                  }
+                  if (gw) {  // the filter gradient with g as the convolution's input and x as its output gradient
+                    dw = Tensor<T>::zeros(ws, gc.device());
+                    if (!none) conv->backward_filter(gc.data(), xs_.data(), dw.data());
+                  }
+                  if (gb) db = detail::sum_to(gc, Shape{1, out_c, 1, 1}).reshape({out_c});
+                  return std::vector<Tensor<T>>{dx, dw, db};
+                });
+}
+
 template Tensor<float> conv2d<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&, const ConvParams&);
 template Tensor<double> conv2d<double>(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&,
                                        const ConvParams&);
+template Tensor<float> conv_transpose2d<float>(const Tensor<float>&, const Tensor<float>&, const Tensor<float>&,
+                                               const ConvParams&, std::int64_t, std::int64_t);
+template Tensor<double> conv_transpose2d<double>(const Tensor<double>&, const Tensor<double>&, const Tensor<double>&,
+                                                 const ConvParams&, std::int64_t, std::int64_t);
 
 }  // namespace gkd::cuda

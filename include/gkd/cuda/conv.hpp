@@ -1,14 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// CUDA conv2d through cuDNN (legacy API): forward, input and weight gradients, with groups
-/// (depthwise included), stride, padding and dilation. The algorithm of each direction is chosen
-/// once per geometry by cuDNN's heuristics (cudnnGetConvolution*Algorithm_v7) and cached; the
-/// workspace comes from the caching allocator. float32 convolutions use FMA math (no TF32) unless
-/// `gkd::cuda::set_allow_tf32(true)`. `gkd::conv2d` reaches this for GPU tensors when the program
-/// links `gkd::cuda`. Needs no CUDA headers to include.
+/// CUDA conv2d and conv_transpose2d through cuDNN (legacy API): forward, input and weight gradients,
+/// with groups (depthwise included), stride, padding, dilation and (transposed) output_padding.
+/// The algorithm of each direction is benchmarked once per geometry, element type and TF32 setting
+/// (cudnnFindConvolution*AlgorithmEx, on the real buffers, with a workspace from the caching
+/// allocator of at most 1 GiB) and the fastest one that succeeded is cached; float64 prefers
+/// deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
+/// `gkd::cuda::set_allow_tf32(true)`. `gkd::conv2d` and `gkd::conv_transpose2d` reach these for GPU
+/// tensors when the program links `gkd::cuda`. Needs no CUDA headers to include.
+///
+/// Limits: conv_transpose2d needs output_padding < stride (the CPU op also accepts output_padding <
+/// dilation); it throws gkd::Error otherwise.
 /// @code
-///   auto y = gkd::conv2d(x.cuda(), w.cuda(), b.cuda(), 1, 1);   // 3x3, padding 1
+///   auto y = gkd::conv2d(x.cuda(), w.cuda(), b.cuda(), 1, 1);                  // 3x3, padding 1
+///   auto up = gkd::conv_transpose2d(y, w2.cuda(), b2.cuda(), 2, 1, 1);        // x2 upsampling
 /// @endcode
 #include <cstdint>
 
@@ -24,5 +30,11 @@ struct ConvParams {
 /// y = conv2d(x [N, Cin, H, W], weight [Cout, Cin/groups, kh, kw]) + bias [Cout] (bias may be undefined).
 template <Real T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const ConvParams& params);
+
+/// y = conv_transpose2d(x [N, Cin, H, W], weight [Cin, Cout/groups, kh, kw]) + bias [Cout] (bias may be
+/// undefined), with gkd::conv_transpose2d's output size; output_padding must be smaller than stride.
+template <Real T>
+Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                           const ConvParams& params, std::int64_t output_padding_h, std::int64_t output_padding_w);
 
 }  // namespace gkd::cuda

@@ -923,6 +923,11 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                            Size2 stride = 1, Size2 padding = 0, Size2 output_padding = 0, std::int64_t groups = 1,
                            Size2 dilation = 1) {
   constexpr std::string_view op = "conv_transpose2d";
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    conv_transpose2d(x, weight, bias,
+                                     cuda::ConvParams{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w,
+                                                      groups},
+                                     output_padding.h, output_padding.w));
   detail::check_conv_tensors(op, x, weight, bias);
   const Shape& xs = x.shape();
   const Shape& ws = weight.shape();

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <vector>
 
+#include "gkd/cuda/norm.hpp"
 #include "gkd/ops/elementwise.hpp"
 
 namespace gkd {
@@ -62,6 +63,7 @@ Tensor<T> batch_norm2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor
                        const Tensor<T>& running_mean, const Tensor<T>& running_var, bool training,
                        double momentum = 0.1, double eps = 1e-5) {
   constexpr std::string_view op = "batch_norm2d";
+  GKD_CUDA_DISPATCH(x.device(), op, batch_norm2d(x, weight, bias, running_mean, running_var, training, momentum, eps));
   detail::check_cpu(x, op);
   GKD_CHECK(x.dim() == 4, op, "input must be 4-D (N, C, H, W), got " << to_string(x.shape()));
   const std::int64_t batch = x.shape()[0], channels = x.shape()[1], plane = x.shape()[2] * x.shape()[3];

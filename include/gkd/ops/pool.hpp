@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "gkd/cuda/pool.hpp"
 #include "gkd/ops/conv.hpp"
 
 namespace gkd {
@@ -143,6 +144,11 @@ template <Real T>
 Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding = 0, Size2 dilation = 1,
                      bool ceil_mode = false) {
   constexpr std::string_view op = "max_pool2d";
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    max_pool2d(x,
+                               cuda::PoolParams{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w,
+                                                dilation.h, dilation.w},
+                               ceil_mode));
   const detail::PoolGeometry g = detail::pool_geometry(op, x, kernel, stride, padding, dilation, ceil_mode);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), g.out_h, g.out_w));
@@ -201,6 +207,9 @@ template <Real T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding = 0, bool ceil_mode = false,
                      bool count_include_pad = true) {
   constexpr std::string_view op = "avg_pool2d";
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    avg_pool2d(x, cuda::PoolParams{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, 1, 1},
+                               ceil_mode, count_include_pad));
   const detail::PoolGeometry g = detail::pool_geometry(op, x, kernel, stride, padding, 1, ceil_mode);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), g.out_h, g.out_w));
@@ -249,6 +258,7 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel) {
 template <Real T>
 Tensor<T> adaptive_avg_pool2d(const Tensor<T>& x, Size2 output_size) {
   constexpr std::string_view op = "adaptive_avg_pool2d";
+  GKD_CUDA_DISPATCH(x.device(), op, adaptive_avg_pool2d(x, output_size.h, output_size.w));
   detail::check_cpu(x, op);
   GKD_CHECK(x.dim() == 3 || x.dim() == 4, op,
             "input must be 3-D (C, H, W) or 4-D (N, C, H, W), got " << to_string(x.shape()));

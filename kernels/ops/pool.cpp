@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// max_pool2d and avg_pool2d through cuDNN pooling, adaptive_avg_pool2d through pool_kernels.cu,
+// all with autograd.
+#include "gkd/cuda/pool.hpp"
+
+#include <string_view>
+
+#include "gkd/ops/pool.hpp"
+#include "ops/dnn.hpp"
+#include "ops/pool_kernels.hpp"
+
+namespace gkd::cuda {
+namespace {
+
+template <Real T>
+void check_input(const Tensor<T>& x, std::string_view op) {
+  GKD_CHECK(x.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(x.device().is_cuda(), op, "expected a CUDA tensor, got one on " << x.device().str());
+  GKD_CHECK(x.dim() == 3 || x.dim() == 4, op,
+            "input must be 3-D (C, H, W) or 4-D (N, C, H, W), got " << to_string(x.shape()));
+}
+
+/// The CPU op's validation and output size, then the cases cuDNN cannot express.
+template <Real T>
+detail::PoolGeometry geometry(std::string_view op, const Tensor<T>& x, const PoolParams& p, bool ceil_mode) {
+  check_input(x, op);
+  const Size2 kernel(p.kernel_h, p.kernel_w), stride(p.stride_h, p.stride_w), padding(p.pad_h, p.pad_w);
+  const Size2 dilation(p.dilation_h, p.dilation_w);
+  GKD_CHECK(kernel.h > 0 && kernel.w > 0, op,
+            "kernel size must be positive, got " << kernel << " for input " << to_string(x.shape()));
+  GKD_CHECK(stride.h > 0 && stride.w > 0, op,
+            "stride must be positive, got " << stride << " for input " << to_string(x.shape()));
+  GKD_CHECK(dilation.h > 0 && dilation.w > 0, op,
+            "dilation must be positive, got " << dilation << " for input " << to_string(x.shape()));
+  GKD_CHECK(padding.h >= 0 && padding.w >= 0 && padding.h <= kernel.h / 2 && padding.w <= kernel.w / 2, op,
+            "padding " << padding << " must be non-negative and at most half of kernel size " << kernel
+                       << " (input " << to_string(x.shape()) << ")");
+  detail::PoolGeometry g;
+  const std::size_t d = x.dim();
+  g.in_h = x.shape()[d - 2], g.in_w = x.shape()[d - 1];
+  g.planes = g.in_h * g.in_w > 0 ? x.numel() / (g.in_h * g.in_w) : 0;
+  g.kh = kernel.h, g.kw = kernel.w, g.sh = stride.h, g.sw = stride.w, g.ph = padding.h, g.pw = padding.w;
+  g.dh = dilation.h, g.dw = dilation.w;
+  g.out_h = detail::pool_output_size(g.in_h, g.kh, g.ph, g.sh, g.dh, ceil_mode);
+  g.out_w = detail::pool_output_size(g.in_w, g.kw, g.pw, g.sw, g.dw, ceil_mode);
+  GKD_CHECK(g.out_h > 0 && g.out_w > 0, op,
+            "output size " << g.out_h << "x" << g.out_w << " is too small: kernel " << kernel << " (dilation "
+                           << dilation << ") is larger than input " << to_string(x.shape()) << " padded by "
+                           << padding);
+  GKD_CHECK(g.dh == 1 && g.dw == 1, op,
+            "dilation " << dilation << " is supported by the CPU implementation only, not on CUDA (cuDNN pooling)");
+  GKD_CHECK(!ceil_mode || (g.out_h == detail::pool_output_size(g.in_h, g.kh, g.ph, g.sh, 1, false) &&
+                           g.out_w == detail::pool_output_size(g.in_w, g.kw, g.pw, g.sw, 1, false)),
+            op,
+            "ceil_mode adding an output row or column (input " << to_string(x.shape()) << ", kernel " << kernel
+                                                                << ", stride " << stride << ", padding " << padding
+                                                                << ") is supported by the CPU implementation only, "
+                                                                   "not on CUDA (cuDNN pooling rounds down)");
+  return g;
+}
+
+struct PoolingDesc {
+  cudnnPoolingDescriptor_t d = nullptr;
+  PoolingDesc(cudnnPoolingMode_t mode, const detail::PoolGeometry& g, std::string_view op) {
+    const int v[6] = {dnn::narrow(g.kh, op), dnn::narrow(g.kw, op), dnn::narrow(g.ph, op),
+                      dnn::narrow(g.pw, op), dnn::narrow(g.sh, op), dnn::narrow(g.sw, op)};
+    GKD_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&d));
+    GKD_CUDNN_CHECK(cudnnSetPooling2dDescriptor(d, mode, CUDNN_PROPAGATE_NAN, v[0], v[1], v[2], v[3], v[4], v[5]));
+  }
+  ~PoolingDesc() { (void)cudnnDestroyPoolingDescriptor(d); }
+  PoolingDesc(const PoolingDesc&) = delete;
+  PoolingDesc& operator=(const PoolingDesc&) = delete;
+};
+
+/// One cuDNN pooling over the planes of x (each plane an image of one channel), with autograd.
+template <Real T>
+Tensor<T> pool(std::string_view op, const Tensor<T>& x, const detail::PoolGeometry& g, cudnnPoolingMode_t mode) {
+  const Shape out_shape = detail::pooled_shape(x.shape(), g.out_h, g.out_w);
+  Tensor<T> y = Tensor<T>::empty(out_shape, x.device());
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  const T one = 1, zero = 0;
+  if (g.planes > 0) {
+    const PoolingDesc pd(mode, g, op);
+    const dnn::TensorDesc xd(dnn::data_type<T>(), g.planes, 1, g.in_h, g.in_w, op);
+    const dnn::TensorDesc yd(dnn::data_type<T>(), g.planes, 1, g.out_h, g.out_w, op);
+    GKD_CUDNN_CHECK(cudnnPoolingForward(dnn::handle(), pd.d, &one, xd.d, xc.data(), &zero, yd.d, y.data()));
+  }
+  // cudnnPoolingBackward reads x and y (max pooling finds the argmax again).
+  return record(op, y, {x}, [xc, y = y.detach(), g, mode, op](const Tensor<T>& grad) {
+    const Tensor<T> gc = grad.contiguous_copy_if_needed();
+    Tensor<T> dx = Tensor<T>::empty(xc.shape(), gc.device());
+    if (g.planes > 0) {
+      const T one_ = 1, zero_ = 0;
+      const PoolingDesc pd(mode, g, op);
+      const dnn::TensorDesc xd(dnn::data_type<T>(), g.planes, 1, g.in_h, g.in_w, op);
+      const dnn::TensorDesc yd(dnn::data_type<T>(), g.planes, 1, g.out_h, g.out_w, op);
+      GKD_CUDNN_CHECK(cudnnPoolingBackward(dnn::handle(), pd.d, &one_, yd.d, y.data(), yd.d, gc.data(), xd.d,
+                                           xc.data(), &zero_, xd.d, dx.data()));
+    }
+    return std::vector<Tensor<T>>{dx};
+  });
+}
+
+}  // namespace
+
+template <Real T>
+Tensor<T> max_pool2d(const Tensor<T>& x, const PoolParams& params, bool ceil_mode) {
+  constexpr std::string_view op = "max_pool2d";
+  return pool(op, x, geometry(op, x, params, ceil_mode), CUDNN_POOLING_MAX_DETERMINISTIC);
+}
+
+template <Real T>
+Tensor<T> avg_pool2d(const Tensor<T>& x, const PoolParams& params, bool ceil_mode, bool count_include_pad) {
+  constexpr std::string_view op = "avg_pool2d";
+  // In floor mode no window reaches past the padded input, so "count the padding" divides by kh*kw
+  // exactly as the CPU op's clipped-window rule does.
+  return pool(op, x, geometry(op, x, params, ceil_mode),
+              count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);
+}
+
+template <Real T>
+Tensor<T> adaptive_avg_pool2d(const Tensor<T>& x, std::int64_t out_h, std::int64_t out_w) {
+  constexpr std::string_view op = "adaptive_avg_pool2d";
+  check_input(x, op);
+  GKD_CHECK(out_h > 0 && out_w > 0, op,
+            "output size must be positive, got " << Size2(out_h, out_w) << " for input " << to_string(x.shape()));
+  const std::size_t d = x.dim();
+  const std::int64_t in_h = x.shape()[d - 2], in_w = x.shape()[d - 1];
+  GKD_CHECK(in_h > 0 && in_w > 0, op, "input " << to_string(x.shape()) << " has an empty plane");
+  const std::int64_t planes = x.numel() / (in_h * in_w);
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), out_h, out_w), x.device());
+  launch_adaptive_avg_pool(xc.data(), y.data(), planes, in_h, in_w, out_h, out_w);
+  return record(op, y, {x}, [shape = x.shape(), planes, in_h, in_w, out_h, out_w](const Tensor<T>& grad) {
+    const Tensor<T> gc = grad.contiguous_copy_if_needed();
+    Tensor<T> dx = Tensor<T>::empty(shape, gc.device());
+    launch_adaptive_avg_pool_backward(gc.data(), dx.data(), planes, in_h, in_w, out_h, out_w);
+    return std::vector<Tensor<T>>{dx};
+  });
+}
+
+template Tensor<float> max_pool2d<float>(const Tensor<float>&, const PoolParams&, bool);
+template Tensor<double> max_pool2d<double>(const Tensor<double>&, const PoolParams&, bool);
+template Tensor<float> avg_pool2d<float>(const Tensor<float>&, const PoolParams&, bool, bool);
+template Tensor<double> avg_pool2d<double>(const Tensor<double>&, const PoolParams&, bool, bool);
+template Tensor<float> adaptive_avg_pool2d<float>(const Tensor<float>&, std::int64_t, std::int64_t);
+template Tensor<double> adaptive_avg_pool2d<double>(const Tensor<double>&, std::int64_t, std::int64_t);
+
+}  // namespace gkd::cuda

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// max_pool2d and avg_pool2d (cuDNN) and adaptive_avg_pool2d (our kernels) against the CPU
+// implementation: forward and input gradient, float32 and float64, 3-D and 4-D inputs, padding,
+// count_include_pad both ways, ceil_mode where it does not change the size; NaN propagation; and
+// clear errors for what cuDNN cannot express.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "compare.hpp"
+
+using gkd::Tensor;
+using gkd::test::random;
+using gkd::test::require_gpu_matches_cpu;
+
+namespace {
+struct Case {
+  std::string name;
+  gkd::Shape x;
+  gkd::Size2 kernel, stride, padding;
+  bool ceil_mode;
+};
+
+const std::vector<Case>& pool_cases() {
+  static const std::vector<Case> cases = {
+      {"2x2 stride 2", {2, 3, 8, 6}, 2, 2, 0, false},
+      {"3x3 stride 2 padding 1 (ENet)", {2, 4, 9, 10}, 3, 2, 1, false},
+      {"3x3 stride 1 padding 1", {1, 2, 5, 7}, 3, 1, 1, false},
+      {"asymmetric", {2, 2, 7, 9}, {2, 3}, {1, 2}, {1, 1}, false},
+      {"odd input, floor", {1, 3, 7, 5}, 2, 2, 0, false},
+      {"ceil_mode without an extra window", {2, 2, 8, 8}, 2, 2, 0, true},
+      {"3-D input", {3, 6, 6}, 2, 2, 0, false},
+  };
+  return cases;
+}
+}  // namespace
+
+TEST_CASE("max_pool2d matches the CPU forward and backward", "[cuda][pool]") {
+  for (const auto& c : pool_cases()) {
+    auto f = [&c](const auto& in) { return gkd::max_pool2d(in[0], c.kernel, c.stride, c.padding, 1, c.ceil_mode); };
+    require_gpu_matches_cpu<float>(f, {random<float>(c.x, 111)}, 1e-6, 1e-5, "float32 " + c.name);
+    require_gpu_matches_cpu<double>(f, {random<double>(c.x, 112)}, 1e-12, 1e-12, "float64 " + c.name);
+  }
+}
+
+TEST_CASE("avg_pool2d matches the CPU forward and backward", "[cuda][pool]") {
+  for (const bool include_pad : {true, false}) {
+    for (const auto& c : pool_cases()) {
+      auto f = [&c, include_pad](const auto& in) {
+        return gkd::avg_pool2d(in[0], c.kernel, c.stride, c.padding, c.ceil_mode, include_pad);
+      };
+      const std::string name = c.name + (include_pad ? " counting padding" : " not counting padding");
+      require_gpu_matches_cpu<float>(f, {random<float>(c.x, 113)}, 5e-5, 5e-5, "float32 " + name);
+      require_gpu_matches_cpu<double>(f, {random<double>(c.x, 114)}, 1e-12, 1e-12, "float64 " + name);
+    }
+  }
+}
+
+TEST_CASE("adaptive_avg_pool2d matches the CPU forward and backward", "[cuda][pool]") {
+  struct Adaptive {
+    std::string name;
+    gkd::Shape x;
+    gkd::Size2 out;
+  };
+  const std::vector<Adaptive> cases = {
+      {"global", {2, 5, 7, 6}, 1},
+      {"divisible", {2, 3, 8, 12}, {4, 3}},
+      {"overlapping windows", {1, 4, 7, 11}, {3, 5}},
+      {"larger than the input", {2, 2, 5, 3}, {9, 4}},
+      {"3-D input", {3, 10, 9}, {4, 4}},
+  };
+  for (const auto& c : cases) {
+    auto f = [&c](const auto& in) { return gkd::adaptive_avg_pool2d(in[0], c.out); };
+    require_gpu_matches_cpu<float>(f, {random<float>(c.x, 115)}, 1e-5, 1e-5, "float32 " + c.name);
+    require_gpu_matches_cpu<double>(f, {random<double>(c.x, 116)}, 1e-12, 1e-12, "float64 " + c.name);
+  }
+}
+
+TEST_CASE("max_pool2d on the GPU propagates NaN like the CPU", "[cuda][pool]") {
+  auto x = random<float>({1, 1, 4, 4}, 117);
+  x.data()[5] = std::numeric_limits<float>::quiet_NaN();  // inside the top-left 2x2 window
+  const auto cpu = gkd::max_pool2d(x, 2).to_vector();
+  const auto gpu = gkd::max_pool2d(x.cuda(), 2).cpu().to_vector();
+  REQUIRE(gpu.size() == cpu.size());
+  REQUIRE(std::isnan(cpu[0]));
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    INFO("output " << i);
+    REQUIRE(std::isnan(gpu[i]) == std::isnan(cpu[i]));
+    if (!std::isnan(cpu[i])) REQUIRE(gpu[i] == cpu[i]);
+  }
+}
+
+TEST_CASE("pooling on the GPU rejects what it cannot compute, with clear errors", "[cuda][pool]") {
+  const auto x = random<float>({1, 2, 7, 7}, 118);
+  const auto xg = x.cuda();
+  // Valid on the CPU but not expressible by cuDNN pooling.
+  REQUIRE_NOTHROW(gkd::max_pool2d(x, 3, 1, 0, 2));
+  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 3, 1, 0, 2), Catch::Contains("dilation") && Catch::Contains("CUDA"));
+  REQUIRE(gkd::max_pool2d(x, 2, 2, 0, 1, true).shape()[2] == 4);  // ceil mode adds a window on 7
+  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 2, 2, 0, 1, true), Catch::Contains("ceil_mode") && Catch::Contains("CUDA"));
+  REQUIRE_THROWS_WITH(gkd::avg_pool2d(xg, 2, 2, 0, true), Catch::Contains("ceil_mode"));
+  // Invalid everywhere.
+  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 3, 1, 2), Catch::Contains("padding"));
+  REQUIRE_THROWS_WITH(gkd::avg_pool2d(xg, 9, 1), Catch::Contains("too small"));
+  REQUIRE_THROWS_WITH(gkd::adaptive_avg_pool2d(xg, 0), Catch::Contains("positive"));
+  REQUIRE_THROWS(gkd::max_pool2d(random<float>({7, 7}, 119).cuda(), 2));
+}
