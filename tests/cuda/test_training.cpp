@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tiny training runs on the GPU and on the CPU from the same initial weights, with plain SGD written
 // with tensor ops: an MLP (linear -> relu -> linear -> cross-entropy) and a small segmentation net
-// (conv -> relu -> conv -> per-pixel cross-entropy). The loss curves must agree.
+// (conv -> relu -> conv -> per-pixel cross-entropy); and the student network MobileNetV2UNet with Adam,
+// moved to the GPU with nn::to. The loss curves must agree.
 #include <catch2/catch.hpp>
 
 #include <functional>
 
 #include "compare.hpp"
+#include "gkd/models/mobilenet_v2_unet.hpp"
+#include "gkd/nn/module.hpp"
+#include "gkd/optim/adam.hpp"
 
 using gkd::Tensor;
 using gkd::test::random;
@@ -70,4 +74,49 @@ TEST_CASE("a short GPU training run of a conv net follows the CPU loss curve", "
                                            random<float>({3, 8, 3, 3}, 95, 0.2f), random<float>({3}, 96, 0.1f)};
   require_same_curve(train(gkd::kCPU, net, x, t, init, 0.2f, 6), train(gkd::cuda_device(), net, x, t, init, 0.2f, 6),
                      1e-4f);
+}
+
+namespace {
+
+/// Losses of `steps` Adam steps of the student MobileNetV2UNet (width 0.25, batch 2, 1x32x32, two
+/// classes, batch norm in training mode) on `device`, from the weights that seed 5 gives.
+template <gkd::Real T>
+std::vector<double> train_student(gkd::Device device, int steps) {
+  gkd::Generator gen(5);
+  gkd::models::MobileNetV2UNet<T> net({.width = 0.25}, gen);
+  gkd::nn::to(net, device);
+  gkd::nn::train(net);
+  gkd::Adam<T> opt(gkd::nn::parameters(net), {.lr = 1e-3});
+  const auto x = random<T>({2, 1, 32, 32}, 501).to(device);
+  auto t = Tensor<T>::empty({2, 32, 32});
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = T((i / 7 + i / 32) % 2);
+  const auto target = t.to(device);
+  std::vector<double> losses;
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    const auto loss = gkd::cross_entropy(net.forward(x).logits, target);
+    losses.push_back(double(loss.item()));
+    loss.backward();
+    opt.step();
+  }
+  for (const auto& p : gkd::nn::state_dict(net)) REQUIRE(p.tensor.device() == device);
+  return losses;
+}
+
+}  // namespace
+
+TEST_CASE("a short GPU training run of the student network follows the CPU loss curve", "[cuda][training]") {
+  // float64: cuDNN and the CPU differ only by summation order, so the curves agree to ~1e-12. float32:
+  // rounding alone, amplified by batch norm and Adam's normalisation, moves the CPU curve by up to ~1e-2
+  // from the float64 one within six steps (measured: 8.5e-3 at step 5), so the GPU float32 curve must stay
+  // within twice that distance of the CPU float32 curve, step by step.
+  const auto cpu64 = train_student<double>(gkd::kCPU, 6), gpu64 = train_student<double>(gkd::cuda_device(), 6);
+  const auto cpu32 = train_student<float>(gkd::kCPU, 6), gpu32 = train_student<float>(gkd::cuda_device(), 6);
+  REQUIRE(cpu64.back() < cpu64.front());
+  for (std::size_t i = 0; i < cpu64.size(); ++i) {
+    INFO("step " << i << ": cpu " << cpu64[i] << " gpu " << gpu64[i] << " (float64), cpu " << cpu32[i] << " gpu "
+                 << gpu32[i] << " (float32)");
+    REQUIRE(std::abs(gpu64[i] - cpu64[i]) <= 1e-9 * std::abs(cpu64[i]));
+    REQUIRE(std::abs(gpu32[i] - cpu32[i]) <= 2 * std::abs(cpu32[i] - cpu64[i]) + 1e-5 * std::abs(cpu32[i]));
+  }
 }

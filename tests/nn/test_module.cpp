@@ -74,6 +74,22 @@ TEST_CASE("train, eval and freeze reach every submodule", "[nn]") {
   for (auto& p : named_parameters(s)) REQUIRE(p.tensor.requires_grad_flag());
 }
 
+TEST_CASE("to(kCPU) keeps a host module; a GPU without gkd::cuda is refused and changes nothing", "[nn]") {
+  Generator gen(0);
+  Block<double> b(gen);
+  freeze(b.fc);
+  const auto before = state_dict(b);
+  to(b, kCPU);
+  const auto after = state_dict(b);
+  for (std::size_t i = 0; i < before.size(); ++i) REQUIRE(after[i].tensor.data() == before[i].tensor.data());
+  REQUIRE(!b.fc.weight.requires_grad_flag());
+  REQUIRE(b.scale.requires_grad_flag());
+#if !defined(GKD_HAS_CUDA)
+  REQUIRE_THROWS_WITH(to(b, cuda_device()), Catch::Contains("not linked with gkd::cuda"));
+  for (std::size_t i = 0; i < before.size(); ++i) REQUIRE(state_dict(b)[i].tensor.device() == kCPU);
+#endif
+}
+
 TEST_CASE("channel mismatches are reported when a chain is built", "[nn]") {
   Generator gen(0);
   using Chain = Sequential<Conv2d<float>, BatchNorm2d<float>, ReLU<float>, Conv2d<float>>;

@@ -109,6 +109,23 @@ struct ModuleWalker {
   }
 };
 
+/// Replaces every parameter and buffer it meets by a copy on `device`.
+struct DeviceMover {
+  Device device;
+  template <Real T>
+  void parameter(const std::string&, Tensor<T>& t) {
+    if (t.defined() && t.device() != device) t = t.detach().to(device).requires_grad(t.requires_grad_flag());
+  }
+  template <Real T>
+  void buffer(const std::string&, Tensor<T>& t) {
+    if (t.defined() && t.device() != device) t = t.detach().to(device);
+  }
+  template <class C>
+  void child(const std::string&, C& c) {
+    c.visit(*this);
+  }
+};
+
 }  // namespace detail
 
 /// Calls `f(sub)` on `m` and then on every submodule, depth first in registration order.
@@ -183,6 +200,19 @@ void freeze(M& m, bool frozen = true) {
 template <Module M>
 void unfreeze(M& m) {
   freeze(m, false);
+}
+
+/// Moves every parameter and buffer to `device` (PyTorch's `module.to(device)`): each becomes a copy on
+/// the device that keeps its requires_grad flag; accumulated gradients are dropped. Optimizers built
+/// before hold the old tensors, so build them after moving. Needs `gkd::cuda` linked for a GPU.
+/// @code
+///   gkd::nn::to(student, gkd::cuda_device());
+///   gkd::Adam<float> opt(gkd::nn::parameters(student), {.lr = 1e-3});
+/// @endcode
+template <Module M>
+void to(M& m, Device device) {
+  detail::DeviceMover mover{device};
+  m.visit(mover);
 }
 
 /// Drops the accumulated gradient of every parameter.
