@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Training-step time and peak memory of the GKD networks at width 1 — the student MobileNetV2UNet and
-// the teacher UnetSKA2 — with batch 4, 1-channel 128x128, cross-entropy, Adam: gkd, then PyTorch on
-// the same definitions in the same invocation (benchmarks/models_pytorch.py), and the ratio.
-// One network per invocation, so that the peak RSS (getrusage) is that network's.
+// the teacher UnetSKA2 — on 1-channel 128x128 images, cross-entropy, Adam: gkd, then PyTorch on the same
+// definitions in the same invocation (benchmarks/models_pytorch.py), and the ratio. One network per
+// invocation, so that the peak memory is that network's: peak RSS (getrusage) on the CPU, the caching
+// allocators' peak on a GPU (`--device cuda`, built with gkd::cuda; steps timed with CUDA events).
 //
 //   build/benchmarks/gkd_bench_models_step --net student|teacher --threads 1 [--steps 5] [--warmup 2]
-//                                          [--width 1] [--no-pytorch]
+//                                          [--width 1] [--batch 4] [--device cpu|cuda] [--no-pytorch]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -19,6 +20,9 @@
 #include "gkd/models/mobilenet_v2_unet.hpp"
 #include "gkd/models/unet_ska2.hpp"
 #include "gkd/optim/adam.hpp"
+#if defined(GKD_HAS_CUDA)
+#include "gkd/cuda/memory.hpp"
+#endif
 
 namespace {
 
@@ -32,10 +36,18 @@ struct TorchRun {
   std::string version;
 };
 
-TorchRun run_pytorch(const std::string& net, int threads, int steps, int warmup, double width) {
-  const std::string cmd = std::string("python3 ") + GKD_BENCH_DIR + "/models_pytorch.py --net " + net + " --threads " +
-                          std::to_string(threads) + " --steps " + std::to_string(steps) + " --warmup " +
-                          std::to_string(warmup) + " --width " + std::to_string(width) + " 2>/dev/null";
+struct Settings {
+  std::string net = "student";
+  int threads = 1, steps = 5, warmup = 2, batch = 4;
+  double width = 1.0;
+  gkd::Device device = gkd::kCPU;
+};
+
+TorchRun run_pytorch(const Settings& s) {
+  const std::string cmd = std::string("python3 ") + GKD_BENCH_DIR + "/models_pytorch.py --net " + s.net + " --threads " +
+                          std::to_string(s.threads) + " --steps " + std::to_string(s.steps) + " --warmup " +
+                          std::to_string(s.warmup) + " --width " + std::to_string(s.width) + " --batch " +
+                          std::to_string(s.batch) + " --device " + (s.device.is_cuda() ? "cuda" : "cpu") + " 2>/dev/null";
   TorchRun r;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
@@ -44,37 +56,63 @@ TorchRun run_pytorch(const std::string& net, int threads, int steps, int warmup,
     char ver[128] = {}, name[32] = {};
     int t = 0;
     long long params = 0;
-    if (std::sscanf(line, "pytorch %127s net %31s threads %d ms_per_step %lf params %lld peak_rss_mib %lf", ver, name,
-                    &t, &r.ms, &params, &r.rss) == 6)
+    if (std::sscanf(line, "pytorch %127s net %31s threads %d ms_per_step %lf params %lld peak_mib %lf", ver, name, &t,
+                    &r.ms, &params, &r.rss) == 6)
       r.version = ver;
   }
   pclose(pipe);
   return r;
 }
 
-template <class Net>
-double bench(Net& net, const std::string& name, int threads, int steps, int warmup, gkd::Generator& gen) {
-  gkd::nn::train(net);
-  gkd::Adam<float> opt(gkd::nn::parameters(net), {.lr = 1e-3});
-  const auto x = gkd::randn<float>({4, 1, 128, 128}, gen);
-  const auto y = gkd::randint<float>({4, 128, 128}, 2, gen);
-  std::vector<double> times;
-  float loss_value = 0;
-  for (int i = 0; i < warmup + steps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    opt.zero_grad();
-    auto loss = gkd::cross_entropy(net.forward(x).logits, y);
-    loss.backward();
-    opt.step();
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= warmup) times.push_back(ms);
-    loss_value = loss.item();
+/// Milliseconds of `f()`: CUDA events around it on a GPU (the step ends when its last kernel does),
+/// the steady clock on the host.
+template <class F>
+double time_ms(gkd::Device device, F&& f) {
+#if defined(GKD_HAS_CUDA)
+  if (device.is_cuda()) {
+    gkd::cuda::Event start, stop;
+    start.record();
+    f();
+    stop.record();
+    return stop.elapsed_ms(start);
   }
+#endif
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Peak memory in MiB: the caching allocator's peak on a GPU, the peak RSS on the host.
+double peak_mib(gkd::Device device) {
+#if defined(GKD_HAS_CUDA)
+  if (device.is_cuda()) return double(gkd::cuda::memory_stats().peak_in_use) / (1024.0 * 1024.0);
+#endif
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("gkd net %s threads %d ms_per_step %.2f params %lld loss %.4f peak_rss_mib %.1f\n", name.c_str(), threads,
-              median(times), static_cast<long long>(gkd::nn::parameter_count(net)), loss_value,
-              usage.ru_maxrss / 1024.0);
+  return usage.ru_maxrss / 1024.0;
+}
+
+template <class Net>
+double bench(Net& net, const Settings& s, gkd::Generator& gen) {
+  gkd::nn::to(net, s.device);
+  gkd::nn::train(net);
+  gkd::Adam<float> opt(gkd::nn::parameters(net), {.lr = 1e-3});
+  const auto x = gkd::randn<float>({s.batch, 1, 128, 128}, gen).to(s.device);
+  const auto y = gkd::randint<float>({s.batch, 128, 128}, 2, gen).to(s.device);
+  std::vector<double> times;
+  gkd::Tensor<float> loss;
+  for (int i = 0; i < s.warmup + s.steps; ++i) {
+    const double ms = time_ms(s.device, [&] {
+      opt.zero_grad();
+      loss = gkd::cross_entropy(net.forward(x).logits, y);
+      loss.backward();
+      opt.step();
+    });
+    if (i >= s.warmup) times.push_back(ms);
+  }
+  std::printf("gkd net %s device %s batch %d threads %d ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
+              s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, median(times),
+              static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), peak_mib(s.device));
   std::fflush(stdout);
   return median(times);
 }
@@ -82,45 +120,52 @@ double bench(Net& net, const std::string& name, int threads, int steps, int warm
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 1, steps = 5, warmup = 2;
-  double width = 1.0;
+  Settings s;
   bool pytorch = true;
-  std::string net = "student";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
-    else if (a == "--warmup" && i + 1 < argc) warmup = std::atoi(argv[++i]);
-    else if (a == "--width" && i + 1 < argc) width = std::atof(argv[++i]);
-    else if (a == "--net" && i + 1 < argc) net = argv[++i];
+    if (a == "--threads" && i + 1 < argc) s.threads = std::atoi(argv[++i]);
+    else if (a == "--steps" && i + 1 < argc) s.steps = std::atoi(argv[++i]);
+    else if (a == "--warmup" && i + 1 < argc) s.warmup = std::atoi(argv[++i]);
+    else if (a == "--width" && i + 1 < argc) s.width = std::atof(argv[++i]);
+    else if (a == "--batch" && i + 1 < argc) s.batch = std::atoi(argv[++i]);
+    else if (a == "--device" && i + 1 < argc) s.device = std::string(argv[++i]) == "cuda" ? gkd::cuda_device() : gkd::kCPU;
+    else if (a == "--net" && i + 1 < argc) s.net = argv[++i];
     else if (a == "--no-pytorch") pytorch = false;
     else {
       std::cerr << "usage: " << argv[0]
-                << " [--net student|teacher] [--threads N] [--steps N] [--warmup N] [--width W] [--no-pytorch]\n";
+                << " [--net student|teacher] [--threads N] [--steps N] [--warmup N] [--width W] [--batch N]"
+                   " [--device cpu|cuda] [--no-pytorch]\n";
       return 2;
     }
   }
-  if (net != "student" && net != "teacher") {
+  if (s.net != "student" && s.net != "teacher") {
     std::cerr << "--net must be student or teacher\n";
     return 2;
   }
-  gkd::set_num_threads(threads);
+  gkd::set_num_threads(s.threads);
   gkd::Generator gen(0);
   double gkd_ms = 0;
-  if (net == "student") {
-    gkd::models::MobileNetV2UNet<float> model({.width = width}, gen);
-    gkd_ms = bench(model, net, threads, steps, warmup, gen);
-  } else {
-    gkd::models::UnetSKA2<float> model({.width = width}, gen);
-    gkd_ms = bench(model, net, threads, steps, warmup, gen);
+  try {
+    if (s.net == "student") {
+      gkd::models::MobileNetV2UNet<float> model({.width = s.width}, gen);
+      gkd_ms = bench(model, s, gen);
+    } else {
+      gkd::models::UnetSKA2<float> model({.width = s.width}, gen);
+      gkd_ms = bench(model, s, gen);
+    }
+  } catch (const gkd::Error& e) {
+    std::cerr << "gkd: " << e.what() << "\n";
+    return 1;
   }
   if (!pytorch) return 0;
-  const TorchRun t = run_pytorch(net, threads, steps, warmup, width);
+  const TorchRun t = run_pytorch(s);
   if (t.ms <= 0) {
     std::printf("pytorch unavailable (pip install torch) - no ratio\n");
     return 0;
   }
-  std::printf("pytorch %s net %s threads %d ms_per_step %.2f peak_rss_mib %.1f\n", t.version.c_str(), net.c_str(),
-              threads, t.ms, t.rss);
-  std::printf("ratio gkd/pytorch %.2f (net %s, threads %d)\n", gkd_ms / t.ms, net.c_str(), threads);
+  std::printf("pytorch %s net %s device %s batch %d threads %d ms_per_step %.2f peak_mib %.1f\n", t.version.c_str(),
+              s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, t.ms, t.rss);
+  std::printf("ratio gkd/pytorch %.2f (net %s, device %s, batch %d, threads %d)\n", gkd_ms / t.ms, s.net.c_str(),
+              s.device.str().c_str(), s.batch, s.threads);
 }
