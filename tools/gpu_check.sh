@@ -4,7 +4,8 @@
 #   1. configure and build the CUDA backend, the CUDA tests and the CUDA benchmarks (Release, sm_90 + PTX);
 #   2. run the CUDA tests (tests/cuda/);
 #   3. compute-sanitizer memcheck and racecheck on each CUDA test executable;
-#   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation).
+#   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation), and the
+#      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda).
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
 # the others. GKD_GPU_STEPS="tests memcheck racecheck bench" picks steps. GKD_GPU_BIN=<dir> runs prebuilt executables from <dir> instead of building.
@@ -56,7 +57,7 @@ if [[ -z ${GKD_GPU_BIN:-} ]]; then
   step configure 300 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGKD_WITH_CUDA=ON \
     -DGKD_BUILD_EXAMPLES=OFF -DGKD_BUILD_BENCHMARKS=ON "${cmake_args[@]}" || exit 1
   targets=$(ninja -C build-gpu -t targets all | grep -oE '^(test_cuda_[a-z0-9_]+|gkd_bench_[a-z0-9_]+): ' | tr -d ': ' |
-            grep -E '^test_cuda_|^gkd_bench_cuda_' | sort -u)
+            grep -E '^test_cuda_|^gkd_bench_cuda_|^gkd_bench_models_step$' | sort -u)
   step build 900 cmake --build build-gpu -j "$(nproc)" -- -k 0 $targets
   bin=build-gpu
 else
@@ -65,6 +66,7 @@ fi
 
 tests=$(find "$bin" -maxdepth 2 -type f -name 'test_cuda_*' -perm -u+x | sort)
 benches=$(find "$bin" -maxdepth 2 -type f -name 'gkd_bench_cuda_*' -perm -u+x | sort)
+models_step=$(find "$bin" -maxdepth 2 -type f -name gkd_bench_models_step -perm -u+x | head -1)
 steps=${GKD_GPU_STEPS:-tests memcheck racecheck bench}  # a subset can be chosen
 limit=${GKD_GPU_STEP_LIMIT:-400}                          # seconds per executable and step
 for s in $steps; do
@@ -74,7 +76,12 @@ for s in $steps; do
       for t in $tests; do
         step "${s}_$(basename "$t")" "$limit" compute-sanitizer --tool "$s" --error-exitcode 1 "$t"
       done ;;
-    bench) for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done ;;
+    bench)
+      for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done
+      for net in student teacher; do
+        [[ -n $models_step ]] && step "models_step_cuda_$net" "$limit" "$models_step" --device cuda --batch 16 \
+          --net "$net" --steps 10 --warmup 3
+      done ;;
   esac
 done
 cat "$summary"
