@@ -25,6 +25,9 @@
 #include "gkd/losses/kl_div.hpp"
 #include "gkd/ops/elementwise.hpp"
 #include "gkd/losses/reduction.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/distill_losses.hpp"
+#endif
 
 namespace gkd {
 
@@ -77,6 +80,8 @@ template <Real T>
 Tensor<T> cross_recon_kd(const Tensor<T>& teacher, const Tensor<T>& cross1, const Tensor<T>& cross2,
                          const CrossReconKdOptions& options = {}) {
   constexpr std::string_view op = "cross_recon_kd";
+  GKD_CUDA_DISPATCH(detail::dispatch_device(teacher.device(), detail::dispatch_device(cross1.device(), cross2.device())),
+                    op, cross_recon_kd(teacher, cross1, cross2, options));
   detail::check_cpu(teacher, op);
   detail::check_cpu(cross1, op);
   detail::check_cpu(cross2, op);

@@ -57,6 +57,9 @@
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/ops/linalg.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/distill_losses.hpp"
+#endif
 
 namespace gkd {
 
@@ -486,6 +489,7 @@ decltype(auto) with_tile_type(const GraphKDOptions& o, F&& f) {
 
 template <Real T, bool InfoNce>
 Tensor<T> graph_loss(std::string_view op, const Tensor<T>& student, const Tensor<T>& teacher, const GraphKDOptions& o) {
+  GKD_CUDA_DISPATCH(dispatch_device(student.device(), teacher.device()), op, graph_loss(student, teacher, o, InfoNce));
   return with_tile_type<T>(o, [&](auto g) { return graph_loss_op<T, decltype(g), InfoNce>(op, student, teacher, o); });
 }
 

@@ -39,6 +39,9 @@
 
 #include "gkd/losses/detail/pairwise_tile.hpp"
 #include "gkd/losses/reduction.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/distill_losses.hpp"
+#endif
 
 namespace gkd {
 
@@ -273,6 +276,8 @@ Tensor<T> record_scaled_grad(std::string_view op, double loss, const Tensor<T>& 
 /// @throws gkd::Error for mismatched shapes or bad options
 template <Real T>
 Tensor<T> similarity_mse(const Tensor<T>& student, const Tensor<T>& teacher, const SimilarityMseOptions& options = {}) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(student.device(), teacher.device()), "similarity_mse",
+                    similarity_mse(student, teacher, options));
   const auto [b, n, cs, ct] = detail::pairwise_dims("similarity_mse", student, teacher);
   const Tensor<T> sc = student.contiguous_copy_if_needed(), tc = teacher.contiguous_copy_if_needed();
   Tensor<T> grad = needs_grad(student) ? Tensor<T>::empty(student.shape()) : Tensor<T>();
@@ -285,6 +290,8 @@ Tensor<T> similarity_mse(const Tensor<T>& student, const Tensor<T>& teacher, con
 /// @throws gkd::Error for mismatched shapes or bad options
 template <Real T>
 Tensor<T> pixel_pair_kl(const Tensor<T>& student, const Tensor<T>& teacher, const PixelPairKlOptions& options = {}) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(student.device(), teacher.device()), "pixel_pair_kl",
+                    pixel_pair_kl(student, teacher, options));
   const auto [b, n, cs, ct] = detail::pairwise_dims("pixel_pair_kl", student, teacher);
   const Tensor<T> sc = student.contiguous_copy_if_needed(), tc = teacher.contiguous_copy_if_needed();
   Tensor<T> grad = needs_grad(student) ? Tensor<T>::empty(student.shape()) : Tensor<T>();
