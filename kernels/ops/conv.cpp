@@ -5,7 +5,9 @@
 // algorithms.
 #include "gkd/cuda/conv.hpp"
 
+#include <algorithm>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 
@@ -282,11 +284,6 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
             "output_padding " << output_padding << " must be non-negative and smaller than stride " << stride
                               << " or dilation " << dilation << " (input " << to_string(xs) << ", weight "
                               << to_string(ws) << ")");
-  // cuDNN derives the transposed convolution's input size from its output size by floor division, which
-  // recovers the input only when output_padding < stride; the CPU op also accepts output_padding < dilation.
-  GKD_CHECK(output_padding.h < stride.h && output_padding.w < stride.w, op,
-            "output_padding " << output_padding << " not smaller than stride " << stride
-                              << " is supported by the CPU implementation only, not on CUDA (cuDNN)");
   const std::int64_t out_c = ws[1] * p.groups;
   GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == out_c), op,
             "bias " << to_string(bias.shape()) << " does not match weight " << to_string(ws) << " with groups="
@@ -296,29 +293,42 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   GKD_CHECK(oh > 0 && ow > 0, op,
             "output size " << oh << "x" << ow << " is not positive (input " << to_string(xs) << ", weight "
                            << to_string(ws) << ")");
-  // The convolution this transposes maps ys (our output) to xs (our input) with the same filter.
+  // The convolution this transposes maps ys (our output) to our input with the same filter. cuDNN sizes
+  // that convolution's output by floor division: (oh + 2 pad - dil (kh - 1) - 1) / stride + 1, which is
+  // H unless output_padding >= stride (allowed when smaller than dilation). Then x is extended with
+  // zero rows/columns to that size (they add nothing to y or to the weight gradient) and the input
+  // gradient is cropped back.
   const Shape ys{xs[0], out_c, oh, ow};
+  const Shape xps{xs[0], xs[1], (oh + 2 * p.pad_h - p.dilation_h * (ws[2] - 1) - 1) / p.stride_h + 1,
+                  (ow + 2 * p.pad_w - p.dilation_w * (ws[3] - 1) - 1) / p.stride_w + 1};
+  const bool extended = xps != xs;
 
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  Tensor<T> xc = x.contiguous_copy_if_needed();
+  if (extended) {
+    Tensor<T> xp = Tensor<T>::zeros(xps, x.device());
+    if (xc.numel() > 0) detail::copy_into(xp.slice(2, 0, xs[2]).slice(3, 0, xs[3]), xc);
+    xc = xp;
+  }
   const Tensor<T> wc = weight.contiguous_copy_if_needed();
   const bool empty = xc.numel() == 0;  // then y is all bias
   Tensor<T> y = empty ? Tensor<T>::zeros(ys, x.device()) : Tensor<T>::empty(ys, x.device());
   if (y.numel() > 0) {
-    if (!empty) Convolution<T>(ys, ws, xs, p, op).backward_data(wc.data(), xc.data(), y.data());
+    if (!empty) Convolution<T>(ys, ws, xps, p, op).backward_data(wc.data(), xc.data(), y.data());
     if (bias.defined()) add_channel_bias(y, bias);
   }
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
   return record(op, y, {x, weight, bias},
-                [xs_ = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), xs, ws, ys, p, out_c, gx, gw,
+                [xs_ = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), xs, xps, ws, ys, p, out_c, extended, gx, gw,
                  gb](const Tensor<T>& g) {
                   const Tensor<T> gc = g.contiguous_copy_if_needed();
                   Tensor<T> dx, dw, db;
-                  const bool none = gc.numel() == 0 || numel(xs) == 0;
+                  const bool none = gc.numel() == 0 || numel(xps) == 0;
                   std::unique_ptr<Convolution<T>> conv =
-                      none ? nullptr : std::make_unique<Convolution<T>>(ys, ws, xs, p, "conv_transpose2d");
+                      none ? nullptr : std::make_unique<Convolution<T>>(ys, ws, xps, p, "conv_transpose2d");
                   if (gx) {  // the input gradient is the forward convolution of g
-                    dx = Tensor<T>::zeros(xs, gc.device());
+                    dx = Tensor<T>::zeros(xps, gc.device());
                     if (!none) conv->forward(gc.data(), wts.data(), dx.data());
+                    if (extended) dx = dx.slice(2, 0, xs[2]).slice(3, 0, xs[3]).contiguous_copy_if_needed();
                   }
                   if (gw) {  // the filter gradient with g as the convolution's input and x as its output gradient
                     dw = Tensor<T>::zeros(ws, gc.device());

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// max_pool2d and avg_pool2d through cuDNN pooling, adaptive_avg_pool2d through pool_kernels.cu,
-// all with autograd.
+// max_pool2d and avg_pool2d through cuDNN pooling where it can express them (else, and for
+// adaptive_avg_pool2d, through pool_kernels.cu), all with autograd.
 #include "gkd/cuda/pool.hpp"
 
+#include <memory>
 #include <string_view>
 
 #include "gkd/ops/pool.hpp"
@@ -20,7 +21,7 @@ void check_input(const Tensor<T>& x, std::string_view op) {
             "input must be 3-D (C, H, W) or 4-D (N, C, H, W), got " << to_string(x.shape()));
 }
 
-/// The CPU op's validation and output size, then the cases cuDNN cannot express.
+/// The CPU op's validation and output size.
 template <Real T>
 detail::PoolGeometry geometry(std::string_view op, const Tensor<T>& x, const PoolParams& p, bool ceil_mode) {
   check_input(x, op);
@@ -47,16 +48,51 @@ detail::PoolGeometry geometry(std::string_view op, const Tensor<T>& x, const Poo
             "output size " << g.out_h << "x" << g.out_w << " is too small: kernel " << kernel << " (dilation "
                            << dilation << ") is larger than input " << to_string(x.shape()) << " padded by "
                            << padding);
-  GKD_CHECK(g.dh == 1 && g.dw == 1, op,
-            "dilation " << dilation << " is supported by the CPU implementation only, not on CUDA (cuDNN pooling)");
-  GKD_CHECK(!ceil_mode || (g.out_h == detail::pool_output_size(g.in_h, g.kh, g.ph, g.sh, 1, false) &&
-                           g.out_w == detail::pool_output_size(g.in_w, g.kw, g.pw, g.sw, 1, false)),
-            op,
-            "ceil_mode adding an output row or column (input " << to_string(x.shape()) << ", kernel " << kernel
-                                                                << ", stride " << stride << ", padding " << padding
-                                                                << ") is supported by the CPU implementation only, "
-                                                                   "not on CUDA (cuDNN pooling rounds down)");
   return g;
+}
+
+/// Whether cuDNN pooling computes g: it has no dilation and sizes its output by rounding down.
+bool cudnn_expressible(const detail::PoolGeometry& g) {
+  return g.dh == 1 && g.dw == 1 && g.out_h == detail::pool_output_size(g.in_h, g.kh, g.ph, g.sh, 1, false) &&
+         g.out_w == detail::pool_output_size(g.in_w, g.kw, g.pw, g.sw, 1, false);
+}
+
+PoolWindows windows(const detail::PoolGeometry& g) {
+  return {g.planes, g.in_h, g.in_w, g.out_h, g.out_w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw};
+}
+
+/// Max pooling by our kernels (dilation, ceil_mode's extra windows), keeping the argmax for backward.
+template <Real T>
+Tensor<T> max_pool_own(std::string_view op, const Tensor<T>& x, const detail::PoolGeometry& g) {
+  const PoolWindows w = windows(g);
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), g.out_h, g.out_w), x.device());
+  const bool gx = needs_grad(x) && grad_enabled();
+  const std::size_t index_bytes = static_cast<std::size_t>(y.numel()) * sizeof(std::int64_t);
+  std::shared_ptr<void> index(gx && index_bytes ? allocate(index_bytes, x.device().index) : nullptr,
+                              [](void* ptr) { deallocate(ptr); });
+  launch_max_pool(xc.data(), y.data(), static_cast<std::int64_t*>(index.get()), w);
+  return record(op, y, {x}, [index, w, shape = x.shape()](const Tensor<T>& grad) {
+    const Tensor<T> gc = grad.contiguous_copy_if_needed();
+    Tensor<T> dx = Tensor<T>::empty(shape, gc.device());
+    launch_max_pool_backward(gc.data(), static_cast<const std::int64_t*>(index.get()), dx.data(), w);
+    return std::vector<Tensor<T>>{dx};
+  });
+}
+
+/// Average pooling by our kernels (ceil_mode's extra windows).
+template <Real T>
+Tensor<T> avg_pool_own(std::string_view op, const Tensor<T>& x, const detail::PoolGeometry& g, bool count_include_pad) {
+  const PoolWindows w = windows(g);
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), g.out_h, g.out_w), x.device());
+  launch_avg_pool(xc.data(), y.data(), w, count_include_pad);
+  return record(op, y, {x}, [w, count_include_pad, shape = x.shape()](const Tensor<T>& grad) {
+    const Tensor<T> gc = grad.contiguous_copy_if_needed();
+    Tensor<T> dx = Tensor<T>::empty(shape, gc.device());
+    launch_avg_pool_backward(gc.data(), dx.data(), w, count_include_pad);
+    return std::vector<Tensor<T>>{dx};
+  });
 }
 
 struct PoolingDesc {
@@ -106,15 +142,20 @@ Tensor<T> pool(std::string_view op, const Tensor<T>& x, const detail::PoolGeomet
 template <Real T>
 Tensor<T> max_pool2d(const Tensor<T>& x, const PoolParams& params, bool ceil_mode) {
   constexpr std::string_view op = "max_pool2d";
-  return pool(op, x, geometry(op, x, params, ceil_mode), CUDNN_POOLING_MAX_DETERMINISTIC);
+  const detail::PoolGeometry g = geometry(op, x, params, ceil_mode);
+  if (!cudnn_expressible(g)) return max_pool_own(op, x, g);
+  return pool(op, x, g, CUDNN_POOLING_MAX_DETERMINISTIC);
 }
 
 template <Real T>
 Tensor<T> avg_pool2d(const Tensor<T>& x, const PoolParams& params, bool ceil_mode, bool count_include_pad) {
   constexpr std::string_view op = "avg_pool2d";
-  // In floor mode no window reaches past the padded input, so "count the padding" divides by kh*kw
-  // exactly as the CPU op's clipped-window rule does.
-  return pool(op, x, geometry(op, x, params, ceil_mode),
+  const detail::PoolGeometry g = geometry(op, x, params, ceil_mode);
+  GKD_CHECK(g.dh == 1 && g.dw == 1, op, "average pooling has no dilation, got " << Size2(g.dh, g.dw));
+  if (!cudnn_expressible(g)) return avg_pool_own(op, x, g, count_include_pad);
+  // When cuDNN's floor-sized output is the op's, no window reaches past the padded input, so
+  // "count the padding" divides by kh*kw exactly as the CPU op's clipped-window rule does.
+  return pool(op, x, g,
               count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                                 : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);
 }

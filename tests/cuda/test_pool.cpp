@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // max_pool2d and avg_pool2d (cuDNN) and adaptive_avg_pool2d (our kernels) against the CPU
 // implementation: forward and input gradient, float32 and float64, 3-D and 4-D inputs, padding,
-// count_include_pad both ways, ceil_mode where it does not change the size; NaN propagation; and
-// clear errors for what cuDNN cannot express.
+// count_include_pad both ways, ceil_mode with and without an extra window and dilated max pooling
+// (the last two on our kernels); NaN propagation; errors.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -20,6 +20,7 @@ struct Case {
   gkd::Shape x;
   gkd::Size2 kernel, stride, padding;
   bool ceil_mode;
+  gkd::Size2 dilation = 1;  // max pooling only
 };
 
 const std::vector<Case>& pool_cases() {
@@ -31,14 +32,31 @@ const std::vector<Case>& pool_cases() {
       {"odd input, floor", {1, 3, 7, 5}, 2, 2, 0, false},
       {"ceil_mode without an extra window", {2, 2, 8, 8}, 2, 2, 0, true},
       {"3-D input", {3, 6, 6}, 2, 2, 0, false},
+      // ceil_mode adding a window: our kernels, not cuDNN
+      {"ceil_mode with an extra window", {2, 3, 7, 9}, 2, 2, 0, true},
+      {"ceil_mode, 3x3 stride 2 padding 1", {1, 2, 8, 6}, 3, 2, 1, true},
+      {"ceil_mode, asymmetric", {2, 2, 6, 7}, {3, 2}, {2, 3}, {1, 0}, true},
+  };
+  return cases;
+}
+
+const std::vector<Case>& dilated_cases() {  // max pooling with dilation: our kernels
+  static const std::vector<Case> cases = {
+      {"dilation 2", {2, 3, 9, 8}, 3, 1, 0, false, 2},
+      {"dilation (2, 3), stride 2, padding 1", {1, 2, 11, 12}, 3, 2, 1, false, {2, 3}},
+      {"dilation 2, ceil_mode", {2, 2, 8, 9}, 2, 2, 1, true, 2},
   };
   return cases;
 }
 }  // namespace
 
 TEST_CASE("max_pool2d matches the CPU forward and backward", "[cuda][pool]") {
-  for (const auto& c : pool_cases()) {
-    auto f = [&c](const auto& in) { return gkd::max_pool2d(in[0], c.kernel, c.stride, c.padding, 1, c.ceil_mode); };
+  std::vector<Case> cases = pool_cases();
+  cases.insert(cases.end(), dilated_cases().begin(), dilated_cases().end());
+  for (const auto& c : cases) {
+    auto f = [&c](const auto& in) {
+      return gkd::max_pool2d(in[0], c.kernel, c.stride, c.padding, c.dilation, c.ceil_mode);
+    };
     require_gpu_matches_cpu<float>(f, {random<float>(c.x, 111)}, 1e-6, 1e-5, "float32 " + c.name);
     require_gpu_matches_cpu<double>(f, {random<double>(c.x, 112)}, 1e-12, 1e-12, "float64 " + c.name);
   }
@@ -91,18 +109,27 @@ TEST_CASE("max_pool2d on the GPU propagates NaN like the CPU", "[cuda][pool]") {
   }
 }
 
-TEST_CASE("pooling on the GPU rejects what it cannot compute, with clear errors", "[cuda][pool]") {
-  const auto x = random<float>({1, 2, 7, 7}, 118);
-  const auto xg = x.cuda();
-  // Valid on the CPU but not expressible by cuDNN pooling.
-  REQUIRE_NOTHROW(gkd::max_pool2d(x, 3, 1, 0, 2));
-  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 3, 1, 0, 2), Catch::Contains("dilation") && Catch::Contains("CUDA"));
-  REQUIRE(gkd::max_pool2d(x, 2, 2, 0, 1, true).shape()[2] == 4);  // ceil mode adds a window on 7
-  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 2, 2, 0, 1, true), Catch::Contains("ceil_mode") && Catch::Contains("CUDA"));
-  REQUIRE_THROWS_WITH(gkd::avg_pool2d(xg, 2, 2, 0, true), Catch::Contains("ceil_mode"));
-  // Invalid everywhere.
+TEST_CASE("max_pool2d on our kernels without a gradient, and NaN there", "[cuda][pool]") {
+  auto x = random<float>({1, 2, 6, 6}, 120);
+  x.data()[14] = std::numeric_limits<float>::quiet_NaN();  // row 2, column 2: in the first dilated window
+  const auto cpu = gkd::max_pool2d(x, 2, 2, 0, 2).to_vector();  // dilation 2
+  const auto gpu = gkd::max_pool2d(x.cuda(), 2, 2, 0, 2).cpu().to_vector();
+  REQUIRE(gpu.size() == cpu.size());
+  REQUIRE(std::isnan(cpu[0]));
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    INFO("output " << i);
+    REQUIRE(std::isnan(gpu[i]) == std::isnan(cpu[i]));
+    if (!std::isnan(cpu[i])) REQUIRE(gpu[i] == cpu[i]);
+  }
+}
+
+TEST_CASE("pooling on the GPU rejects bad input like the CPU", "[cuda][pool]") {
+  const auto xg = random<float>({1, 2, 7, 7}, 118).cuda();
   REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 3, 1, 2), Catch::Contains("padding"));
+  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 3, 1, 0, 4), Catch::Contains("too small"));
+  REQUIRE_THROWS_WITH(gkd::max_pool2d(xg, 3, 1, 0, 0), Catch::Contains("dilation"));
   REQUIRE_THROWS_WITH(gkd::avg_pool2d(xg, 9, 1), Catch::Contains("too small"));
+  REQUIRE_THROWS_WITH(gkd::avg_pool2d(xg, 2, 0), Catch::Contains("stride"));
   REQUIRE_THROWS_WITH(gkd::adaptive_avg_pool2d(xg, 0), Catch::Contains("positive"));
   REQUIRE_THROWS(gkd::max_pool2d(random<float>({7, 7}, 119).cuda(), 2));
 }

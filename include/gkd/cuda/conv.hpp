@@ -9,9 +9,8 @@
 /// deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
 /// `gkd::cuda::set_allow_tf32(true)`. `gkd::conv2d` and `gkd::conv_transpose2d` reach these for GPU
 /// tensors when the program links `gkd::cuda`. Needs no CUDA headers to include.
-///
-/// Limits: conv_transpose2d needs output_padding < stride (the CPU op also accepts output_padding <
-/// dilation); it throws gkd::Error otherwise.
+/// conv_transpose2d with output_padding >= stride (allowed when smaller than dilation) runs on an
+/// input extended with zeros, since cuDNN sizes the transposed convolution by floor division.
 /// @code
 ///   auto y = gkd::conv2d(x.cuda(), w.cuda(), b.cuda(), 1, 1);                  // 3x3, padding 1
 ///   auto up = gkd::conv_transpose2d(y, w2.cuda(), b2.cuda(), 2, 1, 1);        // x2 upsampling
@@ -32,7 +31,7 @@ template <Real T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const ConvParams& params);
 
 /// y = conv_transpose2d(x [N, Cin, H, W], weight [Cin, Cout/groups, kh, kw]) + bias [Cout] (bias may be
-/// undefined), with gkd::conv_transpose2d's output size; output_padding must be smaller than stride.
+/// undefined), with gkd::conv_transpose2d's output size and checks.
 template <Real T>
 Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                            const ConvParams& params, std::int64_t output_padding_h, std::int64_t output_padding_w);

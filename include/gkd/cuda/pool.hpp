@@ -4,12 +4,11 @@
 /// CUDA pooling, differentiable under the op names of gkd/ops/pool.hpp, which reaches these for GPU
 /// tensors when the program links `gkd::cuda`: max_pool2d and avg_pool2d through cuDNN pooling
 /// (deterministic max pooling with NaN propagation; average pooling counting or excluding padding)
-/// and adaptive_avg_pool2d by our own kernels (PyTorch's window rule). Needs no CUDA headers.
-///
-/// Limits: cuDNN pooling has no dilation and rounds the output size down, so max_pool2d with
-/// dilation > 1, and either pool with ceil_mode when rounding up adds an output row or column,
-/// throw gkd::Error on CUDA (the CPU ops support them). Where a max-pool window holds several equal
-/// maxima, the gradient may go to a different one than the CPU op's first maximum.
+/// and adaptive_avg_pool2d by our own kernels (PyTorch's window rule). cuDNN pooling has no dilation
+/// and rounds the output size down, so max_pool2d with dilation, and either pool with ceil_mode when
+/// rounding up adds an output row or column, also run on our kernels with the CPU op's rules.
+/// Where a max-pool window holds several equal maxima, cuDNN's gradient may go to another one than
+/// the CPU op's first maximum. Needs no CUDA headers.
 /// @code
 ///   auto down = gkd::max_pool2d(x.cuda(), 2);             // dispatches here
 ///   auto gap = gkd::adaptive_avg_pool2d(x.cuda(), 1);
