@@ -54,11 +54,12 @@ struct Choice {
 constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
 
 /// Benchmarks every algorithm of one direction once per key (cudnnFind*AlgorithmEx through `find`,
-/// which runs them on the real buffers, after `sizes(0, ...)` has set the benchmark's math type) and caches the fastest one that succeeded within the offered
-/// workspace, with FMA math when `strict` (float32 without TF32) and deterministic when
-/// `deterministic` (float64), if any such exists. The offered workspace is the largest that any
-/// algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at kMaxWorkspace, or
-/// none when the allocator cannot provide it. Falls back to algorithm 0 with FMA math.
+/// which runs them on the real buffers; `sizes(0, ...)` first sets the benchmark's math type) and
+/// caches the fastest one that succeeded within the offered workspace: never a tensor-op (TF32) one
+/// when `strict` (float32 without TF32; it then runs with FMA math, as benchmarked), and a
+/// deterministic one when `deterministic` (float64) if any. The offered workspace is the largest
+/// that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
+/// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math).
 template <class Perf, class Sizes, class Find>
 Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count, Sizes sizes, Find find) {
   static std::mutex mutex;
@@ -84,7 +85,8 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count
     for (int i = 0; i < returned; ++i) {  // sorted fastest first
       const Perf& r = perf[i];
       if (r.status != CUDNN_STATUS_SUCCESS || r.memory > ws->bytes) continue;
-      if (strict && r.mathType != CUDNN_FMA_MATH) continue;
+      if (strict && (r.mathType == CUDNN_TENSOR_OP_MATH || r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
+        continue;
       if (need_determinism && r.determinism != CUDNN_DETERMINISTIC) continue;
       return &r;
     }
@@ -95,7 +97,7 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count
   Choice choice;
   if (best) {
     choice.algo = static_cast<int>(best->algo);
-    choice.math = best->mathType;
+    choice.math = strict ? CUDNN_FMA_MATH : best->mathType;
   }
   cache.emplace(key, choice);
   return choice;

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "compare.hpp"
+#include "gkd/cuda/linalg.hpp"
 
 using gkd::Tensor;
 using gkd::test::random;
@@ -55,6 +56,29 @@ TEST_CASE("conv_transpose2d matches the CPU forward and backward", "[cuda][conv]
           {random<double>(c.x, 94), random<double>(c.w, 95)}, 1e-10, 1e-10, "float64 " + name);
     }
   }
+}
+
+TEST_CASE("conv2d and conv_transpose2d with TF32 allowed choose their own algorithms", "[cuda][conv]") {
+  struct AllowTf32 {  // restores the default even when a REQUIRE fails
+    AllowTf32() { gkd::cuda::set_allow_tf32(true); }
+    ~AllowTf32() { gkd::cuda::set_allow_tf32(false); }
+  };
+  const auto x = random<float>({2, 8, 9, 9}, 104);
+  const auto w = random<float>({8, 6, 3, 3}, 105, 0.3f);
+  const auto b = random<float>({6}, 106);
+  {
+    const AllowTf32 allow;
+    // TF32 keeps 10 mantissa bits of each product: about 1e-3 relative per term, so a loose bound that
+    // still catches any wrong layout or algorithm (those are off by O(1)).
+    require_gpu_matches_cpu<float>(
+        [](const auto& in) { return gkd::conv_transpose2d(in[0], in[1], in[2], 2, 1, 1); }, {x, w, b}, 5e-2, 5e-2,
+        "conv_transpose2d, TF32 allowed");
+    require_gpu_matches_cpu<float>([](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], 1, 1); },
+                                   {x, random<float>({6, 8, 3, 3}, 107, 0.3f), b}, 5e-2, 5e-2, "conv2d, TF32 allowed");
+  }
+  // The same geometries again without TF32: strict FP32 algorithms, cached under their own key.
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::conv_transpose2d(in[0], in[1], in[2], 2, 1, 1); },
+                                 {x, w, b}, 1e-4, 1e-4, "conv_transpose2d, TF32 forbidden again");
 }
 
 TEST_CASE("conv_transpose2d on the GPU: only the weight needs a gradient", "[cuda][conv]") {
