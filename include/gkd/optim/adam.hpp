@@ -15,7 +15,8 @@
 /// add(alpha=), addcmul and lerp fused where the CPU has FMA). Given the same gradients the result
 /// equals PyTorch's bit for bit except where PyTorch's CPU sqrt (MKL's vector math, not correctly
 /// rounded) is an ulp off; this sqrt is exact. State: "exp_avg", "exp_avg_sq" and, with amsgrad,
-/// "max_exp_avg_sq". Example:
+/// "max_exp_avg_sq". Parameters on a GPU are updated by one fused launch per group doing the same
+/// operations with the same roundings (gkd/cuda/optim.hpp). Example:
 /// @code
 ///   gkd::Adam<float> opt(params, {.lr = 3e-3, .weight_decay = 2e-4});
 ///   gkd::AdamW<float> optw(params, {.lr = 1e-3, .beta2 = 0.99});   // weight_decay 1e-2 by default

@@ -11,6 +11,8 @@
 /// @endcode
 /// The multiply-adds are fused where the CPU has FMA, as in PyTorch's CPU kernels, so given the same
 /// gradients the result equals PyTorch's bit for bit. State: "momentum_buffer" (when momentum != 0).
+/// Parameters on a GPU are updated by one fused launch per group doing the same operations with the
+/// same roundings (gkd/cuda/optim.hpp).
 /// Example:
 /// @code
 ///   gkd::SGD<float> opt({w, b}, {.lr = 0.01, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-4});
