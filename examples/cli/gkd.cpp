@@ -50,6 +50,8 @@ options:
   --method M             distill: scratch gkd intra inter cross intra+inter kd at fsp skd ifvd cwd emkd
   --methods M1,M2|comparison   all: students to train (default gkd); "comparison" = every method
   --seed N  --threads N  shorthands for --set seed=N / threads=N
+  --device cpu|cuda|cuda:N   where the networks train and predict (shorthand for --set device=...;
+                         cuda needs a build with the CUDA backend)
   --resume               continue the run in --run (the default behaviour; with --resume a missing run is an error)
   --fresh                retrain everything, ignoring the run folder's checkpoints and weights
   --out DIR              generate: output folder (default synthetic_data)
@@ -98,6 +100,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--method") a.overrides.push_back("method=" + v);
     else if (flag == "--seed") a.overrides.push_back("seed=" + v);
     else if (flag == "--threads") a.overrides.push_back("threads=" + v);
+    else if (flag == "--device") a.overrides.push_back("device=" + v);
     else if (flag == "--out") a.out = v;
     else if (flag == "--methods")
       a.methods = v == "comparison" ? std::vector<std::string>{"kd", "at", "fsp", "skd", "ifvd", "cwd", "emkd", "intra",

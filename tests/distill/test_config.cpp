@@ -76,4 +76,15 @@ TEST_CASE("validate names the first invalid field", "[distill][config]") {
   c = preset("cpu");
   c.act.rec = -1;
   CHECK_THAT(error_of([&] { validate(c); }), Catch::Contains("act.rec must be >= 0"));
+  for (const char* bad : {"gpu", "cuda:", "cuda:x", "cuda:1x", "cuda:-1"}) {
+    c = preset("cpu");
+    c.device = bad;
+    CHECK_THAT(error_of([&] { validate(c); }), Catch::Contains("device must be cpu, cuda or cuda:N"));
+  }
+  c.device = "cuda:1";
+  CHECK(run_device(c) == gkd::cuda_device(1));
+  c.device = "cuda";
+  CHECK(run_device(c) == gkd::cuda_device(0));
+  c.device = "cpu";
+  CHECK(run_device(c) == gkd::kCPU);
 }

@@ -28,6 +28,7 @@
 /// std::string resolved = gkd::distill::to_json(cfg);
 /// @endcode
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -36,6 +37,7 @@
 #include <variant>
 #include <vector>
 
+#include "gkd/core/device.hpp"
 #include "gkd/core/error.hpp"
 #include "gkd/io/json.hpp"
 
@@ -109,6 +111,7 @@ struct PipelineConfig {
   std::string preset = "cpu";
   std::uint64_t seed = 1;
   std::int64_t threads = 2;
+  std::string device = "cpu";  ///< where the networks train and predict: "cpu", "cuda" or "cuda:N" (needs gkd::cuda)
   std::string method = "gkd";  ///< distil: scratch, gkd, intra, inter, cross, intra+inter, kd, at, fsp, skd, ifvd, cwd, emkd
   DataConfig data;
   NetworkConfig nets;
@@ -132,7 +135,8 @@ inline const std::vector<std::string>& known_methods() {
 /// Calls `f(key, field)` for every field, in a fixed order (the JSON order).
 template <class F>
 void config_fields(PipelineConfig& c, F&& f) {
-  f("preset", c.preset), f("seed", c.seed), f("threads", c.threads), f("method", c.method);
+  f("preset", c.preset), f("seed", c.seed), f("threads", c.threads), f("device", c.device);
+  f("method", c.method);
   f("data.source", c.data.source), f("data.targets", c.data.targets), f("data.image_size", c.data.image_size);
   f("data.patch", c.data.patch), f("data.train_count", c.data.train_count), f("data.test_count", c.data.test_count);
   f("data.samples_per_epoch", c.data.samples_per_epoch), f("data.batch", c.data.batch);
@@ -342,7 +346,23 @@ inline std::vector<std::string> config_differences(PipelineConfig a, PipelineCon
 
 /// Checks ranges and cross-field constraints.
 /// @throws gkd::Error naming the first invalid field
+/// The Device that `device` names ("cpu", "cuda", "cuda:N"). @throws gkd::Error for anything else
+inline Device run_device(const PipelineConfig& c) {
+  if (c.device == "cpu") return kCPU;
+  if (c.device == "cuda") return cuda_device(0);
+  int index = -1;
+  if (c.device.rfind("cuda:", 0) == 0) {
+    const char* first = c.device.data() + 5;
+    const char* last = c.device.data() + c.device.size();
+    const auto [end, ec] = std::from_chars(first, last, index);
+    if (ec != std::errc() || end != last) index = -1;
+  }
+  GKD_CHECK(index >= 0, "config", "device must be cpu, cuda or cuda:N, got '" << c.device << "'");
+  return cuda_device(index);
+}
+
 inline void validate(const PipelineConfig& c) {
+  run_device(c);
   auto positive = [](const char* key, double v) { GKD_CHECK(v > 0 && std::isfinite(v), "config", key << " must be > 0, got " << v); };
   auto non_negative = [](const char* key, double v) {
     GKD_CHECK(v >= 0 && std::isfinite(v), "config", key << " must be >= 0, got " << v);

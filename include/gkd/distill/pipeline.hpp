@@ -225,13 +225,16 @@ inline std::vector<ResultRow> run_pipeline(RunContext& run, const std::vector<st
     students.emplace_back("student_" + m, staged("student_" + m, [&] { return train_student(run, m, frozen); }));
   }
   freeze_for_inference(teacher), freeze_for_inference(msan);
-  std::vector<EvaluatedModel> models{{"teacher", [&](const Tensor<float>& x) { return teacher.forward(x).logits; },
-                                      [&](const Tensor<float>& x) { return msan.tan.encode(teacher.encode(x).c4); }}};
+  const Device device = run_device(run.cfg);  // the networks' device; evaluation gets host tensors back
+  std::vector<EvaluatedModel> models{
+      {"teacher", [&, device](const Tensor<float>& x) { return teacher.forward(x.to(device)).logits.cpu(); },
+       [&, device](const Tensor<float>& x) { return msan.tan.encode(teacher.encode(x.to(device)).c4).cpu(); }}};
   for (auto& [name, s] : students) {
     freeze_for_inference(s);
     auto* student = &s;
-    models.push_back({name, [student](const Tensor<float>& x) { return student->forward(x).logits; },
-                      [student, &msan](const Tensor<float>& x) { return msan.san.encode(student->encode(x).x5); }});
+    models.push_back(
+        {name, [student, device](const Tensor<float>& x) { return student->forward(x.to(device)).logits.cpu(); },
+         [student, &msan, device](const Tensor<float>& x) { return msan.san.encode(student->encode(x.to(device)).x5).cpu(); }});
   }
   auto rows = evaluate_models(run, models);
   write_report(run, rows, command);

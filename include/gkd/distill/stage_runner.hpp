@@ -94,9 +94,22 @@ struct StageOptions {
   std::int64_t epochs = 1;
   bool resume = true;
   std::int64_t stop_after_steps = 0;  ///< > 0: behave as if interrupted after this many steps (tests)
+  Device device = kCPU;               ///< where the batches go before `step` sees them (the modules' device)
 };
 
 namespace detail {
+
+/// `b` with its tensors on `device` (b itself on the host).
+inline data::Batch batch_on(const data::Batch& b, Device device) {
+  data::Batch out = b;
+  const auto move = [device](Tensor<float>& t) {
+    if (t.defined()) t = t.to(device);
+  };
+  move(out.images), move(out.masks), move(out.fov);
+  for (auto& t : out.view_images) move(t);
+  for (auto& t : out.view_masks) move(t);
+  return out;
+}
 
 inline std::string history_csv(const StageResult& r) {
   std::ostringstream out;
@@ -180,7 +193,7 @@ StageResult run_stage(const StageOptions& options, const NamedTensors<T>& state,
       if (progress.epoch_begin) progress.epoch_begin(current_epoch, options.epochs, per_epoch);
     }
     optimizer.zero_grad();
-    const LossTerms<T> terms = step(*batch);
+    const LossTerms<T> terms = step(options.device.is_cpu() ? *batch : detail::batch_on(*batch, options.device));
     const Tensor<T> total = terms.total();
     auto values = terms.values();
     values.insert(values.begin(), {"total", static_cast<double>(total.item())});

@@ -106,7 +106,7 @@ StageResult train(const RunContext& run, const std::string& stage, std::int64_t 
   const PipelineConfig& c = run.cfg;
   Adam<float> opt(std::move(params), {.lr = c.optim.lr, .weight_decay = c.optim.weight_decay});
   const StageOptions options{.name = stage, .dir = run.dir / stage, .epochs = epochs, .resume = run.resume,
-                             .stop_after_steps = run.stop_after_steps};
+                             .stop_after_steps = run.stop_after_steps, .device = run_device(c)};
   const data::LoaderOptions loader{.batch_size = c.data.batch, .shuffle = true, .drop_last = true,
                                    .seed = stage_seed(c, stage + "/data"), .epochs = epochs,
                                    .samples_per_epoch = c.data.samples_per_epoch, .workers = int(c.data.workers),
@@ -130,15 +130,19 @@ inline void add_segmentation_terms(LossTerms<float>& terms, const Tensor<float>&
 
 }  // namespace detail
 
-/// Loads a stage's finished weights into `model` when they exist (and the run resumes): true when the
-/// stage can be skipped. @throws gkd::Error when the file does not fit the model
+/// Loads a stage's finished weights into the host `model` when they exist (and the run resumes), then
+/// moves `model` to the configured device: true when the stage can be skipped.
+/// @throws gkd::Error when the file does not fit the model
 template <nn::Module M>
 bool load_finished(const RunContext& run, const std::string& stage, M& model) {
   const auto path = run.dir / stage / "model.safetensors";
-  if (!run.resume || !std::filesystem::exists(path)) return false;
-  const io::LoadReport report = io::load_into(path, nn::state_dict(model));
-  GKD_CHECK(report.ok(), "pipeline", path.string() << ": " << report.str());
-  return true;
+  const bool finished = run.resume && std::filesystem::exists(path);
+  if (finished) {
+    const io::LoadReport report = io::load_into(path, nn::state_dict(model));
+    GKD_CHECK(report.ok(), "pipeline", path.string() << ": " << report.str());
+  }
+  nn::to(model, run_device(run.cfg));
+  return finished;
 }
 
 /// Stage 0: the teacher on the source domain.
@@ -227,7 +231,7 @@ inline Student<float> train_student(const RunContext& run, const std::string& me
   if (method == "fsp") {  // channel counts from a probe in evaluation mode (no batch statistics touched)
     NoGrad no_grad;
     nn::eval(student);
-    const Tensor<float> probe = Tensor<float>::zeros({1, 1, c.data.patch, c.data.patch});
+    const Tensor<float> probe = Tensor<float>::zeros({1, 1, c.data.patch, c.data.patch}).to(run_device(c));
     const auto sk = student.encode(probe);
     const auto tk = frozen.teacher->encode(probe);
     Generator connector_gen(detail::stage_seed(c, "fsp_connectors"));

@@ -348,13 +348,16 @@ Tensor<T> read_tensor(const StView& view, const StEntry& e) {
   return out;
 }
 
-/// Writes entry `e` of `view` into `target` in place (any strides). @pre target.shape() == e.shape
+/// Writes entry `e` of `view` into `target` in place (any strides, host or GPU). @pre target.shape() == e.shape
 template <Real T>
 void read_tensor_into(const StView& view, const StEntry& e, const Tensor<T>& target) {
   GKD_CHECK(target.shape() == e.shape, detail::kOp,
             view.source << ": tensor '" << e.name << "' has shape " << to_string(e.shape) << ", target has "
                         << to_string(target.shape()));
-  GKD_CHECK(target.device() == kCPU, detail::kOp, "tensor '" << e.name << "': target is on " << target.device().str());
+  if (!target.device().is_cpu()) {  // staged on the host, then copied
+    gkd::detail::copy_into(target, read_tensor<T>(view, e).to(target.device()));
+    return;
+  }
   if (target.is_contiguous()) {
     T* d = target.data();
     detail::convert<T>(e.dtype, view.data.data() + e.begin, target.numel(), [d](std::int64_t i, T v) { d[i] = v; });
@@ -367,7 +370,8 @@ void read_tensor_into(const StView& view, const StEntry& e, const Tensor<T>& tar
 }
 
 /// The bytes of a safetensors file holding `tensors` (F32 for float, F64 for double) and `metadata`.
-/// @throws gkd::Error for an undefined or non-CPU tensor, an empty, repeated or reserved name, or
+/// GPU tensors are copied to the host first.
+/// @throws gkd::Error for an undefined tensor, an empty, repeated or reserved name, or
 ///         a name or metadata string that is not valid UTF-8 (the header is JSON)
 template <Real T>
 std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, const Metadata& metadata = {}) {
@@ -394,7 +398,6 @@ std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, con
     GKD_CHECK(names.insert(name).second, kOp, "tensor name '" << name << "' appears twice");
     GKD_CHECK(json::is_valid_utf8(name), kOp, "tensor name '" << name << "' is not valid UTF-8");
     GKD_CHECK(t.defined(), kOp, "tensor '" << name << "' is undefined");
-    GKD_CHECK(t.device() == kCPU, kOp, "tensor '" << name << "' is on " << t.device().str() << "; copy it to the CPU first");
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * sizeof(T);
     header += (header.size() > 1 ? "," : "") + json::quote(name) + ":{\"dtype\":\"" + std::string(dtype) +
               "\",\"shape\":[";
@@ -411,7 +414,7 @@ std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, con
   std::memcpy(out.data() + 8, header.data(), header.size());
   std::byte* dst = out.data() + 8 + header.size();
   for (const auto& [name, t] : tensors) {
-    const Tensor<T> c = t.contiguous_copy_if_needed();
+    const Tensor<T> c = t.device().is_cpu() ? t.contiguous_copy_if_needed() : t.cpu();
     const std::size_t bytes = static_cast<std::size_t>(c.numel()) * sizeof(T);
     if (bytes) std::memcpy(dst, c.data(), bytes);
     dst += bytes;

@@ -28,6 +28,7 @@ struct PoolIndices {
 /// Positions of the maxima of max_pool2d(x, kernel) (stride = kernel, no padding).
 template <Real T>
 PoolIndices max_pool2d_indices(const Tensor<T>& x, Size2 kernel) {
+  gkd::detail::check_cpu(x, "max_pool2d_indices");
   GKD_CHECK(x.dim() == 4, "max_pool2d_indices", "input must be 4-D, got " << to_string(x.shape()));
   GKD_CHECK(kernel.h > 0 && kernel.w > 0 && x.shape()[2] >= kernel.h && x.shape()[3] >= kernel.w,
             "max_pool2d_indices", "kernel " << kernel << " does not fit input " << to_string(x.shape()));
@@ -57,6 +58,7 @@ PoolIndices max_pool2d_indices(const Tensor<T>& x, Size2 kernel) {
 template <Real T>
 Tensor<T> max_unpool2d(const Tensor<T>& x, const PoolIndices& where) {
   constexpr std::string_view op = "max_unpool2d";
+  gkd::detail::check_cpu(x, op);
   GKD_CHECK(x.shape() == where.pooled_shape, op,
             "input " << to_string(x.shape()) << " does not match the pooled shape " << to_string(where.pooled_shape)
                      << " of the indices");
