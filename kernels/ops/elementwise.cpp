@@ -98,10 +98,14 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
   const bool ga = needs_grad(a), gb = needs_grad(b);
   return record("pow", y, {a, b}, [a = a.detach(), b = b.detach(), y = y.detach(), ga, gb](const Tensor<T>& g) {
     Tensor<T> da, db;
-    if (ga) da = detail::sum_to(binary_values(BinaryOp::Mul, g, binary_values(BinaryOp::PowBaseGrad, a, b, "pow"), "pow"),
-                                a.shape());
-    if (gb) db = detail::sum_to(binary_values(BinaryOp::MulLog, binary_values(BinaryOp::Mul, g, y, "pow"), a, "pow"),
-                                b.shape());
+    if (ga) {
+      const Tensor<T> local = binary_values(BinaryOp::PowBaseGrad, a, b, "pow");  // b * a^(b-1)
+      da = detail::sum_to(binary_values(BinaryOp::Mul, g, local, "pow"), a.shape());
+    }
+    if (gb) {
+      const Tensor<T> gy = binary_values(BinaryOp::Mul, g, y, "pow");
+      db = detail::sum_to(binary_values(BinaryOp::MulLog, gy, a, "pow"), b.shape());  // g * y * log(a)
+    }
     return std::vector<Tensor<T>>{da, db};
   });
 }
@@ -134,9 +138,18 @@ Tensor<T> where(const Tensor<T>& cond, const Tensor<T>& a, const Tensor<T>& b) {
   });
 }
 
-template <Real T> Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b) { return binary_values(BinaryOp::Gt, a, b, "gt"); }
-template <Real T> Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b) { return binary_values(BinaryOp::Lt, a, b, "lt"); }
-template <Real T> Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) { return binary_values(BinaryOp::Eq, a, b, "eq"); }
+template <Real T>
+Tensor<T> gt(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary_values(BinaryOp::Gt, a, b, "gt");
+}
+template <Real T>
+Tensor<T> lt(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary_values(BinaryOp::Lt, a, b, "lt");
+}
+template <Real T>
+Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
+  return binary_values(BinaryOp::Eq, a, b, "eq");
+}
 
 template <Real T> Tensor<T> abs(const Tensor<T>& x) { return unary_op("abs", UnaryOp::Abs, x, T(0)); }
 template <Real T>

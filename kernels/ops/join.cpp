@@ -83,8 +83,10 @@ Tensor<T> stack(const std::vector<Tensor<T>>& tensors, std::int64_t dim) {
     detail::copy_into(out.select(k, i), tensors[static_cast<std::size_t>(i)].detach());
   return record<T>("stack", out, tensors, [wanted = wanted_grads(tensors), k, count](const Tensor<T>& g) {
     std::vector<Tensor<T>> grads(wanted.size());
-    for (std::int64_t i = 0; i < count; ++i)
-      if (wanted[static_cast<std::size_t>(i)]) grads[static_cast<std::size_t>(i)] = detail::owned_copy(g.detach().select(k, i));
+    for (std::int64_t i = 0; i < count; ++i) {
+      const auto u = static_cast<std::size_t>(i);
+      if (wanted[u]) grads[u] = detail::owned_copy(g.detach().select(k, i));
+    }
     return grads;
   });
 }

@@ -14,6 +14,9 @@ using gkd::test::require_gpu_matches_cpu;
 namespace {
 constexpr double kFloatTol = 2e-5;
 constexpr double kDoubleTol = 1e-12;
+// float gradients summed over broadcast dims (up to 51 terms) by atomics in another order than the
+// CPU's loop, judged against 1% of the largest gradient where they nearly cancel
+constexpr double kFloatSumTol = 1e-4;
 
 /// Random values rounded to multiples of `step`: exact zeros, ties and boundary hits.
 template <gkd::Real T>
@@ -39,22 +42,22 @@ void check_unary(double tol) {
 }
 
 template <gkd::Real T>
-void check_pow_where(double tol) {
+void check_pow_where(double tol, double sum_tol) {
   const auto base = gkd::add(gkd::abs(random<T>({4, 3, 17}, 53)), T(0.5));
   auto exponent = coarse<T>({3, 17}, 54, 0.5);  // includes exponent 0
-  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::pow(in[0], in[1]); }, {base, exponent}, tol, tol,
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::pow(in[0], in[1]); }, {base, exponent}, tol, sum_tol,
                              "pow broadcast exponent");
-  const auto small_base = gkd::add(gkd::abs(random<T>({4, 1, 1}, 55)), T(0.25));
+  const auto small_base = gkd::add(gkd::abs(random<T>({4, 1, 1}, 55)), T(0.5));
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::pow(in[0], in[1]); },
-                             {small_base, random<T>({4, 3, 17}, 56)}, tol, tol, "pow broadcast base");
+                             {small_base, random<T>({4, 3, 17}, 56, T(0.5))}, tol, sum_tol, "pow broadcast base");
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::pow(in[0], in[1]); }, {base, exponent}, tol, tol,
                              "pow, exponent constant", {1});
 
   const auto cond = gkd::gt(random<T>({4, 1, 17}, 57), Tensor<T>::scalar(T(0)));
   const auto a = random<T>({3, 17}, 58);
   const auto b = random<T>({4, 3, 1}, 59);
-  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::where(in[0], in[1], in[2]); }, {cond, a, b}, tol, tol,
-                             "where with all three broadcast", {0});
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::where(in[0], in[1], in[2]); }, {cond, a, b}, tol,
+                             sum_tol, "where with all three broadcast", {0});
   const auto full = random<T>({4, 3, 17}, 60);
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::where(in[0], in[1].transpose(0, 1), in[2]); },
                              {gkd::gt(full, Tensor<T>::scalar(T(0.3))), random<T>({3, 4, 17}, 61), full}, tol, tol,
@@ -77,8 +80,12 @@ void check_comparisons() {
 
 TEST_CASE("abs, clamp and softplus match the CPU (float32)", "[cuda][elementwise]") { check_unary<float>(kFloatTol); }
 TEST_CASE("abs, clamp and softplus match the CPU (float64)", "[cuda][elementwise]") { check_unary<double>(kDoubleTol); }
-TEST_CASE("pow and where match the CPU (float32)", "[cuda][elementwise]") { check_pow_where<float>(kFloatTol); }
-TEST_CASE("pow and where match the CPU (float64)", "[cuda][elementwise]") { check_pow_where<double>(kDoubleTol); }
+TEST_CASE("pow and where match the CPU (float32)", "[cuda][elementwise]") {
+  check_pow_where<float>(kFloatTol, kFloatSumTol);
+}
+TEST_CASE("pow and where match the CPU (float64)", "[cuda][elementwise]") {
+  check_pow_where<double>(kDoubleTol, kDoubleTol);
+}
 TEST_CASE("comparisons match the CPU exactly", "[cuda][elementwise]") {
   check_comparisons<float>();
   check_comparisons<double>();
@@ -89,5 +96,5 @@ TEST_CASE("new elementwise ops refuse bad arguments on the GPU as on the CPU", "
   REQUIRE_THROWS_WITH(gkd::clamp(x, 1.f, 0.f), Catch::Contains("greater than max"));
   REQUIRE_THROWS_WITH(gkd::softplus(x, 0.f), Catch::Contains("beta must be positive"));
   REQUIRE_THROWS_WITH(gkd::where(x, x, random<float>({3}, 65)), Catch::Contains("expected a CUDA tensor"));
-  REQUIRE_THROWS_WITH(gkd::pow(x, random<float>({4}, 66).cuda()), Catch::Contains("pow"));
+  REQUIRE_THROWS_WITH(gkd::pow(x, random<float>({4}, 66).cuda()), Catch::Contains("cannot be broadcast"));
 }

@@ -29,7 +29,8 @@ void check_concat() {
       [](const auto& in) { return gkd::concat({in[0].transpose(0, 1), in[1]}, 1); },
       {random<T>({4, 3, 6}, 84), random<T>({3, 2, 6}, 85)}, 0.0, 0.0, "concat of a transposed view");
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::concat({in[0], in[1]}, 1); },
-                             {random<T>({2, 0, 3}, 86), random<T>({2, 4, 3}, 87)}, 0.0, 0.0, "concat with an empty part");
+                             {random<T>({2, 0, 3}, 86), random<T>({2, 4, 3}, 87)}, 0.0, 0.0,
+                             "concat with an empty part");
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::concat({in[0]}, 0); }, {random<T>({5}, 88)}, 0.0, 0.0,
                              "concat of one tensor");
 }

@@ -37,7 +37,9 @@ void check_pad(double tol) {
 }
 }  // namespace
 
-TEST_CASE("pad matches the CPU in every mode (float32)", "[cuda][pad]") { check_pad<float>(2e-5); }
+// float backward: reflect/replicate corners sum up to 40 gradient terms with atomics, in another order
+// than the CPU, judged against 1% of the largest gradient where they nearly cancel
+TEST_CASE("pad matches the CPU in every mode (float32)", "[cuda][pad]") { check_pad<float>(1e-4); }
 TEST_CASE("pad matches the CPU in every mode (float64)", "[cuda][pad]") { check_pad<double>(1e-12); }
 
 TEST_CASE("pad refuses bad arguments on the GPU as on the CPU", "[cuda][pad]") {

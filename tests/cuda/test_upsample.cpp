@@ -11,32 +11,32 @@ using gkd::test::require_gpu_matches_cpu;
 
 namespace {
 template <gkd::Real T>
-void check_bilinear(double tol) {
+void check_bilinear(double tol, double backward_tol) {
   const auto x = random<T>({2, 3, 7, 9}, 101);
   for (bool align : {false, true}) {
     const std::string mode = align ? " align_corners" : "";
     for (gkd::Size2 size :
          {gkd::Size2{14, 18}, gkd::Size2{16, 23}, gkd::Size2{4, 5}, gkd::Size2{7, 9}, gkd::Size2{1, 1}}) {
       require_gpu_matches_cpu<T>(
-          [size, align](const auto& in) { return gkd::upsample_bilinear2d(in[0], size, align); }, {x}, tol, tol,
-          "bilinear to " + std::to_string(size.h) + "x" + std::to_string(size.w) + mode);
+          [size, align](const auto& in) { return gkd::upsample_bilinear2d(in[0], size, align); }, {x}, tol,
+          backward_tol, "bilinear to " + std::to_string(size.h) + "x" + std::to_string(size.w) + mode);
     }
     for (gkd::Scale2 scale : {gkd::Scale2{2.0}, gkd::Scale2{1.5, 2.5}, gkd::Scale2{0.5, 0.75}}) {
       require_gpu_matches_cpu<T>(
-          [scale, align](const auto& in) { return gkd::upsample_bilinear2d(in[0], scale, align); }, {x}, tol, tol,
-          "bilinear by scale " + std::to_string(scale.h) + "," + std::to_string(scale.w) + mode);
+          [scale, align](const auto& in) { return gkd::upsample_bilinear2d(in[0], scale, align); }, {x}, tol,
+          backward_tol, "bilinear by scale " + std::to_string(scale.h) + "," + std::to_string(scale.w) + mode);
     }
   }
   require_gpu_matches_cpu<T>(
       [](const auto& in) { return gkd::upsample_bilinear2d(in[0].transpose(2, 3), gkd::Size2{11, 13}, false); }, {x},
-      tol, tol, "bilinear of a transposed view");
+      tol, backward_tol, "bilinear of a transposed view");
 }
 
 template <gkd::Real T>
 void check_nearest() {
   const auto x = random<T>({2, 3, 7, 9}, 102);
-  // nearest copies elements (forward: exact) and sums a few of them in another order (backward)
-  const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-12;
+  // nearest copies elements (forward: exact) and sums up to 6 of them with atomics (backward)
+  const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-12;
   for (gkd::Size2 size : {gkd::Size2{14, 18}, gkd::Size2{10, 20}, gkd::Size2{3, 4}, gkd::Size2{7, 9}}) {
     require_gpu_matches_cpu<T>([size](const auto& in) { return gkd::upsample_nearest2d(in[0], size); }, {x}, 0.0, tol,
                                "nearest to " + std::to_string(size.h) + "x" + std::to_string(size.w));
@@ -51,8 +51,10 @@ void check_nearest() {
 }
 }  // namespace
 
-TEST_CASE("bilinear upsampling matches the CPU (float32)", "[cuda][upsample]") { check_bilinear<float>(2e-5); }
-TEST_CASE("bilinear upsampling matches the CPU (float64)", "[cuda][upsample]") { check_bilinear<double>(1e-12); }
+// float backward: each input sums about 20 weighted terms with atomics, in another order than the CPU,
+// judged against 1% of the largest gradient where they nearly cancel
+TEST_CASE("bilinear upsampling matches the CPU (float32)", "[cuda][upsample]") { check_bilinear<float>(2e-5, 1e-4); }
+TEST_CASE("bilinear upsampling matches the CPU (float64)", "[cuda][upsample]") { check_bilinear<double>(1e-12, 1e-12); }
 TEST_CASE("nearest upsampling matches the CPU", "[cuda][upsample]") {
   check_nearest<float>();
   check_nearest<double>();

@@ -3,8 +3,8 @@
 /// @file
 /// CUDA implementations of the broadcasting elementwise ops, comparisons, `where` and activations
 /// of gkd/ops/elementwise.hpp, differentiable (recorded under the same op names). They are reached
-/// through the ordinary ops (`gkd::relu(x)` with x on a GPU) when the program links `gkd::cuda`; calling them directly is fine
-/// too. Inputs must be on one CUDA device; results are contiguous on that device. Needs no CUDA
+/// through the ordinary ops (`gkd::relu(x)` with x on a GPU) when the program links `gkd::cuda`;
+/// calling them directly is fine too. Inputs must be on one CUDA device; results are contiguous on that device. Needs no CUDA
 /// headers to include.
 /// @code
 ///   auto y = gkd::relu(gkd::add(x.cuda(), b.cuda()));   // dispatches here

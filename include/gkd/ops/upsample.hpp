@@ -152,7 +152,8 @@ template <Real T>
 Tensor<T> upsample_bilinear(const Tensor<T>& x, const ResizeDim& dh, const ResizeDim& dw, bool align_corners) {
   constexpr std::string_view op = "upsample_bilinear2d";
   GKD_CUDA_DISPATCH(x.device(), op,
-                    upsample_bilinear2d(x, dh.out, dw.out, dh.scale.value_or(0.0), dw.scale.value_or(0.0), align_corners));
+                    upsample_bilinear2d(x, dh.out, dw.out, dh.scale.value_or(0.0), dw.scale.value_or(0.0),
+                                        align_corners));
   check_cpu(x, op);
   auto th = std::make_shared<const LinearTaps<T>>(linear_taps<T>(dh, align_corners));
   auto tw = std::make_shared<const LinearTaps<T>>(linear_taps<T>(dw, align_corners));
@@ -214,7 +215,8 @@ Tensor<T> upsample_bilinear(const Tensor<T>& x, const ResizeDim& dh, const Resiz
 template <Real T>
 Tensor<T> upsample_nearest(const Tensor<T>& x, const ResizeDim& dh, const ResizeDim& dw) {
   constexpr std::string_view op = "upsample_nearest2d";
-  GKD_CUDA_DISPATCH(x.device(), op, upsample_nearest2d(x, dh.out, dw.out, dh.scale.value_or(0.0), dw.scale.value_or(0.0)));
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    upsample_nearest2d(x, dh.out, dw.out, dh.scale.value_or(0.0), dw.scale.value_or(0.0)));
   check_cpu(x, op);
   const std::int64_t planes = x.shape()[0] * x.shape()[1];
   const std::int64_t in_plane = dh.in * dw.in, out_plane = dh.out * dw.out;
