@@ -401,7 +401,10 @@ std::vector<std::byte> serialize_safetensors(const NamedTensors<T>& tensors, con
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * sizeof(T);
     header += (header.size() > 1 ? "," : "") + json::quote(name) + ":{\"dtype\":\"" + std::string(dtype) +
               "\",\"shape\":[";
-    for (std::size_t d = 0; d < t.dim(); ++d) header += (d ? "," : "") + std::to_string(t.shape()[d]);
+    for (std::size_t d = 0; d < t.dim(); ++d) {  // appended piece by piece: GCC 12's -Wrestrict misfires on a + b here
+      if (d) header += ',';
+      header += std::to_string(t.shape()[d]);
+    }
     header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
     offset += bytes;
   }
