@@ -247,18 +247,22 @@ inline void merge_kl_rows(const TileArray& a, const TileArray& b, const TileEdge
 /// Calls f(ib, jb) once for every pair of row blocks ib ≤ jb < nb: first the diagonal pairs, then nb − 1
 /// (or nb) rounds of a round-robin tournament (circle method), in which no block appears twice. The
 /// pairs of one round run in parallel without sharing a block, and every block sees its pairs in the
-/// same order whatever the thread count, so results do not depend on it.
+/// same order whatever the thread count, so results do not depend on it. The tiles' GEMMs always run
+/// inside the parallel region, so Eigen never parallelises (and spin-waits on) a single small tile.
 template <class F>
 void for_each_block_pair(std::int64_t nb, F&& f) {
-#pragma omp parallel for schedule(dynamic) if (nb > 1)
-  for (std::int64_t b = 0; b < nb; ++b) f(b, b);
   const std::int64_t m = nb + (nb & 1);  // an even count: block nb is a bye when nb is odd
-  for (std::int64_t round = 0; round + 1 < m; ++round) {
-#pragma omp parallel for schedule(dynamic) if (m > 2)
-    for (std::int64_t k = 0; k < m / 2; ++k) {
-      const std::int64_t x = k == 0 ? m - 1 : (round + k) % (m - 1);
-      const std::int64_t y = k == 0 ? round : (round - k + m - 1) % (m - 1);
-      if (x < nb && y < nb) f(std::min(x, y), std::max(x, y));
+#pragma omp parallel
+  {
+#pragma omp for schedule(dynamic)
+    for (std::int64_t b = 0; b < nb; ++b) f(b, b);
+    for (std::int64_t round = 0; round + 1 < m; ++round) {
+#pragma omp for schedule(dynamic)
+      for (std::int64_t k = 0; k < m / 2; ++k) {
+        const std::int64_t x = k == 0 ? m - 1 : (round + k) % (m - 1);
+        const std::int64_t y = k == 0 ? round : (round - k + m - 1) % (m - 1);
+        if (x < nb && y < nb) f(std::min(x, y), std::max(x, y));
+      }
     }
   }
 }
@@ -363,7 +367,7 @@ template <Real G>
 std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
   const std::int64_t nb = p.blocks();
   std::int64_t rows = 0;
-#pragma omp parallel for schedule(dynamic) reduction(+ : rows) if (nb > 1)
+#pragma omp parallel for schedule(dynamic) reduction(+ : rows)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile);
     std::vector<OnlineLse<double>> acc(static_cast<std::size_t>(i1 - i0));
@@ -400,7 +404,7 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
 template <Real G, Real T>
 void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
   const std::int64_t nb = p.blocks();
-#pragma omp parallel for schedule(dynamic) if (nb > 1)
+#pragma omp parallel for schedule(dynamic)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
     RowMatrix<G> ct;
