@@ -274,27 +274,8 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   const Shape& ws = weight.shape();
   const Size2 stride(p.stride_h, p.stride_w), dilation(p.dilation_h, p.dilation_w);
   const Size2 output_padding(output_padding_h, output_padding_w);
-  detail::check_conv_params(op, xs, ws, stride, Size2(p.pad_h, p.pad_w), dilation, p.groups);
-  GKD_CHECK(xs[1] % p.groups == 0 && ws[0] == xs[1] && ws[1] > 0, op,
-            "input " << to_string(xs) << " and weight " << to_string(ws) << " do not match with groups=" << p.groups
-                     << " (expected weight [Cin, Cout/groups, kh, kw] with Cin divisible by groups)");
-  GKD_CHECK(ws[2] > 0 && ws[3] > 0, op, "weight " << to_string(ws) << " has an empty kernel");
-  GKD_CHECK(output_padding.h >= 0 && output_padding.w >= 0 &&
-                (output_padding.h < stride.h || output_padding.h < dilation.h) &&
-                (output_padding.w < stride.w || output_padding.w < dilation.w),
-            op,
-            "output_padding " << output_padding << " must be non-negative and smaller than stride " << stride
-                              << " or dilation " << dilation << " (input " << to_string(xs) << ", weight "
-                              << to_string(ws) << ")");
-  const std::int64_t out_c = ws[1] * p.groups;
-  GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == out_c), op,
-            "bias " << to_string(bias.shape()) << " does not match weight " << to_string(ws) << " with groups="
-                    << p.groups << " (expected [" << out_c << "])");
-  const std::int64_t oh = (xs[2] - 1) * p.stride_h - 2 * p.pad_h + p.dilation_h * (ws[2] - 1) + output_padding.h + 1;
-  const std::int64_t ow = (xs[3] - 1) * p.stride_w - 2 * p.pad_w + p.dilation_w * (ws[3] - 1) + output_padding.w + 1;
-  GKD_CHECK(oh > 0 && ow > 0, op,
-            "output size " << oh << "x" << ow << " is not positive (input " << to_string(xs) << ", weight "
-                           << to_string(ws) << ")");
+  const auto [out_c, oh, ow] = detail::conv_transpose2d_output(op, xs, ws, bias, stride, Size2(p.pad_h, p.pad_w),
+                                                                output_padding, p.groups, dilation);
   // The convolution this transposes maps ys (our output) to our input with the same filter. cuDNN sizes
   // that convolution's output by floor division: (oh + 2 pad - dil (kh - 1) - 1) / stride + 1, which is
   // H unless output_padding >= stride (allowed when smaller than dilation). Then x is extended with

@@ -32,20 +32,7 @@ std::vector<bool> wanted_grads(const std::vector<Tensor<T>>& tensors) {
 template <Real T>
 Tensor<T> concat(const std::vector<Tensor<T>>& tensors, std::int64_t dim) {
   check_same_cuda_device(tensors, "concat");
-  const Shape& first = tensors[0].shape();
-  GKD_CHECK(!first.empty(), "concat", "cannot concatenate 0-d tensors (shape [])");
-  const std::size_t d = normalize_dim(dim, first.size(), "concat");
-  Shape out_shape = first;
-  out_shape[d] = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const Shape& s = tensors[i].shape();
-    bool ok = s.size() == first.size();
-    for (std::size_t k = 0; ok && k < s.size(); ++k) ok = k == d || s[k] == first[k];
-    GKD_CHECK(ok, "concat",
-              "tensor " << i << " has shape " << to_string(s) << " but tensor 0 has shape " << to_string(first)
-                        << "; all sizes except dim " << d << " must match");
-    out_shape[d] += s[d];
-  }
+  const auto [out_shape, d] = gkd::detail::concat_shape(tensors, dim);
   const auto k = static_cast<std::int64_t>(d);
   Tensor<T> out = Tensor<T>::empty(out_shape, tensors[0].device());
   std::vector<std::int64_t> starts;

@@ -25,30 +25,8 @@ void check_input(const Tensor<T>& x, std::string_view op) {
 template <Real T>
 detail::PoolGeometry geometry(std::string_view op, const Tensor<T>& x, const PoolParams& p, bool ceil_mode) {
   check_input(x, op);
-  const Size2 kernel(p.kernel_h, p.kernel_w), stride(p.stride_h, p.stride_w), padding(p.pad_h, p.pad_w);
-  const Size2 dilation(p.dilation_h, p.dilation_w);
-  GKD_CHECK(kernel.h > 0 && kernel.w > 0, op,
-            "kernel size must be positive, got " << kernel << " for input " << to_string(x.shape()));
-  GKD_CHECK(stride.h > 0 && stride.w > 0, op,
-            "stride must be positive, got " << stride << " for input " << to_string(x.shape()));
-  GKD_CHECK(dilation.h > 0 && dilation.w > 0, op,
-            "dilation must be positive, got " << dilation << " for input " << to_string(x.shape()));
-  GKD_CHECK(padding.h >= 0 && padding.w >= 0 && padding.h <= kernel.h / 2 && padding.w <= kernel.w / 2, op,
-            "padding " << padding << " must be non-negative and at most half of kernel size " << kernel
-                       << " (input " << to_string(x.shape()) << ")");
-  detail::PoolGeometry g;
-  const std::size_t d = x.dim();
-  g.in_h = x.shape()[d - 2], g.in_w = x.shape()[d - 1];
-  g.planes = g.in_h * g.in_w > 0 ? x.numel() / (g.in_h * g.in_w) : 0;
-  g.kh = kernel.h, g.kw = kernel.w, g.sh = stride.h, g.sw = stride.w, g.ph = padding.h, g.pw = padding.w;
-  g.dh = dilation.h, g.dw = dilation.w;
-  g.out_h = detail::pool_output_size(g.in_h, g.kh, g.ph, g.sh, g.dh, ceil_mode);
-  g.out_w = detail::pool_output_size(g.in_w, g.kw, g.pw, g.sw, g.dw, ceil_mode);
-  GKD_CHECK(g.out_h > 0 && g.out_w > 0, op,
-            "output size " << g.out_h << "x" << g.out_w << " is too small: kernel " << kernel << " (dilation "
-                           << dilation << ") is larger than input " << to_string(x.shape()) << " padded by "
-                           << padding);
-  return g;
+  return detail::pool_geometry(op, x, Size2(p.kernel_h, p.kernel_w), Size2(p.stride_h, p.stride_w),
+                               Size2(p.pad_h, p.pad_w), Size2(p.dilation_h, p.dilation_w), ceil_mode);
 }
 
 /// Whether cuDNN pooling computes g: it has no dilation and sizes its output by rounding down.

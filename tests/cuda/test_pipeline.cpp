@@ -11,6 +11,7 @@
 #include "gkd/distill/domains.hpp"
 #include "gkd/distill/evaluate.hpp"
 #include "gkd/distill/stages.hpp"
+#include "distill/tiny_networks.hpp"
 #include "support/check.hpp"
 #include "support/scratch.hpp"
 
@@ -20,16 +21,8 @@ using namespace gkd::distill;
 namespace {
 
 PipelineConfig tiny_on_gpu() {
-  PipelineConfig c = preset("cpu");
+  PipelineConfig c = test::tiny_pipeline();
   c.device = "cuda";
-  c.threads = 1;
-  c.data.image_size = 64, c.data.patch = 32, c.data.train_count = 4, c.data.test_count = 2;
-  c.data.samples_per_epoch = 8, c.data.batch = 4, c.data.workers = 0;
-  c.nets.teacher_width = 1.0 / 32, c.nets.student_width = 0.05, c.nets.msan_hidden = 8;
-  c.epochs = {.teacher = 4, .student = 4, .psae = 4, .msan = 4};
-  c.optim.schedule = "constant";
-  c.seg.dice_weight = 0;
-  c.gkd.views = 2;
   return c;
 }
 

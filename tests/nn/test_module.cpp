@@ -74,7 +74,7 @@ TEST_CASE("train, eval and freeze reach every submodule", "[nn]") {
   for (auto& p : named_parameters(s)) REQUIRE(p.tensor.requires_grad_flag());
 }
 
-TEST_CASE("to(kCPU) keeps a host module; a GPU without gkd::cuda is refused and changes nothing", "[nn]") {
+TEST_CASE("to(kCPU) keeps a host module, and a GPU without gkd::cuda is refused and changes nothing", "[nn]") {
   Generator gen(0);
   Block<double> b(gen);
   freeze(b.fc);

@@ -23,6 +23,7 @@
 /// on AVX2/FMA builds without AVX-512, where gkd's own packed 6x16 kernel runs them 1.3-1.5x faster
 /// (see detail::conv_gemm); double always uses Eigen.
 #include <algorithm>
+#include <array>
 #include <concepts>
 #include <cstdlib>
 #include <cstring>
@@ -914,24 +915,14 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   return conv2d(x, weight, bias, options.stride, options.padding, options.dilation, options.groups);
 }
 
-/// 2-D transposed convolution (the gradient of conv2d w.r.t. its input) of x [N, Cin, H, W] with
-/// weight [Cin, Cout/groups, kh, kw] and optional bias [Cout]; output [N, Cout, OH, OW] with
-/// OH = (H-1)*stride - 2*pad + dil*(kh-1) + output_padding + 1. Differentiable in x, weight and bias.
-/// @param output_padding extra rows/columns on the bottom/right; must be smaller than stride or dilation
+namespace detail {
+
+/// Validates conv_transpose2d's arguments (host and GPU alike) and returns its output [C_out, H, W].
 template <Real T>
-Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
-                           Size2 stride = 1, Size2 padding = 0, Size2 output_padding = 0, std::int64_t groups = 1,
-                           Size2 dilation = 1) {
-  constexpr std::string_view op = "conv_transpose2d";
-  GKD_CUDA_DISPATCH(x.device(), op,
-                    conv_transpose2d(x, weight, bias,
-                                     cuda::ConvParams{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w,
-                                                      groups},
-                                     output_padding.h, output_padding.w));
-  detail::check_conv_tensors(op, x, weight, bias);
-  const Shape& xs = x.shape();
-  const Shape& ws = weight.shape();
-  detail::check_conv_params(op, xs, ws, stride, padding, dilation, groups);
+std::array<std::int64_t, 3> conv_transpose2d_output(std::string_view op, const Shape& xs, const Shape& ws,
+                                                    const Tensor<T>& bias, Size2 stride, Size2 padding,
+                                                    Size2 output_padding, std::int64_t groups, Size2 dilation) {
+  check_conv_params(op, xs, ws, stride, padding, dilation, groups);
   GKD_CHECK(xs[1] % groups == 0 && ws[0] == xs[1] && ws[1] > 0, op,
             "input " << to_string(xs) << " and weight " << to_string(ws) << " do not match with groups=" << groups
                      << " (expected weight [Cin, Cout/groups, kh, kw] with Cin divisible by groups)");
@@ -952,6 +943,30 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   GKD_CHECK(oh > 0 && ow > 0, op,
             "output size " << oh << "x" << ow << " is not positive (input " << to_string(xs) << ", weight "
                            << to_string(ws) << ", stride " << stride << ", padding " << padding << ")");
+  return {out_c, oh, ow};
+}
+
+}  // namespace detail
+
+/// 2-D transposed convolution (the gradient of conv2d w.r.t. its input) of x [N, Cin, H, W] with
+/// weight [Cin, Cout/groups, kh, kw] and optional bias [Cout]; output [N, Cout, OH, OW] with
+/// OH = (H-1)*stride - 2*pad + dil*(kh-1) + output_padding + 1. Differentiable in x, weight and bias.
+/// @param output_padding extra rows/columns on the bottom/right; must be smaller than stride or dilation
+template <Real T>
+Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>(),
+                           Size2 stride = 1, Size2 padding = 0, Size2 output_padding = 0, std::int64_t groups = 1,
+                           Size2 dilation = 1) {
+  constexpr std::string_view op = "conv_transpose2d";
+  GKD_CUDA_DISPATCH(x.device(), op,
+                    conv_transpose2d(x, weight, bias,
+                                     cuda::ConvParams{stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w,
+                                                      groups},
+                                     output_padding.h, output_padding.w));
+  detail::check_conv_tensors(op, x, weight, bias);
+  const Shape& xs = x.shape();
+  const Shape& ws = weight.shape();
+  const auto [out_c, oh, ow] =
+      detail::conv_transpose2d_output(op, xs, ws, bias, stride, padding, output_padding, groups, dilation);
   // The forward convolution that this transposes: its input is our output and vice versa.
   detail::ConvGeometry g;
   g.batch = xs[0], g.in_c = out_c, g.in_h = oh, g.in_w = ow, g.out_c = xs[1], g.out_h = xs[2], g.out_w = xs[3];

@@ -44,6 +44,26 @@ Device join_device(const std::vector<Tensor<T>>& tensors) {
   return kCPU;
 }
 
+/// The shape of concat(tensors, dim) and the normalised dim, validating ranks and sizes (host and GPU).
+template <Real T>
+std::pair<Shape, std::size_t> concat_shape(const std::vector<Tensor<T>>& tensors, std::int64_t dim) {
+  const Shape& first = tensors[0].shape();
+  GKD_CHECK(!first.empty(), "concat", "cannot concatenate 0-d tensors (shape [])");
+  const std::size_t d = normalize_dim(dim, first.size(), "concat");
+  Shape out_shape = first;
+  out_shape[d] = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Shape& s = tensors[i].shape();
+    bool ok = s.size() == first.size();
+    for (std::size_t k = 0; ok && k < s.size(); ++k) ok = k == d || s[k] == first[k];
+    GKD_CHECK(ok, "concat",
+              "tensor " << i << " has shape " << to_string(s) << " but tensor 0 has shape " << to_string(first)
+                        << "; all sizes except dim " << d << " must match");
+    out_shape[d] += s[d];
+  }
+  return {out_shape, d};
+}
+
 inline std::int64_t prod(const Shape& s, std::size_t begin, std::size_t end) {
   std::int64_t n = 1;
   for (std::size_t i = begin; i < end; ++i) n *= s[i];
@@ -60,20 +80,7 @@ Tensor<T> concat(const std::vector<Tensor<T>>& tensors, std::int64_t dim = 0) {
   GKD_CHECK(!tensors.empty(), "concat", "needs at least one tensor, got an empty list");
   GKD_CUDA_DISPATCH(detail::join_device(tensors), "concat", concat(tensors, dim));
   for (const auto& t : tensors) detail::check_cpu(t, "concat");
-  const Shape& first = tensors[0].shape();
-  GKD_CHECK(!first.empty(), "concat", "cannot concatenate 0-d tensors (shape [])");
-  const std::size_t d = normalize_dim(dim, first.size(), "concat");
-  Shape out_shape = first;
-  out_shape[d] = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const Shape& s = tensors[i].shape();
-    bool ok = s.size() == first.size();
-    for (std::size_t k = 0; ok && k < s.size(); ++k) ok = k == d || s[k] == first[k];
-    GKD_CHECK(ok, "concat",
-              "tensor " << i << " has shape " << to_string(s) << " but tensor 0 has shape " << to_string(first)
-                        << "; all sizes except dim " << d << " must match");
-    out_shape[d] += s[d];
-  }
+  const auto [out_shape, d] = detail::concat_shape(tensors, dim);
   const std::int64_t outer = detail::prod(out_shape, 0, d), inner = detail::prod(out_shape, d + 1, out_shape.size());
   const std::int64_t out_row = out_shape[d] * inner;
   Tensor<T> out = Tensor<T>::empty(out_shape);

@@ -43,11 +43,10 @@ inline std::int64_t pool_output_size(std::int64_t in, std::int64_t k, std::int64
   return out;
 }
 
-/// Validates a pooling op's input and parameters and returns its geometry.
+/// Validates a pooling op's input and parameters and returns its geometry (host and GPU alike).
 template <Real T>
 PoolGeometry pool_geometry(std::string_view op, const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 padding,
                            Size2 dilation, bool ceil_mode) {
-  check_cpu(x, op);
   GKD_CHECK(x.dim() == 3 || x.dim() == 4, op,
             "input must be 3-D (C, H, W) or 4-D (N, C, H, W), got " << to_string(x.shape()));
   GKD_CHECK(kernel.h > 0 && kernel.w > 0, op,
@@ -149,6 +148,7 @@ Tensor<T> max_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
                                cuda::PoolParams{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w,
                                                 dilation.h, dilation.w},
                                ceil_mode));
+  detail::check_cpu(x, op);
   const detail::PoolGeometry g = detail::pool_geometry(op, x, kernel, stride, padding, dilation, ceil_mode);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), g.out_h, g.out_w));
@@ -210,6 +210,7 @@ Tensor<T> avg_pool2d(const Tensor<T>& x, Size2 kernel, Size2 stride, Size2 paddi
   GKD_CUDA_DISPATCH(x.device(), op,
                     avg_pool2d(x, cuda::PoolParams{kernel.h, kernel.w, stride.h, stride.w, padding.h, padding.w, 1, 1},
                                ceil_mode, count_include_pad));
+  detail::check_cpu(x, op);
   const detail::PoolGeometry g = detail::pool_geometry(op, x, kernel, stride, padding, 1, ceil_mode);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(detail::pooled_shape(x.shape(), g.out_h, g.out_w));

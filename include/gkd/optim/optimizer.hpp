@@ -153,13 +153,8 @@ class Optimizer {
       }
       for (std::size_t pi = 0; pi < group.params.size(); ++pi, ++flat) {
         const Tensor<T>& p = group.params[pi];
-        Tensor<T> grad = p.grad();
+        Tensor<T> grad = checked_grad(p, gi, pi);
         if (!grad.defined()) continue;
-        GKD_CHECK(grad.shape() == p.shape(), name_,
-                  "gradient of shape " << to_string(grad.shape()) << " for parameter " << pi << " of group " << gi
-                                       << " with shape " << to_string(p.shape()));
-        GKD_CHECK(grad.device() == kCPU, name_,
-                  "gradient on " << grad.device().str() << " for parameter " << pi << " of group " << gi << " on cpu");
         grad = grad.contiguous_copy_if_needed();
         ParamState<T>& s = state_[flat];
         ++s.step;
@@ -322,20 +317,28 @@ class Optimizer {
   }
 
  private:
+  /// The gradient of parameter `pi` of group `gi` (undefined when it has none), checked to have the
+  /// parameter's shape and device.
+  Tensor<T> checked_grad(const Tensor<T>& p, std::size_t gi, std::size_t pi) const {
+    Tensor<T> grad = p.grad();
+    if (!grad.defined()) return grad;
+    GKD_CHECK(grad.shape() == p.shape(), name_,
+              "gradient of shape " << to_string(grad.shape()) << " for parameter " << pi << " of group " << gi
+                                   << " with shape " << to_string(p.shape()));
+    GKD_CHECK(grad.device() == p.device(), name_,
+              "gradient on " << grad.device().str() << " for parameter " << pi << " of group " << gi << " on "
+                             << p.device().str());
+    return grad;
+  }
+
   /// Steps group `gi` (on a GPU; its first parameter has flat index `flat`).
   void step_device_group(std::size_t gi, std::size_t flat) {
     const ParamGroup<T>& group = groups_[gi];
     std::vector<DeviceUpdate<T>> updates;
     for (std::size_t pi = 0; pi < group.params.size(); ++pi) {
       const Tensor<T>& p = group.params[pi];
-      Tensor<T> grad = p.grad();
+      const Tensor<T> grad = checked_grad(p, gi, pi);
       if (!grad.defined()) continue;
-      GKD_CHECK(grad.shape() == p.shape(), name_,
-                "gradient of shape " << to_string(grad.shape()) << " for parameter " << pi << " of group " << gi
-                                     << " with shape " << to_string(p.shape()));
-      GKD_CHECK(grad.device() == p.device(), name_,
-                "gradient on " << grad.device().str() << " for parameter " << pi << " of group " << gi << " on "
-                               << p.device().str());
       updates.push_back({p, grad.contiguous_copy_if_needed(), &state_[flat + pi]});
     }
     if (updates.empty()) return;
