@@ -344,8 +344,6 @@ inline std::vector<std::string> config_differences(PipelineConfig a, PipelineCon
   return out;
 }
 
-/// Checks ranges and cross-field constraints.
-/// @throws gkd::Error naming the first invalid field
 /// The Device that `device` names ("cpu", "cuda", "cuda:N"). @throws gkd::Error for anything else
 inline Device run_device(const PipelineConfig& c) {
   if (c.device == "cpu") return kCPU;
@@ -361,6 +359,8 @@ inline Device run_device(const PipelineConfig& c) {
   return cuda_device(index);
 }
 
+/// Checks ranges and cross-field constraints.
+/// @throws gkd::Error naming the first invalid field
 inline void validate(const PipelineConfig& c) {
   run_device(c);
   auto positive = [](const char* key, double v) { GKD_CHECK(v > 0 && std::isfinite(v), "config", key << " must be > 0, got " << v); };

@@ -236,6 +236,7 @@ inline Student<float> train_student(const RunContext& run, const std::string& me
     const auto tk = frozen.teacher->encode(probe);
     Generator connector_gen(detail::stage_seed(c, "fsp_connectors"));
     connectors.emplace(KdFeatures<float>{{}, sk.x3, sk.x5}, KdFeatures<float>{{}, tk.c3, tk.c4}, connector_gen);
+    nn::to(*connectors, run_device(c));
     for (auto& [name, t] : nn::state_dict(*connectors)) state.push_back({"fsp_connectors." + name, t});
     for (auto& p : nn::parameters(*connectors)) params.push_back(p);
     nn::train(student);
