@@ -6,12 +6,13 @@
 # UndefinedBehaviorSanitizer. The fuzz harnesses are always built with ASan+UBSan (clang) and run in the
 # first pass. Idempotent: re-running reuses the build folders.
 # GKD_SANITIZE_AREAS="all" (or a list such as "ops;losses") widens the sanitizer pass; CI keeps the default
-# to stay under 30 minutes on 2 cores.
+# to stay under 30 minutes on 2 cores, and for the same reason does not build the benchmark programs (they
+# print figures and are not tests): GKD_BUILD_BENCHMARKS=ON tools/test.sh builds them too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "-DGKD_BUILD_BENCHMARKS=${GKD_BUILD_BENCHMARKS:-OFF}"
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 areas=${GKD_SANITIZE_AREAS:-core;autograd;io;data}
