@@ -4,12 +4,25 @@
 // CPU op on the same float32 inputs. Tolerances are the kernels' own (tests/cuda/test_graph_kd.cpp,
 // test_pairwise_kd.cpp, test_cross_recon_kd.cpp): 1e-3 for 3xTF32 similarities, 1e-4 for DICD.
 // Unsupported requests (float64, DICD's per-pixel map, mixed devices) raise gkd::Error.
+// The losses composed of device ops on a GPU (mse, l1, BCE, distillation KL, Dice, normalize, cosine
+// similarity, one_hot, and the AT / IFVD / CWD baselines built on them) equal their fused CPU kernels:
+// 1e-9 in float64 (the same formulas), 1e-4 in float32 (float sums on the GPU, double on the CPU).
 #include <catch2/catch.hpp>
 
 #include "compare.hpp"
+#include "gkd/losses/attention_transfer.hpp"
+#include "gkd/losses/bce.hpp"
+#include "gkd/losses/channel_wise_kd.hpp"
 #include "gkd/losses/cross_recon_kd.hpp"
+#include "gkd/losses/dice.hpp"
 #include "gkd/losses/graph_kd.hpp"
+#include "gkd/losses/ifvd.hpp"
+#include "gkd/losses/kl_div.hpp"
 #include "gkd/losses/pairwise_kd.hpp"
+#include "gkd/losses/regression.hpp"
+#include "gkd/metrics/hausdorff.hpp"
+#include "gkd/metrics/roc_auc.hpp"
+#include "gkd/metrics/segmentation.hpp"
 
 using gkd::Tensor;
 using gkd::test::random;
@@ -66,4 +79,80 @@ TEST_CASE("the CUDA distillation losses refuse what the kernels do not do", "[cu
   const auto logits = random<float>({1, 2, 4, 4}, 44).cuda();
   REQUIRE_THROWS_WITH(gkd::cross_recon_kd(logits, logits, logits, {.reduction = gkd::Reduction::None}),
                       Catch::Contains("CPU-only"));
+}
+
+namespace {
+
+template <gkd::Real T>
+Tensor<T> class_labels(const gkd::Shape& shape, std::int64_t classes, std::uint64_t seed) {
+  gkd::Generator gen(seed);
+  auto t = Tensor<T>::empty(shape);
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    t.data()[i] = static_cast<T>(static_cast<std::int64_t>(gen.uniform(0, double(classes))) % classes);
+  return t;
+}
+
+template <gkd::Real T>
+void require_composed_losses_match(double tol) {
+  using R = gkd::Reduction;
+  const auto x = random<T>({2, 3, 5, 6}, 51, T(2)), y = random<T>({2, 3, 5, 6}, 52, T(2));
+  const auto labels = class_labels<T>({2, 5, 6}, 3, 53);
+  auto prob = gkd::sigmoid(y);
+  for (const R r : {R::Mean, R::Sum, R::None}) {
+    const std::string name = " reduction " + std::string(gkd::reduction_name(r));
+    require_gpu_matches_cpu<T>([r](const auto& in) { return gkd::mse_loss(in[0], in[1], r); }, {x, y}, tol, tol,
+                               "mse_loss" + name);
+    require_gpu_matches_cpu<T>([r](const auto& in) { return gkd::l1_loss(in[0], in[1], r); }, {x, y}, tol, tol,
+                               "l1_loss" + name, {1});
+    require_gpu_matches_cpu<T>(
+        [r](const auto& in) { return gkd::binary_cross_entropy_with_logits(in[0], in[1], r, in[2], in[3]); },
+        {x, prob, gkd::abs(random<T>({3, 1, 1}, 54)), random<T>({6}, 55)}, tol, tol, "bce" + name, {1, 2, 3});
+    require_gpu_matches_cpu<T>([r](const auto& in) { return gkd::distillation_kl(in[0], in[1], T(2), 1, r); }, {x, y},
+                               tol, tol, "distillation_kl" + name);
+    require_gpu_matches_cpu<T>(
+        [r](const auto& in) { return gkd::dice_loss(in[0], in[1], T(1), gkd::DiceActivation::Softmax, r); },
+        {x, labels}, tol, tol, "dice_loss class indices" + name, {1});
+    require_gpu_matches_cpu<T>(
+        [r](const auto& in) { return gkd::dice_loss(in[0], in[1], T(0.5), gkd::DiceActivation::Sigmoid, r); },
+        {x, prob}, tol, tol, "dice_loss dense" + name, {1});
+  }
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::normalize(in[0], 1); }, {x}, tol, tol, "normalize");
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::cosine_similarity(in[0], in[1], 1); },
+                             {x, y.narrow(2, 0, 1)}, tol, tol, "cosine_similarity (broadcast)");
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::attention_transfer_loss(in[0], in[1]); },
+                             {x, random<T>({2, 4, 10, 12}, 56)}, tol, tol, "attention_transfer_loss", {1});
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::ifvd_loss(in[0], in[1], in[2], {.classes = 3}); },
+                             {x, random<T>({2, 4, 5, 6}, 57), labels}, tol, tol, "ifvd_loss", {1, 2});
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::channel_wise_kd_loss(in[0], in[1], T(4)); }, {x, y},
+                             tol, tol, "channel_wise_kd_loss", {1});
+  REQUIRE(gkd::one_hot(labels.cuda(), 3, 1).device().is_cuda());
+  gkd::test::require_close(gkd::one_hot(labels.cuda(), 3, 1), gkd::one_hot(labels, 3, 1), 0, "one_hot");
+}
+
+}  // namespace
+
+TEST_CASE("losses composed of device ops match their CPU kernels", "[cuda][losses]") {
+  require_composed_losses_match<double>(1e-9);
+  require_composed_losses_match<float>(1e-4);
+  auto bad = class_labels<float>({2, 5, 6}, 3, 58);
+  bad.data()[4] = 3.f;
+  REQUIRE_THROWS_WITH(gkd::dice_loss(random<float>({2, 3, 5, 6}, 59).cuda(), bad.cuda()),
+                      Catch::Contains("not a class index"));
+  REQUIRE_THROWS_WITH(gkd::one_hot(bad.cuda(), 3), Catch::Contains("outside [0, 3)"));
+  REQUIRE_THROWS_WITH(gkd::mse_loss(random<float>({4}, 60).cuda(), random<float>({4}, 61)),
+                      Catch::Contains("CUDA"));
+}
+
+TEST_CASE("metrics read GPU tensors through host copies", "[cuda][metrics]") {
+  const auto score = gkd::sigmoid(random<float>({9, 11}, 62)), fov = class_labels<float>({9, 11}, 2, 63);
+  const auto target = class_labels<float>({9, 11}, 2, 64);
+  const auto on_gpu = gkd::metrics::confusion(score.cuda(), target.cuda(), fov.cuda()),
+             on_cpu = gkd::metrics::confusion(score, target, fov);
+  CHECK((on_gpu.tp == on_cpu.tp && on_gpu.fp == on_cpu.fp && on_gpu.tn == on_cpu.tn && on_gpu.fn == on_cpu.fn));
+  gkd::metrics::RocAucAccumulator gpu_auc, cpu_auc;
+  gpu_auc.add(score.cuda(), target.cuda(), fov.cuda());
+  cpu_auc.add(score, target, fov);
+  CHECK(gpu_auc.value() == cpu_auc.value());
+  const auto mask = gkd::gt(score, gkd::Tensor<float>::scalar(0.5f));
+  CHECK(gkd::metrics::hausdorff(mask.cuda(), target.cuda()).hd95 == gkd::metrics::hausdorff(mask, target).hd95);
 }

@@ -21,9 +21,10 @@ namespace gkd {
 namespace detail {
 /// `w` broadcast to `shape` as an owned-or-shared contiguous tensor (undefined stays undefined).
 template <Real T>
-Tensor<T> broadcast_constant(const Tensor<T>& w, const Shape& shape, std::string_view op, std::string_view what) {
+Tensor<T> broadcast_constant(const Tensor<T>& w, const Shape& shape, Device device, std::string_view op,
+                             std::string_view what) {
   if (!w.defined()) return w;
-  check_cpu(w, op);
+  GKD_CHECK(w.device() == device, op, what << " is on " << w.device().str() << " but the input on " << device.str());
   bool ok = w.dim() <= shape.size();
   for (std::size_t i = 0; ok && i < w.dim(); ++i) {
     const std::int64_t have = w.shape()[i], want = shape[shape.size() - w.dim() + i];
@@ -46,8 +47,16 @@ Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& input, const Tensor<
                                            const Tensor<T>& weight = Tensor<T>()) {
   constexpr std::string_view op = "binary_cross_entropy_with_logits";
   detail::check_same_shape(op, input, target);
-  const Tensor<T> pw = detail::broadcast_constant(pos_weight, input.shape(), op, "pos_weight");
-  const Tensor<T> ew = detail::broadcast_constant(weight, input.shape(), op, "weight");
+  const Tensor<T> pw = detail::broadcast_constant(pos_weight, input.shape(), input.device(), op, "pos_weight");
+  const Tensor<T> ew = detail::broadcast_constant(weight, input.shape(), input.device(), op, "weight");
+  if (detail::on_device(input, target)) {  // the same formula from device ops (softplus is linear above 20)
+    const Tensor<T> y = target.detach();
+    const Tensor<T> lw = pw.defined() ? add(mul(add(pw, T(-1)), y), T(1)) : Tensor<T>();
+    const Tensor<T> sp = softplus(neg(input));
+    Tensor<T> l = add(sub(input, mul(y, input)), lw.defined() ? mul(lw, sp) : sp);
+    if (ew.defined()) l = mul(ew, l);
+    return detail::reduce_loss(l, reduction, static_cast<double>(input.numel()));
+  }
   const T* ppw = pw.defined() ? pw.data() : nullptr;
   const T* pew = ew.defined() ? ew.data() : nullptr;
   // keep the broadcast weights alive in the backward closure

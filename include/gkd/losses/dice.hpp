@@ -15,6 +15,8 @@
 /// (multi-label or binary logits, e.g. C = 1 with a [N, 1, H, W] mask), or None (already
 /// probabilities). Differentiable w.r.t. the input; the target is a constant.
 ///
+/// On a GPU the same loss is composed of device ops (sums in T, not double).
+///
 /// Example: `auto loss = gkd::dice_loss(logits, labels, 1.0f, gkd::DiceActivation::Softmax);`
 #include <cmath>
 #include <limits>
@@ -43,8 +45,8 @@ template <Real T>
 Tensor<T> dice_loss(const Tensor<T>& input, const Tensor<T>& target, std::type_identity_t<T> smooth = T(1),
                     DiceActivation activation = DiceActivation::None, Reduction reduction = Reduction::Mean) {
   constexpr std::string_view op = "dice_loss";
-  detail::check_cpu(input, op);
-  detail::check_cpu(target, op);
+  const bool device = detail::on_device(input, target);
+  if (!device) detail::check_cpu(input, op), detail::check_cpu(target, op);
   GKD_CHECK(input.dim() >= 2, op, "expects input [N, C, ...], got shape " << to_string(input.shape()));
   GKD_CHECK(smooth >= 0 && std::isfinite(smooth), op,
             "smooth must be non-negative and finite, got " << smooth << " for input of shape " << to_string(input.shape()));
@@ -55,11 +57,20 @@ Tensor<T> dice_loss(const Tensor<T>& input, const Tensor<T>& target, std::type_i
     GKD_CHECK(target.shape() == indices, op,
               "target of shape " << to_string(target.shape()) << " matches neither the input shape "
                                  << to_string(input.shape()) << " (masks) nor " << to_string(indices) << " (class indices)");
-    detail::check_class_targets(op, input, target, Tensor<T>(), std::numeric_limits<std::int64_t>::min());
+    detail::check_class_targets(op, input, target, Tensor<T>(), std::numeric_limits<std::int64_t>::min(), !device);
   }
   const Tensor<T> probs = activation == DiceActivation::Softmax   ? softmax(input, 1)
                           : activation == DiceActivation::Sigmoid ? sigmoid(input)
                                                                   : input;
+  if (device) {  // the same sums from device ops
+    const std::int64_t C = input.shape()[1];
+    const Tensor<T> t = dense ? target.detach() : one_hot(target, C, 1);
+    std::vector<std::int64_t> dims{0};
+    for (std::int64_t k = 2; k < static_cast<std::int64_t>(input.dim()); ++k) dims.push_back(k);
+    const Tensor<T> num = add(mul(sum(mul(probs, t), dims), T(2)), T(smooth));
+    const Tensor<T> den = add(add(sum(probs, dims), sum(t, dims)), T(smooth));
+    return detail::reduce_loss(add(neg(div(num, den)), T(1)), reduction, static_cast<double>(C));
+  }
   const detail::ClassLayout lay(input.shape(), 1);
   const std::int64_t N = lay.outer, C = lay.classes, S = lay.inner;
   const Tensor<T> pc = probs.contiguous_copy_if_needed();

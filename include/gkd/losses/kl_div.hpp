@@ -19,7 +19,8 @@
 /// divides by N·H·W (PyTorch's batchmean would divide by N only). Sum gives Σ over positions, None
 /// the per-position map (the input shape without `dim`). It is one fused kernel over the two logit
 /// maps (blocks of pixels, OpenMP over blocks; per-element math in double, results rounded to T) and
-/// is differentiable w.r.t. both logits (detach the teacher for classic KD).
+/// is differentiable w.r.t. both logits (detach the teacher for classic KD). On a GPU it is composed of
+/// device ops (log_softmax, exp, mul, sum) in T.
 ///
 /// Example: `auto kd = gkd::distillation_kl(student_logits, teacher_logits.detach(), 4.0f);`
 #include <cmath>
@@ -81,8 +82,7 @@ Tensor<T> distillation_kl(const Tensor<T>& student_logits, const Tensor<T>& teac
                           std::type_identity_t<T> temperature, std::int64_t dim = 1,
                           Reduction reduction = Reduction::Mean) {
   constexpr std::string_view op = "distillation_kl";
-  detail::check_cpu(student_logits, op);
-  detail::check_cpu(teacher_logits, op);
+  GKD_CHECK(student_logits.defined() && teacher_logits.defined(), op, "student or teacher logits are undefined");
   GKD_CHECK(student_logits.shape() == teacher_logits.shape(), op,
             "student logits of shape " << to_string(student_logits.shape()) << " and teacher logits of shape "
                                        << to_string(teacher_logits.shape()) << " must have the same shape");
@@ -93,6 +93,15 @@ Tensor<T> distillation_kl(const Tensor<T>& student_logits, const Tensor<T>& teac
   const std::size_t d = normalize_dim(dim, student_logits.dim(), op);
   GKD_CHECK(student_logits.shape()[d] > 0, op,
             "class dim " << d << " of logits of shape " << to_string(student_logits.shape()) << " is empty");
+  if (detail::on_device(student_logits, teacher_logits)) {  // the same loss from device ops (float, not double)
+    const auto cd = static_cast<std::int64_t>(d);
+    const T inv = T(1) / temperature;
+    const Tensor<T> log_q = log_softmax(mul(student_logits, inv), cd), log_p = log_softmax(mul(teacher_logits, inv), cd);
+    const Tensor<T> kl = mul(sum(mul(exp(log_p), sub(log_p, log_q)), {cd}), temperature * temperature);
+    return detail::reduce_loss(kl, reduction, static_cast<double>(kl.numel()));
+  }
+  detail::check_cpu(student_logits, op);
+  detail::check_cpu(teacher_logits, op);
   const detail::ClassLayout lay(student_logits.shape(), d);
   const Tensor<T> sc = student_logits.contiguous_copy_if_needed();
   const Tensor<T> tc = teacher_logits.contiguous_copy_if_needed();

@@ -258,7 +258,7 @@ Tensor<T> record_scaled_grad(std::string_view op, double loss, const Tensor<T>& 
   Tensor<T> out = Tensor<T>::scalar(static_cast<T>(loss));
   if (!grad.defined()) return out;
   return record(op, out, {student}, [grad](const Tensor<T>& g) {
-    const T scale = g.contiguous_copy_if_needed().data()[0];
+    const T scale = g.item();
     Tensor<T> d = Tensor<T>::empty(grad.shape());
     const T* src = grad.data();
     T* dst = d.data();

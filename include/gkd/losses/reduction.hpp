@@ -91,11 +91,12 @@ inline double sum_partials(const std::vector<double>& partial, std::size_t strid
 
 /// Checks an [N, C, ...] input against class-index targets [N, ...] and optional class weights [C],
 /// and that every target is an integer in [0, C) or equal to `ignore_index`.
+/// `on_host = false` (a loss composed of device ops) reads the targets through a host copy instead of
+/// requiring host tensors.
 template <Real T>
 void check_class_targets(std::string_view op, const Tensor<T>& input, const Tensor<T>& target, const Tensor<T>& weight,
-                         std::int64_t ignore_index) {
-  check_cpu(input, op);
-  check_cpu(target, op);
+                         std::int64_t ignore_index, bool on_host = true) {
+  if (on_host) check_cpu(input, op), check_cpu(target, op);
   GKD_CHECK(input.dim() >= 2, op, "expects input [N, C, ...], got shape " << to_string(input.shape()));
   Shape expected = input.shape();
   expected.erase(expected.begin() + 1);
@@ -106,12 +107,12 @@ void check_class_targets(std::string_view op, const Tensor<T>& input, const Tens
   const std::int64_t classes = input.shape()[1];
   GKD_CHECK(classes > 0, op, "input of shape " << to_string(input.shape()) << " has no classes");
   if (weight.defined()) {
-    check_cpu(weight, op);
+    if (on_host) check_cpu(weight, op);
     GKD_CHECK(weight.shape() == Shape{classes}, op,
               "class weights of shape " << to_string(weight.shape()) << " do not match input of shape "
                                         << to_string(input.shape()) << " (expected [" << classes << "])");
   }
-  const Tensor<T> tc = target.contiguous_copy_if_needed();
+  const Tensor<T> tc = target.cpu().contiguous_copy_if_needed();
   const T* t = tc.data();
   for (std::int64_t i = 0; i < tc.numel(); ++i) {
     const T v = t[i];
@@ -131,6 +132,8 @@ template <Real T, class F, class DX, class DY>
 Tensor<T> pointwise_loss(std::string_view op, const Tensor<T>& x, const Tensor<T>& y, Reduction reduction,
                          double mean_divisor, F f, DX dfdx, DY dfdy) {
   constexpr bool kDiffY = !std::is_same_v<DY, std::nullptr_t>;
+  check_cpu(x, op);
+  check_cpu(y, op);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   const Tensor<T> yc = y.contiguous_copy_if_needed();
   const std::int64_t n = xc.numel();
@@ -177,14 +180,28 @@ Tensor<T> pointwise_loss(std::string_view op, const Tensor<T>& x, const Tensor<T
                 });
 }
 
-/// Throws naming `op` unless a and b have the same shape.
+/// Throws naming `op` unless a and b are defined and have the same shape (any device).
 template <Real T>
 void check_same_shape(std::string_view op, const Tensor<T>& input, const Tensor<T>& target) {
-  check_cpu(input, op);
-  check_cpu(target, op);
+  GKD_CHECK(input.defined() && target.defined(), op, "input or target is an undefined tensor");
   GKD_CHECK(input.shape() == target.shape(), op,
             "input of shape " << to_string(input.shape()) << " and target of shape " << to_string(target.shape())
                               << " must have the same shape");
+}
+
+/// True when a loss on these tensors runs on a GPU (composed of device ops; the kernels check that
+/// all operands share the device).
+template <Real T>
+bool on_device(const Tensor<T>& a, const Tensor<T>& b) {
+  return a.device().is_cuda() || b.device().is_cuda();
+}
+
+/// A per-element loss map `l` reduced with device-capable ops (Mean divides by `mean_divisor`).
+template <Real T>
+Tensor<T> reduce_loss(const Tensor<T>& l, Reduction reduction, double mean_divisor) {
+  if (reduction == Reduction::None) return l;
+  const Tensor<T> s = sum(l);
+  return reduction == Reduction::Sum ? s : mul(s, static_cast<T>(1.0 / mean_divisor));
 }
 
 }  // namespace detail

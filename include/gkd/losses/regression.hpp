@@ -10,6 +10,7 @@
 /// Reductions: None (per element), Sum, Mean (over all elements). Input and target must have the same
 /// shape (PyTorch broadcasts with a warning; gkd refuses). Both are differentiable, so the losses
 /// serve feature distillation directly: `gkd::mse_loss(student_feat, teacher_feat.detach())`.
+/// On a GPU, mse_loss and l1_loss are composed of device ops; smooth_l1_loss is host-only.
 #include <cmath>
 #include <type_traits>
 
@@ -22,6 +23,10 @@ namespace gkd {
 template <Real T>
 Tensor<T> mse_loss(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction = Reduction::Mean) {
   detail::check_same_shape("mse_loss", input, target);
+  if (detail::on_device(input, target)) {
+    const Tensor<T> d = sub(input, target);
+    return detail::reduce_loss(mul(d, d), reduction, static_cast<double>(input.numel()));
+  }
   return detail::pointwise_loss(
       "mse_loss", input, target, reduction, static_cast<double>(input.numel()),
       [](std::int64_t, T x, T y) { return (x - y) * (x - y); }, [](std::int64_t, T x, T y) { return T(2) * (x - y); },
@@ -33,6 +38,8 @@ Tensor<T> mse_loss(const Tensor<T>& input, const Tensor<T>& target, Reduction re
 template <Real T>
 Tensor<T> l1_loss(const Tensor<T>& input, const Tensor<T>& target, Reduction reduction = Reduction::Mean) {
   detail::check_same_shape("l1_loss", input, target);
+  if (detail::on_device(input, target))
+    return detail::reduce_loss(abs(sub(input, target)), reduction, static_cast<double>(input.numel()));
   auto sign = [](T d) { return d > 0 ? T(1) : (d < 0 ? T(-1) : T(0)); };
   return detail::pointwise_loss(
       "l1_loss", input, target, reduction, static_cast<double>(input.numel()),

@@ -40,7 +40,7 @@ template <Real T>
 Gaussian fit_gaussian(const Tensor<T>& samples) {
   GKD_CHECK(samples.dim() == 2 && samples.size(0) >= 2 && samples.size(1) >= 1, "fit_gaussian",
             "expects an N×D tensor with N >= 2 samples, got " << to_string(samples.shape()));
-  const Tensor<T> s = samples.contiguous();
+  const Tensor<T> s = samples.cpu().contiguous();
   const Eigen::Index n = s.size(0), d = s.size(1);
   Eigen::MatrixXd x = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(s.data(), n, d)
                           .template cast<double>();

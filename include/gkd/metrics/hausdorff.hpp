@@ -130,7 +130,7 @@ HausdorffResult hausdorff(const Tensor<T>& prediction, const Tensor<T>& target, 
   GKD_CHECK(spacing[0] > 0 && spacing[1] > 0, "hausdorff", "spacing must be positive");
   const std::int64_t h = prediction.size(0), w = prediction.size(1);
   auto binarise = [](const Tensor<T>& t) {
-    const Tensor<T> c = t.contiguous();
+    const Tensor<T> c = t.cpu().contiguous();
     std::vector<std::uint8_t> m(static_cast<std::size_t>(c.numel()));
     for (std::size_t i = 0; i < m.size(); ++i) m[i] = c.data()[i] != T(0);
     return m;

@@ -58,15 +58,15 @@ inline double roc_auc(std::span<float> positive, std::span<float> negative) {
 class RocAucAccumulator {
  public:
   /// Adds the pixels of one image (any shape) with `fov != 0` (all when `fov` is undefined);
-  /// `target != 0` is the positive class.
+  /// `target != 0` is the positive class. GPU tensors are read through host copies.
   template <Real T>
   void add(const Tensor<T>& score, const Tensor<T>& target, const Tensor<T>& fov = {}) {
     GKD_CHECK(score.shape() == target.shape(), "RocAucAccumulator",
               "score " << to_string(score.shape()) << " and target " << to_string(target.shape()) << " differ in shape");
     GKD_CHECK(!fov.defined() || fov.shape() == score.shape(), "RocAucAccumulator",
               "score " << to_string(score.shape()) << " and fov " << to_string(fov.shape()) << " differ in shape");
-    const Tensor<T> s = score.contiguous(), t = target.contiguous();
-    const Tensor<T> f = fov.defined() ? fov.contiguous() : Tensor<T>();
+    const Tensor<T> s = score.cpu().contiguous(), t = target.cpu().contiguous();
+    const Tensor<T> f = fov.defined() ? fov.cpu().contiguous() : Tensor<T>();
     for (std::int64_t i = 0; i < s.numel(); ++i) {
       if (f.defined() && f.data()[i] == T(0)) continue;
       const float v = static_cast<float>(s.data()[i]);

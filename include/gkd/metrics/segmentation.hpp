@@ -84,14 +84,15 @@ void check_same_plane(const Tensor<T>& a, const Tensor<T>& b, const char* op, co
 }  // namespace detail
 
 /// Confusion counts of one image: `score >= threshold` against `target != 0`, over pixels with `fov != 0`
-/// (all pixels when `fov` is undefined). Any shape, as long as the three agree.
+/// (all pixels when `fov` is undefined). Any shape, as long as the three agree; GPU tensors are read
+/// through host copies.
 template <Real T>
 ConfusionCounts confusion(const Tensor<T>& score, const Tensor<T>& target, const Tensor<T>& fov = {},
                           double threshold = 0.5) {
   detail::check_same_plane(score, target, "confusion", "target");
   if (fov.defined()) detail::check_same_plane(score, fov, "confusion", "fov");
-  const Tensor<T> s = score.contiguous(), t = target.contiguous();
-  const Tensor<T> f = fov.defined() ? fov.contiguous() : Tensor<T>();
+  const Tensor<T> s = score.cpu().contiguous(), t = target.cpu().contiguous();
+  const Tensor<T> f = fov.defined() ? fov.cpu().contiguous() : Tensor<T>();
   const T* ps = s.data();
   const T* pt = t.data();
   const T* pf = f.defined() ? f.data() : nullptr;

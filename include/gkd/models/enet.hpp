@@ -133,7 +133,7 @@ struct DownsamplingBottleneck {
     const Tensor<T> e = ext_regul.forward(ext_conv3.forward(ext_conv2.forward(ext_conv1.forward(x))));
     const Shape& es = e.shape();
     if (es[1] > main.shape()[1])
-      main = concat({main, Tensor<T>::zeros({es[0], es[1] - main.shape()[1], es[2], es[3]})}, 1);
+      main = concat({main, Tensor<T>::zeros({es[0], es[1] - main.shape()[1], es[2], es[3]}, main.device())}, 1);
     o.y = out_activation.forward(add(main, e));
     return o;
   }

@@ -24,10 +24,11 @@ namespace gkd {
 
 namespace detail {
 
-/// The values of `t` (row-major) as int64; throws naming `op` when one is not a finite integer.
+/// The values of `t` (row-major, read through a host copy when on a GPU) as int64; throws naming `op`
+/// when one is not a finite integer.
 template <Real T>
 std::vector<std::int64_t> integer_values(const Tensor<T>& t, std::string_view op, std::string_view what) {
-  const Tensor<T> c = t.contiguous_copy_if_needed();
+  const Tensor<T> c = t.cpu().contiguous_copy_if_needed();
   std::vector<std::int64_t> out(static_cast<std::size_t>(c.numel()));
   for (std::int64_t i = 0; i < c.numel(); ++i) {
     const T v = c.data()[i];
@@ -93,11 +94,12 @@ Tensor<T> index_select_impl(const Tensor<T>& x, std::int64_t dim, std::vector<st
 /// result) holding 1 where the label equals the class index and 0 elsewhere. `dim` defaults to 1,
 /// the channel dim of segmentation maps ([N, H, W] -> [N, C, H, W]; [N] -> [N, C]); pass -1 for
 /// PyTorch's F.one_hot layout (class dim last). `num_classes = -1` uses max(label) + 1. Not
-/// differentiable (labels are data).
+/// differentiable (labels are data). Labels on a GPU are validated through a host copy and encoded
+/// on their device.
 /// @throws gkd::Error for a non-integer or out-of-range label, num_classes == 0 or < -1, or a bad dim
 template <Real T>
 Tensor<T> one_hot(const Tensor<T>& labels, std::int64_t num_classes, std::int64_t dim = 1) {
-  detail::check_cpu(labels, "one_hot");
+  GKD_CHECK(labels.defined(), "one_hot", "labels are an undefined tensor");
   const std::vector<std::int64_t> idx = detail::integer_values(labels, "one_hot", "labels");
   GKD_CHECK(num_classes > 0 || num_classes == -1, "one_hot",
             "num_classes must be positive (or -1 to infer), got " << num_classes << " for labels of shape "
@@ -112,6 +114,13 @@ Tensor<T> one_hot(const Tensor<T>& labels, std::int64_t num_classes, std::int64_
   out_shape.insert(out_shape.begin() + static_cast<std::ptrdiff_t>(d), num_classes);
   std::int64_t inner = 1;
   for (std::size_t k = d; k < labels.dim(); ++k) inner *= labels.shape()[k];
+  if (labels.device().is_cuda()) {  // labels == [0, 1, ..., num_classes - 1] along the new dim
+    Shape classes_shape(out_shape.size(), 1);
+    classes_shape[d] = num_classes;
+    Tensor<T> classes = Tensor<T>::empty(classes_shape);
+    for (std::int64_t c = 0; c < num_classes; ++c) classes.data()[c] = static_cast<T>(c);
+    return eq(labels.detach().unsqueeze(static_cast<std::int64_t>(d)), classes.to(labels.device()));
+  }
   Tensor<T> y = Tensor<T>::zeros(out_shape);
   T* dst = y.data();
   const auto n = static_cast<std::int64_t>(idx.size());

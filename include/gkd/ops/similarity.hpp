@@ -9,20 +9,37 @@
 ///   cosine_similarity(a, b) = Σ a b / (max(||a||, eps) · max(||b||, eps))
 /// As in PyTorch, the gradient of `normalize` does not flow through the norm where it is clamped
 /// (n < eps), while `cosine_similarity` differentiates the unclamped norm (PyTorch clamps it in
-/// place under no_grad). Example (feature-map similarity for distillation):
+/// place under no_grad). On a GPU both are composed of device ops (sums in T, not double).
+/// Example (feature-map similarity for distillation):
 /// @code
 ///   auto s = gkd::cosine_similarity(student_feat, teacher_feat, 1);   // [N, C, H, W] x2 -> [N, H, W]
 /// @endcode
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "gkd/ops/elementwise.hpp"
+#include "gkd/ops/reduce.hpp"
 
 namespace gkd {
 
 namespace detail {
+
+/// max(||x||₂, eps) along dim `d` (kept) from device ops. The gradient flows through the norm where it
+/// is not clamped (normalize), or everywhere as if unclamped (`through_clamp`, cosine_similarity);
+/// never through a zero norm.
+template <Real T>
+Tensor<T> clamped_norm(const Tensor<T>& x, std::size_t d, T eps, bool through_clamp) {
+  const T inf = std::numeric_limits<T>::infinity();
+  const Tensor<T> squares = sum(mul(x, x), {static_cast<std::int64_t>(d)}, true);
+  const Tensor<T> value = clamp(sqrt(squares), eps, inf);
+  const T floor = std::max(through_clamp ? T(0) : eps * eps, std::numeric_limits<T>::min());
+  const Tensor<T> graded = sqrt(clamp(squares, floor, inf));  // carries the gradient; `value` the value
+  return add(graded, sub(value, graded).detach());
+}
 
 /// The (outer, len, inner) view of a contiguous tensor of `shape` along dim `d`.
 struct DimLayout {
@@ -41,9 +58,11 @@ struct DimLayout {
 /// @throws gkd::Error for a bad dim or a negative eps
 template <Real T>
 Tensor<T> normalize(const Tensor<T>& x, std::int64_t dim = 1, std::type_identity_t<T> eps = T(1e-12)) {
-  detail::check_cpu(x, "normalize");
+  GKD_CHECK(x.defined(), "normalize", "input is an undefined tensor");
   GKD_CHECK(eps >= 0, "normalize", "eps must be non-negative, got " << eps << " for shape " << to_string(x.shape()));
   const std::size_t d = normalize_dim(dim, std::max<std::size_t>(x.dim(), 1), "normalize");
+  if (x.device().is_cuda() && x.dim() > 0) return div(x, detail::clamped_norm(x, d, T(eps), false));
+  detail::check_cpu(x, "normalize");
   const detail::DimLayout lay(x.shape(), d);
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(x.shape());
@@ -98,8 +117,7 @@ Tensor<T> normalize(const Tensor<T>& x, std::int64_t dim = 1, std::type_identity
 template <Real T>
 Tensor<T> cosine_similarity(const Tensor<T>& a, const Tensor<T>& b, std::int64_t dim = 1,
                             std::type_identity_t<T> eps = T(1e-8)) {
-  detail::check_cpu(a, "cosine_similarity");
-  detail::check_cpu(b, "cosine_similarity");
+  GKD_CHECK(a.defined() && b.defined(), "cosine_similarity", "an input is an undefined tensor");
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), "cosine_similarity");
   GKD_CHECK(eps >= 0, "cosine_similarity",
             "eps must be non-negative, got " << eps << " for shapes " << to_string(a.shape()) << " and "
@@ -107,6 +125,13 @@ Tensor<T> cosine_similarity(const Tensor<T>& a, const Tensor<T>& b, std::int64_t
   GKD_CHECK(!shape.empty(), "cosine_similarity",
             "needs at least one dim, got shapes " << to_string(a.shape()) << " and " << to_string(b.shape()));
   const std::size_t d = normalize_dim(dim, shape.size(), "cosine_similarity");
+  if (detail::dispatch_device(a.device(), b.device()).is_cuda()) {
+    const Tensor<T> ae = a.expand(shape), be = b.expand(shape);
+    const Tensor<T> den = mul(detail::clamped_norm(ae, d, T(eps), true), detail::clamped_norm(be, d, T(eps), true));
+    return div(sum(mul(ae, be), {static_cast<std::int64_t>(d)}, true), den).squeeze(static_cast<std::int64_t>(d));
+  }
+  detail::check_cpu(a, "cosine_similarity");
+  detail::check_cpu(b, "cosine_similarity");
   const detail::DimLayout lay(shape, d);
   const Tensor<T> ac = a.detach().expand(shape).contiguous_copy_if_needed();
   const Tensor<T> bc = b.detach().expand(shape).contiguous_copy_if_needed();
