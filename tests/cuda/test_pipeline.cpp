@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The GKD pipeline with `device = cuda` on tiny networks and data (the configuration of
-// tests/distill/test_pipeline.cpp): every stage trains on the GPU and its loss falls, a stage stopped
-// mid-epoch resumes from its checkpoint, the saved weights load into host models, and evaluation on the
-// GPU equals evaluation of the same weights on the CPU.
+// tests/distill/test_pipeline.cpp): every stage trains on the GPU and its loss falls (P-SAE's: see
+// distill/psae_progress.hpp), a stage stopped mid-epoch resumes from its checkpoint, the saved weights
+// load into host models, and evaluation on the GPU equals evaluation of the same weights on the CPU.
 #include <catch2/catch.hpp>
 
 #define GKD_IMAGE_IO_IMPLEMENTATION  // folder domains decode images and volumes
@@ -11,6 +11,7 @@
 #include "gkd/distill/domains.hpp"
 #include "gkd/distill/evaluate.hpp"
 #include "gkd/distill/stages.hpp"
+#include "distill/psae_progress.hpp"
 #include "distill/tiny_networks.hpp"
 #include "support/check.hpp"
 #include "support/scratch.hpp"
@@ -50,10 +51,12 @@ TEST_CASE("the pipeline trains, resumes and evaluates on the GPU", "[cuda][pipel
   auto msan = train_msan(run, teacher, scratch, psae);
   auto student = train_student(run, "gkd", {&teacher, &msan.tan, &msan.san});
   (void)train_student(run, "kd", {&teacher, nullptr, nullptr});
-  for (const char* stage : {"teacher", "student_scratch", "psae", "msan", "student_gkd", "student_kd"}) {
+  for (const char* stage : {"teacher", "student_scratch", "msan", "student_gkd", "student_kd"}) {
     INFO("stage " << stage);
     CHECK(epoch_mean(run.dir / stage, 3) < epoch_mean(run.dir / stage, 0));
   }
+  auto untrained_psae = test::initial_psae(run);
+  CHECK(test::psae_eval_loss(psae, *run.train) < test::psae_eval_loss(untrained_psae, *run.train));
 
   // stopped mid-epoch and resumed from the checkpoint (optimizer state and weights on the GPU)
   RunContext stopped = run;

@@ -68,3 +68,40 @@ TEST_CASE("max and argmax refuse an empty dim on the GPU", "[cuda][reduce]") {
   REQUIRE_THROWS_WITH(gkd::max(empty, 1), Catch::Contains("empty dim"));
   REQUIRE_THROWS_WITH(gkd::argmax(empty, 1), Catch::Contains("empty dim"));
 }
+
+namespace {
+template <gkd::Real T>
+void check_sums(double tol) {
+  using Dims = std::vector<std::int64_t>;
+  // Each case picks a path of the segmented sum: blocks over contiguous rows (with and without
+  // chunks), threads over columns (with and without chunks), merged and non-contiguous dims.
+  const auto image = random<T>({16, 8, 64, 64}, 81);  // a conv's bias gradient: sum over N, H, W
+  const auto wide = random<T>({4096, 96}, 82);        // a linear's bias gradient: sum over rows
+  const auto small = random<T>({3, 5, 7}, 83);
+  for (const auto& [x, dims, what] : {std::tuple{image, Dims{0, 2, 3}, "N, H, W of an image batch"},
+                                      std::tuple{image, Dims{1}, "the channels of an image batch"},
+                                      std::tuple{wide, Dims{0}, "the rows of a wide matrix"},
+                                      std::tuple{wide, Dims{1}, "the columns of a wide matrix"},
+                                      std::tuple{small, Dims{1}, "the middle dim"},
+                                      std::tuple{small, Dims{0, 2}, "the outer dims"},
+                                      std::tuple{small, Dims{0, 1, 2}, "all dims"}}) {
+    require_gpu_matches_cpu<T>([&dims](const auto& in) { return gkd::sum(in[0], dims); }, {x}, tol, tol,
+                               std::string("sum over ") + what);
+    require_gpu_matches_cpu<T>([&dims](const auto& in) { return gkd::sum(in[0].transpose(0, -1), dims, true); },
+                               {x}, tol, tol, std::string("sum of a transposed view over ") + what);
+  }
+  // broadcasting's gradient runs the same sums: a bias added to an image batch
+  const auto bias = random<T>({1, 8, 1, 1}, 84);
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::add(in[0], in[1]); }, {image, bias}, tol, tol,
+                             "broadcast add's gradients");
+  // a fixed summation order: the same sum twice is bit-identical
+  const auto big = image.cuda();
+  require_close(gkd::sum(big, {0, 2, 3}), gkd::sum(big, {0, 2, 3}), 0.0, "repeated sum");
+}
+}  // namespace
+
+// float32: up to 65536 terms summed in another order than the CPU's (relative error ~ sqrt(n) * 6e-8).
+TEST_CASE("sums over dims match the CPU and are deterministic (float32)", "[cuda][reduce]") { check_sums<float>(1e-4); }
+TEST_CASE("sums over dims match the CPU and are deterministic (float64)", "[cuda][reduce]") {
+  check_sums<double>(1e-12);
+}

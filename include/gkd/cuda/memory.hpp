@@ -73,8 +73,9 @@ void fill(T* dst, std::int64_t n, T value);
 /// dst[layout.dst] = src[layout.src] for every index of layout.shape (device pointers).
 template <Real T>
 void copy_strided(T* dst, const T* src, const StridedPair& layout);
-/// dst[layout.dst] += src[layout.src] with atomic adds, so dst strides may be 0 (summing broadcast
-/// dims: the gradient of broadcasting). Summation order is not fixed.
+/// dst[layout.dst] += src[layout.src]. dst strides may be 0 (summing broadcast dims: the gradient of
+/// broadcasting, sum over dims); such sums run as a segmented reduction in a fixed order, so they are
+/// deterministic. Other dst strides must address distinct elements.
 template <Real T>
 void accumulate_strided(T* dst, const T* src, const StridedPair& layout);
 

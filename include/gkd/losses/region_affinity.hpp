@@ -62,7 +62,7 @@ void check_region_inputs(std::string_view op, const Tensor<T>& feature, const Te
     GKD_CHECK(v >= 0 && std::isfinite(v), op,
               "foreground_smooth, background_smooth and eps must be finite and >= 0, got "
                   << options.foreground_smooth << ", " << options.background_smooth << ", " << options.eps);
-  const Tensor<T> mc = mask.contiguous_copy_if_needed();
+  const Tensor<T> mc = mask.cpu().contiguous_copy_if_needed();  // validated on the host
   for (std::int64_t i = 0; i < mc.numel(); ++i)
     GKD_CHECK(mc.data()[i] == T(0) || mc.data()[i] == T(1), op,
               "mask of shape " << to_string(mask.shape()) << " must hold 0 or 1, got " << mc.data()[i]
@@ -85,12 +85,13 @@ Tensor<T> region_contrast(const Tensor<T>& feature, const Tensor<T>& mask, const
   const Tensor<T> fg = resize ? upsample_nearest2d(m4, Size2(s[2], s[3])) : m4;  // [B, 1, H, W]
   const Tensor<T> bg = T(1) - fg;
   const Tensor<T> fg_count = sum(fg, {2, 3}), bg_count = sum(bg, {2, 3});  // [B, 1]
+  const Tensor<T> fg_host = fg_count.cpu(), bg_host = bg_count.cpu();
   for (std::int64_t b = 0; b < s[0]; ++b) {
-    GKD_CHECK(options.foreground_smooth > 0 || fg_count.data()[b] > 0, op,
+    GKD_CHECK(options.foreground_smooth > 0 || fg_host.data()[b] > 0, op,
               "sample " << b << " has no foreground pixel at the feature size " << s[2] << "x" << s[3]
                         << " (feature " << to_string(s) << ", mask " << to_string(mask.shape())
                         << "): set foreground_smooth > 0");
-    GKD_CHECK(options.background_smooth > 0 || bg_count.data()[b] > 0, op,
+    GKD_CHECK(options.background_smooth > 0 || bg_host.data()[b] > 0, op,
               "sample " << b << " has no background pixel at the feature size " << s[2] << "x" << s[3]
                         << " (feature " << to_string(s) << ", mask " << to_string(mask.shape())
                         << "): set background_smooth > 0");

@@ -40,7 +40,8 @@ struct BatchNorm2d {
   Tensor<T> forward(const Tensor<T>& x) {
     GKD_CHECK(x.dim() == 4 && x.shape()[1] == spec.channels, "BatchNorm2d",
               "expected input [N, " << spec.channels << ", H, W], got " << to_string(x.shape()));
-    if (training) num_batches_tracked.data()[0] += T(1);
+    if (training)  // in place, on the buffer's device
+      gkd::detail::accumulate(num_batches_tracked, Tensor<T>::full({}, T(1), num_batches_tracked.device()));
     return batch_norm2d(x, weight, bias, running_mean, running_var, training, spec.momentum, spec.eps);
   }
   template <class V>
