@@ -11,7 +11,6 @@
 #include "gkd/models/mobilenet_v2_unet.hpp"
 #include "gkd/nn/module.hpp"
 #include "gkd/optim/adam.hpp"
-#include "gkd/optim/sgd.hpp"
 
 using gkd::Tensor;
 using gkd::test::random;
@@ -79,19 +78,23 @@ TEST_CASE("a short GPU training run of a conv net follows the CPU loss curve", "
 
 namespace {
 
-/// Losses of `steps` steps of `Optim` (Adam with lr 1e-3, or SGD with lr 1e-2) on the student
-/// MobileNetV2UNet (width 0.25, batch 2, 1x32x32, two classes, batch norm in training mode) on `device`,
-/// from the weights that seed 5 gives.
-template <gkd::Real T, template <class> class Optim>
+/// Losses of `steps` Adam steps (lr 1e-3) of the student MobileNetV2UNet (width 0.25, batch 8, 1x64x64,
+/// two classes, batch norm in training mode) on `device`, from the weights that seed 5 gives.
+///
+/// The size is chosen for conditioning. At batch 2 and 32x32 the deepest batch norms see 2 values per
+/// channel, and a relative nudge of 1e-13 to the weights grew to 5e-3 in the loss by step 5 on the CPU
+/// in float64, so no two implementations could be compared there. At batch 8 and 64x64 the same nudge
+/// stays below 5e-11 over 6 steps.
+template <gkd::Real T>
 std::vector<double> train_student(gkd::Device device, int steps) {
   gkd::Generator gen(5);
   gkd::models::MobileNetV2UNet<T> net({.width = 0.25}, gen);
   gkd::nn::to(net, device);
   gkd::nn::train(net);
-  Optim<T> opt(gkd::nn::parameters(net), {.lr = std::is_same_v<Optim<T>, gkd::Adam<T>> ? 1e-3 : 1e-2});
-  const auto x = random<T>({2, 1, 32, 32}, 501).to(device);
-  auto t = Tensor<T>::empty({2, 32, 32});
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = T((i / 7 + i / 32) % 2);
+  gkd::Adam<T> opt(gkd::nn::parameters(net), {.lr = 1e-3});
+  const auto x = random<T>({8, 1, 64, 64}, 501).to(device);
+  auto t = Tensor<T>::empty({8, 64, 64});
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = T((i / 7 + i / 64) % 2);
   const auto target = t.to(device);
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
@@ -108,28 +111,19 @@ std::vector<double> train_student(gkd::Device device, int steps) {
 }  // namespace
 
 TEST_CASE("a short GPU training run of the student network follows the CPU loss curve", "[cuda][training]") {
-  // float64 with Adam: cuDNN and the CPU differ only by summation order, so the curves agree to ~1e-12.
-  const auto cpu64 = train_student<double, gkd::Adam>(gkd::kCPU, 6);
-  const auto gpu64 = train_student<double, gkd::Adam>(gkd::cuda_device(), 6);
+  // float64: cuDNN and the CPU differ only by summation order (~1e-16 per op), which this well-conditioned
+  // run keeps far below 1e-9 over 6 steps.
+  const auto cpu64 = train_student<double>(gkd::kCPU, 6), gpu64 = train_student<double>(gkd::cuda_device(), 6);
   REQUIRE(cpu64.back() < cpu64.front());
   for (std::size_t i = 0; i < cpu64.size(); ++i) {
     INFO("step " << i << ": cpu " << cpu64[i] << " gpu " << gpu64[i]);
     REQUIRE(std::abs(gpu64[i] - cpu64[i]) <= 1e-9 * std::abs(cpu64[i]));
   }
-}
-
-TEST_CASE("a short float32 GPU training run of the student network follows the CPU loss curve", "[cuda][training]") {
-  // float32 with SGD. Not Adam: the gradients of the transposed convs' biases are 0 in exact arithmetic
-  // (batch norm removes any per-channel constant after the next 1x1 conv), and Adam's normalised steps turn
-  // their float32 rounding noise into steps of up to lr, of random sign, so any two float32 Adam runs
-  // drift apart chaotically (measured on an H100: 1.6e-2 apart after one step, GPU against CPU). SGD
-  // keeps noise at noise size: the GPU float32 curve must stay within twice the CPU float32 curve's own
-  // distance from the float64 one, step by step (plus 1e-5 relative).
-  const auto cpu64 = train_student<double, gkd::SGD>(gkd::kCPU, 6);
-  const auto cpu32 = train_student<float, gkd::SGD>(gkd::kCPU, 6);
-  const auto gpu32 = train_student<float, gkd::SGD>(gkd::cuda_device(), 6);
-  REQUIRE(cpu64.back() < cpu64.front());
-  for (std::size_t i = 0; i < cpu64.size(); ++i) {
+  // float32 perturbs far more than a 1e-13 nudge: the CPU's own float32 curve is 6e-4 away from float64
+  // at step 2 and 3e-3 at step 3. Only the forward and the first update (CPU float32 within 2e-5 of
+  // float64) can be compared: the GPU's within twice the CPU's distance from float64, plus 1e-5 relative.
+  const auto cpu32 = train_student<float>(gkd::kCPU, 2), gpu32 = train_student<float>(gkd::cuda_device(), 2);
+  for (std::size_t i = 0; i < cpu32.size(); ++i) {
     INFO("step " << i << ": cpu " << cpu64[i] << " (float64), cpu " << cpu32[i] << " gpu " << gpu32[i] << " (float32)");
     REQUIRE(std::abs(gpu32[i] - cpu32[i]) <= 2 * std::abs(cpu32[i] - cpu64[i]) + 1e-5 * std::abs(cpu32[i]));
   }
