@@ -7,6 +7,7 @@
 /// declarations in `gkd/cuda/*` (link gkd::cuda).
 #include "gkd/autograd/gradcheck.hpp"
 #include "gkd/autograd/node.hpp"
+#include "gkd/core/autocast.hpp"
 #include "gkd/core/device.hpp"
 #include "gkd/core/dtype.hpp"
 #include "gkd/core/error.hpp"

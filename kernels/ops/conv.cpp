@@ -2,7 +2,7 @@
 // conv2d and conv_transpose2d through cuDNN's legacy API with autograd. Each direction's algorithm
 // is benchmarked once per geometry (cudnnFind*AlgorithmEx) and cached; workspaces come from the
 // caching allocator; float32 runs FMA math unless TF32 is allowed; float64 prefers deterministic
-// algorithms.
+// algorithms. Under autocast they round as the CPU ops do (gkd/ops/autocast.hpp), computing in float32.
 #include "gkd/cuda/conv.hpp"
 
 #include <algorithm>
@@ -207,6 +207,13 @@ void add_channel_bias(Tensor<T>& y, const Tensor<T>& bias) {
   launch_binary(BinaryOp::Add, y.data(), bc.data(), y.data(), y.numel(), &layout);
 }
 
+/// y + bias (rounded under autocast), then rounded under autocast, as on the CPU.
+template <Real T>
+void add_rounded_bias(Tensor<T>& y, const Tensor<T>& bias, Precision prec) {
+  if (bias.defined()) add_channel_bias(y, detail::rounded_copy(bias, prec));
+  detail::round_in_place(y, prec);
+}
+
 template <Real T>
 void check_devices(std::string_view op, const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
   GKD_CHECK(x.defined() && weight.defined(), op, "input or weight is an undefined tensor");
@@ -237,17 +244,19 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
             "bias " << to_string(bias.shape()) << " does not match weight " << to_string(ws));
   const Shape ys{xs[0], ws[0], (xs[2] + 2 * p.pad_h - ekh) / p.stride_h + 1, (xs[3] + 2 * p.pad_w - ekw) / p.stride_w + 1};
 
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
-  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const Precision prec = detail::autocast_for<T>();
+  const Tensor<T> xc = detail::rounded_copy(x, prec);
+  const Tensor<T> wc = detail::rounded_copy(weight, prec);
   Tensor<T> y = Tensor<T>::empty(ys, x.device());
   if (y.numel() > 0) {
     Convolution<T>(xs, ws, ys, p, op).forward(xc.data(), wc.data(), y.data());
-    if (bias.defined()) add_channel_bias(y, bias);
+    add_rounded_bias(y, bias, prec);
   }
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
   return record(op, y, {x, weight, bias},
-                [xs_ = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), xs, ws, ys, p, gx, gw, gb](const Tensor<T>& g) {
-                  const Tensor<T> gc = g.contiguous_copy_if_needed();
+                [xs_ = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), xs, ws, ys, p, gx, gw, gb,
+                 prec](const Tensor<T>& g) {
+                  const Tensor<T> gc = detail::rounded_copy(g, prec);
                   Tensor<T> dx, dw, db;
                   const bool empty = gc.numel() == 0;
                   std::unique_ptr<Convolution<T>> conv =
@@ -261,6 +270,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                     if (!empty) conv->backward_filter(xs_.data(), gc.data(), dw.data());
                   }
                   if (gb) db = detail::sum_to(gc, Shape{1, ws[0], 1, 1}).reshape({ws[0]});
+                  for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, prec);
                   return std::vector<Tensor<T>>{dx, dw, db};
                 });
 }
@@ -286,24 +296,25 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                   (ow + 2 * p.pad_w - p.dilation_w * (ws[3] - 1) - 1) / p.stride_w + 1};
   const bool extended = xps != xs;
 
-  Tensor<T> xc = x.contiguous_copy_if_needed();
+  const Precision prec = detail::autocast_for<T>();
+  Tensor<T> xc = detail::rounded_copy(x, prec);
   if (extended) {
     Tensor<T> xp = Tensor<T>::zeros(xps, x.device());
     if (xc.numel() > 0) detail::copy_into(xp.slice(2, 0, xs[2]).slice(3, 0, xs[3]), xc);
     xc = xp;
   }
-  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const Tensor<T> wc = detail::rounded_copy(weight, prec);
   const bool empty = xc.numel() == 0;  // then y is all bias
   Tensor<T> y = empty ? Tensor<T>::zeros(ys, x.device()) : Tensor<T>::empty(ys, x.device());
   if (y.numel() > 0) {
     if (!empty) Convolution<T>(ys, ws, xps, p, op).backward_data(wc.data(), xc.data(), y.data());
-    if (bias.defined()) add_channel_bias(y, bias);
+    add_rounded_bias(y, bias, prec);
   }
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
   return record(op, y, {x, weight, bias},
                 [xs_ = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), xs, xps, ws, ys, p, out_c, extended, gx, gw,
-                 gb](const Tensor<T>& g) {
-                  const Tensor<T> gc = g.contiguous_copy_if_needed();
+                 gb, prec](const Tensor<T>& g) {
+                  const Tensor<T> gc = detail::rounded_copy(g, prec);
                   Tensor<T> dx, dw, db;
                   const bool none = gc.numel() == 0 || numel(xps) == 0;
                   std::unique_ptr<Convolution<T>> conv =
@@ -318,6 +329,7 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                     if (!none) conv->backward_filter(gc.data(), xs_.data(), dw.data());
                   }
                   if (gb) db = detail::sum_to(gc, Shape{1, out_c, 1, 1}).reshape({out_c});
+                  for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, prec);
                   return std::vector<Tensor<T>>{dx, dw, db};
                 });
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// matmul and linear through cuBLAS (strided-batched GEMM) with autograd.
+// matmul and linear through cuBLAS (strided-batched GEMM) with autograd; under autocast they round as the
+// CPU ops do (gkd/ops/autocast.hpp), computing in float32.
 #include "gkd/cuda/linalg.hpp"
 
 #include <atomic>
@@ -7,6 +8,7 @@
 
 #include "check.hpp"
 #include "gkd/cuda/memory.hpp"
+#include "gkd/ops/autocast.hpp"
 #include "ops/elementwise_kernels.hpp"
 
 namespace gkd::cuda {
@@ -77,13 +79,15 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   const std::int64_t batch = a.numel() / std::max<std::int64_t>(m * k, 1);
   Shape out_shape = a.shape();
   out_shape[r - 1] = n;
-  const Tensor<T> ac = a.contiguous_copy_if_needed();
-  const Tensor<T> bc = b.contiguous_copy_if_needed();
+  const Precision p = detail::autocast_for<T>();
+  const Tensor<T> ac = detail::rounded_copy(a, p);
+  const Tensor<T> bc = detail::rounded_copy(b, p);
   Tensor<T> y = Tensor<T>::zeros(out_shape, a.device());
   if (m * k * n != 0 && batch != 0) gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
+  detail::round_in_place(y, p);
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb](const Tensor<T>& g) {
-    const Tensor<T> gc = g.contiguous_copy_if_needed();
+  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
+    const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> da, db;
     if (ga) {  // dA = dY Bᵀ
       da = Tensor<T>::zeros(ac.shape(), ac.device());
@@ -93,6 +97,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
       db = Tensor<T>::zeros(bc.shape(), bc.device());
       if (m * k * n != 0) gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
     }
+    detail::round_in_place(da, p), detail::round_in_place(db, p);
     return std::vector<Tensor<T>>{da, db};
   });
 }
@@ -112,19 +117,21 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const std::int64_t rows = in ? x.numel() / in : 0;
   Shape out_shape = x.shape();
   out_shape.back() = out;
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
-  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const Precision p = detail::autocast_for<T>();
+  const Tensor<T> xc = detail::rounded_copy(x, p);
+  const Tensor<T> wc = detail::rounded_copy(weight, p);
   Tensor<T> y = Tensor<T>::zeros(out_shape, x.device());
   gemm_batched(xc.data(), wc.data(), y.data(), 1, rows, in, out, false, true);
   if (bias.defined() && y.numel() > 0) {  // y[r, o] += bias[o], in place
-    const Tensor<T> bc = bias.contiguous_copy_if_needed();
+    const Tensor<T> bc = detail::rounded_copy(bias, p);
     const Shape flat{rows, out};
     const StridedPair layout = detail::strided_pair(flat, Strides{out, 1}, Strides{0, 1});
     launch_binary(BinaryOp::Add, y.data(), bc.data(), y.data(), y.numel(), &layout);
   }
+  detail::round_in_place(y, p);
   const bool gx = needs_grad(x), gw = needs_grad(weight), gbias = needs_grad(bias);
-  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias](const Tensor<T>& g) {
-    const Tensor<T> gc = g.contiguous_copy_if_needed();
+  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias, p](const Tensor<T>& g) {
+    const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> dx, dw, db;
     if (gx) {  // dX = dY W
       dx = Tensor<T>::zeros(xc.shape(), xc.device());
@@ -135,6 +142,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       gemm_batched(gc.data(), xc.data(), dw.data(), 1, out, rows, in, true, false);
     }
     if (gbias) db = detail::sum_to(gc.reshape({rows, out}), Shape{1, out}).reshape({out});
+    for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, p);
     return std::vector<Tensor<T>>{dx, dw, db};
   });
 }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "gkd/core/parallel.hpp"
+#include "gkd/ops/autocast.hpp"
 #include "gkd/ops/linalg.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
@@ -882,16 +883,18 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   g.out_h = (g.in_h + 2 * g.ph - ekh) / g.sh + 1;
   g.out_w = (g.in_w + 2 * g.pw - ekw) / g.sw + 1;
 
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
-  const Tensor<T> wc = weight.contiguous_copy_if_needed();
-  const Tensor<T> bc = bias.defined() ? bias.contiguous_copy_if_needed() : Tensor<T>();
+  const Precision p = detail::autocast_for<T>();
+  const Tensor<T> xc = detail::rounded_copy(x, p);
+  const Tensor<T> wc = detail::rounded_copy(weight, p);
+  const Tensor<T> bc = detail::rounded_copy(bias, p);
   Tensor<T> y = Tensor<T>::empty({g.batch, g.out_c, g.out_h, g.out_w});
   detail::conv_forward(xc.data(), wc.data(), bc.defined() ? bc.data() : nullptr, y.data(), g);
+  detail::round_in_place(y, p);
 
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
   return record(op, y, {x, weight, bias},
-                [xs = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), g, gx, gw, gb](const Tensor<T>& grad) {
-                  const Tensor<T> gc = grad.contiguous_copy_if_needed();
+                [xs = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), g, gx, gw, gb, p](const Tensor<T>& grad) {
+                  const Tensor<T> gc = detail::rounded_copy(grad, p);
                   Tensor<T> dx, dw, db;
                   if (gx) {
                     dx = Tensor<T>::empty({g.batch, g.in_c, g.in_h, g.in_w});
@@ -905,6 +908,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                     db = Tensor<T>::empty({g.out_c});
                     detail::channel_sums(gc.data(), g.batch, g.out_c, g.out_plane(), db.data());
                   }
+                  for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, p);
                   return std::vector<Tensor<T>>{dx, dw, db};
                 });
 }
@@ -973,19 +977,21 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   g.kh = ws[2], g.kw = ws[3], g.sh = stride.h, g.sw = stride.w, g.ph = padding.h, g.pw = padding.w;
   g.dh = dilation.h, g.dw = dilation.w, g.groups = groups;
 
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
-  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const Precision p = detail::autocast_for<T>();
+  const Tensor<T> xc = detail::rounded_copy(x, p);
+  const Tensor<T> wc = detail::rounded_copy(weight, p);
   Tensor<T> y = Tensor<T>::empty({g.batch, out_c, oh, ow});
   detail::conv_input_grad(xc.data(), wc.data(), y.data(), g);
   if (bias.defined()) {
-    const Tensor<T> bc = bias.contiguous_copy_if_needed();
+    const Tensor<T> bc = detail::rounded_copy(bias, p);
     detail::add_channel_bias(y.data(), bc.data(), g.batch, out_c, g.in_plane());
   }
+  detail::round_in_place(y, p);
 
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
   return record(op, y, {x, weight, bias},
-                [xs = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), g, gx, gw, gb](const Tensor<T>& grad) {
-                  const Tensor<T> gc = grad.contiguous_copy_if_needed();
+                [xs = gw ? xc : Tensor<T>(), wts = gx ? wc : Tensor<T>(), g, gx, gw, gb, p](const Tensor<T>& grad) {
+                  const Tensor<T> gc = detail::rounded_copy(grad, p);
                   Tensor<T> dx, dw, db;
                   if (gx) {
                     dx = Tensor<T>::empty({g.batch, g.out_c, g.out_h, g.out_w});
@@ -999,6 +1005,7 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                     db = Tensor<T>::empty({g.in_c});
                     detail::channel_sums(gc.data(), g.batch, g.in_c, g.in_plane(), db.data());
                   }
+                  for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, p);
                   return std::vector<Tensor<T>>{dx, dw, db};
                 });
 }

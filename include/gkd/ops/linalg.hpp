@@ -7,6 +7,7 @@
 /// Example: `auto y = gkd::linear(x, w, b);   // x [B, 256], w [64, 256], b [64] -> [B, 64]`
 #include <Eigen/Core>
 
+#include "gkd/ops/autocast.hpp"
 #include "gkd/ops/reduce.hpp"
 #if GKD_DETAIL_CUDA_LINKED
 #include "gkd/cuda/linalg.hpp"
@@ -62,14 +63,16 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   const std::int64_t batch = a.numel() / std::max<std::int64_t>(m * k, 1);
   Shape out_shape = a.shape();
   out_shape[r - 1] = n;
-  const Tensor<T> ac = a.contiguous_copy_if_needed();
-  const Tensor<T> bc = b.contiguous_copy_if_needed();
+  const Precision p = detail::autocast_for<T>();
+  const Tensor<T> ac = detail::rounded_copy(a, p);
+  const Tensor<T> bc = detail::rounded_copy(b, p);
   Tensor<T> y = Tensor<T>::empty(out_shape);
   if (m * k * n == 0 || batch == 0) std::fill_n(y.data(), y.numel(), T(0));
   else detail::gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
+  detail::round_in_place(y, p);
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb](const Tensor<T>& g) {
-    const Tensor<T> gc = g.contiguous_copy_if_needed();
+  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
+    const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> da, db;
     if (ga) {  // dA = dY Bᵀ
       da = Tensor<T>::zeros(ac.shape());
@@ -79,6 +82,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
       db = Tensor<T>::zeros(bc.shape());
       if (m * k * n != 0) detail::gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
     }
+    detail::round_in_place(da, p), detail::round_in_place(db, p);
     return std::vector<Tensor<T>>{da, db};
   });
 }
@@ -106,19 +110,21 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const std::int64_t rows = in ? x.numel() / in : 0;
   Shape out_shape = x.shape();
   out_shape.back() = out;
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
-  const Tensor<T> wc = weight.contiguous_copy_if_needed();
+  const Precision p = detail::autocast_for<T>();
+  const Tensor<T> xc = detail::rounded_copy(x, p);
+  const Tensor<T> wc = detail::rounded_copy(weight, p);
   Tensor<T> y = Tensor<T>::empty(out_shape);
   detail::MutMap<T> ym(y.data(), rows, out);
   if (in == 0) ym.setZero();
   else ym.noalias() = detail::ConstMap<T>(xc.data(), rows, in) * detail::ConstMap<T>(wc.data(), out, in).transpose();
   if (bias.defined()) {
-    const Tensor<T> bc = bias.contiguous_copy_if_needed();
+    const Tensor<T> bc = detail::rounded_copy(bias, p);
     ym.rowwise() += Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bc.data(), out);
   }
+  detail::round_in_place(y, p);
   const bool gx = needs_grad(x), gw = needs_grad(weight), gbias = needs_grad(bias);
-  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias](const Tensor<T>& g) {
-    const Tensor<T> gc = g.contiguous_copy_if_needed();
+  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias, p](const Tensor<T>& g) {
+    const Tensor<T> gc = detail::rounded_copy(g, p);
     detail::ConstMap<T> gm(gc.data(), rows, out);
     Tensor<T> dx, dw, db;
     if (gx) {
@@ -133,6 +139,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
       db = Tensor<T>::empty({out});
       Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db.data(), out) = gm.colwise().sum();
     }
+    for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, p);
     return std::vector<Tensor<T>>{dx, dw, db};
   });
 }
