@@ -52,6 +52,7 @@ options:
   --seed N  --threads N  shorthands for --set seed=N / threads=N
   --device cpu|cuda|cuda:N   where the networks train and predict (shorthand for --set device=...;
                          cuda needs a build with the CUDA backend)
+  --precision f32|bf16|f16   training's convolutions and matrix products (autocast; --set precision=...)
   --resume               continue the run in --run (the default behaviour; with --resume a missing run is an error)
   --fresh                retrain everything, ignoring the run folder's checkpoints and weights
   --out DIR              generate: output folder (default synthetic_data)
@@ -101,6 +102,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--seed") a.overrides.push_back("seed=" + v);
     else if (flag == "--threads") a.overrides.push_back("threads=" + v);
     else if (flag == "--device") a.overrides.push_back("device=" + v);
+    else if (flag == "--precision") a.overrides.push_back("precision=" + v);
     else if (flag == "--out") a.out = v;
     else if (flag == "--methods")
       a.methods = v == "comparison" ? std::vector<std::string>{"kd", "at", "fsp", "skd", "ifvd", "cwd", "emkd", "intra",

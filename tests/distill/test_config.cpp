@@ -87,4 +87,13 @@ TEST_CASE("validate names the first invalid field", "[distill][config]") {
   CHECK(run_device(c) == gkd::cuda_device(0));
   c.device = "cpu";
   CHECK(run_device(c) == gkd::kCPU);
+  for (const char* bad : {"fp16", "bfloat16", "f64", ""}) {
+    c.precision = bad;
+    CHECK_THAT(error_of([&] { validate(c); }), Catch::Contains("precision must be f32, bf16 or f16"));
+  }
+  for (const auto& [name, p] : {std::pair{"f32", gkd::Precision::f32}, std::pair{"bf16", gkd::Precision::bf16},
+                                std::pair{"f16", gkd::Precision::f16}}) {
+    c.precision = name;
+    CHECK(run_precision(c) == p);
+  }
 }

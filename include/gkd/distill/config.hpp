@@ -37,6 +37,7 @@
 #include <variant>
 #include <vector>
 
+#include "gkd/core/autocast.hpp"
 #include "gkd/core/device.hpp"
 #include "gkd/core/error.hpp"
 #include "gkd/io/json.hpp"
@@ -112,6 +113,7 @@ struct PipelineConfig {
   std::uint64_t seed = 1;
   std::int64_t threads = 2;
   std::string device = "cpu";  ///< where the networks train and predict: "cpu", "cuda" or "cuda:N" (needs gkd::cuda)
+  std::string precision = "f32";  ///< training's convolutions and matrix products: "f32", "bf16" or "f16" (autocast)
   std::string method = "gkd";  ///< distil: scratch, gkd, intra, inter, cross, intra+inter, kd, at, fsp, skd, ifvd, cwd, emkd
   DataConfig data;
   NetworkConfig nets;
@@ -136,6 +138,7 @@ inline const std::vector<std::string>& known_methods() {
 template <class F>
 void config_fields(PipelineConfig& c, F&& f) {
   f("preset", c.preset), f("seed", c.seed), f("threads", c.threads), f("device", c.device);
+  f("precision", c.precision);
   f("method", c.method);
   f("data.source", c.data.source), f("data.targets", c.data.targets), f("data.image_size", c.data.image_size);
   f("data.patch", c.data.patch), f("data.train_count", c.data.train_count), f("data.test_count", c.data.test_count);
@@ -359,10 +362,19 @@ inline Device run_device(const PipelineConfig& c) {
   return cuda_device(index);
 }
 
+/// The Precision that `precision` names ("f32", "bf16", "f16"). @throws gkd::Error for anything else
+inline Precision run_precision(const PipelineConfig& c) {
+  for (const Precision p : {Precision::f32, Precision::bf16, Precision::f16})
+    if (c.precision == to_string(p)) return p;
+  GKD_FAIL("config", "precision must be f32, bf16 or f16, got '" << c.precision << "'");
+  return Precision::f32;  // not reached
+}
+
 /// Checks ranges and cross-field constraints.
 /// @throws gkd::Error naming the first invalid field
 inline void validate(const PipelineConfig& c) {
   run_device(c);
+  run_precision(c);
   auto positive = [](const char* key, double v) { GKD_CHECK(v > 0 && std::isfinite(v), "config", key << " must be > 0, got " << v); };
   auto non_negative = [](const char* key, double v) {
     GKD_CHECK(v >= 0 && std::isfinite(v), "config", key << " must be >= 0, got " << v);

@@ -95,6 +95,7 @@ struct StageOptions {
   bool resume = true;
   std::int64_t stop_after_steps = 0;  ///< > 0: behave as if interrupted after this many steps (tests)
   Device device = kCPU;               ///< where the batches go before `step` sees them (the modules' device)
+  Precision precision = Precision::f32;  ///< `step` runs inside a gkd::Autocast scope of this precision
 };
 
 namespace detail {
@@ -193,7 +194,10 @@ StageResult run_stage(const StageOptions& options, const NamedTensors<T>& state,
       if (progress.epoch_begin) progress.epoch_begin(current_epoch, options.epochs, per_epoch);
     }
     optimizer.zero_grad();
-    const LossTerms<T> terms = step(options.device.is_cpu() ? *batch : detail::batch_on(*batch, options.device));
+    const LossTerms<T> terms = [&] {
+      Autocast scope(options.precision);
+      return step(options.device.is_cpu() ? *batch : detail::batch_on(*batch, options.device));
+    }();
     const Tensor<T> total = terms.total();
     auto values = terms.values();
     values.insert(values.begin(), {"total", static_cast<double>(total.item())});

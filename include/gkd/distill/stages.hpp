@@ -106,7 +106,8 @@ StageResult train(const RunContext& run, const std::string& stage, std::int64_t 
   const PipelineConfig& c = run.cfg;
   Adam<float> opt(std::move(params), {.lr = c.optim.lr, .weight_decay = c.optim.weight_decay});
   const StageOptions options{.name = stage, .dir = run.dir / stage, .epochs = epochs, .resume = run.resume,
-                             .stop_after_steps = run.stop_after_steps, .device = run_device(c)};
+                             .stop_after_steps = run.stop_after_steps, .device = run_device(c),
+                             .precision = run_precision(c)};
   const data::LoaderOptions loader{.batch_size = c.data.batch, .shuffle = true, .drop_last = true,
                                    .seed = stage_seed(c, stage + "/data"), .epochs = epochs,
                                    .samples_per_epoch = c.data.samples_per_epoch, .workers = int(c.data.workers),
