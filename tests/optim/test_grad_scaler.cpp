@@ -219,6 +219,11 @@ TEST_CASE("GradScaler validates its options", "[grad_scaler]") {
   for (std::int64_t n : {0, -3}) CHECK_THROWS_AS(GradScaler<double>({.growth_interval = n}), Error);
   CHECK_NOTHROW(GradScaler<double>({.init_scale = 0.5, .growth_factor = 1.001, .backoff_factor = 0.999,
                                     .growth_interval = 1}));
+  // the float range boundary: (2 - 2^-24) * 2^127 rounds to inf in float, the double below it to FLT_MAX
+  const double rounds_to_inf = std::ldexp(2.0 - std::ldexp(1.0, -24), 127);
+  CHECK_THROWS_AS(GradScaler<double>({.init_scale = rounds_to_inf}), Error);
+  CHECK(GradScaler<double>({.init_scale = std::nextafter(rounds_to_inf, 0.0)}).get_scale() ==
+        static_cast<double>(std::numeric_limits<float>::max()));
   try {
     GradScaler<double>({.backoff_factor = 2.0});
     FAIL("no error");

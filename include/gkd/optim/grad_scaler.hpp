@@ -81,6 +81,8 @@ struct GradScalerState {
   std::int64_t growth_tracker = 0;  ///< consecutive clean iterations since the last change of scale
 };
 
+/// Scales losses and unscales gradients for one training loop (see the file comment for the
+/// contract). Holds no reference to optimizers between iterations.
 template <Real T>
 class GradScaler {
  public:
@@ -107,13 +109,14 @@ class GradScaler {
   /// inf/NaN. @throws gkd::Error when called twice for `opt` since the last update(), or after step(opt)
   void unscale(Optimizer<T>& opt) {
     if (!options_.enabled) return;
-    auto [it, fresh] = stages_.try_emplace(&opt);
-    GKD_CHECK(fresh, kName,
+    auto it = stages_.find(&opt);
+    GKD_CHECK(it == stages_.end(), kName,
               (it->second.stepped ? "unscale() is being called after step() for optimizer "
                                   : "unscale() has already been called since the last update() for optimizer ")
                   << opt.name() << "; call update() to start the next iteration");
-    const T inverse = static_cast<T>(static_cast<float>(1.0 / static_cast<double>(scale_)));
-    it->second.found_inf = unscale_grads(opt, inverse);
+    const T inverse = static_cast<T>(to_float(1.0 / static_cast<double>(scale_)));
+    const bool found_inf = unscale_grads(opt, inverse);  // recorded only once it succeeded
+    stages_[&opt] = Stage{.stepped = false, .found_inf = found_inf};
   }
 
   /// Unscales (unless done) and steps `opt` if every gradient is finite. Returns whether it stepped.
@@ -146,12 +149,12 @@ class GradScaler {
     for (const auto& [opt, stage] : stages_) found_inf = found_inf || stage.found_inf;
     stages_.clear();
     if (found_inf) {
-      scale_ = static_cast<float>(static_cast<double>(scale_) * options_.backoff_factor);
+      scale_ = to_float(static_cast<double>(scale_) * options_.backoff_factor);
       growth_tracker_ = 0;
       return;
     }
     if (++growth_tracker_ < options_.growth_interval) return;
-    const float grown = static_cast<float>(static_cast<double>(scale_) * options_.growth_factor);
+    const float grown = to_float(static_cast<double>(scale_) * options_.growth_factor);
     if (std::isfinite(grown)) scale_ = grown;
     growth_tracker_ = 0;
   }
@@ -200,8 +203,18 @@ class GradScaler {
     bool found_inf = false;
   };
 
+  /// v rounded to float (to-nearest), with the overflow to +-inf written out: a cast of a double
+  /// beyond float's range is undefined behaviour in C++.
+  static float to_float(double v) {
+    // the smallest magnitude that rounds to inf: FLT_MAX plus half an ulp, (2 - 2^-24) * 2^127
+    const double overflow = std::ldexp(2.0 - std::ldexp(1.0, -24), 127);
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    if (std::abs(v) >= overflow) return v > 0 ? inf : -inf;
+    return static_cast<float>(v);
+  }
+
   static float checked_float_scale(double v, const char* what) {
-    const float f = static_cast<float>(v);
+    const float f = to_float(v);
     GKD_CHECK(v > 0 && std::isfinite(f) && f > 0, kName,
               what << " " << v << " is not a positive finite float (the scale is kept in float, as PyTorch)");
     return f;
