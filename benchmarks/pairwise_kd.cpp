@@ -4,7 +4,7 @@
 // thread count): forward + backward w.r.t. the student, best of --reps, and the growth of peak
 // resident memory during the step (VmHWM reset through /proc/self/clear_refs, in both processes).
 //
-//   build/benchmarks/gkd_bench_pairwise_kd --threads 2 [--reps 3] [--no-pytorch] [--quick]
+//   build/benchmarks/gkd_bench_pairwise_kd --threads 2 [--reps 3] [--no-pytorch] [--quick] [--only skd|cirkd|dicd]
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -110,14 +110,16 @@ std::map<std::string, Result> run_pytorch(const std::vector<Case>& cases, int th
 int main(int argc, char** argv) {
   int threads = 2, reps = 3;
   bool pytorch = true, quick = false;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--no-pytorch") pytorch = false;
     else if (a == "--quick") quick = true;
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-pytorch] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-pytorch] [--quick] [--only skd|cirkd|dicd]\n", argv[0]);
       return 2;
     }
   }
@@ -129,6 +131,7 @@ int main(int argc, char** argv) {
   cases.push_back({"cirkd", 2, 1024, 128, 256, 0.1});
   if (!quick) cases.push_back({"cirkd", 1, 4096, 256, 256, 0.1});
   cases.push_back({"dicd", 16, 2, 128 * 128, 0, 4.0});
+  if (!only.empty()) std::erase_if(cases, [&](const Case& c) { return c.kind != only; });
   std::string version = "-";
   std::map<std::string, Result> torch;
   if (pytorch) torch = run_pytorch(cases, threads, reps, version);
