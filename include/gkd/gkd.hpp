@@ -51,6 +51,7 @@
 #include "gkd/ops/upsample.hpp"
 #include "gkd/optim/adam.hpp"
 #include "gkd/optim/clip.hpp"
+#include "gkd/optim/grad_scaler.hpp"
 #include "gkd/optim/optimizer.hpp"
 #include "gkd/optim/schedule.hpp"
 #include "gkd/optim/sgd.hpp"

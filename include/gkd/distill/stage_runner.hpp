@@ -37,6 +37,7 @@
 #include "gkd/io/atomic_file.hpp"
 #include "gkd/io/checkpoint.hpp"
 #include "gkd/nn/dropout.hpp"
+#include "gkd/optim/grad_scaler.hpp"
 
 namespace gkd::distill {
 
@@ -95,7 +96,9 @@ struct StageOptions {
   bool resume = true;
   std::int64_t stop_after_steps = 0;  ///< > 0: behave as if interrupted after this many steps (tests)
   Device device = kCPU;               ///< where the batches go before `step` sees them (the modules' device)
-  Precision precision = Precision::f32;  ///< `step` runs inside a gkd::Autocast scope of this precision
+  /// `step` runs inside a gkd::Autocast scope of this precision; f16 also scales the loss with a
+  /// gkd::GradScaler (checkpointed), which skips the steps whose gradients overflow.
+  Precision precision = Precision::f32;
 };
 
 namespace detail {
@@ -165,8 +168,10 @@ StageResult run_stage(const StageOptions& options, const NamedTensors<T>& state,
   std::filesystem::create_directories(options.dir);
   const auto ckpt = options.dir / "checkpoint.safetensors", history = options.dir / "history.csv";
   StageResult result;
+  GradScaler<T> scaler({.enabled = options.precision == Precision::f16});
   if (options.resume && std::filesystem::exists(ckpt)) {
     const io::LoadedCheckpoint loaded = io::load_checkpoint(ckpt, state, &optimizer);
+    scaler.read_state(loaded.state.user);
     result.steps = loaded.state.step;
     for (std::size_t i = 0; i < generators.size(); ++i) {
       auto it = loaded.state.generators.find("dropout." + std::to_string(i));
@@ -181,6 +186,7 @@ StageResult run_stage(const StageOptions& options, const NamedTensors<T>& state,
     io::write_text_atomically(history, detail::history_csv(result));
     io::TrainingState s{.step = result.steps, .epoch = result.history.empty() ? 0 : result.history.back().epoch};
     for (std::size_t i = 0; i < generators.size(); ++i) s.generators.emplace("dropout." + std::to_string(i), *generators[i]);
+    scaler.write_state(s.user);
     io::save_checkpoint(ckpt, state, &optimizer, s);
   };
 
@@ -204,8 +210,9 @@ StageResult run_stage(const StageOptions& options, const NamedTensors<T>& state,
     terms.check_finite(options.name, batch->step);
     GKD_CHECK(std::isfinite(values.front().second), "training",
               "stage '" << options.name << "', step " << batch->step << ": the total loss is " << values.front().second);
-    total.backward();
-    optimizer.step();
+    scaler.scale(total).backward();
+    scaler.step(optimizer);
+    scaler.update();
     if (result.terms.empty())
       for (const auto& [name, v] : values) result.terms.push_back(name);
     HistoryRow row{.step = batch->step + 1, .epoch = batch->epoch, .lr = optimizer.lr(0), .values = {}};
