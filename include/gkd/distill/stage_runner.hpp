@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "gkd/core/autocast.hpp"
 #include "gkd/data/loader.hpp"
 #include "gkd/distill/loss_terms.hpp"
 #include "gkd/io/atomic_file.hpp"
