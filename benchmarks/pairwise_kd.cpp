@@ -129,7 +129,10 @@ int main(int argc, char** argv) {
     for (std::int64_t c : {128, 256, 512})
       if (!quick || n == 1024) cases.push_back({"skd", 1, n, c, c, 1.0});
   cases.push_back({"cirkd", 2, 1024, 128, 256, 0.1});
-  if (!quick) cases.push_back({"cirkd", 1, 4096, 256, 256, 0.1});
+  if (!quick) {
+    cases.push_back({"cirkd", 1, 4096, 256, 256, 0.1});
+    cases.push_back({"cirkd", 1, 4096, 512, 512, 0.1});
+  }
   cases.push_back({"dicd", 16, 2, 128 * 128, 0, 4.0});
   if (!only.empty()) std::erase_if(cases, [&](const Case& c) { return c.kind != only; });
   std::string version = "-";

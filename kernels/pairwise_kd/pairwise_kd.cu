@@ -79,7 +79,7 @@ Layout layout(const Geometry& g, bool kl) {
   l.t_inv_norm = take(sizeof(float) * g.batch * g.nodes);
   l.t_clamped = take(g.batch * g.nodes);
   l.lse = take(kl ? sizeof(float2) * g.batch * g.batch * g.np : 0);
-  l.states = take(kl ? sizeof(gkd::detail::KlRowState<float>) * g.splits * g.batch * g.batch * g.np : 0);
+  l.states = take(kl ? sizeof(gkd::detail::KlRow<float>) * g.splits * g.batch * g.batch * g.np : 0);
   l.partial = take(sizeof(double) * std::max<std::size_t>(blocks, kMergeBlocks));
   l.total = at;
   return l;
@@ -103,7 +103,7 @@ __global__ void normalize_rows_kernel(const float* __restrict__ x, std::int64_t 
     float sq = 0;
     for (int k = lane; k < c; k += 32) sq += xr[k] * xr[k];
     for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
-    const float inv = gkd::detail::inverse_norm(sq, eps);
+    const float inv = gkd::detail::inv_row_norm(sq, eps);
     float* hr = hat + ((r / nodes) * np + r % nodes) * cp;
     for (int k = lane; k < cp; k += 32) hr[k] = k < c ? xr[k] * inv : 0.f;
     if (lane == 0) {
@@ -304,7 +304,7 @@ __global__ void __launch_bounds__(kThreads) skd_kernel(Geometry geo, const float
 template <bool kPrecise>
 __global__ void __launch_bounds__(kThreads) kl_stats_kernel(Geometry geo, const float* __restrict__ shat,
                                                             const float* __restrict__ that, float inv_tau,
-                                                            gkd::detail::KlRowState<float>* __restrict__ states) {
+                                                            gkd::detail::KlRow<float>* __restrict__ states) {
   __shared__ __align__(128) float xs[kTile][kPadK];
   __shared__ __align__(128) float ys[kTile][kPadK];
   __shared__ __align__(128) float ss[kTile][kPadT];
@@ -313,7 +313,7 @@ __global__ void __launch_bounds__(kThreads) kl_stats_kernel(Geometry geo, const 
   const int r = threadIdx.x / 2, half = threadIdx.x % 2;  // two threads per row, 32 columns each
   const std::int64_t total = geo.batch * geo.tiles(), per = (total + geo.splits - 1) / geo.splits;
   const std::int64_t f1 = std::min(total, (z + 1) * per);
-  gkd::detail::KlRowState<float> row;
+  gkd::detail::KlRow<float> row;
   for (std::int64_t f = z * per; f < f1; ++f) {
     const std::int64_t b = f / geo.tiles(), j0 = (f % geo.tiles()) * kTile;
     similarity_tile<kPrecise>(shat + (a * geo.np + i0) * geo.csp, shat + (b * geo.np + j0) * geo.csp, geo.csp, geo.csp,
@@ -321,32 +321,37 @@ __global__ void __launch_bounds__(kThreads) kl_stats_kernel(Geometry geo, const 
     similarity_tile<kPrecise>(that + (a * geo.np + i0) * geo.ctp, that + (b * geo.np + j0) * geo.ctp, geo.ctp, geo.ctp,
                               xs, ys, st);
     for (int c = half * 32; c < half * 32 + 32; ++c)
-      if (j0 + c < geo.nodes) row.add(ss[r][c] * inv_tau, st[r][c] * inv_tau);
+      if (j0 + c < geo.nodes) row.add(st[r][c] * inv_tau, ss[r][c] * inv_tau);
     if (f + 1 == f1 || (f + 1) / geo.tiles() != b) {  // last column tile of image b in this split
-      gkd::detail::KlRowState<float> other;
-      other.s.m = __shfl_xor_sync(0xffffffffu, row.s.m, 1);
-      other.s.l = __shfl_xor_sync(0xffffffffu, row.s.l, 1);
-      other.t.m = __shfl_xor_sync(0xffffffffu, row.t.m, 1);
-      other.t.l = __shfl_xor_sync(0xffffffffu, row.t.l, 1);
-      other.cross = __shfl_xor_sync(0xffffffffu, row.cross, 1);
+      gkd::detail::KlRow<float> other;
+      other.s.max = __shfl_xor_sync(0xffffffffu, row.s.max, 1);
+      other.s.sum = __shfl_xor_sync(0xffffffffu, row.s.sum, 1);
+      other.t.max = __shfl_xor_sync(0xffffffffu, row.t.max, 1);
+      other.t.sum = __shfl_xor_sync(0xffffffffu, row.t.sum, 1);
+      other.weighted = __shfl_xor_sync(0xffffffffu, row.weighted, 1);
       row.merge(other);
       if (half == 0) states[((z * geo.batch + a) * geo.batch + b) * geo.np + i0 + r] = row;
-      row = gkd::detail::KlRowState<float>{};
+      row = gkd::detail::KlRow<float>{};
     }
   }
 }
 
 // Merges the split row states of every (a, b, row): lse and w · KL (block partials).
-__global__ void __launch_bounds__(256) merge_states_kernel(Geometry geo, const gkd::detail::KlRowState<float>* __restrict__ states,
+__global__ void __launch_bounds__(256) merge_states_kernel(Geometry geo, const gkd::detail::KlRow<float>* __restrict__ states,
                                                            double weight, float2* __restrict__ lse, double* __restrict__ partial) {
   const std::int64_t rows = geo.batch * geo.batch * geo.np;
   double loss = 0;
   for (std::int64_t q = blockIdx.x * 256 + threadIdx.x; q < rows; q += static_cast<std::int64_t>(gridDim.x) * 256) {
     if (q % geo.np >= geo.nodes) continue;
-    gkd::detail::KlRowState<float> m;
-    for (std::int64_t z = 0; z < geo.splits; ++z) m.merge(states[z * rows + q]);
+    gkd::detail::KlRow<float> m;
+    for (std::int64_t z = 0; z < geo.splits; ++z) {
+      // slots that no split wrote are zero bytes (the workspace is cleared), which is not an empty
+      // KlRow (its max would be 0): skip every empty state
+      const gkd::detail::KlRow<float>& o = states[z * rows + q];
+      if (!o.empty()) m.merge(o);
+    }
     lse[q] = make_float2(m.s.value(), m.t.value());
-    loss += weight * static_cast<double>(m.kl());
+    loss += weight * static_cast<double>(m.loss());
   }
   using Reduce = cub::BlockReduce<double, 256>;
   __shared__ typename Reduce::TempStorage temp;
@@ -381,7 +386,7 @@ __global__ void __launch_bounds__(kThreads) kl_grad_kernel(Geometry geo, const f
         if (x0 + r < geo.nodes && y0 + c < geo.nodes) {
           const std::int64_t pa = kColumns ? y : x, pb = kColumns ? x : y, i = kColumns ? y0 + c : x0 + r;
           const float2 l = lse[(pa * geo.batch + pb) * geo.np + i];
-          g = gkd::detail::kl_pair_grad(ss[r][c] * inv_tau, st[r][c] * inv_tau, l.x, l.y, g_scale);
+          g = g_scale * gkd::detail::kl_grad_coef(st[r][c] * inv_tau, ss[r][c] * inv_tau, l.y, l.x);
         }
         ss[r][c] = g;
       }
@@ -406,7 +411,7 @@ struct Prepared {
   unsigned char* clamped() const { return reinterpret_cast<unsigned char*>(ws + lay.clamped); }
   float2* lse() const { return reinterpret_cast<float2*>(ws + lay.lse); }
   double* partial() const { return reinterpret_cast<double*>(ws + lay.partial); }
-  gkd::detail::KlRowState<float>* states() const { return reinterpret_cast<gkd::detail::KlRowState<float>*>(ws + lay.states); }
+  gkd::detail::KlRow<float>* states() const { return reinterpret_cast<gkd::detail::KlRow<float>*>(ws + lay.states); }
   dim3 grid() const {
     return dim3(static_cast<unsigned>(geo.tiles()), static_cast<unsigned>(geo.batch), static_cast<unsigned>(geo.splits));
   }

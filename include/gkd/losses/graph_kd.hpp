@@ -51,7 +51,9 @@
 #include <limits>
 #include <memory>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "gkd/losses/detail/graph_kd_tile.hpp"
@@ -127,13 +129,17 @@ struct GraphProblem {
   double inv_tau = 1, eps = 0;
   MaskSpec mask;
   std::int64_t tile = 128;
+  /// Columns come in segments of `segment` consecutive nodes, and each row has one softmax per segment
+  /// (N: one softmax per row, as in graph_kd; pixel_pair_kl: one per image). Row blocks never straddle
+  /// a segment boundary. Must divide N.
+  std::int64_t segment = 0;
   std::vector<G> s_hat, t_hat;    ///< [N, C_s], [N, C_t]
   std::vector<double> s_norm;     ///< ‖F_s[i]‖ (unclamped)
 
   template <Real T>
   GraphProblem(const T* fs, const T* ft, std::int64_t n_, std::int64_t cs_, std::int64_t ct_, const GraphKDOptions& o)
       : n(n_), cs(cs_), ct(ct_), inv_tau(1.0 / o.temperature), eps(o.eps), mask(mask_spec(o.mask)), tile(o.tile),
-        s_hat(static_cast<std::size_t>(n * cs)), t_hat(static_cast<std::size_t>(n * ct)),
+        segment(n_), s_hat(static_cast<std::size_t>(n * cs)), t_hat(static_cast<std::size_t>(n * ct)),
         s_norm(static_cast<std::size_t>(n)) {
 #pragma omp parallel for if (n * (cs + ct) > kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i) {
@@ -172,7 +178,15 @@ struct GraphProblem {
       for (std::int64_t k = 0; k < cs; ++k) out[k] = static_cast<T>(g[k] / (eps > 0 ? eps : 1.0));
     }
   }
-  [[nodiscard]] std::int64_t blocks() const { return (n + tile - 1) / tile; }
+  [[nodiscard]] std::int64_t segments() const { return n / segment; }
+  [[nodiscard]] std::int64_t blocks_per_segment() const { return (segment + tile - 1) / tile; }
+  [[nodiscard]] std::int64_t blocks() const { return segments() * blocks_per_segment(); }
+  [[nodiscard]] std::int64_t segment_of(std::int64_t block) const { return block / blocks_per_segment(); }
+  /// Rows [i0, i1) of a row block.
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> block_rows(std::int64_t block) const {
+    const std::int64_t s0 = segment_of(block) * segment, i0 = s0 + (block % blocks_per_segment()) * tile;
+    return {i0, std::min(s0 + segment, i0 + tile)};
+  }
 };
 
 /// Tiles of logits and their edge masks. The element-wise work (exp, max, row sums) runs row by row on
@@ -279,7 +293,8 @@ struct KlPairTile {
   bool masked = false;
 
   bool load(const GraphProblem<G>& p, std::int64_t ib, std::int64_t jb) {
-    i0 = ib * p.tile, i1 = std::min(p.n, i0 + p.tile), j0 = jb * p.tile, j1 = std::min(p.n, j0 + p.tile);
+    std::tie(i0, i1) = p.block_rows(ib);
+    std::tie(j0, j1) = p.block_rows(jb);
     const auto [ri0, ri1] = p.columns(i0, i1);
     const auto [rj0, rj1] = p.columns(j0, j1);
     if ((ri1 <= j0 || ri0 >= j1) && (rj1 <= i0 || rj0 >= i1)) return false;
@@ -287,7 +302,7 @@ struct KlPairTile {
     a = gemm.template cast<double>().array() * p.inv_tau;
     GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, gemm);
     b = gemm.template cast<double>().array() * p.inv_tau;
-    masked = p.mask.kind != 0 || ib == jb;
+    masked = p.mask.kind == 1 || p.mask.kind == 2 || (p.mask.kind == 0 && ib == jb);
     if (masked) {
       row_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); });
       col_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(j, i, p.n); });
@@ -297,29 +312,33 @@ struct KlPairTile {
   [[nodiscard]] const TileEdges* row_edges() const { return masked ? &row_mask : nullptr; }
 };
 
-/// Forward of the KL form: row_lse[2i] = lse of teacher row i, row_lse[2i+1] = lse of student row i,
-/// row_loss[i] = loss_i. Returns the number of rows with a loss term. Both similarity matrices are
-/// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its columns.
+/// Forward of the KL form, for row i's softmax over column segment k (one segment unless p.segment < N):
+/// row_lse[2(kN + i)] = lse of its teacher logits, row_lse[2(kN + i) + 1] = of its student logits (2N ·
+/// segments values); row_loss[i] = Σ_k loss_ik. Returns the number of (row, segment) loss terms. Both
+/// similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its rows
+/// and, transposed, its columns.
 template <Real G>
 std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
-  std::vector<KlRow<double>> acc(static_cast<std::size_t>(p.n));
+  std::vector<KlRow<double>> acc(static_cast<std::size_t>(p.n * p.segments()));  // [segment][row]
   for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
     if (!t.load(p, ib, jb)) return;
-    merge_kl_rows(t.a, t.b, t.row_edges(), acc.data() + t.i0);
+    merge_kl_rows(t.a, t.b, t.row_edges(), acc.data() + p.segment_of(jb) * p.n + t.i0);
     if (ib == jb) return;
     const TileEdges col_edges = t.masked ? t.col_mask.transposed() : TileEdges();
-    merge_kl_rows(t.a.transpose(), t.b.transpose(), t.masked ? &col_edges : nullptr, acc.data() + t.j0);
+    merge_kl_rows(t.a.transpose(), t.b.transpose(), t.masked ? &col_edges : nullptr,
+                  acc.data() + p.segment_of(ib) * p.n + t.j0);
   });
-  std::int64_t rows = 0;
-  for (std::int64_t i = 0; i < p.n; ++i) {
-    const auto& row = acc[std::size_t(i)];
-    row_lse[2 * i] = row.t.value();
-    row_lse[2 * i + 1] = row.s.value();
-    row_loss[i] = row.loss();
-    rows += row.empty() ? 0 : 1;
+  std::int64_t terms = 0;
+  std::fill(row_loss, row_loss + p.n, 0.0);
+  for (std::size_t k = 0; k < acc.size(); ++k) {
+    const auto& row = acc[k];
+    row_lse[2 * k] = row.t.value();
+    row_lse[2 * k + 1] = row.s.value();
+    row_loss[std::int64_t(k) % p.n] += row.loss();
+    terms += row.empty() ? 0 : 1;
   }
-  return rows;
+  return terms;
 }
 
 /// Backward of the KL form: grad = dL/dF_s given w_i = dL/dloss_i. Per pair of row blocks, the tile
@@ -331,10 +350,13 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
     if (!t.load(p, ib, jb)) return;
     const std::int64_t m = t.i1 - t.i0, k = t.j1 - t.j0;
+    // rows i see the segment of block jb, rows j that of block ib
+    const double* lse_i = row_lse + 2 * p.segment_of(jb) * p.n;
+    const double* lse_j = row_lse + 2 * p.segment_of(ib) * p.n;
     Eigen::Array<double, 1, Eigen::Dynamic> lt_j(k), ls_j(k), w_j(k);
     for (std::int64_t c = 0; c < k; ++c) {
-      lt_j(c) = safe_lse(row_lse[2 * (t.j0 + c)]);
-      ls_j(c) = safe_lse(row_lse[2 * (t.j0 + c) + 1]);
+      lt_j(c) = safe_lse(lse_j[2 * (t.j0 + c)]);
+      ls_j(c) = safe_lse(lse_j[2 * (t.j0 + c) + 1]);
       w_j(c) = w[t.j0 + c];
     }
     // q − p of row i at (i, j) and of row j at (j, i); on masked tiles min(·, 0) keeps non-edges finite
@@ -343,7 +365,7 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
     for (std::int64_t r = 0; r < m; ++r) {
       const std::int64_t i = t.i0 + r;
       const auto a = t.a.row(r), b = t.b.row(r);
-      const double ls_i = safe_lse(row_lse[2 * i + 1]), lt_i = safe_lse(row_lse[2 * i]);
+      const double ls_i = safe_lse(lse_i[2 * i + 1]), lt_i = safe_lse(lse_i[2 * i]);
       if (!t.masked) {
         h.row(r) = ((b - ls_i).exp() - (a - lt_i).exp()) * w[i] + ((b - ls_j).exp() - (a - lt_j).exp()) * w_j;
       } else {

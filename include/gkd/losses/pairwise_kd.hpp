@@ -17,10 +17,14 @@
 ///
 /// **Gradients flow to the student features only** (through rows and, for pixel_pair_kl, columns);
 /// the teacher is frozen and receives none. The gradient is computed during the forward pass (the
-/// teacher is a constant, so nothing has to be recomputed): backward only scales it. CPU kernel:
-/// row tiles × column tiles of `options.tile` nodes, similarity tiles through Eigen's GEMM, the
-/// per-element mathematics of `gkd/losses/detail/pairwise_tile.hpp` (the same functions the CUDA
-/// kernels run), OpenMP over (image, row tile), deterministic for any thread count.
+/// teacher is a constant): backward only scales it. CPU kernels, with tiles of `options.tile` nodes and
+/// similarity tiles through Eigen's GEMM, deterministic for any thread count:
+///   similarity_mse  row tiles × column tiles, OpenMP over (image, row tile), the per-element
+///                   mathematics of `gkd/losses/detail/pairwise_tile.hpp`;
+///   pixel_pair_kl   graph_kd's symmetric schedule (gkd/losses/graph_kd.hpp) over the B·N nodes, each
+///                   pair of row blocks computed once for its rows and its columns, with one softmax per
+///                   row and column image; row state and gradient coefficient of graph_kd_tile.hpp.
+/// The CUDA kernels run the same per-element functions.
 ///
 /// `reference::` holds naive materialised versions (N × N in memory) for the tests.
 /// @code
@@ -38,6 +42,7 @@
 #include <vector>
 
 #include "gkd/losses/detail/pairwise_tile.hpp"
+#include "gkd/losses/graph_kd.hpp"
 #include "gkd/losses/reduction.hpp"
 #if GKD_DETAIL_CUDA_LINKED
 #include "gkd/cuda/distill_losses.hpp"
@@ -84,7 +89,7 @@ struct NormalizedRows {
     for (std::int64_t r = 0; r < rows; ++r) {
       double sq = 0;
       for (std::int64_t k = 0; k < c; ++k) sq += double(x[r * c + k]) * double(x[r * c + k]);
-      const double inv = inverse_norm(sq, eps);
+      const double inv = inv_row_norm(sq, eps);
       inv_norm[r] = inv;
       clamped[r] = !(std::sqrt(sq) > eps);
       for (std::int64_t k = 0; k < c; ++k) hat[r * c + k] = static_cast<T>(x[r * c + k] * inv);
@@ -152,8 +157,10 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
 
 /// CIRKD cross-image pixel-pair KL on raw row-major buffers student [B, N, C_s], teacher [B, N, C_t];
 /// returns the loss and, when `grad_student` is not null, writes d loss / d student ([B, N, C_s]).
-/// Three passes over the tiles: row log-sum-exps and KL; row gradients; column gradients
-/// (B² · N · 2 doubles of row statistics are kept).
+/// It is graph_kd's symmetric KL schedule on the B·N nodes of the batch with every pair an edge
+/// (self-pairs included) and one softmax per row and column image: each pair of row blocks is computed
+/// once and feeds its rows and, transposed, its columns (3 B²N²C multiply-adds for the loss and the
+/// gradient, against 4 for the materialised formula). Tiles are in T; 2 B²N doubles of row statistics.
 /// @throws gkd::Error for empty sizes, τ <= 0 or not finite, eps < 0, reduction None or tile <= 0
 template <Real T>
 double pixel_pair_kl_raw(const T* student, const T* teacher, std::int64_t batch, std::int64_t nodes, std::int64_t cs,
@@ -162,76 +169,20 @@ double pixel_pair_kl_raw(const T* student, const T* teacher, std::int64_t batch,
   detail::check_pairwise_sizes(op, batch, nodes, cs, ct, options.eps, options.reduction, options.tile);
   GKD_CHECK(options.temperature > 0 && std::isfinite(options.temperature), op,
             "temperature must be positive and finite, got " << options.temperature);
-  const detail::NormalizedRows<T> s(student, batch * nodes, cs, options.eps), t(teacher, batch * nodes, ct, options.eps);
-  const std::int64_t tile = std::min(options.tile, nodes), tiles = (nodes + tile - 1) / tile;
-  const double inv_tau = 1.0 / options.temperature;
-  const double w = options.reduction == Reduction::Mean ? 1.0 / (double(batch) * double(batch) * double(nodes)) : 1.0;
-  const bool parallel = batch * tiles > 1 && batch * batch * nodes * nodes * (cs + ct) > detail::kParallelGrain;
-  // lse[((a * B + b) * N + i) * 2 + {0: student, 1: teacher}]
-  std::vector<double> lse(static_cast<std::size_t>(batch * batch * nodes * 2));
-  std::vector<double> partial(static_cast<std::size_t>(batch * tiles));
-  // Computes the logit tiles zs, zt (bm × bn) of rows x0.. of image x against rows y0.. of image y.
-  auto logits = [&](std::int64_t x, std::int64_t x0, std::int64_t bm, std::int64_t y, std::int64_t y0, std::int64_t bn,
-                    detail::TileMatrix<T>& zs, detail::TileMatrix<T>& zt) {
-    const detail::ConstRows<T> sx(s.hat.data() + (x * nodes + x0) * cs, bm, cs), sy(s.hat.data() + (y * nodes + y0) * cs, bn, cs);
-    const detail::ConstRows<T> tx(t.hat.data() + (x * nodes + x0) * ct, bm, ct), ty(t.hat.data() + (y * nodes + y0) * ct, bn, ct);
-    zs.leftCols(bn).noalias() = sx * sy.transpose();
-    zt.leftCols(bn).noalias() = tx * ty.transpose();
-  };
-#pragma omp parallel for schedule(dynamic) if (parallel)
-  for (std::int64_t task = 0; task < batch * tiles; ++task) {
-    const std::int64_t a = task / tiles, i0 = (task % tiles) * tile, bm = std::min(tile, nodes - i0);
-    detail::TileMatrix<T> zs(bm, tile), zt(bm, tile);
-    std::vector<detail::KlRowState<double>> rows(static_cast<std::size_t>(bm));
-    double loss = 0;
-    for (std::int64_t b = 0; b < batch; ++b) {
-      std::fill(rows.begin(), rows.end(), detail::KlRowState<double>{});
-      for (std::int64_t j0 = 0; j0 < nodes; j0 += tile) {
-        const std::int64_t bn = std::min(tile, nodes - j0);
-        logits(a, i0, bm, b, j0, bn, zs, zt);
-        for (std::int64_t r = 0; r < bm; ++r)
-          for (std::int64_t c = 0; c < bn; ++c) rows[r].add(zs(r, c) * inv_tau, zt(r, c) * inv_tau);
-      }
-      for (std::int64_t r = 0; r < bm; ++r) {
-        const std::size_t at = static_cast<std::size_t>(((a * batch + b) * nodes + i0 + r) * 2);
-        lse[at] = rows[r].s.value();
-        lse[at + 1] = rows[r].t.value();
-        loss += w * rows[r].kl();
-      }
-    }
-    partial[static_cast<std::size_t>(task)] = loss;
-  }
+  detail::GraphProblem<T> p(student, teacher, batch * nodes, cs, ct,
+                            {.temperature = options.temperature, .tile = options.tile, .eps = options.eps});
+  p.mask = {.kind = 3};
+  p.segment = nodes;
+  std::vector<double> lse(static_cast<std::size_t>(2 * batch * batch * nodes)), row_loss(static_cast<std::size_t>(batch * nodes));
+  const std::int64_t terms = detail::graph_kd_forward_impl(p, lse.data(), row_loss.data());  // B² N
+  const double w = options.reduction == Reduction::Mean ? 1.0 / double(terms) : 1.0;
   if (grad_student) {
-    std::vector<T> dhat(static_cast<std::size_t>(batch * nodes * cs));
-    const double g_scale = w * inv_tau;
-    // rows: d ŝ_ai += Σ_b Σ_j g_abij ŝ_bj;  columns: d ŝ_bj += Σ_a Σ_i g_abij ŝ_ai
-    for (int transposed = 0; transposed < 2; ++transposed) {
-#pragma omp parallel for schedule(dynamic) if (parallel)
-      for (std::int64_t task = 0; task < batch * tiles; ++task) {
-        const std::int64_t x = task / tiles, x0 = (task % tiles) * tile, bm = std::min(tile, nodes - x0);
-        detail::TileMatrix<T> zs(bm, tile), zt(bm, tile), g(bm, tile);
-        detail::TileMatrix<T> dx = detail::TileMatrix<T>::Zero(bm, cs);
-        for (std::int64_t y = 0; y < batch; ++y)
-          for (std::int64_t y0 = 0; y0 < nodes; y0 += tile) {
-            const std::int64_t bn = std::min(tile, nodes - y0);
-            logits(x, x0, bm, y, y0, bn, zs, zt);
-            for (std::int64_t r = 0; r < bm; ++r)
-              for (std::int64_t c = 0; c < bn; ++c) {
-                // the pair's row lives in image a = x (rows pass) or a = y (columns pass)
-                const std::int64_t a = transposed ? y : x, b = transposed ? x : y, i = transposed ? y0 + c : x0 + r;
-                const double* l = lse.data() + ((a * batch + b) * nodes + i) * 2;
-                g(r, c) = static_cast<T>(detail::kl_pair_grad<double>(zs(r, c) * inv_tau, zt(r, c) * inv_tau, l[0], l[1], g_scale));
-              }
-            const detail::ConstRows<T> sy(s.hat.data() + (y * nodes + y0) * cs, bn, cs);
-            dx.noalias() += g.leftCols(bn) * sy;
-          }
-        T* out = dhat.data() + (x * nodes + x0) * cs;
-        for (std::int64_t k = 0; k < bm * cs; ++k) out[k] = transposed ? out[k] + dx.data()[k] : dx.data()[k];
-      }
-    }
-    s.backward(dhat.data(), batch * nodes, cs, grad_student);
+    const std::vector<double> weights(row_loss.size(), w);
+    detail::graph_kd_backward_impl(p, lse.data(), weights.data(), grad_student);
   }
-  return detail::sum_partials(partial, 1, 0);
+  double total = 0;
+  for (double v : row_loss) total += v;
+  return w * total;
 }
 
 namespace detail {

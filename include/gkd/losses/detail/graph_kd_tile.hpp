@@ -125,24 +125,25 @@ GKD_HOST_DEVICE inline A inv_row_norm(A sq_norm, A eps) {
   return A(1) / (n > eps ? n : eps);
 }
 
-/// Graph masks, as plain data usable on both sides. kind: 0 Full, 1 BlockDiagonal, 2 Star.
+/// Graph masks, as plain data usable on both sides. kind: 0 Full, 1 BlockDiagonal, 2 Star, 3 Dense
+/// (every pair, self-loops included: CIRKD's pixel pairs).
 struct MaskSpec {
   int kind = 0;
-  std::int64_t group = 1;  ///< group size (BlockDiagonal, Star); ignored for Full
+  std::int64_t group = 1;  ///< group size (BlockDiagonal, Star); ignored for Full and Dense
 
   /// True when row i has a loss term (Star: anchors only).
   [[nodiscard]] GKD_HOST_DEVICE bool row_active(std::int64_t i) const { return kind != 2 || i % group == 0; }
   /// First and one-past-last candidate column of row i.
   [[nodiscard]] GKD_HOST_DEVICE std::int64_t col_begin(std::int64_t i, std::int64_t n) const {
     (void)n;
-    return kind == 0 ? 0 : (i / group) * group;
+    return kind == 0 || kind == 3 ? 0 : (i / group) * group;
   }
   [[nodiscard]] GKD_HOST_DEVICE std::int64_t col_end(std::int64_t i, std::int64_t n) const {
-    return kind == 0 ? n : (i / group) * group + group;
+    return kind == 0 || kind == 3 ? n : (i / group) * group + group;
   }
-  /// True when (i, j) is an edge of the KL graph (row active, same group, no self-loop).
+  /// True when (i, j) is an edge of the KL graph (row active, same group, no self-loop unless Dense).
   [[nodiscard]] GKD_HOST_DEVICE bool edge(std::int64_t i, std::int64_t j, std::int64_t n) const {
-    return i != j && row_active(i) && j >= col_begin(i, n) && j < col_end(i, n);
+    return (i != j || kind == 3) && row_active(i) && j >= col_begin(i, n) && j < col_end(i, n);
   }
   /// True when (i, j) is a column of row i in the InfoNCE form (same as edge, but j = i included).
   [[nodiscard]] GKD_HOST_DEVICE bool nce_edge(std::int64_t i, std::int64_t j, std::int64_t n) const {
