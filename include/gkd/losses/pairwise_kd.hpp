@@ -17,14 +17,14 @@
 ///
 /// **Gradients flow to the student features only** (through rows and, for pixel_pair_kl, columns);
 /// the teacher is frozen and receives none. The gradient is computed during the forward pass (the
-/// teacher is a constant): backward only scales it. CPU kernels, with tiles of `options.tile` nodes and
-/// similarity tiles through Eigen's GEMM, deterministic for any thread count:
-///   similarity_mse  row tiles × column tiles, OpenMP over (image, row tile), the per-element
-///                   mathematics of `gkd/losses/detail/pairwise_tile.hpp`;
-///   pixel_pair_kl   graph_kd's symmetric schedule (gkd/losses/graph_kd.hpp) over the B·N nodes, each
-///                   pair of row blocks computed once for its rows and its columns, with one softmax per
-///                   row and column image; row state and gradient coefficient of graph_kd_tile.hpp.
-/// The CUDA kernels run the same per-element functions.
+/// teacher is a constant): backward only scales it. CPU kernels: graph_kd's schedule
+/// (gkd/losses/graph_kd.hpp) over the B·N nodes in blocks of `options.tile` nodes. Both similarity
+/// matrices are symmetric, so each pair of row blocks is computed once (two GEMM tiles, Eigen) and feeds
+/// its rows and, transposed, its columns; pairs run in round-robin rounds that never share a block, so
+/// results do not depend on the thread count. similarity_mse pairs blocks of one image with
+/// `skd_pair` (gkd/losses/detail/pairwise_tile.hpp); pixel_pair_kl pairs every two blocks, with one
+/// softmax per row and column image, row state and gradient coefficient of graph_kd_tile.hpp. The CUDA
+/// kernels run the same per-element functions.
 ///
 /// `reference::` holds naive materialised versions (N × N in memory) for the tests.
 /// @code
@@ -38,7 +38,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <memory>
+#include <string_view>
 #include <vector>
 
 #include "gkd/losses/detail/pairwise_tile.hpp"
@@ -76,83 +76,50 @@ inline void check_pairwise_sizes(std::string_view op, std::int64_t batch, std::i
   GKD_CHECK(tile > 0, op, "tile must be positive, got " << tile);
 }
 
-/// Row-normalised copy of [rows, C] features (T) with the inverse norms and clamp flags.
-template <Real T>
-struct NormalizedRows {
-  std::vector<T> hat;
-  std::vector<double> inv_norm;
-  std::vector<unsigned char> clamped;
-  NormalizedRows(const T* x, std::int64_t rows, std::int64_t c, double eps)
-      : hat(static_cast<std::size_t>(rows * c)), inv_norm(static_cast<std::size_t>(rows)),
-        clamped(static_cast<std::size_t>(rows)) {
-#pragma omp parallel for if (rows * c > kParallelGrain)
-    for (std::int64_t r = 0; r < rows; ++r) {
-      double sq = 0;
-      for (std::int64_t k = 0; k < c; ++k) sq += double(x[r * c + k]) * double(x[r * c + k]);
-      const double inv = inv_row_norm(sq, eps);
-      inv_norm[r] = inv;
-      clamped[r] = !(std::sqrt(sq) > eps);
-      for (std::int64_t k = 0; k < c; ++k) hat[r * c + k] = static_cast<T>(x[r * c + k] * inv);
-    }
-  }
-  /// Gradient w.r.t. the raw rows from the gradient w.r.t. the normalised rows (in place → out).
-  void backward(const T* dhat, std::int64_t rows, std::int64_t c, T* out) const {
-#pragma omp parallel for if (rows * c > kParallelGrain)
-    for (std::int64_t r = 0; r < rows; ++r) {
-      double dot = 0;
-      for (std::int64_t k = 0; k < c; ++k) dot += double(hat[r * c + k]) * double(dhat[r * c + k]);
-      for (std::int64_t k = 0; k < c; ++k)
-        out[r * c + k] = static_cast<T>(
-            normalize_backward<double>(dhat[r * c + k], hat[r * c + k], dot, inv_norm[r], clamped[r] != 0));
-    }
-  }
-};
-
-template <Real T>
-using TileMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <Real T>
-using ConstRows = Eigen::Map<const TileMatrix<T>>;
-
 }  // namespace detail
 
 /// SKD pair-wise similarity MSE on raw row-major buffers student [B, N, C_s], teacher [B, N, C_t];
 /// returns the loss and, when `grad_student` is not null, writes d loss / d student there
-/// ([B, N, C_s]). The teacher gets no gradient.
+/// ([B, N, C_s]). The teacher gets no gradient. Both similarity matrices are symmetric, so each pair of
+/// row blocks of an image is computed once for its rows and its columns (graph_kd's schedule): 2 N²C
+/// multiply-adds per image for the loss and the gradient.
 /// @throws gkd::Error for empty sizes, eps < 0, reduction None or tile <= 0
 template <Real T>
 double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch, std::int64_t nodes, std::int64_t cs,
                           std::int64_t ct, const SimilarityMseOptions& options = {}, T* grad_student = nullptr) {
   constexpr std::string_view op = "similarity_mse";
   detail::check_pairwise_sizes(op, batch, nodes, cs, ct, options.eps, options.reduction, options.tile);
-  const detail::NormalizedRows<T> s(student, batch * nodes, cs, options.eps), t(teacher, batch * nodes, ct, options.eps);
-  const std::int64_t tile = std::min(options.tile, nodes), tiles = (nodes + tile - 1) / tile;
+  detail::GraphProblem<T> p(student, teacher, batch * nodes, cs, ct, {.tile = options.tile, .eps = options.eps});
+  p.segment = nodes;
   const double w = options.reduction == Reduction::Mean ? 1.0 / (double(batch) * double(nodes) * double(nodes)) : 1.0;
-  std::vector<double> partial(static_cast<std::size_t>(batch * tiles));
-  std::vector<T> dhat(grad_student ? static_cast<std::size_t>(batch * nodes * cs) : 0);
-#pragma omp parallel for schedule(dynamic) if (batch * tiles > 1 && nodes * nodes * (cs + ct) > detail::kParallelGrain)
-  for (std::int64_t task = 0; task < batch * tiles; ++task) {
-    const std::int64_t b = task / tiles, i0 = (task % tiles) * tile, bm = std::min(tile, nodes - i0);
-    const T* sb = s.hat.data() + b * nodes * cs;
-    const T* tb = t.hat.data() + b * nodes * ct;
-    const detail::ConstRows<T> si(sb + i0 * cs, bm, cs), ti(tb + i0 * ct, bm, ct);
-    detail::TileMatrix<T> as(bm, tile), at(bm, tile), g(bm, tile), di;
-    if (grad_student) di = detail::TileMatrix<T>::Zero(bm, cs);
-    double loss = 0;
-    for (std::int64_t j0 = 0; j0 < nodes; j0 += tile) {
-      const std::int64_t bn = std::min(tile, nodes - j0);
-      const detail::ConstRows<T> sj(sb + j0 * cs, bn, cs), tj(tb + j0 * ct, bn, ct);
-      auto as_b = as.leftCols(bn), at_b = at.leftCols(bn), g_b = g.leftCols(bn);
-      as_b.noalias() = si * sj.transpose();
-      at_b.noalias() = ti * tj.transpose();
-      for (std::int64_t r = 0; r < bm; ++r)
-        for (std::int64_t c = 0; c < bn; ++c) g_b(r, c) = static_cast<T>(detail::skd_pair<double>(as_b(r, c), at_b(r, c), w, loss));
-      if (grad_student) di.noalias() += g_b * sj;
+  const std::int64_t nb = p.blocks();
+  std::vector<double> partial(static_cast<std::size_t>(nb * nb), 0.0);
+  detail::RowMatrix<T> dx = grad_student ? detail::RowMatrix<T>::Zero(batch * nodes, cs) : detail::RowMatrix<T>();
+  detail::for_each_block_pair(nb, [&](std::int64_t ib, std::int64_t jb) {
+    if (p.segment_of(ib) != p.segment_of(jb)) return;  // pairs of nodes of one image only
+    thread_local detail::RowMatrix<T> as, at;
+    const auto [i0, i1] = p.block_rows(ib);
+    const auto [j0, j1] = p.block_rows(jb);
+    detail::GraphProblem<T>::tile_gemm(p.s_hat.data(), p.s_hat.data(), cs, i0, i1, j0, j1, as);
+    detail::GraphProblem<T>::tile_gemm(p.t_hat.data(), p.t_hat.data(), ct, i0, i1, j0, j1, at);
+    double loss = 0;  // as becomes the gradient coefficients
+    for (Eigen::Index r = 0; r < as.rows(); ++r)
+      for (Eigen::Index c = 0; c < as.cols(); ++c) as(r, c) = static_cast<T>(detail::skd_pair<double>(as(r, c), at(r, c), w, loss));
+    partial[static_cast<std::size_t>(ib * nb + jb)] = ib == jb ? loss : 2 * loss;  // (i, j) and (j, i)
+    if (!grad_student) return;
+    dx.middleRows(i0, i1 - i0).noalias() += as * detail::ConstMap<T>(p.s_hat.data() + j0 * cs, j1 - j0, cs);
+    if (ib != jb) dx.middleRows(j0, j1 - j0).noalias() += as.transpose() * detail::ConstMap<T>(p.s_hat.data() + i0 * cs, i1 - i0, cs);
+  });
+  if (grad_student) {
+#pragma omp parallel for if (batch * nodes * cs > detail::kParallelGrain)
+    for (std::int64_t i = 0; i < batch * nodes; ++i) {
+      const std::vector<double> row(dx.row(i).data(), dx.row(i).data() + cs);
+      p.normalise_backward(i, row.data(), grad_student + i * cs);
     }
-    partial[static_cast<std::size_t>(task)] = loss;
-    if (grad_student) std::copy(di.data(), di.data() + bm * cs, dhat.data() + (b * nodes + i0) * cs);
   }
-  if (grad_student) s.backward(dhat.data(), batch * nodes, cs, grad_student);
-  return detail::sum_partials(partial, 1, 0);
+  double total = 0;
+  for (double v : partial) total += v;
+  return total;
 }
 
 /// CIRKD cross-image pixel-pair KL on raw row-major buffers student [B, N, C_s], teacher [B, N, C_t];
