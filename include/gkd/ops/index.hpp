@@ -7,6 +7,8 @@
 /// Indices and labels are stored as tensors of T holding integer values (what `randint` and
 /// `argmax` produce, and what label maps loaded as float hold); every index is validated to be a
 /// finite integer in range before use. `index_select` also accepts a `std::vector<std::int64_t>`.
+/// All three run on GPU tensors too (gkd/cuda/index.hpp when the program links `gkd::cuda`); the data
+/// and an index tensor must then share the device.
 /// Example:
 /// @code
 ///   auto masks = gkd::one_hot(labels, 4);            // [N, H, W] labels in 0..3 -> [N, 4, H, W] of 0/1
@@ -19,6 +21,9 @@
 #include <vector>
 
 #include "gkd/ops/elementwise.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/index.hpp"
+#endif
 
 namespace gkd {
 
@@ -134,33 +139,39 @@ Tensor<T> one_hot(const Tensor<T>& labels, std::int64_t num_classes, std::int64_
 
 /// Picks the slices `indices` along `dim` (torch.index_select): the result has x's shape with
 /// dim `dim` of size len(indices). `indices` is a 0-d or 1-d tensor of integer values in
-/// [0, x.size(dim)); repeats are allowed (their gradients add up).
-/// @throws gkd::Error for a bad dim, an index of rank > 1, a non-integer or out-of-range index
+/// [0, x.size(dim)) on x's device (GPU indices are validated through one host copy); repeats are
+/// allowed (their gradients add up).
+/// @throws gkd::Error for a bad dim, an index of rank > 1 or on another device, a non-integer or
+///         out-of-range index
 template <Real T>
 Tensor<T> index_select(const Tensor<T>& x, std::int64_t dim, const Tensor<T>& indices) {
-  detail::check_cpu(x, "index_select");
-  detail::check_cpu(indices, "index_select");
+  GKD_CHECK(x.defined() && indices.defined(), "index_select", "data or index is an undefined tensor");
+  GKD_CHECK(x.device() == indices.device(), "index_select",
+            "data on " << x.device().str() << " but index on " << indices.device().str()
+                       << "; both must be on one device");
   GKD_CHECK(indices.dim() <= 1, "index_select",
             "index must be 0-d or 1-d, got shape " << to_string(indices.shape()) << " for data of shape "
                                                    << to_string(x.shape()));
-  return detail::index_select_impl(x, dim, detail::integer_values(indices, "index_select", "index"), indices.shape());
+  std::vector<std::int64_t> idx = detail::integer_values(indices, "index_select", "index");
+  GKD_CUDA_DISPATCH(x.device(), "index_select", index_select(x, dim, idx, indices.shape()));
+  return detail::index_select_impl(x, dim, std::move(idx), indices.shape());
 }
 
-/// index_select with the indices given as integers.
+/// index_select with the indices given as integers (x on any device).
 template <Real T>
 Tensor<T> index_select(const Tensor<T>& x, std::int64_t dim, const std::vector<std::int64_t>& indices) {
-  detail::check_cpu(x, "index_select");
-  return detail::index_select_impl(x, dim, indices, Shape{static_cast<std::int64_t>(indices.size())});
+  GKD_CHECK(x.defined(), "index_select", "input is an undefined tensor");
+  const Shape index_shape{static_cast<std::int64_t>(indices.size())};
+  GKD_CUDA_DISPATCH(x.device(), "index_select", index_select(x, dim, indices, index_shape));
+  return detail::index_select_impl(x, dim, indices, index_shape);
 }
 
-/// torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for dim == 1 (likewise for other dims).
-/// `index` has x's rank, index.size(d) <= x.size(d) for d != dim, and integer values in
-/// [0, x.size(dim)); the result has index's shape. Differentiable w.r.t. x (repeats add up).
-/// @throws gkd::Error for a rank or size mismatch, a non-integer or out-of-range index, a bad dim
+namespace detail {
+
+/// Validates gather's operands (ranks, sizes, dim; not the index values) and returns the normalised dim.
 template <Real T>
-Tensor<T> gather(const Tensor<T>& x, std::int64_t dim, const Tensor<T>& index) {
-  detail::check_cpu(x, "gather");
-  detail::check_cpu(index, "gather");
+std::size_t gather_dim(const Tensor<T>& x, std::int64_t dim, const Tensor<T>& index) {
+  GKD_CHECK(x.defined() && index.defined(), "gather", "data or index is an undefined tensor");
   GKD_CHECK(index.dim() == x.dim(), "gather",
             "index of shape " << to_string(index.shape()) << " must have the rank of the data, shape "
                               << to_string(x.shape()));
@@ -169,6 +180,30 @@ Tensor<T> gather(const Tensor<T>& x, std::int64_t dim, const Tensor<T>& index) {
     GKD_CHECK(k == d || index.shape()[k] <= x.shape()[k], "gather",
               "index of shape " << to_string(index.shape()) << " is larger than the data of shape "
                                 << to_string(x.shape()) << " in dim " << k);
+  return d;
+}
+
+/// Throws gather's message for the first bad value of `index` (read through a host copy).
+template <Real T>
+void check_gather_index(const Tensor<T>& x, std::size_t d, const Tensor<T>& index) {
+  const std::vector<std::int64_t> idx = integer_values(index, "gather", "index");
+  check_index_range(idx, x.dim() ? x.shape()[d] : 1, "gather", "index", index.shape(), x.shape());
+}
+
+}  // namespace detail
+
+/// torch.gather: out[i][j][k] = x[i][index[i][j][k]][k] for dim == 1 (likewise for other dims).
+/// `index` has x's rank, index.size(d) <= x.size(d) for d != dim, and integer values in
+/// [0, x.size(dim)); the result has index's shape. Differentiable w.r.t. x (repeats add up). On a GPU
+/// the index (on x's device) is validated on the device.
+/// @throws gkd::Error for a rank or size mismatch, a non-integer or out-of-range index, a bad dim, or
+///         data and index on different devices
+template <Real T>
+Tensor<T> gather(const Tensor<T>& x, std::int64_t dim, const Tensor<T>& index) {
+  GKD_CUDA_DISPATCH(detail::dispatch_device(x.device(), index.device()), "gather", gather(x, dim, index));
+  detail::check_cpu(x, "gather");
+  detail::check_cpu(index, "gather");
+  const std::size_t d = detail::gather_dim(x, dim, index);
   std::vector<std::int64_t> idx = detail::integer_values(index, "gather", "index");
   const std::int64_t n = x.dim() ? x.shape()[d] : 1;
   detail::check_index_range(idx, n, "gather", "index", index.shape(), x.shape());

@@ -5,7 +5,8 @@
 ///
 /// `concat` and `stack` copy into a new contiguous tensor and are differentiable w.r.t. every input.
 /// `split` and `chunk` return narrow views sharing storage with the input (like PyTorch), so
-/// gradients flow through the ordinary `slice` view op. Example (U-Net skip connection):
+/// gradients flow through the ordinary `slice` view op, on the host and on a GPU alike. Example (U-Net
+/// skip connection):
 /// @code
 ///   auto y = gkd::concat({up, skip}, 1);          // [N, C1, H, W] + [N, C2, H, W] -> [N, C1 + C2, H, W]
 ///   auto parts = gkd::split(y, {c1, c2}, 1);      // back to the two blocks (views)
@@ -166,7 +167,7 @@ Tensor<T> stack(std::initializer_list<Tensor<T>> tensors, std::int64_t dim = 0) 
 /// @throws gkd::Error when a size is negative or the sizes do not add up
 template <Real T>
 std::vector<Tensor<T>> split(const Tensor<T>& x, const std::vector<std::int64_t>& sizes, std::int64_t dim = 0) {
-  detail::check_cpu(x, "split");
+  GKD_CHECK(x.defined(), "split", "input is an undefined tensor");
   GKD_CHECK(x.dim() > 0, "split", "cannot split a 0-d tensor (shape [])");
   const std::size_t d = normalize_dim(dim, x.dim(), "split");
   std::int64_t total = 0;
@@ -191,7 +192,7 @@ std::vector<Tensor<T>> split(const Tensor<T>& x, const std::vector<std::int64_t>
 /// @throws gkd::Error when split_size <= 0
 template <Real T>
 std::vector<Tensor<T>> split(const Tensor<T>& x, std::int64_t split_size, std::int64_t dim = 0) {
-  detail::check_cpu(x, "split");
+  GKD_CHECK(x.defined(), "split", "input is an undefined tensor");
   GKD_CHECK(x.dim() > 0, "split", "cannot split a 0-d tensor (shape [])");
   const std::size_t d = normalize_dim(dim, x.dim(), "split");
   GKD_CHECK(split_size > 0, "split", "split size must be positive, got " << split_size << " for shape "
@@ -210,7 +211,7 @@ template <Real T>
 std::vector<Tensor<T>> chunk(const Tensor<T>& x, std::int64_t chunks, std::int64_t dim = 0) {
   GKD_CHECK(chunks > 0, "chunk", "number of chunks must be positive, got " << chunks << " for shape "
                                                                             << to_string(x.shape()));
-  detail::check_cpu(x, "chunk");
+  GKD_CHECK(x.defined(), "chunk", "input is an undefined tensor");
   GKD_CHECK(x.dim() > 0, "chunk", "cannot chunk a 0-d tensor (shape [])");
   const std::int64_t n = x.shape()[normalize_dim(dim, x.dim(), "chunk")];
   return split(x, std::max<std::int64_t>((n + chunks - 1) / chunks, 1), dim);
