@@ -2,13 +2,17 @@
 // max_pool2d and avg_pool2d (cuDNN) and adaptive_avg_pool2d (our kernels) against the CPU
 // implementation: forward and input gradient, float32 and float64, 3-D and 4-D inputs, padding,
 // count_include_pad both ways, ceil_mode with and without an extra window and dilated max pooling
-// (the last two on our kernels); NaN propagation; errors.
+// (the last two on our kernels); NaN propagation; errors. nn::max_pool2d_indices and nn::max_unpool2d
+// (ENet's pairing, our kernels): positions equal to the CPU's (ties and NaN included), unpooling and its
+// gradient exact.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "compare.hpp"
+#include "gkd/nn/max_unpool.hpp"
 
 using gkd::Tensor;
 using gkd::test::random;
@@ -132,4 +136,83 @@ TEST_CASE("pooling on the GPU rejects bad input like the CPU", "[cuda][pool]") {
   REQUIRE_THROWS_WITH(gkd::avg_pool2d(xg, 2, 0), Catch::Contains("stride"));
   REQUIRE_THROWS_WITH(gkd::adaptive_avg_pool2d(xg, 0), Catch::Contains("positive"));
   REQUIRE_THROWS(gkd::max_pool2d(random<float>({7, 7}, 119).cuda(), 2));
+}
+
+namespace {
+
+/// Values rounded to halves: many equal maxima per window, to check the tie rule.
+template <gkd::Real T>
+Tensor<T> with_ties(const gkd::Shape& shape, std::uint64_t seed) {
+  auto x = random<T>(shape, seed);
+  for (std::int64_t i = 0; i < x.numel(); ++i) x.data()[i] = std::round(x.data()[i] * T(2)) / T(2);
+  return x;
+}
+
+template <gkd::Real T>
+void check_indices_and_unpool() {
+  struct Indexed {
+    std::string name;
+    gkd::Shape x;
+    gkd::Size2 kernel;
+  };
+  const std::vector<Indexed> cases = {
+      {"2x2 (ENet)", {2, 3, 8, 6}, 2},
+      {"odd input, floor", {1, 2, 7, 9}, 2},
+      {"asymmetric kernel", {2, 2, 6, 9}, {2, 3}},
+      {"kernel of the whole plane", {1, 3, 4, 5}, {4, 5}},
+  };
+  const std::string type = std::is_same_v<T, float> ? "float32 " : "float64 ";
+  for (const auto& c : cases) {
+    INFO(type << c.name);
+    for (const auto& x : {random<T>(c.x, 121), with_ties<T>(c.x, 122)}) {
+      const auto cpu = gkd::nn::max_pool2d_indices(x, c.kernel);
+      const auto gpu = gkd::nn::max_pool2d_indices(x.cuda(), c.kernel);
+      REQUIRE(gpu.device.is_cuda());
+      REQUIRE(gpu.input_shape == cpu.input_shape);
+      REQUIRE(gpu.pooled_shape == cpu.pooled_shape);
+      REQUIRE(gpu.positions() == cpu.positions());
+      // unpooling any values by those positions, and its gradient (exact: both only move elements)
+      require_gpu_matches_cpu<T>(
+          [&c](const auto& in) { return gkd::nn::max_unpool2d(in[0], gkd::nn::max_pool2d_indices(in[1], c.kernel)); },
+          {random<T>(cpu.pooled_shape, 123), x}, 0.0, 0.0, type + c.name + " max_unpool2d", {1});
+    }
+    // ENet's pairing: pool, then unpool to the maxima's places (distinct values: one maximum per window)
+    require_gpu_matches_cpu<T>(
+        [&c](const auto& in) {
+          return gkd::nn::max_unpool2d(gkd::max_pool2d(in[0], c.kernel), gkd::nn::max_pool2d_indices(in[0], c.kernel));
+        },
+        {random<T>(c.x, 124)}, 0.0, 0.0, type + c.name + " pool then unpool");
+  }
+  // a non-contiguous input
+  const auto x = random<T>({2, 2, 6, 8}, 125);
+  REQUIRE(gkd::nn::max_pool2d_indices(x.cuda().transpose(2, 3), 2).positions() ==
+          gkd::nn::max_pool2d_indices(x.transpose(2, 3), 2).positions());
+}
+
+}  // namespace
+
+TEST_CASE("max_pool2d_indices and max_unpool2d match the CPU forward and backward", "[cuda][pool]") {
+  check_indices_and_unpool<float>();
+  check_indices_and_unpool<double>();
+}
+
+TEST_CASE("max_pool2d_indices on the GPU follows the CPU's NaN rule", "[cuda][pool]") {
+  auto x = random<float>({1, 2, 4, 4}, 126);
+  x.data()[5] = std::numeric_limits<float>::quiet_NaN();   // top-left window of plane 0
+  x.data()[4] = std::numeric_limits<float>::quiet_NaN();   // the same window, earlier: the first NaN wins
+  x.data()[16 + 15] = std::numeric_limits<float>::quiet_NaN();  // bottom-right window of plane 1
+  const auto cpu = gkd::nn::max_pool2d_indices(x, 2).positions();
+  REQUIRE(cpu[0] == 4);
+  REQUIRE(gkd::nn::max_pool2d_indices(x.cuda(), 2).positions() == cpu);
+}
+
+TEST_CASE("max_unpool2d on the GPU rejects indices from another device", "[cuda][pool]") {
+  const auto x = random<float>({1, 2, 4, 4}, 127);
+  const auto host = gkd::nn::max_pool2d_indices(x, 2);
+  const auto device = gkd::nn::max_pool2d_indices(x.cuda(), 2);
+  REQUIRE_THROWS_WITH(gkd::nn::max_unpool2d(gkd::max_pool2d(x, 2).cuda(), host), Catch::Contains("device"));
+  REQUIRE_THROWS_WITH(gkd::nn::max_unpool2d(gkd::max_pool2d(x, 2), device), Catch::Contains("device"));
+  REQUIRE_THROWS_WITH(gkd::nn::max_unpool2d(Tensor<float>::zeros({1, 2, 3, 2}).cuda(), device),
+                      Catch::Contains("does not match the pooled shape"));
+  REQUIRE_THROWS_WITH(gkd::nn::max_pool2d_indices(x.cuda(), 5), Catch::Contains("does not fit"));
 }

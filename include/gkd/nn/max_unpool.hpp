@@ -5,6 +5,8 @@
 /// back to those positions (zeros elsewhere) — ENet's encoder/decoder pairing, as PyTorch's
 /// `MaxPool2d(return_indices=True)` and `MaxUnpool2d`. The indices are plane offsets (h * W + w) of
 /// the first maximum of each window, PyTorch's tie rule. `max_unpool2d` is differentiable in its values.
+/// On a GPU (gkd::cuda linked) both run there: the positions stay in device memory
+/// (gkd/cuda/unpool.hpp) and equal the CPU's.
 /// @code
 ///   auto pooled = gkd::max_pool2d(x, 2);                 // values, differentiable
 ///   auto where = gkd::nn::max_pool2d_indices(x, 2);       // positions, no gradient
@@ -12,9 +14,13 @@
 /// @endcode
 #include <cmath>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "gkd/ops/pool.hpp"
+#if GKD_DETAIL_CUDA_LINKED
+#include "gkd/cuda/unpool.hpp"
+#endif
 
 namespace gkd::nn {
 
@@ -22,19 +28,42 @@ namespace gkd::nn {
 struct PoolIndices {
   Shape input_shape;
   Shape pooled_shape;
-  std::shared_ptr<const std::vector<std::int64_t>> index;  ///< per pooled element: h * W + w in its plane
+  std::shared_ptr<const std::vector<std::int64_t>> index;  ///< host input: per pooled element h * W + w in its plane
+  Device device = kCPU;                                     ///< where the input (and the positions) live
+  std::shared_ptr<const std::int64_t> device_index;         ///< GPU input: the same positions in device memory
+
+  /// The positions on the host (copied from the GPU for a GPU input), one per pooled element.
+  [[nodiscard]] std::vector<std::int64_t> positions() const {
+    if (device.is_cpu()) return index ? *index : std::vector<std::int64_t>{};
+#if GKD_DETAIL_CUDA_LINKED
+    std::vector<std::int64_t> host(static_cast<std::size_t>(numel(pooled_shape)));
+    if (!host.empty()) cuda::copy_bytes(host.data(), kCPU, device_index.get(), device, host.size() * sizeof(std::int64_t));
+    return host;
+#else
+    gkd::detail::cuda_not_linked("PoolIndices", device);
+#endif
+  }
 };
 
-/// Positions of the maxima of max_pool2d(x, kernel) (stride = kernel, no padding).
+/// Positions of the maxima of max_pool2d(x, kernel) (stride = kernel, no padding), on x's device.
 template <Real T>
 PoolIndices max_pool2d_indices(const Tensor<T>& x, Size2 kernel) {
-  gkd::detail::check_cpu(x, "max_pool2d_indices");
-  GKD_CHECK(x.dim() == 4, "max_pool2d_indices", "input must be 4-D, got " << to_string(x.shape()));
-  GKD_CHECK(kernel.h > 0 && kernel.w > 0 && x.shape()[2] >= kernel.h && x.shape()[3] >= kernel.w,
-            "max_pool2d_indices", "kernel " << kernel << " does not fit input " << to_string(x.shape()));
-  const Tensor<T> xc = x.contiguous_copy_if_needed();
+  constexpr std::string_view op = "max_pool2d_indices";
+  GKD_CHECK(x.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(x.dim() == 4, op, "input must be 4-D, got " << to_string(x.shape()));
+  GKD_CHECK(kernel.h > 0 && kernel.w > 0 && x.shape()[2] >= kernel.h && x.shape()[3] >= kernel.w, op,
+            "kernel " << kernel << " does not fit input " << to_string(x.shape()));
   const std::int64_t planes = x.shape()[0] * x.shape()[1], H = x.shape()[2], W = x.shape()[3];
   const std::int64_t oh = H / kernel.h, ow = W / kernel.w;
+  const Shape pooled{x.shape()[0], x.shape()[1], oh, ow};
+  if (x.device().is_cuda()) {
+#if GKD_DETAIL_CUDA_LINKED
+    return {x.shape(), pooled, nullptr, x.device(), cuda::max_pool2d_indices(x, kernel.h, kernel.w)};
+#else
+    gkd::detail::cuda_not_linked(op, x.device());
+#endif
+  }
+  const Tensor<T> xc = x.contiguous_copy_if_needed();
   auto index = std::make_shared<std::vector<std::int64_t>>(static_cast<std::size_t>(planes * oh * ow));
   const T* px = xc.data();
   for (std::int64_t p = 0; p < planes; ++p)
@@ -50,18 +79,32 @@ PoolIndices max_pool2d_indices(const Tensor<T>& x, Size2 kernel) {
           }
         (*index)[static_cast<std::size_t>((p * oh + i) * ow + j)] = at;
       }
-  return {x.shape(), {x.shape()[0], x.shape()[1], oh, ow}, index};
+  return {x.shape(), pooled, index, kCPU, nullptr};
 }
 
 /// Scatters x (the pooled shape) into zeros of the pooled input's shape at the remembered positions.
-/// Differentiable in x: the gradient gathers from the same positions.
+/// Differentiable in x: the gradient gathers from the same positions. x must be on the device the
+/// indices were computed on.
 template <Real T>
 Tensor<T> max_unpool2d(const Tensor<T>& x, const PoolIndices& where) {
   constexpr std::string_view op = "max_unpool2d";
-  gkd::detail::check_cpu(x, op);
+  GKD_CHECK(x.defined(), op, "input is an undefined tensor");
+  GKD_CHECK(where.pooled_shape.size() == 4 && where.input_shape.size() == 4, op,
+            "the indices hold no pooling (pooled shape " << to_string(where.pooled_shape)
+                                                         << "); make them with max_pool2d_indices");
   GKD_CHECK(x.shape() == where.pooled_shape, op,
             "input " << to_string(x.shape()) << " does not match the pooled shape " << to_string(where.pooled_shape)
                      << " of the indices");
+  GKD_CHECK(x.device() == where.device, op,
+            "input on " << x.device().str() << " but the indices on " << where.device.str()
+                        << "; compute the indices on the input's device");
+  if (x.device().is_cuda()) {
+#if GKD_DETAIL_CUDA_LINKED
+    return cuda::max_unpool2d(x, where.device_index, where.input_shape);
+#else
+    gkd::detail::cuda_not_linked(op, x.device());
+#endif
+  }
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::zeros(where.input_shape);
   const std::int64_t plane_in = where.input_shape[2] * where.input_shape[3];
