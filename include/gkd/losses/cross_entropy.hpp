@@ -29,6 +29,42 @@
 
 namespace gkd {
 
+namespace detail {
+
+/// Class-index targets of a loss on a GPU, as device tensors of the target's shape (constants).
+template <Real T>
+struct DeviceClassTargets {
+  Tensor<T> counted;  ///< 1 where target != ignore_index, else 0
+  Tensor<T> safe;     ///< the target, with class 0 where ignored (safe to gather with)
+  Tensor<T> weight;   ///< class_weight[target] where counted (1 without class weights), 0 where ignored
+};
+
+/// The DeviceClassTargets of validated targets (check_class_targets) on a GPU, from device ops.
+template <Real T>
+DeviceClassTargets<T> device_class_targets(const Tensor<T>& target, const Tensor<T>& class_weight,
+                                           std::int64_t ignore_index) {
+  const Device device = target.device();
+  const Tensor<T> t = target.detach();
+  const Tensor<T> zero = Tensor<T>::zeros({}, device);
+  // Validated targets are integers, so comparing values is comparing the integer class indices.
+  const Tensor<T> counted =
+      sub(Tensor<T>::ones({}, device), eq(t, Tensor<T>::full({}, static_cast<T>(ignore_index), device)));
+  const Tensor<T> safe = where(counted, t, zero);
+  const Tensor<T> weight =
+      class_weight.defined()
+          ? where(counted, gather(class_weight.detach(), 0, safe.reshape({-1})).reshape(t.shape()), zero)
+          : counted;
+  return {counted, safe, weight};
+}
+
+/// x[n, safe[n, ...], ...] of an [N, C, ...] map for class indices safe [N, ...] (differentiable in x).
+template <Real T>
+Tensor<T> pick_classes(const Tensor<T>& x, const Tensor<T>& safe) {
+  return gather(x, 1, safe.unsqueeze(1)).squeeze(1);
+}
+
+}  // namespace detail
+
 /// Cross-entropy of logits [N, C, ...] against class indices [N, ...] (F.cross_entropy without
 /// label smoothing or probability targets).
 /// @param weight       optional class weights [C]
@@ -121,12 +157,24 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
 }
 
 /// Negative log-likelihood of log-probabilities [N, C, ...] (e.g. log_softmax output) against class
-/// indices [N, ...] (F.nll_loss); same weights, ignore_index and reductions as cross_entropy.
+/// indices [N, ...] (F.nll_loss); same weights, ignore_index and reductions as cross_entropy. On a
+/// GPU it is composed of device ops (gather, where, sums in T); the targets are validated through one
+/// host copy.
 /// @throws gkd::Error as cross_entropy
 template <Real T>
 Tensor<T> nll_loss(const Tensor<T>& log_probs, const Tensor<T>& target, const Tensor<T>& weight = Tensor<T>(),
                    std::int64_t ignore_index = -100, Reduction reduction = Reduction::Mean) {
-  detail::check_class_targets("nll_loss", log_probs, target, weight, ignore_index);
+  const bool device = detail::on_device(log_probs, target);
+  detail::check_class_targets("nll_loss", log_probs, target, weight, ignore_index, !device);
+  if (device) {
+    const auto targets = detail::device_class_targets(target, weight, ignore_index);
+    const Tensor<T> zero = Tensor<T>::zeros({}, log_probs.device());
+    const Tensor<T> l =
+        where(targets.counted, neg(mul(targets.weight, detail::pick_classes(log_probs, targets.safe))), zero);
+    if (reduction == Reduction::None) return l;
+    const Tensor<T> total = sum(l);
+    return reduction == Reduction::Sum ? total : div(total, sum(targets.weight));
+  }
   const detail::ClassLayout lay(log_probs.shape(), 1);
   const Tensor<T> xc = log_probs.contiguous_copy_if_needed();
   const Tensor<T> tc = target.contiguous_copy_if_needed();

@@ -12,6 +12,8 @@
 /// a plain count, NOT divided by Σ α as cross_entropy's weighted mean is; NaN when all are ignored).
 /// log p_t comes from a stable logsumexp and 1 − p_t from −expm1(log p_t), so confident pixels
 /// keep their precision. One fused kernel, like cross_entropy (double internally, rounded to T).
+/// On a GPU the same loss is composed of device ops in T (log_softmax, gather, where, sums; 1 − p_t
+/// as 1 − exp(log p_t)); the targets are validated through one host copy.
 ///
 /// Example: `auto loss = gkd::focal_loss(logits, labels, 2.0f);   // [N, C, H, W], [N, H, W]`
 #include <cmath>
@@ -19,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gkd/losses/cross_entropy.hpp"
 #include "gkd/losses/reduction.hpp"
 
 namespace gkd {
@@ -32,10 +35,29 @@ template <Real T>
 Tensor<T> focal_loss(const Tensor<T>& logits, const Tensor<T>& target, std::type_identity_t<T> gamma = T(2),
                      const Tensor<T>& alpha = Tensor<T>(), std::int64_t ignore_index = -100,
                      Reduction reduction = Reduction::Mean) {
-  detail::check_class_targets("focal_loss", logits, target, alpha, ignore_index);
+  const bool device = detail::on_device(logits, target);
+  detail::check_class_targets("focal_loss", logits, target, alpha, ignore_index, !device);
   GKD_CHECK(gamma >= 0 && std::isfinite(gamma), "focal_loss",
             "gamma must be non-negative and finite, got " << gamma << " for logits of shape "
                                                           << to_string(logits.shape()));
+  if (device) {
+    const auto targets = detail::device_class_targets(target, alpha, ignore_index);
+    const Tensor<T> zero = Tensor<T>::zeros({}, logits.device());
+    const Tensor<T> log_pt = detail::pick_classes(log_softmax(logits, 1), targets.safe);
+    Tensor<T> l = neg(log_pt);
+    if (gamma != 0) {
+      // (1 − p_t)^γ; where 1 − p_t rounds to 0 the factor is 0 (as on the CPU), and pow runs on 1
+      // there so that its gradient stays finite for γ < 1.
+      const Tensor<T> rest = add(neg(exp(log_pt)), T(1));
+      const Tensor<T> positive = gt(rest, zero);
+      const Tensor<T> focus = pow(where(positive, rest, Tensor<T>::ones({}, logits.device())), T(gamma));
+      l = mul(where(positive, focus, zero), l);
+    }
+    l = where(targets.counted, mul(targets.weight, l), zero);
+    if (reduction == Reduction::None) return l;
+    const Tensor<T> total = sum(l);
+    return reduction == Reduction::Sum ? total : div(total, sum(targets.counted));
+  }
   using Acc = detail::ClassLayout::Acc;
   const detail::ClassLayout lay(logits.shape(), 1);
   const Tensor<T> xc = logits.contiguous_copy_if_needed();

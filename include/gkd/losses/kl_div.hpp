@@ -42,6 +42,7 @@ enum class KLReduction {
 
 /// F.kl_div(input, target, reduction, log_target): input holds log-probabilities, target
 /// probabilities (or log-probabilities with `log_target`), equally shaped. The target is a constant.
+/// On a GPU the same loss is composed of device ops (sums in T, not double).
 /// @throws gkd::Error when the shapes differ, or BatchMean on a 0-d input
 template <Real T>
 Tensor<T> kl_div(const Tensor<T>& input, const Tensor<T>& target, KLReduction reduction = KLReduction::Mean,
@@ -54,6 +55,13 @@ Tensor<T> kl_div(const Tensor<T>& input, const Tensor<T>& target, KLReduction re
                                                       : Reduction::Mean;
   const double divisor =
       reduction == KLReduction::BatchMean ? static_cast<double>(input.shape()[0]) : static_cast<double>(input.numel());
+  if (detail::on_device(input, target)) {  // the same elementwise loss from device ops (in T)
+    const Tensor<T> t = target.detach();
+    if (log_target) return detail::reduce_loss(mul(exp(t), sub(t, input)), r, divisor);
+    // xlogy(t, t) = t log t, and 0 where t == 0: log(t + [t == 0]) is log(1) = 0 there.
+    const Tensor<T> zero = Tensor<T>::zeros({}, t.device());
+    return detail::reduce_loss(sub(mul(t, log(add(t, eq(t, zero)))), mul(t, input)), r, divisor);
+  }
   if (log_target)
     return detail::pointwise_loss(
         "kl_div", input, target, r, divisor, [](std::int64_t, T x, T t) { return std::exp(t) * (t - x); },

@@ -10,7 +10,7 @@
 /// Reductions: None (per element), Sum, Mean (over all elements). Input and target must have the same
 /// shape (PyTorch broadcasts with a warning; gkd refuses). Both are differentiable, so the losses
 /// serve feature distillation directly: `gkd::mse_loss(student_feat, teacher_feat.detach())`.
-/// On a GPU, mse_loss and l1_loss are composed of device ops; smooth_l1_loss is host-only.
+/// On a GPU the three losses are composed of device ops (sums in T, not double).
 #include <cmath>
 #include <type_traits>
 
@@ -56,6 +56,16 @@ Tensor<T> smooth_l1_loss(const Tensor<T>& input, const Tensor<T>& target, Reduct
   GKD_CHECK(beta >= 0, "smooth_l1_loss",
             "beta must be non-negative, got " << beta << " for input of shape " << to_string(input.shape()));
   const T b = beta;
+  if (detail::on_device(input, target)) {
+    // With a = |d| and m = clamp(a, 0, beta), 0.5 m² / beta + (a − m) is the loss on both sides of beta
+    // and never squares more than beta. Its derivative in a, (m / beta − 1) m' + 1, is a / beta below
+    // beta and 1 from beta up (at a == beta, m' = 1 and m / beta = 1): the CPU's gradient.
+    const Tensor<T> a = abs(sub(input, target));
+    if (b == T(0)) return detail::reduce_loss(a, reduction, static_cast<double>(input.numel()));
+    const Tensor<T> m = clamp(a, T(0), b);
+    return detail::reduce_loss(add(mul(mul(m, m), T(0.5) / b), sub(a, m)), reduction,
+                               static_cast<double>(input.numel()));
+  }
   auto grad = [b](T d) {
     if (std::abs(d) < b) return d / b;
     return d > 0 ? T(1) : (d < 0 ? T(-1) : T(0));
