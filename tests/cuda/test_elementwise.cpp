@@ -73,9 +73,7 @@ TEST_CASE("unary ops match the CPU (float64)", "[cuda][elementwise]") { check_un
 TEST_CASE("binary ops match the CPU (float32)", "[cuda][elementwise]") { check_binary_ops<float>(kFloatTol); }
 TEST_CASE("binary ops match the CPU (float64)", "[cuda][elementwise]") { check_binary_ops<double>(kDoubleTol); }
 
-TEST_CASE("mixed devices and unsupported ops are refused clearly", "[cuda][elementwise]") {
+TEST_CASE("mixed devices are refused clearly", "[cuda][elementwise]") {
   const auto a = random<float>({3}, 31);
   REQUIRE_THROWS_WITH(gkd::add(a.cuda(), a), Catch::Contains("expected a CUDA tensor"));
-  REQUIRE_THROWS_WITH(gkd::index_select(a.cuda(), 0, std::vector<std::int64_t>{0}),
-                      Catch::Contains("has no CUDA kernel yet"));
 }
