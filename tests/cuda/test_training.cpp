@@ -81,8 +81,30 @@ TEST_CASE("a short GPU training run of a conv net follows the CPU loss curve", "
 
 namespace {
 
-/// Losses of `steps` Adam steps (lr 1e-3) of the student MobileNetV2UNet (width 0.25, batch 8, 1x64x64,
-/// two classes, batch norm in training mode) on `device`, from the weights that seed 5 gives.
+/// Losses of `steps` Adam steps (lr 1e-3) of `net` (in training mode) moved to `device`: per-pixel
+/// cross-entropy of a fixed random batch [batch, 1, side, side] (seed) against a striped two-class target.
+template <gkd::Real T, class Net>
+std::vector<double> adam_losses(Net& net, gkd::Device device, std::int64_t batch, std::int64_t side, std::uint64_t seed,
+                                std::int64_t stripe, int steps) {
+  gkd::nn::to(net, device);
+  gkd::Adam<T> opt(gkd::nn::parameters(net), {.lr = 1e-3});
+  const auto x = random<T>({batch, 1, side, side}, seed).to(device);
+  auto t = Tensor<T>::empty({batch, side, side});
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = T((i / stripe + i / side) % 2);
+  const auto target = t.to(device);
+  std::vector<double> losses;
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    const auto loss = gkd::cross_entropy(net.forward(x).logits, target);
+    losses.push_back(double(loss.item()));
+    loss.backward();
+    opt.step();
+  }
+  for (const auto& p : gkd::nn::state_dict(net)) REQUIRE(p.tensor.device() == device);
+  return losses;
+}
+
+/// Student MobileNetV2UNet (width 0.25, batch 8, 1x64x64, two classes), from the weights that seed 5 gives.
 ///
 /// The size is chosen for conditioning. At batch 2 and 32x32 the deepest batch norms see 2 values per
 /// channel, and a relative nudge of 1e-13 to the weights grew to 5e-3 in the loss by step 5 on the CPU
@@ -92,91 +114,48 @@ template <gkd::Real T>
 std::vector<double> train_student(gkd::Device device, int steps) {
   gkd::Generator gen(5);
   gkd::models::MobileNetV2UNet<T> net({.width = 0.25}, gen);
-  gkd::nn::to(net, device);
   gkd::nn::train(net);
-  gkd::Adam<T> opt(gkd::nn::parameters(net), {.lr = 1e-3});
-  const auto x = random<T>({8, 1, 64, 64}, 501).to(device);
-  auto t = Tensor<T>::empty({8, 64, 64});
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = T((i / 7 + i / 64) % 2);
-  const auto target = t.to(device);
-  std::vector<double> losses;
-  for (int step = 0; step < steps; ++step) {
-    opt.zero_grad();
-    const auto loss = gkd::cross_entropy(net.forward(x).logits, target);
-    losses.push_back(double(loss.item()));
-    loss.backward();
-    opt.step();
+  return adam_losses<T>(net, device, 8, 64, 501, 7, steps);
+}
+
+/// ENet student (width 1/4, batch 4, 1x32x32, two classes), from the weights that seed 7 gives. Dropout
+/// is off: the GPU draws other masks than the CPU. The deepest batch norms (1/8 resolution) see
+/// 4 x 4 x 4 = 64 values per channel; on the CPU in float64 a relative nudge of 1e-13 to the weights stays
+/// below 3e-12 in the loss over 6 steps, and float32 is 1e-8 (step 0) and 8e-7 (step 1) away from float64.
+template <gkd::Real T>
+std::vector<double> train_enet(gkd::Device device, int steps) {
+  gkd::Generator gen(7);
+  gkd::models::ENet<T> net({.width = 0.25}, gen);
+  gkd::nn::train(net);
+  gkd::nn::set_dropout_training(net, false);
+  return adam_losses<T>(net, device, 4, 32, 701, 5, steps);
+}
+
+/// float64: cuDNN and the CPU differ only by summation order (~1e-16 per op), which these well-conditioned
+/// runs keep far below 1e-9 over 6 steps. float32 perturbs far more than a 1e-13 nudge (the student's CPU
+/// float32 curve is 6e-4 away from float64 at step 2 and 3e-3 at step 3), so only the forward and the first
+/// update are compared: the GPU within twice the CPU's own distance from float64, plus 1e-5 relative.
+template <class Train>
+void require_follows_cpu(Train train) {
+  const auto cpu64 = train(double{}, gkd::kCPU, 6), gpu64 = train(double{}, gkd::cuda_device(), 6);
+  REQUIRE(cpu64.back() < cpu64.front());
+  for (std::size_t i = 0; i < cpu64.size(); ++i) {
+    INFO("step " << i << ": cpu " << cpu64[i] << " gpu " << gpu64[i]);
+    REQUIRE(std::abs(gpu64[i] - cpu64[i]) <= 1e-9 * std::abs(cpu64[i]));
   }
-  for (const auto& p : gkd::nn::state_dict(net)) REQUIRE(p.tensor.device() == device);
-  return losses;
+  const auto cpu32 = train(float{}, gkd::kCPU, 2), gpu32 = train(float{}, gkd::cuda_device(), 2);
+  for (std::size_t i = 0; i < cpu32.size(); ++i) {
+    INFO("step " << i << ": cpu " << cpu64[i] << " (float64), cpu " << cpu32[i] << " gpu " << gpu32[i] << " (float32)");
+    REQUIRE(std::abs(gpu32[i] - cpu32[i]) <= 2 * std::abs(cpu32[i] - cpu64[i]) + 1e-5 * std::abs(cpu32[i]));
+  }
 }
 
 }  // namespace
 
 TEST_CASE("a short GPU training run of the student network follows the CPU loss curve", "[cuda][training]") {
-  // float64: cuDNN and the CPU differ only by summation order (~1e-16 per op), which this well-conditioned
-  // run keeps far below 1e-9 over 6 steps.
-  const auto cpu64 = train_student<double>(gkd::kCPU, 6), gpu64 = train_student<double>(gkd::cuda_device(), 6);
-  REQUIRE(cpu64.back() < cpu64.front());
-  for (std::size_t i = 0; i < cpu64.size(); ++i) {
-    INFO("step " << i << ": cpu " << cpu64[i] << " gpu " << gpu64[i]);
-    REQUIRE(std::abs(gpu64[i] - cpu64[i]) <= 1e-9 * std::abs(cpu64[i]));
-  }
-  // float32 perturbs far more than a 1e-13 nudge: the CPU's own float32 curve is 6e-4 away from float64
-  // at step 2 and 3e-3 at step 3. Only the forward and the first update (CPU float32 within 2e-5 of
-  // float64) can be compared: the GPU's within twice the CPU's distance from float64, plus 1e-5 relative.
-  const auto cpu32 = train_student<float>(gkd::kCPU, 2), gpu32 = train_student<float>(gkd::cuda_device(), 2);
-  for (std::size_t i = 0; i < cpu32.size(); ++i) {
-    INFO("step " << i << ": cpu " << cpu64[i] << " (float64), cpu " << cpu32[i] << " gpu " << gpu32[i] << " (float32)");
-    REQUIRE(std::abs(gpu32[i] - cpu32[i]) <= 2 * std::abs(cpu32[i] - cpu64[i]) + 1e-5 * std::abs(cpu32[i]));
-  }
+  require_follows_cpu([](auto scalar, gkd::Device device, int steps) { return train_student<decltype(scalar)>(device, steps); });
 }
-
-namespace {
-
-/// Losses of `steps` Adam steps (lr 1e-3) of the ENet student (width 1/4, batch 4, 1x32x32, two classes,
-/// batch norm in training mode) on `device`, from the weights that seed 7 gives. Dropout is off: the GPU
-/// draws other masks than the CPU. The deepest batch norms (1/8 resolution) see 4 x 4 x 4 = 64 values
-/// per channel; on the CPU in float64 a relative nudge of 1e-13 to the weights stays below 3e-12 in the
-/// loss over 6 steps, and float32 is 1e-8 (step 0) and 8e-7 (step 1) away from float64.
-template <gkd::Real T>
-std::vector<double> train_enet(gkd::Device device, int steps) {
-  gkd::Generator gen(7);
-  gkd::models::ENet<T> net({.width = 0.25}, gen);
-  gkd::nn::to(net, device);
-  gkd::nn::train(net);
-  gkd::nn::set_dropout_training(net, false);
-  gkd::Adam<T> opt(gkd::nn::parameters(net), {.lr = 1e-3});
-  const auto x = random<T>({4, 1, 32, 32}, 701).to(device);
-  auto t = Tensor<T>::empty({4, 32, 32});
-  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = T((i / 5 + i / 32) % 2);
-  const auto target = t.to(device);
-  std::vector<double> losses;
-  for (int step = 0; step < steps; ++step) {
-    opt.zero_grad();
-    const auto loss = gkd::cross_entropy(net.forward(x).logits, target);
-    losses.push_back(double(loss.item()));
-    loss.backward();
-    opt.step();
-  }
-  for (const auto& p : gkd::nn::state_dict(net)) REQUIRE(p.tensor.device() == device);
-  return losses;
-}
-
-}  // namespace
 
 TEST_CASE("a short GPU training run of ENet follows the CPU loss curve", "[cuda][training]") {
-  // As for MobileNetV2UNet: float64 within 1e-9 over 6 steps; float32 only over the forward and the
-  // first update, within twice the CPU's own float32 distance from float64 plus 1e-5 relative.
-  const auto cpu64 = train_enet<double>(gkd::kCPU, 6), gpu64 = train_enet<double>(gkd::cuda_device(), 6);
-  REQUIRE(cpu64.back() < cpu64.front());
-  for (std::size_t i = 0; i < cpu64.size(); ++i) {
-    INFO("step " << i << ": cpu " << cpu64[i] << " gpu " << gpu64[i]);
-    REQUIRE(std::abs(gpu64[i] - cpu64[i]) <= 1e-9 * std::abs(cpu64[i]));
-  }
-  const auto cpu32 = train_enet<float>(gkd::kCPU, 2), gpu32 = train_enet<float>(gkd::cuda_device(), 2);
-  for (std::size_t i = 0; i < cpu32.size(); ++i) {
-    INFO("step " << i << ": cpu " << cpu64[i] << " (float64), cpu " << cpu32[i] << " gpu " << gpu32[i] << " (float32)");
-    REQUIRE(std::abs(gpu32[i] - cpu32[i]) <= 2 * std::abs(cpu32[i] - cpu64[i]) + 1e-5 * std::abs(cpu32[i]));
-  }
+  require_follows_cpu([](auto scalar, gkd::Device device, int steps) { return train_enet<decltype(scalar)>(device, steps); });
 }
