@@ -14,6 +14,16 @@ namespace gkd::test {
 template <Real T>
 using TensorFn = std::function<Tensor<T>(const std::vector<Tensor<T>>&)>;
 
+/// Integers uniform in [0, bound), stored as T (class labels, gather indices), reproducible from `seed`.
+template <Real T>
+Tensor<T> random_integers(const Shape& shape, std::int64_t bound, std::uint64_t seed) {
+  Generator gen(seed);
+  auto t = Tensor<T>::empty(shape);
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    t.data()[i] = static_cast<T>(static_cast<std::int64_t>(gen.uniform(0, double(bound))) % bound);
+  return t;
+}
+
 /// Requires f(gpu inputs) == f(cpu inputs) within `forward_tol` and the input gradients within
 /// `backward_tol` (relative, see require_close). Inputs that should get no gradient are listed in
 /// `constant` by index.

@@ -84,19 +84,10 @@ TEST_CASE("the CUDA distillation losses refuse what the kernels do not do", "[cu
 namespace {
 
 template <gkd::Real T>
-Tensor<T> class_labels(const gkd::Shape& shape, std::int64_t classes, std::uint64_t seed) {
-  gkd::Generator gen(seed);
-  auto t = Tensor<T>::empty(shape);
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    t.data()[i] = static_cast<T>(static_cast<std::int64_t>(gen.uniform(0, double(classes))) % classes);
-  return t;
-}
-
-template <gkd::Real T>
 void require_composed_losses_match(double tol) {
   using R = gkd::Reduction;
   const auto x = random<T>({2, 3, 5, 6}, 51, T(2)), y = random<T>({2, 3, 5, 6}, 52, T(2));
-  const auto labels = class_labels<T>({2, 5, 6}, 3, 53);
+  const auto labels = gkd::test::random_integers<T>({2, 5, 6}, 3, 53);
   auto prob = gkd::sigmoid(y);
   for (const R r : {R::Mean, R::Sum, R::None}) {
     const std::string name = " reduction " + std::string(gkd::reduction_name(r));
@@ -134,7 +125,7 @@ void require_composed_losses_match(double tol) {
 TEST_CASE("losses composed of device ops match their CPU kernels", "[cuda][losses]") {
   require_composed_losses_match<double>(1e-9);
   require_composed_losses_match<float>(1e-4);
-  auto bad = class_labels<float>({2, 5, 6}, 3, 58);
+  auto bad = gkd::test::random_integers<float>({2, 5, 6}, 3, 58);
   bad.data()[4] = 3.f;
   REQUIRE_THROWS_WITH(gkd::dice_loss(random<float>({2, 3, 5, 6}, 59).cuda(), bad.cuda()),
                       Catch::Contains("not a class index"));
@@ -144,8 +135,8 @@ TEST_CASE("losses composed of device ops match their CPU kernels", "[cuda][losse
 }
 
 TEST_CASE("metrics read GPU tensors through host copies", "[cuda][metrics]") {
-  const auto score = gkd::sigmoid(random<float>({9, 11}, 62)), fov = class_labels<float>({9, 11}, 2, 63);
-  const auto target = class_labels<float>({9, 11}, 2, 64);
+  const auto score = gkd::sigmoid(random<float>({9, 11}, 62)), fov = gkd::test::random_integers<float>({9, 11}, 2, 63);
+  const auto target = gkd::test::random_integers<float>({9, 11}, 2, 64);
   const auto on_gpu = gkd::metrics::confusion(score.cuda(), target.cuda(), fov.cuda()),
              on_cpu = gkd::metrics::confusion(score, target, fov);
   CHECK((on_gpu.tp == on_cpu.tp && on_gpu.fp == on_cpu.fp && on_gpu.tn == on_cpu.tn && on_gpu.fn == on_cpu.fn));

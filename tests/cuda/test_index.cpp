@@ -11,26 +11,17 @@
 
 using gkd::Tensor;
 using gkd::test::random;
+using gkd::test::random_integers;
 using gkd::test::require_gpu_matches_cpu;
 
 namespace {
-
-/// Integer values in [0, bound) stored as T.
-template <gkd::Real T>
-Tensor<T> random_indices(const gkd::Shape& shape, std::int64_t bound, std::uint64_t seed) {
-  gkd::Generator gen(seed);
-  auto t = Tensor<T>::empty(shape);
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    t.data()[i] = static_cast<T>(static_cast<std::int64_t>(gen.uniform(0, double(bound))) % bound);
-  return t;
-}
 
 template <gkd::Real T>
 void check_index_select() {
   const auto x = random<T>({3, 5, 4}, 201);
   for (std::int64_t d : {0, 1, 2, -1}) {
     const auto k = static_cast<std::size_t>(d < 0 ? d + 3 : d);
-    const auto idx = random_indices<T>({7}, x.shape()[k], 202);  // 7 picks from at most 5: repeats
+    const auto idx = random_integers<T>({7}, x.shape()[k], 202);  // 7 picks from at most 5: repeats
     require_gpu_matches_cpu<T>([d](const auto& in) { return gkd::index_select(in[0], d, in[1]); }, {x, idx}, 0.0, 0.0,
                                "index_select (tensor) dim " + std::to_string(d), {1});
     const std::vector<std::int64_t> list = {2, 0, 2, 1};
@@ -38,7 +29,7 @@ void check_index_select() {
                                "index_select (list) dim " + std::to_string(d));
   }
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::index_select(in[0].transpose(0, 2), 1, in[1]); },
-                             {x, random_indices<T>({6}, 5, 203)}, 0.0, 0.0, "index_select of a transposed view", {1});
+                             {x, random_integers<T>({6}, 5, 203)}, 0.0, 0.0, "index_select of a transposed view", {1});
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::index_select(in[0], 1, in[1]); },
                              {x, Tensor<T>::scalar(T(3))}, 0.0, 0.0, "index_select with a 0-d index", {1});
   require_gpu_matches_cpu<T>(
@@ -53,16 +44,16 @@ void check_gather() {
     const auto k = static_cast<std::size_t>(d < 0 ? d + 3 : d);
     gkd::Shape shape = {2, 4, 3};  // smaller than x in every other dim
     shape[k] = 6;                  // more picks than x.size(d): repeats
-    const auto idx = random_indices<T>(shape, x.shape()[k], 212 + k);
+    const auto idx = random_integers<T>(shape, x.shape()[k], 212 + k);
     require_gpu_matches_cpu<T>([d](const auto& in) { return gkd::gather(in[0], d, in[1]); }, {x, idx}, 0.0, 0.0,
                                "gather dim " + std::to_string(d), {1});
   }
   // the class-pick of nll_loss: [N, C, H, W] by [N, 1, H, W]
   const auto logp = random<T>({2, 4, 3, 5}, 216);
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::gather(in[0], 1, in[1]); },
-                             {logp, random_indices<T>({2, 1, 3, 5}, 4, 217)}, 0.0, 0.0, "gather of classes", {1});
+                             {logp, random_integers<T>({2, 1, 3, 5}, 4, 217)}, 0.0, 0.0, "gather of classes", {1});
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::gather(in[0].permute({2, 0, 1}), 2, in[1]); },
-                             {x, random_indices<T>({4, 3, 7}, 5, 218)}, 0.0, 0.0, "gather from a permuted view", {1});
+                             {x, random_integers<T>({4, 3, 7}, 5, 218)}, 0.0, 0.0, "gather from a permuted view", {1});
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::gather(in[0], 0, in[1]); },
                              {Tensor<T>::scalar(T(1.5)), Tensor<T>::scalar(T(0))}, 0.0, 0.0, "0-d gather", {1});
   require_gpu_matches_cpu<T>([](const auto& in) { return gkd::gather(in[0], 1, in[1]); },

@@ -25,10 +25,7 @@ namespace {
 template <gkd::Real T>
 Tensor<T> labels(const gkd::Shape& shape, std::int64_t classes, std::uint64_t seed, std::int64_t ignore_every = 0,
                  std::int64_t ignored = -100) {
-  gkd::Generator gen(seed);
-  auto t = Tensor<T>::empty(shape);
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    t.data()[i] = static_cast<T>(static_cast<std::int64_t>(gen.uniform(0, double(classes))) % classes);
+  auto t = gkd::test::random_integers<T>(shape, classes, seed);
   if (ignore_every > 0)
     for (std::int64_t i = 0; i < t.numel(); i += ignore_every) t.data()[i] = static_cast<T>(ignored);
   return t;
