@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Builds and runs the whole test suite (Release; the CUDA backend too when nvcc and cuDNN are present,
 # whose GPU tests CTest reports as skipped without a GPU), then rebuilds the areas that parse untrusted
-# input or manage memory by hand (core, autograd, io, data) and reruns them under AddressSanitizer and
+# input or manage memory by hand (core, autograd, io, data, and the tiled distillation losses on raw
+# pointers: graph_kd, pairwise_kd, cross_recon_kd) and reruns them under AddressSanitizer and
 # UndefinedBehaviorSanitizer. The fuzz harnesses are always built with ASan+UBSan (clang) and run in the
 # first pass. Idempotent: re-running reuses the build folders.
 # GKD_SANITIZE_AREAS="all" (or a list such as "ops;losses") widens the sanitizer pass; CI keeps the default
@@ -15,7 +16,7 @@ jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "-DGKD_BUILD_BENCHMARKS=${GKD_BUILD_BENCHMARKS:-OFF}"
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
-areas=${GKD_SANITIZE_AREAS:-core;autograd;io;data}
+areas=${GKD_SANITIZE_AREAS:-core;autograd;io;data;losses/test_graph_kd;losses/test_pairwise_kd;losses/test_cross_recon_kd}
 [[ $areas == all ]] && areas=""
 cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Release -DGKD_SANITIZE=address,undefined \
       -DGKD_BUILD_EXAMPLES=OFF -DGKD_BUILD_BENCHMARKS=OFF -DGKD_WITH_CUDA=OFF "-DGKD_TEST_AREAS=$areas"
