@@ -65,7 +65,8 @@ Tensor<T> gather(const Tensor<T>& x, std::int64_t dim, const Tensor<T>& index) {
             "tensors of rank " << x.dim() << " exceed the CUDA limit of " << kMaxRank);
   const Tensor<T> values = index.contiguous_copy_if_needed();
   const DeviceArray<std::int64_t> idx(values.numel(), x.device());
-  if (launch_indices_from_values(values.data(), values.numel(), x.shape()[d], idx.data()) >= 0) {
+  const DeviceArray<unsigned long long> first_bad(1, x.device());
+  if (launch_indices_from_values(values.data(), values.numel(), x.shape()[d], idx.data(), first_bad.data()) >= 0) {
     detail::check_gather_index(x, d, index);  // throws the CPU op's message
     GKD_FAIL(op, "index of shape " << to_string(index.shape()) << " holds a value that is not in [0, "
                                    << x.shape()[d] << ") (found on the GPU)");

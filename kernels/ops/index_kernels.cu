@@ -109,20 +109,14 @@ std::int64_t product(const std::int64_t* shape, int rank) {
 }  // namespace
 
 template <class T>
-std::int64_t launch_indices_from_values(const T* values, std::int64_t n, std::int64_t bound, std::int64_t* out) {
+std::int64_t launch_indices_from_values(const T* values, std::int64_t n, std::int64_t bound, std::int64_t* out,
+                                        unsigned long long* first_bad) {
   if (n <= 0) return -1;
-  auto* first_bad = static_cast<unsigned long long*>(allocate(sizeof(unsigned long long)));
   unsigned long long host = 0;
-  try {
-    GKD_CUDA_CHECK(cudaMemsetAsync(first_bad, 0xff, sizeof host));  // ULLONG_MAX: none found
-    indices_from_values_kernel<<<grid_for(n), kBlock>>>(values, n, bound, out, first_bad);
-    GKD_CUDA_CHECK_LAUNCH("indices_from_values_kernel");
-    GKD_CUDA_CHECK(cudaMemcpy(&host, first_bad, sizeof host, cudaMemcpyDeviceToHost));
-  } catch (...) {
-    deallocate(first_bad);
-    throw;
-  }
-  deallocate(first_bad);
+  GKD_CUDA_CHECK(cudaMemsetAsync(first_bad, 0xff, sizeof host));  // ULLONG_MAX: none found
+  indices_from_values_kernel<<<grid_for(n), kBlock>>>(values, n, bound, out, first_bad);
+  GKD_CUDA_CHECK_LAUNCH("indices_from_values_kernel");
+  GKD_CUDA_CHECK(cudaMemcpy(&host, first_bad, sizeof host, cudaMemcpyDeviceToHost));
   return host == ~0ULL ? -1 : static_cast<std::int64_t>(host);
 }
 
@@ -161,7 +155,8 @@ void launch_gather_backward(const T* dy, const std::int64_t* index, T* dx, const
 }
 
 #define GKD_INDEX_INSTANTIATE(T)                                                                                    \
-  template std::int64_t launch_indices_from_values<T>(const T*, std::int64_t, std::int64_t, std::int64_t*);        \
+  template std::int64_t launch_indices_from_values<T>(const T*, std::int64_t, std::int64_t, std::int64_t*,         \
+                                                       unsigned long long*);                                       \
   template void launch_index_select<T>(const T*, const std::int64_t*, T*, std::int64_t, std::int64_t, std::int64_t, \
                                        std::int64_t);                                                              \
   template void launch_index_select_backward<T>(const T*, const std::int64_t*, const std::int64_t*, T*,            \

@@ -13,9 +13,10 @@ namespace gkd::cuda {
 
 /// Converts the n index values `values` (integers stored as T) to `out` and checks each is a finite
 /// integer in [0, bound). Returns the flat position of the first bad value, or -1 (one 8-byte read
-/// back, which waits for the kernel).
+/// back, which waits for the kernel). `first_bad`: one device scratch value on the values' device.
 template <class T>
-std::int64_t launch_indices_from_values(const T* values, std::int64_t n, std::int64_t bound, std::int64_t* out);
+std::int64_t launch_indices_from_values(const T* values, std::int64_t n, std::int64_t bound, std::int64_t* out,
+                                        unsigned long long* first_bad);
 
 /// y [outer, count, inner] = x [outer, n, inner] at rows index[0..count).
 template <class T>

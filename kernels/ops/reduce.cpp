@@ -109,7 +109,7 @@ Tensor<T> sum(const Tensor<T>& x) {
   if (x.numel() == 0) {
     fill(y.data(), 1, T(0));
   } else {
-    launch_sum_all(xc.data(), y.data(), x.numel());
+    launch_sum_all(xc.data(), y.data(), x.numel(), x.device().index);
   }
   return record("sum", y, {x}, [shape = x.shape()](const Tensor<T>& g) {
     return std::vector<Tensor<T>>{g.detach().expand(shape)};
@@ -165,7 +165,8 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
               "class weights of shape " << to_string(weight.shape()) << " do not match input of shape "
                                         << to_string(logits.shape()) << " (expected [" << logits.shape()[1] << "])");
     const Tensor<T> shape_only = Tensor<T>::empty({1}).as_strided_view(logits.shape(), Strides(logits.dim(), 0), 0);
-    if (count_invalid_targets(tc.data(), tc.numel(), logits.shape()[1], ignore_index) != 0) {
+    const DeviceArray<unsigned long long> invalid(1, tc.device());
+    if (count_invalid_targets(tc.data(), tc.numel(), logits.shape()[1], ignore_index, invalid.data()) != 0) {
       detail::check_class_targets(op, shape_only, target.cpu(), Tensor<T>(), ignore_index);
       GKD_FAIL(op, "target holds values that are not class indices (found on the GPU)");
     }

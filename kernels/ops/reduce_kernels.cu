@@ -138,28 +138,22 @@ __global__ void invalid_targets_kernel(const T* target, std::int64_t n, std::int
 }  // namespace
 
 template <class T>
-std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index) {
+std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index,
+                                   unsigned long long* count) {
   if (n <= 0) return 0;
-  auto* count = static_cast<unsigned long long*>(allocate(sizeof(unsigned long long)));
   unsigned long long host = 0;
-  try {
-    GKD_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof host));
-    invalid_targets_kernel<<<grid_for(n), kBlock>>>(target, n, classes, ignore_index, count);
-    GKD_CUDA_CHECK_LAUNCH("invalid_targets");
-    GKD_CUDA_CHECK(cudaMemcpy(&host, count, sizeof host, cudaMemcpyDeviceToHost));
-  } catch (...) {
-    deallocate(count);
-    throw;
-  }
-  deallocate(count);
+  GKD_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof host));
+  invalid_targets_kernel<<<grid_for(n), kBlock>>>(target, n, classes, ignore_index, count);
+  GKD_CUDA_CHECK_LAUNCH("invalid_targets");
+  GKD_CUDA_CHECK(cudaMemcpy(&host, count, sizeof host, cudaMemcpyDeviceToHost));
   return static_cast<std::int64_t>(host);
 }
 
 template <class T>
-void launch_sum_all(const T* x, T* out, std::int64_t n) {
+void launch_sum_all(const T* x, T* out, std::int64_t n, int device) {
   std::size_t temp_bytes = 0;
   GKD_CUDA_CHECK(cub::DeviceReduce::Sum(nullptr, temp_bytes, x, out, n));
-  void* temp = allocate(temp_bytes == 0 ? 1 : temp_bytes);
+  void* temp = allocate(temp_bytes == 0 ? 1 : temp_bytes, device);
   try {
     GKD_CUDA_CHECK(cub::DeviceReduce::Sum(temp, temp_bytes, x, out, n));
   } catch (...) {
@@ -220,8 +214,9 @@ void launch_scatter_along(const T* g, const std::int64_t* index, T* dx, std::int
 }
 
 #define GKD_INSTANTIATE_REDUCE(T)                                                                                  \
-  template void launch_sum_all<T>(const T*, T*, std::int64_t);                                                     \
-  template std::int64_t count_invalid_targets<T>(const T*, std::int64_t, std::int64_t, std::int64_t);               \
+  template void launch_sum_all<T>(const T*, T*, std::int64_t, int);                                                \
+  template std::int64_t count_invalid_targets<T>(const T*, std::int64_t, std::int64_t, std::int64_t,                \
+                                                  unsigned long long*);                                            \
   template void launch_softmax<T>(const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool);                   \
   template void launch_softmax_backward<T>(const T*, const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool); \
   template void launch_cross_entropy<T>(const T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t,    \

@@ -7,9 +7,10 @@
 
 namespace gkd::cuda {
 
-/// *out = sum of x[0..n) (CUB device reduction, accumulated in T; deterministic for a given n).
+/// *out = sum of x[0..n) (CUB device reduction, accumulated in T; deterministic for a given n); its
+/// scratch comes from cuda:`device`, the device of x.
 template <class T>
-void launch_sum_all(const T* x, T* out, std::int64_t n);
+void launch_sum_all(const T* x, T* out, std::int64_t n, int device);
 /// Softmax (or log-softmax when `log`) over the middle dim of an (outer, len, inner) array.
 template <class T>
 void launch_softmax(const T* x, T* y, std::int64_t outer, std::int64_t len, std::int64_t inner, bool log);
@@ -41,7 +42,9 @@ void launch_scatter_along(const T* g, const std::int64_t* index, T* dx, std::int
                           std::int64_t inner);
 
 /// Number of targets that are neither an integer class in [0, classes) nor ignore_index (waits for it).
+/// `count`: one device scratch value on the targets' device.
 template <class T>
-std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index);
+std::int64_t count_invalid_targets(const T* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index,
+                                   unsigned long long* count);
 
 }  // namespace gkd::cuda
