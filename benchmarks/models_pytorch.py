@@ -45,7 +45,11 @@ def main():
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--tf32", action="store_true", help="TF32 convolutions and matmuls (default: strict FP32)")
     a = p.parse_args()
+    # PyTorch's default allows TF32 in cuDNN convolutions; gkd's float32 is strict FP32 unless told otherwise.
+    torch.backends.cudnn.allow_tf32 = a.tf32
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     device = torch.device(a.device)

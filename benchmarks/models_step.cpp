@@ -6,7 +6,10 @@
 // allocators' peak on a GPU (`--device cuda`, built with gkd::cuda; steps timed with CUDA events).
 //
 //   build/benchmarks/gkd_bench_models_step --net student|teacher --threads 1 [--steps 5] [--warmup 2]
-//                                          [--width 1] [--batch 4] [--device cpu|cuda] [--no-pytorch]
+//                                          [--width 1] [--batch 4] [--device cpu|cuda] [--tf32] [--no-pytorch]
+// Float32 on both sides is strict FP32 unless --tf32 lets both use TF32 tensor cores for convolutions and
+// GEMMs (gkd::cuda::set_allow_tf32; PyTorch's cudnn.allow_tf32 and matmul.allow_tf32). PyTorch's own default
+// allows TF32 in cuDNN convolutions, so without the explicit setting the two sides would differ in precision.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -21,6 +24,7 @@
 #include "gkd/models/unet_ska2.hpp"
 #include "gkd/optim/adam.hpp"
 #if defined(GKD_HAS_CUDA)
+#include "gkd/cuda/linalg.hpp"
 #include "gkd/cuda/memory.hpp"
 #endif
 
@@ -41,13 +45,15 @@ struct Settings {
   int threads = 1, steps = 5, warmup = 2, batch = 4;
   double width = 1.0;
   gkd::Device device = gkd::kCPU;
+  bool tf32 = false;
 };
 
 TorchRun run_pytorch(const Settings& s) {
   const std::string cmd = std::string("python3 ") + GKD_BENCH_DIR + "/models_pytorch.py --net " + s.net + " --threads " +
                           std::to_string(s.threads) + " --steps " + std::to_string(s.steps) + " --warmup " +
                           std::to_string(s.warmup) + " --width " + std::to_string(s.width) + " --batch " +
-                          std::to_string(s.batch) + " --device " + (s.device.is_cuda() ? "cuda" : "cpu") + " 2>/dev/null";
+                          std::to_string(s.batch) + " --device " + (s.device.is_cuda() ? "cuda" : "cpu") + (s.tf32 ? " --tf32" : "") +
+                          " 2>/dev/null";
   TorchRun r;
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
@@ -110,8 +116,8 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
     });
     if (i >= s.warmup) times.push_back(ms);
   }
-  std::printf("gkd net %s device %s batch %d threads %d ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
-              s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, median(times),
+  std::printf("gkd net %s device %s batch %d threads %d%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
+              s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, s.tf32 ? " tf32" : "", median(times),
               static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), peak_mib(s.device));
   std::fflush(stdout);
   return median(times);
@@ -131,11 +137,12 @@ int main(int argc, char** argv) {
     else if (a == "--batch" && i + 1 < argc) s.batch = std::atoi(argv[++i]);
     else if (a == "--device" && i + 1 < argc) s.device = std::string(argv[++i]) == "cuda" ? gkd::cuda_device() : gkd::kCPU;
     else if (a == "--net" && i + 1 < argc) s.net = argv[++i];
+    else if (a == "--tf32") s.tf32 = true;
     else if (a == "--no-pytorch") pytorch = false;
     else {
       std::cerr << "usage: " << argv[0]
                 << " [--net student|teacher] [--threads N] [--steps N] [--warmup N] [--width W] [--batch N]"
-                   " [--device cpu|cuda] [--no-pytorch]\n";
+                   " [--device cpu|cuda] [--tf32] [--no-pytorch]\n";
       return 2;
     }
   }
@@ -144,6 +151,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   gkd::set_num_threads(s.threads);
+#if defined(GKD_HAS_CUDA)
+  gkd::cuda::set_allow_tf32(s.tf32);
+#else
+  if (s.tf32 && s.device.is_cuda()) std::cerr << "--tf32: this build has no CUDA backend\n";
+#endif
   gkd::Generator gen(0);
   double gkd_ms = 0;
   try {
