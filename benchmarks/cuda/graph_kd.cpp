@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // GPU graph-contrastive distillation loss (KL form, include/gkd/cuda/graph_kd.hpp), forward + backward:
-// gkd's tiled tensor-core kernels (TF32, and TF32x3 up to N = 4096) against PyTorch eager and
+// gkd (TF32, and TF32x3 up to N = 4096; the schedule Auto picks, and the other schedule where it applies:
+// Tiles up to N = 16384, Panels for Full and BlockDiagonal masks) against PyTorch eager and
 // torch.compile on the same formula with materialised N x N matrices (benchmarks/graph_kd_pytorch.py,
 // TF32 matmuls allowed) on the same GPU in the same invocation. Reports the median time of CUDA-event
 // timed fwd+bwd, the extra device memory (gkd: cudaMemGetInfo delta of its workspace and outputs;
@@ -8,7 +9,8 @@
 // similarity GEMMs (useful FLOPs: 2·N·cols·(2 C_s + 2 C_t + C_s), cols = columns per row of the mask).
 // A plain host program (no device code of its own), so it is a .cpp linked to gkd::cuda.
 //
-//   build/benchmarks/gkd_bench_cuda_graph_kd [--quick] [--no-pytorch] [--no-compile]
+//   build/benchmarks/gkd_bench_cuda_graph_kd [--quick] [--max-n N] [--no-pytorch] [--no-compile]
+// (--quick: N ≤ 4096; --max-n: pixel graphs up to N)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -55,7 +57,8 @@ struct Measure {
   bool oom = false;
 };
 
-Measure run_gkd(const Case& c, gkd::cuda::GraphKDPrecision precision, int reps, float tau) {
+gkd::cuda::GraphKDConfig make_config(const Case& c, gkd::cuda::GraphKDPrecision precision, float tau,
+                                     gkd::cuda::GraphKDSchedule schedule) {
   gkd::cuda::GraphKDConfig cfg;
   cfg.n = c.n;
   cfg.student_channels = cfg.teacher_channels = c.c;
@@ -63,6 +66,12 @@ Measure run_gkd(const Case& c, gkd::cuda::GraphKDPrecision precision, int reps, 
   cfg.group_size = c.group;
   cfg.temperature = tau;
   cfg.precision = precision;
+  cfg.schedule = schedule;
+  return cfg;
+}
+
+Measure run_gkd(const gkd::cuda::GraphKDConfig& cfg, int reps) {
+  const Case c{cfg.n, cfg.student_channels, cfg.mask, cfg.group_size, "", false};
   std::mt19937 rng(0);
   std::normal_distribution<float> normal;
   std::vector<float> host(std::size_t(c.n * c.c));
@@ -165,13 +174,15 @@ std::string cell(const Measure& m, bool mib = false) {
 
 int main(int argc, char** argv) {
   bool pytorch = true, compile = true, quick = false;
+  long long max_n = 1LL << 40;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-pytorch") pytorch = false;
     else if (a == "--no-compile") compile = false;
     else if (a == "--quick") quick = true;
+    else if (a == "--max-n" && i + 1 < argc) max_n = std::atoll(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--no-pytorch] [--no-compile]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--max-n N] [--no-pytorch] [--no-compile]\n", argv[0]);
       return 2;
     }
   }
@@ -186,7 +197,7 @@ int main(int argc, char** argv) {
                              {4096, 512, K::BlockDiagonal, 64, "64 graphs of 64", false}};
   for (std::int64_t n : {1024, 4096, 16384, 65536})
     for (std::int64_t c : {128, 256, 512})
-      if (!quick || n <= 4096) cases.push_back({n, c, K::Full, 0, "pixel graph", n == 4096 && c == 512});
+      if ((!quick || n <= 4096) && n <= max_n) cases.push_back({n, c, K::Full, 0, "pixel graph", n == 4096 && c == 512});
   std::string version = "not run", cversion = "not run";
   std::map<std::string, Measure> eager, compiled;
   if (pytorch) {
@@ -195,13 +206,20 @@ int main(int argc, char** argv) {
   }
   std::printf("graph_kd KL (tau %.2f) forward+backward on %s; PyTorch %s (TF32 matmuls allowed)\n", tau,
               gkd::cuda::describe_device(0).c_str(), version.c_str());
-  std::printf("%-20s %6s %4s %-6s | %9s %9s %7s | %9s %9s | %9s %9s %9s | %7s %7s\n", "case", "N", "C", "mask",
-              "gkd ms", "gkd x3 ms", "TFLOP/s", "eager ms", "compile", "gkd MiB", "eagerMiB", "compMiB", "x eager",
-              "x comp");
+  std::printf("%-20s %6s %4s %-6s | %-6s %9s %9s %9s %7s | %9s %9s | %9s %9s %9s | %7s %7s\n", "case", "N", "C",
+              "mask", "sched", "gkd ms", "other ms", "gkd x3 ms", "TFLOP/s", "eager ms", "compile", "gkd MiB",
+              "eagerMiB", "compMiB", "x eager", "x comp");
+  using S = gkd::cuda::GraphKDSchedule;
+  using P = gkd::cuda::GraphKDPrecision;
   for (const auto& c : cases) {
     const int reps = c.n >= 16384 ? 3 : 10;
-    const Measure g = run_gkd(c, gkd::cuda::GraphKDPrecision::TF32, reps, tau);
-    const Measure g3 = c.n <= 4096 ? run_gkd(c, gkd::cuda::GraphKDPrecision::TF32x3, reps, tau) : Measure{};
+    const gkd::cuda::GraphKDConfig cfg = make_config(c, P::TF32, tau, S::Auto);
+    const S chosen = gkd::cuda::graph_kd_schedule(cfg);
+    const S other = chosen == S::Tiles ? S::Panels : S::Tiles;
+    const bool other_runs = c.mask != K::Star && (other == S::Panels || (c.n <= 16384 && c.c <= 512));
+    const Measure g = run_gkd(cfg, reps);
+    const Measure go = other_runs ? run_gkd(make_config(c, P::TF32, tau, other), reps) : Measure{};
+    const Measure g3 = c.n <= 4096 ? run_gkd(make_config(c, P::TF32x3, tau, S::Auto), reps) : Measure{};
     const std::int64_t cols = c.mask == K::Full ? c.n - 1 : c.group - 1;
     const std::int64_t rows = c.mask == K::Star ? c.n / c.group : c.n;
     const double flops = 2.0 * double(rows) * double(cols) * double(5 * c.c);
@@ -213,11 +231,13 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "%.2f", m.ms / g.ms);
       return std::string(buf);
     };
-    std::printf("%-20s %6lld %4lld %-6s | %9.3f %9s %7.1f | %9s %9s | %9.1f %9s %9s | %7s %7s\n", c.what,
-                static_cast<long long>(c.n), static_cast<long long>(c.c), mask_name(c.mask), g.ms, cell(g3).c_str(),
+    std::printf("%-20s %6lld %4lld %-6s | %-6s %9.3f %9s %9s %7.1f | %9s %9s | %9.1f %9s %9s | %7s %7s\n", c.what,
+                static_cast<long long>(c.n), static_cast<long long>(c.c), mask_name(c.mask),
+                chosen == S::Tiles ? "tiles" : "panels", g.ms, cell(go).c_str(), cell(g3).c_str(),
                 flops / (g.ms * 1e9), cell(e).c_str(), cell(p).c_str(), g.mib, cell(e, true).c_str(),
                 cell(p, true).c_str(), ratio(e).c_str(), ratio(p).c_str());
   }
-  std::printf("x = PyTorch time / gkd TF32 time (> 1: gkd faster); MiB: extra device memory beyond the inputs.\n");
+  std::printf("sched: the schedule Auto picks (gkd ms); other ms: the other schedule, TF32. x = PyTorch time / gkd TF32 "
+              "time (> 1: gkd faster); MiB: extra device memory beyond the inputs.\n");
   return 0;
 }

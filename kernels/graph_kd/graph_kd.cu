@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // CUDA kernels of the graph-contrastive distillation loss (include/gkd/cuda/graph_kd.hpp): row
-// normalisation into a padded workspace, a tensor-core tiled forward with online log-sum-exp, a
-// recomputing backward that accumulates dF̂_s in shared memory, and the normalisation's backward.
+// normalisation into a padded workspace; the Tiles schedule (a tensor-core tiled forward with online
+// log-sum-exp, a recomputing backward that accumulates dF̂_s in shared memory); the Panels schedule
+// (cuBLAS similarity panels reduced one block per row); and the normalisation's backward.
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -11,6 +12,7 @@
 #include "gkd/cuda/graph_kd.hpp"
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "graph_kd/graph_kd_check.hpp"
+#include "runtime/blas.hpp"
 
 namespace gkd::cuda {
 
@@ -25,6 +27,9 @@ constexpr int kBlock = 64;              // rows per block and columns per tile
 constexpr int kThreads = 128;           // 4 warps: warp w owns rows 16w … 16w + 15 of the tile GEMMs
 constexpr int kLds = kBlock + 4;        // leading dim of the shared tiles (floats)
 constexpr std::int64_t kChannelPad = 16;
+constexpr std::int64_t kPanelRows = 512;       // rows per panel (Panels schedule)
+constexpr std::int64_t kPanelMinGroup = 2048;  // Auto: graphs from this size on run as panels
+constexpr int kRowThreads = 256;               // threads of the per-row panel kernels
 
 struct Dims {
   std::int64_t n, np;     // rows, rows padded to kBlock
@@ -33,10 +38,34 @@ struct Dims {
   float inv_tau;
   MaskSpec mask;
   std::int64_t splits;    // column splits per row block (grid.y): enough blocks to fill the device
+  bool nce;               // InfoNCE form (else KL)
+  bool panels;            // Panels schedule (else Tiles)
+  bool fp32_gemm;         // panels: FP32 GEMMs (TF32x3 precision) instead of TF32
+  std::int64_t group;     // panels: nodes per independent graph (n for Full)
+  std::int64_t panel_rows, panel_ld;  // panels: rows per panel, leading dimension of a panel row
 };
 
 std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
 std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+std::size_t tile_backward_smem(std::int64_t csp) {
+  return sizeof(float) * std::size_t(2 * kBlock * kLds + kBlock * (csp + 4));
+}
+
+int smem_limit() {
+  int device = 0, limit = 0;
+  GKD_GRAPH_KD_CUDA(cudaGetDevice(&device));
+  GKD_GRAPH_KD_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return limit;
+}
+
+bool use_panels(const GraphKDConfig& c) {
+  if (c.schedule != GraphKDSchedule::Auto) return c.schedule == GraphKDSchedule::Panels;
+  if (c.mask == GraphKDMask::Star) return false;
+  const std::int64_t group = c.mask == GraphKDMask::Full ? c.n : c.group_size;
+  return group >= kPanelMinGroup ||
+         tile_backward_smem(round_up(c.student_channels, kChannelPad)) > std::size_t(smem_limit());
+}
 
 constexpr int kPartKl = 5;   // t.max, t.sum, s.max, s.sum, weighted
 constexpr int kPartNce = 3;  // max, sum, positive
@@ -59,7 +88,8 @@ std::int64_t column_splits(const GraphKDConfig& c) {
 
 Dims make_dims(const GraphKDConfig& c) {
   Dims d{};
-  d.splits = column_splits(c);
+  d.panels = use_panels(c);
+  d.splits = d.panels ? 1 : column_splits(c);
   d.n = c.n;
   d.np = round_up(c.n, kBlock);
   d.cs = c.student_channels;
@@ -69,31 +99,38 @@ Dims make_dims(const GraphKDConfig& c) {
   d.inv_tau = 1.0f / c.temperature;
   d.mask.kind = c.mask == GraphKDMask::Full ? 0 : c.mask == GraphKDMask::BlockDiagonal ? 1 : 2;
   d.mask.group = c.mask == GraphKDMask::Full ? 1 : c.group_size;
+  d.nce = c.form == GraphKDForm::InfoNCE;
+  d.fp32_gemm = c.precision == GraphKDPrecision::TF32x3;
+  d.group = c.mask == GraphKDMask::Full ? c.n : c.group_size;
+  d.panel_rows = std::min(kPanelRows, d.group);
+  d.panel_ld = round_up(d.group, 32);
   return d;
 }
 
 // Workspace: normalised student [np, csp], normalised teacher [np, ctp], student norms [np]; then the
-// forward's per-split row states [splits, np, 5] or the backward's per-split dF̂_s [splits, np, csp] and
-// the row weights [np].
+// tiles' per-split row states [splits, np, 5] (forward) or the per-split dF̂_s [splits, np, csp] (backward;
+// splits = 1 for panels), the row weights [np] (backward), and the panels' teacher and student similarity
+// rows [panel_rows, panel_ld] each (InfoNCE: student only).
 struct Workspace {
   float* s_hat;
   float* t_hat;
   float* s_norm;
   float* part;
   float* weight;
+  float* panel_a;
+  float* panel_b;
 };
 
 std::size_t workspace_layout(const Dims& d, bool backward, void* base, Workspace* ws) {
-  const std::size_t sizes[] = {align256(sizeof(float) * std::size_t(d.np * d.csp)),
-                               align256(sizeof(float) * std::size_t(d.np * d.ctp)),
-                               align256(sizeof(float) * std::size_t(d.np)),
-                               backward ? align256(sizeof(float) * std::size_t(d.splits * d.np * d.csp))
-                                        : align256(sizeof(float) * std::size_t(d.splits * d.np * kPartKl)),
-                               backward ? align256(sizeof(float) * std::size_t(d.np)) : 0};
+  auto floats = [](std::int64_t count) { return align256(sizeof(float) * std::size_t(count)); };
+  const std::int64_t part = backward ? d.splits * d.np * d.csp : d.panels ? 0 : d.splits * d.np * kPartKl;
+  const std::int64_t panel = d.panels ? d.panel_rows * d.panel_ld : 0;
+  const std::size_t sizes[] = {floats(d.np * d.csp), floats(d.np * d.ctp), floats(d.np), floats(part),
+                               backward ? floats(d.np) : 0,   d.nce ? 0 : floats(panel), floats(panel)};
   if (ws) {
     char* p = static_cast<char*>(base);
-    float** slots[] = {&ws->s_hat, &ws->t_hat, &ws->s_norm, &ws->part, &ws->weight};
-    for (int k = 0; k < 5; ++k) {
+    float** slots[] = {&ws->s_hat, &ws->t_hat, &ws->s_norm, &ws->part, &ws->weight, &ws->panel_a, &ws->panel_b};
+    for (int k = 0; k < 7; ++k) {
       *slots[k] = sizes[k] ? reinterpret_cast<float*>(p) : nullptr;
       p += sizes[k];
     }
@@ -408,6 +445,110 @@ __global__ void reduce_rows(std::int64_t n, const float* __restrict__ row_loss, 
   if (threadIdx.x == 0) loss[0] = float(part[0] * scale);
 }
 
+// ---------------------------------------------------------------- panels: per-row kernels
+
+__device__ float shfl_xor(float x, int lane_mask) { return __shfl_xor_sync(0xffffffffu, x, lane_mask); }
+__device__ OnlineLse<float> shfl_xor(const OnlineLse<float>& x, int lane_mask) {
+  OnlineLse<float> o;
+  o.max = shfl_xor(x.max, lane_mask);
+  o.sum = shfl_xor(x.sum, lane_mask);
+  return o;
+}
+__device__ KlRow<float> shfl_xor(const KlRow<float>& x, int lane_mask) {
+  KlRow<float> o;
+  o.t = shfl_xor(x.t, lane_mask);
+  o.s = shfl_xor(x.s, lane_mask);
+  o.weighted = shfl_xor(x.weighted, lane_mask);
+  return o;
+}
+
+// Combines one value per thread of a block (blockDim.x a multiple of 32, at most 1024) with `merge`, in a
+// fixed order; the result is valid in thread 0.
+template <class State, class Merge>
+__device__ State block_reduce(State s, Merge merge) {
+  __shared__ __align__(16) unsigned char raw[32 * sizeof(State)];
+  State* part = reinterpret_cast<State*>(raw);
+  const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32), warps = int(blockDim.x / 32);
+  for (int off = 16; off > 0; off /= 2) s = merge(s, shfl_xor(s, off));
+  __syncthreads();  // a previous block_reduce of the same State may still be reading part
+  if (lane == 0) part[warp] = s;
+  __syncthreads();
+  if (warp == 0) {
+    s = lane < warps ? part[lane] : State{};
+    for (int off = 16; off > 0; off /= 2) s = merge(s, shfl_xor(s, off));
+  }
+  return s;
+}
+
+struct MergeStates {
+  template <class State>
+  __device__ State operator()(State a, const State& b) const {
+    a.merge(b);
+    return a;
+  }
+};
+
+// One block per panel row (global row row0 + blockIdx.x; its columns are the graph's nodes col0 …
+// col0 + group − 1): the row's log-sum-exps and loss from the raw similarities a (teacher, KL only) and
+// b (student, or student-teacher for InfoNCE), as merge_rows writes them.
+template <bool InfoNce>
+__global__ void __launch_bounds__(kRowThreads) panel_forward_rows(Dims d, std::int64_t row0, std::int64_t col0,
+                                                                  const float* __restrict__ a,
+                                                                  const float* __restrict__ b,
+                                                                  float* __restrict__ row_loss,
+                                                                  float* __restrict__ row_lse) {
+  const std::int64_t r = blockIdx.x, i = row0 + r;
+  const float* br = b + r * d.panel_ld;
+  if constexpr (InfoNce) {
+    OnlineLse<float> acc;
+    float positive = 0.0f;
+    for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads) {
+      const float v = br[c] * d.inv_tau;
+      acc.add(v);
+      if (col0 + c == i) positive = v;
+    }
+    acc = block_reduce(acc, MergeStates{});
+    positive = block_reduce(positive, [](float x, float y) { return x + y; });
+    if (threadIdx.x == 0) {
+      row_lse[i] = acc.value();
+      row_loss[i] = acc.empty() ? 0.0f : acc.value() - positive;
+    }
+  } else {
+    const float* ar = a + r * d.panel_ld;
+    KlRow<float> acc;
+    for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads)
+      if (col0 + c != i) acc.add(ar[c] * d.inv_tau, br[c] * d.inv_tau);
+    acc = block_reduce(acc, MergeStates{});
+    if (threadIdx.x == 0) {
+      row_lse[2 * i] = acc.t.value();
+      row_lse[2 * i + 1] = acc.s.value();
+      row_loss[i] = acc.loss();
+    }
+  }
+}
+
+// One block per panel row: overwrites the row's similarities b with G[i, j] = w_i ∂loss_i/∂b_ij / τ
+// (a: the teacher similarities, KL only; nullptr for InfoNCE).
+template <bool InfoNce>
+__global__ void __launch_bounds__(kRowThreads) panel_backward_rows(Dims d, std::int64_t row0, std::int64_t col0,
+                                                                   const float* __restrict__ a, float* __restrict__ b,
+                                                                   const float* __restrict__ row_lse,
+                                                                   const float* __restrict__ weight) {
+  const std::int64_t r = blockIdx.x, i = row0 + r;
+  float* br = b + r * d.panel_ld;
+  const float w = weight[i] * d.inv_tau;
+  for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads) {
+    if constexpr (InfoNce) {
+      br[c] = w * gkd::detail::infonce_grad_coef(br[c] * d.inv_tau, row_lse[i], col0 + c == i);
+    } else {
+      const float* ar = a + r * d.panel_ld;
+      br[c] = col0 + c == i ? 0.0f
+                            : w * gkd::detail::kl_grad_coef(ar[c] * d.inv_tau, br[c] * d.inv_tau, row_lse[2 * i],
+                                                            row_lse[2 * i + 1]);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- host side
 
 unsigned blocks_for(std::int64_t work, int per_block) { return unsigned((work + per_block - 1) / per_block); }
@@ -423,25 +564,97 @@ void normalise_inputs(const Dims& d, const float* student, const float* teacher,
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
 
-std::size_t backward_smem(const Dims& d) {
-  return sizeof(float) * std::size_t(2 * kBlock * kLds + kBlock * (d.csp + 4));
+// Tiles: the forward kernel over every row block and column split, then the splits' merge per row.
+void launch_forward(const Dims& d, const Workspace& ws, float* row_loss, float* row_lse, bool x3, cudaStream_t stream) {
+  const std::size_t smem = sizeof(float) * 2 * kBlock * kLds;
+  const dim3 grid(unsigned(d.np / kBlock), unsigned(d.splits));
+  if (d.nce && x3) forward_kernel<true, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  if (d.nce && !x3) forward_kernel<true, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  if (!d.nce && x3) forward_kernel<false, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  if (!d.nce && !x3) forward_kernel<false, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  if (d.nce)
+    merge_rows<true><<<blocks_for(d.n, 256), 256, 0, stream>>>(d, ws.part, row_loss, row_lse);
+  else
+    merge_rows<false><<<blocks_for(d.n, 256), 256, 0, stream>>>(d, ws.part, row_loss, row_lse);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
 
 template <bool InfoNce, bool X3>
 void launch_backward(const Dims& d, const Workspace& ws, const float* row_lse, cudaStream_t stream) {
-  const std::size_t smem = backward_smem(d);
-  int device = 0, limit = 0;
-  GKD_GRAPH_KD_CUDA(cudaGetDevice(&device));
-  GKD_GRAPH_KD_CUDA(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const std::size_t smem = tile_backward_smem(d.csp);
+  const int limit = smem_limit();
   GKD_CHECK(smem <= std::size_t(limit), "cuda::GraphKDBackward",
-            "student_channels " << d.cs << " needs " << smem << " bytes of shared memory per block, the device allows "
-                                << limit << " (at most about " << (limit / 4 - 2 * kBlock * kLds) / kBlock - 4
-                                << " channels)");
+            "the Tiles schedule with student_channels " << d.cs << " needs " << smem
+                << " bytes of shared memory per block, the device allows " << limit << " (at most about "
+                << (limit / 4 - 2 * kBlock * kLds) / kBlock - 4 << " channels; the Panels schedule has no such limit)");
   GKD_GRAPH_KD_CUDA(cudaFuncSetAttribute(backward_kernel<InfoNce, X3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          int(smem)));
   const dim3 grid(unsigned(d.np / kBlock), unsigned(d.splits));
   backward_kernel<InfoNce, X3><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_lse, ws.weight, ws.part);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+// Panels: the similarity rows of panel rows [p0, p0 + rows) against their graph's nodes [g0, g0 + group):
+// teacher into panel_a (KL only), student (or student-teacher for InfoNCE) into panel_b.
+void panel_similarities(const Dims& d, const Workspace& ws, std::int64_t p0, std::int64_t rows, std::int64_t g0,
+                        cudaStream_t stream) {
+  const cublasComputeType_t compute = d.fp32_gemm ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+  using blas::gemm_row_major;
+  if (d.nce) {
+    gemm_row_major(stream, compute, false, true, rows, d.group, d.cs, 1.0f, ws.s_hat + p0 * d.csp, d.csp,
+                   ws.t_hat + g0 * d.ctp, d.ctp, 0.0f, ws.panel_b, d.panel_ld);
+    return;
+  }
+  gemm_row_major(stream, compute, false, true, rows, d.group, d.ct, 1.0f, ws.t_hat + p0 * d.ctp, d.ctp,
+                 ws.t_hat + g0 * d.ctp, d.ctp, 0.0f, ws.panel_a, d.panel_ld);
+  gemm_row_major(stream, compute, false, true, rows, d.group, d.cs, 1.0f, ws.s_hat + p0 * d.csp, d.csp,
+                 ws.s_hat + g0 * d.csp, d.csp, 0.0f, ws.panel_b, d.panel_ld);
+}
+
+// Calls visit(p0, rows, g0) for every panel of every graph, in order.
+template <class Visit>
+void for_each_panel(const Dims& d, Visit visit) {
+  for (std::int64_t g0 = 0; g0 < d.n; g0 += d.group)
+    for (std::int64_t p0 = g0; p0 < g0 + d.group; p0 += d.panel_rows)
+      visit(p0, std::min(d.panel_rows, g0 + d.group - p0), g0);
+}
+
+void panels_forward(const Dims& d, const Workspace& ws, float* row_loss, float* row_lse, cudaStream_t stream) {
+  for_each_panel(d, [&](std::int64_t p0, std::int64_t rows, std::int64_t g0) {
+    panel_similarities(d, ws, p0, rows, g0, stream);
+    if (d.nce)
+      panel_forward_rows<true><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, nullptr, ws.panel_b,
+                                                                            row_loss, row_lse);
+    else
+      panel_forward_rows<false><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, ws.panel_a, ws.panel_b,
+                                                                             row_loss, row_lse);
+    GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  });
+}
+
+// dF̂_s into ws.part [np, csp]: per panel, G_P (in place of the student similarities), then
+// dF̂_s[P] += G_P Y[graph] (Y = F̂_s, or F̂_t for InfoNCE) and, for KL, dF̂_s[graph] += G_Pᵀ F̂_s[P].
+void panels_backward(const Dims& d, const Workspace& ws, const float* row_lse, cudaStream_t stream) {
+  GKD_GRAPH_KD_CUDA(cudaMemsetAsync(ws.part, 0, sizeof(float) * std::size_t(d.np * d.csp), stream));
+  const cublasComputeType_t compute = d.fp32_gemm ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+  const float* y = d.nce ? ws.t_hat : ws.s_hat;
+  const std::int64_t ldy = d.nce ? d.ctp : d.csp;
+  for_each_panel(d, [&](std::int64_t p0, std::int64_t rows, std::int64_t g0) {
+    panel_similarities(d, ws, p0, rows, g0, stream);
+    if (d.nce)
+      panel_backward_rows<true><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, nullptr, ws.panel_b,
+                                                                             row_lse, ws.weight);
+    else
+      panel_backward_rows<false><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, ws.panel_a, ws.panel_b,
+                                                                              row_lse, ws.weight);
+    GKD_GRAPH_KD_CUDA(cudaGetLastError());
+    blas::gemm_row_major(stream, compute, false, false, rows, d.cs, d.group, 1.0f, ws.panel_b, d.panel_ld,
+                           y + g0 * ldy, ldy, 1.0f, ws.part + p0 * d.csp, d.csp);
+    if (!d.nce)
+      blas::gemm_row_major(stream, compute, true, false, d.group, d.cs, rows, 1.0f, ws.panel_b, d.panel_ld,
+                             ws.s_hat + p0 * d.csp, d.csp, 1.0f, ws.part + g0 * d.csp, d.csp);
+  });
 }
 
 }  // namespace
@@ -461,6 +674,8 @@ void validate(const GraphKDConfig& c) {
     GKD_CHECK(c.group_size >= 1 && c.n % c.group_size == 0, op,
               (c.mask == GraphKDMask::Star ? "star" : "block_diagonal")
                   << " mask group_size " << c.group_size << " must be >= 1 and divide n = " << c.n);
+  GKD_CHECK(c.schedule != GraphKDSchedule::Panels || c.mask != GraphKDMask::Star, op,
+            "the Panels schedule needs a Full or BlockDiagonal mask, got a star mask (use Tiles or Auto)");
 }
 
 std::int64_t graph_kd_rows(const GraphKDConfig& c) {
@@ -469,6 +684,11 @@ std::int64_t graph_kd_rows(const GraphKDConfig& c) {
   const std::int64_t active = c.mask == GraphKDMask::Star ? c.n / c.group_size : c.n;
   if (c.form == GraphKDForm::InfoNCE) return active;
   return g > 1 ? active : 0;
+}
+
+GraphKDSchedule graph_kd_schedule(const GraphKDConfig& c) {
+  validate(c);
+  return use_panels(c) ? GraphKDSchedule::Panels : GraphKDSchedule::Tiles;
 }
 
 GraphKDForward::GraphKDForward(const GraphKDConfig& config) : config_(config) { validate(config_); }
@@ -488,19 +708,11 @@ void GraphKDForward::run(const float* student, const float* teacher, float* row_
   Workspace ws{};
   workspace_layout(d, false, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);
-  const std::size_t smem = sizeof(float) * 2 * kBlock * kLds;
-  const dim3 grid(unsigned(d.np / kBlock), unsigned(d.splits));
-  const bool nce = config_.form == GraphKDForm::InfoNCE, x3 = config_.precision == GraphKDPrecision::TF32x3;
-  if (nce && x3) forward_kernel<true, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
-  if (nce && !x3) forward_kernel<true, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
-  if (!nce && x3) forward_kernel<false, true><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
-  if (!nce && !x3) forward_kernel<false, false><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, ws.part);
-  GKD_GRAPH_KD_CUDA(cudaGetLastError());
-  if (nce)
-    merge_rows<true><<<blocks_for(d.n, 256), 256, 0, stream>>>(d, ws.part, row_loss, row_lse);
-  else
-    merge_rows<false><<<blocks_for(d.n, 256), 256, 0, stream>>>(d, ws.part, row_loss, row_lse);
-  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  if (d.panels) {
+    panels_forward(d, ws, row_loss, row_lse, stream);
+  } else {
+    launch_forward(d, ws, row_loss, row_lse, config_.precision == GraphKDPrecision::TF32x3, stream);
+  }
   if (loss && config_.reduction != GraphKDReduction::None) {
     const std::int64_t rows = graph_kd_rows(config_);
     const double scale = config_.reduction == GraphKDReduction::Sum ? 1.0 : (rows > 0 ? 1.0 / double(rows) : 0.0);
@@ -531,11 +743,12 @@ void GraphKDBackward::run(const float* student, const float* teacher, const floa
   row_weights<<<blocks_for(d.n, 256), 256, 0, stream>>>(d.n, config_.reduction == GraphKDReduction::None ? grad_rows : nullptr,
                                                       scale, ws.weight);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
-  const bool nce = config_.form == GraphKDForm::InfoNCE, x3 = config_.precision == GraphKDPrecision::TF32x3;
-  if (nce && x3) launch_backward<true, true>(d, ws, row_lse, stream);
-  if (nce && !x3) launch_backward<true, false>(d, ws, row_lse, stream);
-  if (!nce && x3) launch_backward<false, true>(d, ws, row_lse, stream);
-  if (!nce && !x3) launch_backward<false, false>(d, ws, row_lse, stream);
+  const bool nce = d.nce, x3 = config_.precision == GraphKDPrecision::TF32x3;
+  if (d.panels) panels_backward(d, ws, row_lse, stream);
+  else if (nce && x3) launch_backward<true, true>(d, ws, row_lse, stream);
+  else if (nce && !x3) launch_backward<true, false>(d, ws, row_lse, stream);
+  else if (!nce && x3) launch_backward<false, true>(d, ws, row_lse, stream);
+  else launch_backward<false, false>(d, ws, row_lse, stream);
   normalise_backward<<<blocks_for(d.n * 32, 256), 256, 0, stream>>>(d, ws.s_hat, ws.s_norm, ws.part, config_.eps,
                                                                     grad_student);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());

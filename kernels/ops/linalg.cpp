@@ -4,24 +4,17 @@
 #include "gkd/cuda/linalg.hpp"
 
 #include <atomic>
-#include <mutex>
 
 #include "check.hpp"
 #include "gkd/cuda/memory.hpp"
 #include "gkd/ops/autocast.hpp"
 #include "ops/elementwise_kernels.hpp"
+#include "runtime/blas.hpp"
 
 namespace gkd::cuda {
 namespace {
 
 std::atomic<bool> tf32_allowed{false};
-
-cublasHandle_t blas_handle() {
-  static std::once_flag once;
-  static cublasHandle_t handle = nullptr;
-  std::call_once(once, [] { GKD_CUBLAS_CHECK(cublasCreate(&handle)); });  // never destroyed (exit order)
-  return handle;
-}
 
 /// C[b] = op(A[b]) op(B[b]) (+ C[b] when `accumulate`) for contiguous row-major device batches.
 /// Row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so cuBLAS gets the operands swapped.
@@ -33,7 +26,7 @@ void gemm_batched(const T* a, const T* b, T* c, std::int64_t batch, std::int64_t
     if (!accumulate) fill(c, batch * m * n, T(0));
     return;
   }
-  cublasHandle_t handle = blas_handle();
+  cublasHandle_t handle = blas::handle();
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const auto lda = static_cast<long long>(trans_a ? m : k), ldb = static_cast<long long>(trans_b ? k : n);

@@ -137,7 +137,8 @@ void require_gpu_close(const GraphKDConfig& c, const std::vector<float>& a, cons
 void check_config(GraphKDConfig c, double scale = 1.0) {
   INFO("n " << c.n << " C_s " << c.student_channels << " C_t " << c.teacher_channels << " form "
             << (c.form == GraphKDForm::KL ? "kl" : "infonce") << " mask " << int(c.mask) << " group " << c.group_size
-            << " tau " << c.temperature << " precision " << (c.precision == GraphKDPrecision::TF32 ? "tf32" : "tf32x3"));
+            << " tau " << c.temperature << " precision " << (c.precision == GraphKDPrecision::TF32 ? "tf32" : "tf32x3")
+            << " schedule " << int(c.schedule));
   const auto s = test::random<float>({c.n, c.student_channels}, 100 + std::uint64_t(c.n), float(scale));
   const auto t = test::random<float>({c.n, c.teacher_channels}, 200 + std::uint64_t(c.n), float(scale));
   const auto g = test::random<float>({c.n}, 300 + std::uint64_t(c.n));
@@ -235,14 +236,34 @@ TEST_CASE("cuda graph_kd pixel graph N = 2048 not a tile multiple, C_s != C_t", 
   check_config(c);
 }
 
+TEST_CASE("cuda graph_kd Panels schedule equals the CPU oracle", "[cuda][graph_kd]") {
+  for (auto form : {GraphKDForm::KL, GraphKDForm::InfoNCE}) {
+    auto configs = grid(form);
+    const bool nce = form == GraphKDForm::InfoNCE;
+    configs.push_back(config(2000, 128, nce ? 128 : 64, GraphKDMask::Full, 0, 0.1f, form));  // 4 panels, last short
+    configs.push_back(config(2600, 40, nce ? 40 : 24, GraphKDMask::BlockDiagonal, 1300, 0.2f, form));
+    configs.push_back(config(96, 1000, nce ? 1000 : 700, GraphKDMask::Full, 0, 0.5f, form));  // beyond the tiles' limit
+    for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
+      for (auto c : configs) {
+        if (c.mask == GraphKDMask::Star) continue;
+        c.precision = precision;
+        c.schedule = cuda::GraphKDSchedule::Panels;
+        check_config(c);
+      }
+  }
+}
+
 TEST_CASE("cuda graph_kd is deterministic", "[cuda][graph_kd]") {
-  auto c = config(300, 64, 48, GraphKDMask::Full, 0, 0.2f);
-  const auto s = test::random<float>({300, 64}, 1).to_vector(), t = test::random<float>({300, 48}, 2).to_vector();
-  const std::vector<float> g(300, 1.0f);
-  const Result a = run_cuda(c, s, t, g), b = run_cuda(c, s, t, g);
-  REQUIRE(a.row_loss == b.row_loss);
-  REQUIRE(a.loss == b.loss);
-  REQUIRE(a.grad == b.grad);
+  auto c = config(1100, 64, 48, GraphKDMask::Full, 0, 0.2f);
+  const auto s = test::random<float>({1100, 64}, 1).to_vector(), t = test::random<float>({1100, 48}, 2).to_vector();
+  const std::vector<float> g(1100, 1.0f);
+  for (auto schedule : {cuda::GraphKDSchedule::Tiles, cuda::GraphKDSchedule::Panels}) {
+    c.schedule = schedule;
+    const Result a = run_cuda(c, s, t, g), b = run_cuda(c, s, t, g);
+    REQUIRE(a.row_loss == b.row_loss);
+    REQUIRE(a.loss == b.loss);
+    REQUIRE(a.grad == b.grad);
+  }
 }
 
 TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][graph_kd][errors]") {
@@ -255,6 +276,12 @@ TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][gr
   c.form = GraphKDForm::InfoNCE;
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("InfoNCE"));
   c.form = GraphKDForm::KL;
+  c.mask = GraphKDMask::Star;
+  c.group_size = 3;
+  c.schedule = cuda::GraphKDSchedule::Panels;
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("Panels") && Catch::Contains("star"));
+  c.mask = GraphKDMask::Full;
+  c.schedule = cuda::GraphKDSchedule::Auto;
   c.n = 0;
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("non-empty"));
   c.n = 6;

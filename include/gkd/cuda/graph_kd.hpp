@@ -17,9 +17,16 @@
 /// Only two floats per row (the log-sum-exps) are stored; the backward recomputes the tiles and
 /// accumulates dF̂_s = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j] in shared memory (no atomics), then applies the
 /// normalisation's backward. Memory: O(n · C); the n × n matrices never reach global memory.
+/// Large graphs (Full and BlockDiagonal masks) run as *panels* instead: each graph is cut into panels of
+/// 512 rows; cuBLAS computes a panel's similarity rows [512 × graph size] into the workspace (TF32 tensor
+/// cores, or FP32 for `TF32x3`), one block per row reduces them, and the backward recomputes the panel,
+/// turns it into G in place and adds G F̂ and Gᵀ F̂_panel with two more GEMMs. Memory: O(n · C + 512 · graph
+/// size), never n × n. `schedule` picks: Auto uses panels for graphs of 2048 nodes and more, and wherever
+/// the tiles' backward would not fit in shared memory.
 /// Gradients flow to the student only (the teacher is frozen).
-/// Limits: student_channels ≤ ~700 for the backward (its per-block accumulator lives in shared memory;
-/// run() throws gkd::Error naming the limit of the device otherwise).
+/// Limits: the Tiles schedule needs student_channels ≤ ~700 for the backward (its per-block accumulator
+/// lives in shared memory; run() throws gkd::Error naming the limit of the device otherwise); the Panels
+/// schedule has no channel limit but needs a Full or BlockDiagonal mask.
 /// @code
 ///   gkd::cuda::GraphKDConfig cfg;
 ///   cfg.n = 64 * 5; cfg.student_channels = cfg.teacher_channels = 512;
@@ -38,8 +45,12 @@ namespace gkd::cuda {
 enum class GraphKDForm { KL, InfoNCE };
 enum class GraphKDMask { Full, BlockDiagonal, Star };
 enum class GraphKDReduction { None, Mean, Sum };
-/// Arithmetic of the similarity tiles: TF32 (fast, ≈ 1e-3 relative in the logits) or TF32x3 (≈ fp32).
+/// Arithmetic of the similarity tiles: TF32 (fast, ≈ 1e-3 relative in the logits) or TF32x3 (≈ fp32; the
+/// Panels schedule then runs its GEMMs in FP32).
 enum class GraphKDPrecision { TF32, TF32x3 };
+/// How the work is cut: fused 64 × 64 tiles (small graphs), row panels through cuBLAS (large graphs), or
+/// Auto (panels for Full / BlockDiagonal graphs of ≥ 2048 nodes or too many channels for the tiles).
+enum class GraphKDSchedule { Auto, Tiles, Panels };
 
 struct GraphKDConfig {
   std::int64_t n = 0;                 ///< nodes (rows)
@@ -52,12 +63,15 @@ struct GraphKDConfig {
   GraphKDReduction reduction = GraphKDReduction::Mean;
   GraphKDPrecision precision = GraphKDPrecision::TF32;
   float eps = 1e-12f;                 ///< norm clamp of the row normalisation
+  GraphKDSchedule schedule = GraphKDSchedule::Auto;
 };
 
 /// Throws gkd::Error unless the configuration is valid (shapes, τ, group size, InfoNCE widths).
 void validate(const GraphKDConfig& config);
 /// Rows with a loss term: the divisor of the Mean reduction.
 std::int64_t graph_kd_rows(const GraphKDConfig& config);
+/// The schedule run() uses for this configuration on the current device (Auto resolved).
+GraphKDSchedule graph_kd_schedule(const GraphKDConfig& config);
 
 /// Forward: per-row losses, the saved per-row log-sum-exps and the reduced loss.
 class GraphKDForward {
