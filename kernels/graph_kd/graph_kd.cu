@@ -3,6 +3,7 @@
 // normalisation into a padded workspace; the Tiles schedule (a tensor-core tiled forward with online
 // log-sum-exp, a recomputing backward that accumulates dF̂_s in shared memory); the Panels schedule
 // (cuBLAS similarity panels reduced one block per row); and the normalisation's backward.
+#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -20,6 +21,7 @@ namespace {
 
 using gkd::detail::KlRow;
 using gkd::detail::MaskSpec;
+using gkd::detail::MergeStates;
 using gkd::detail::OnlineLse;
 namespace wmma = nvcuda::wmma;
 
@@ -28,7 +30,7 @@ constexpr int kThreads = 128;           // 4 warps: warp w owns rows 16w … 16w
 constexpr int kLds = kBlock + 4;        // leading dim of the shared tiles (floats)
 constexpr std::int64_t kChannelPad = 16;
 constexpr std::int64_t kPanelRows = 512;       // rows per panel (Panels schedule)
-constexpr std::int64_t kPanelMinGroup = 2048;  // Auto: graphs from this size on run as panels
+constexpr std::int64_t kPanelMinGroup = 1024;  // Auto: block-diagonal groups from this size on run as panels
 constexpr int kRowThreads = 256;               // threads of the per-row panel kernels
 
 struct Dims {
@@ -59,11 +61,13 @@ int smem_limit() {
   return limit;
 }
 
+// Auto, from H100 measurements (benchmarks/README.md): panels won for every single graph (N = 64: 0.11 vs
+// 0.29 ms; N = 4096, C = 512: 1.0 vs 11.4 ms) and lost for 64 graphs of 64 (5.8 vs 0.38 ms: one launch
+// per panel).
 bool use_panels(const GraphKDConfig& c) {
-  if (c.schedule != GraphKDSchedule::Auto) return c.schedule == GraphKDSchedule::Panels;
+  if (c.schedule != Schedule::Auto) return c.schedule == Schedule::Panels;
   if (c.mask == GraphKDMask::Star) return false;
-  const std::int64_t group = c.mask == GraphKDMask::Full ? c.n : c.group_size;
-  return group >= kPanelMinGroup ||
+  return c.mask == GraphKDMask::Full || c.group_size >= kPanelMinGroup ||
          tile_backward_smem(round_up(c.student_channels, kChannelPad)) > std::size_t(smem_limit());
 }
 
@@ -447,104 +451,63 @@ __global__ void reduce_rows(std::int64_t n, const float* __restrict__ row_loss, 
 
 // ---------------------------------------------------------------- panels: per-row kernels
 
-__device__ float shfl_xor(float x, int lane_mask) { return __shfl_xor_sync(0xffffffffu, x, lane_mask); }
-__device__ OnlineLse<float> shfl_xor(const OnlineLse<float>& x, int lane_mask) {
-  OnlineLse<float> o;
-  o.max = shfl_xor(x.max, lane_mask);
-  o.sum = shfl_xor(x.sum, lane_mask);
-  return o;
-}
-__device__ KlRow<float> shfl_xor(const KlRow<float>& x, int lane_mask) {
-  KlRow<float> o;
-  o.t = shfl_xor(x.t, lane_mask);
-  o.s = shfl_xor(x.s, lane_mask);
-  o.weighted = shfl_xor(x.weighted, lane_mask);
-  return o;
-}
-
-// Combines one value per thread of a block (blockDim.x a multiple of 32, at most 1024) with `merge`, in a
-// fixed order; the result is valid in thread 0.
-template <class State, class Merge>
-__device__ State block_reduce(State s, Merge merge) {
-  __shared__ __align__(16) unsigned char raw[32 * sizeof(State)];
-  State* part = reinterpret_cast<State*>(raw);
-  const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32), warps = int(blockDim.x / 32);
-  for (int off = 16; off > 0; off /= 2) s = merge(s, shfl_xor(s, off));
-  __syncthreads();  // a previous block_reduce of the same State may still be reading part
-  if (lane == 0) part[warp] = s;
-  __syncthreads();
-  if (warp == 0) {
-    s = lane < warps ? part[lane] : State{};
-    for (int off = 16; off > 0; off /= 2) s = merge(s, shfl_xor(s, off));
-  }
-  return s;
-}
-
-struct MergeStates {
-  template <class State>
-  __device__ State operator()(State a, const State& b) const {
-    a.merge(b);
-    return a;
-  }
-};
-
-// One block per panel row (global row row0 + blockIdx.x; its columns are the graph's nodes col0 …
-// col0 + group − 1): the row's log-sum-exps and loss from the raw similarities a (teacher, KL only) and
-// b (student, or student-teacher for InfoNCE), as merge_rows writes them.
-template <bool InfoNce>
-__global__ void __launch_bounds__(kRowThreads) panel_forward_rows(Dims d, std::int64_t row0, std::int64_t col0,
-                                                                  const float* __restrict__ a,
-                                                                  const float* __restrict__ b,
-                                                                  float* __restrict__ row_loss,
-                                                                  float* __restrict__ row_lse) {
+// One block per panel row (global row i = row0 + blockIdx.x; its columns are the graph's nodes col0 …
+// col0 + group − 1), from the raw similarities a (teacher, KL only; nullptr for InfoNCE) and b (student, or
+// student-teacher for InfoNCE):
+//   Stats: the row's log-sum-exps and loss into lse_out and row_loss, as merge_rows writes them;
+//   Coefficients: b becomes G[i, j] = w_i ∂loss_i/∂b_ij / τ, with the log-sum-exps just computed (Stats) or
+//   read from lse_in.
+template <bool InfoNce, bool Stats, bool Coefficients>
+__global__ void __launch_bounds__(kRowThreads) panel_rows(Dims d, std::int64_t row0, std::int64_t col0,
+                                                          const float* __restrict__ a, float* __restrict__ b,
+                                                          float* __restrict__ row_loss, float* __restrict__ lse_out,
+                                                          const float* __restrict__ lse_in,
+                                                          const float* __restrict__ weight) {
   const std::int64_t r = blockIdx.x, i = row0 + r;
-  const float* br = b + r * d.panel_ld;
-  if constexpr (InfoNce) {
-    OnlineLse<float> acc;
-    float positive = 0.0f;
-    for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads) {
-      const float v = br[c] * d.inv_tau;
-      acc.add(v);
-      if (col0 + c == i) positive = v;
-    }
-    acc = block_reduce(acc, MergeStates{});
-    positive = block_reduce(positive, [](float x, float y) { return x + y; });
-    if (threadIdx.x == 0) {
-      row_lse[i] = acc.value();
-      row_loss[i] = acc.empty() ? 0.0f : acc.value() - positive;
-    }
-  } else {
-    const float* ar = a + r * d.panel_ld;
-    KlRow<float> acc;
-    for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads)
-      if (col0 + c != i) acc.add(ar[c] * d.inv_tau, br[c] * d.inv_tau);
-    acc = block_reduce(acc, MergeStates{});
-    if (threadIdx.x == 0) {
-      row_lse[2 * i] = acc.t.value();
-      row_lse[2 * i + 1] = acc.s.value();
-      row_loss[i] = acc.loss();
-    }
-  }
-}
-
-// One block per panel row: overwrites the row's similarities b with G[i, j] = w_i ∂loss_i/∂b_ij / τ
-// (a: the teacher similarities, KL only; nullptr for InfoNCE).
-template <bool InfoNce>
-__global__ void __launch_bounds__(kRowThreads) panel_backward_rows(Dims d, std::int64_t row0, std::int64_t col0,
-                                                                   const float* __restrict__ a, float* __restrict__ b,
-                                                                   const float* __restrict__ row_lse,
-                                                                   const float* __restrict__ weight) {
-  const std::int64_t r = blockIdx.x, i = row0 + r;
+  const float* ar = InfoNce ? nullptr : a + r * d.panel_ld;
   float* br = b + r * d.panel_ld;
-  const float w = weight[i] * d.inv_tau;
-  for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads) {
+  __shared__ float lse[2];  // KL: teacher, student; InfoNCE: lse[0]
+  if constexpr (Stats) {
     if constexpr (InfoNce) {
-      br[c] = w * gkd::detail::infonce_grad_coef(br[c] * d.inv_tau, row_lse[i], col0 + c == i);
+      OnlineLse<float> acc;
+      float positive = 0.0f;
+      for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads) {
+        const float v = br[c] * d.inv_tau;
+        acc.add(v);
+        if (col0 + c == i) positive = v;
+      }
+      __shared__ typename cub::BlockReduce<OnlineLse<float>, kRowThreads>::TempStorage lse_temp;
+      __shared__ typename cub::BlockReduce<float, kRowThreads>::TempStorage positive_temp;
+      acc = cub::BlockReduce<OnlineLse<float>, kRowThreads>(lse_temp).Reduce(acc, MergeStates{});
+      positive = cub::BlockReduce<float, kRowThreads>(positive_temp).Sum(positive);
+      if (threadIdx.x == 0) {
+        lse[0] = lse_out[i] = acc.value();
+        row_loss[i] = acc.empty() ? 0.0f : acc.value() - positive;
+      }
     } else {
-      const float* ar = a + r * d.panel_ld;
-      br[c] = col0 + c == i ? 0.0f
-                            : w * gkd::detail::kl_grad_coef(ar[c] * d.inv_tau, br[c] * d.inv_tau, row_lse[2 * i],
-                                                            row_lse[2 * i + 1]);
+      KlRow<float> acc;
+      for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads)
+        if (col0 + c != i) acc.add(ar[c] * d.inv_tau, br[c] * d.inv_tau);
+      __shared__ typename cub::BlockReduce<KlRow<float>, kRowThreads>::TempStorage temp;
+      acc = cub::BlockReduce<KlRow<float>, kRowThreads>(temp).Reduce(acc, MergeStates{});
+      if (threadIdx.x == 0) {
+        lse[0] = lse_out[2 * i] = acc.t.value();
+        lse[1] = lse_out[2 * i + 1] = acc.s.value();
+        row_loss[i] = acc.loss();
+      }
+    }
+  } else if (threadIdx.x == 0) {
+    lse[0] = lse_in[InfoNce ? i : 2 * i];
+    lse[1] = InfoNce ? 0.0f : lse_in[2 * i + 1];
+  }
+  if constexpr (Coefficients) {
+    __syncthreads();
+    const float w = weight[i] * d.inv_tau, lse_a = lse[0], lse_b = lse[1];
+    for (std::int64_t c = threadIdx.x; c < d.group; c += kRowThreads) {
+      if constexpr (InfoNce)
+        br[c] = w * gkd::detail::infonce_grad_coef(br[c] * d.inv_tau, lse_a, col0 + c == i);
+      else
+        br[c] = col0 + c == i ? 0.0f : w * gkd::detail::kl_grad_coef(ar[c] * d.inv_tau, br[c] * d.inv_tau, lse_a, lse_b);
     }
   }
 }
@@ -620,40 +583,43 @@ void for_each_panel(const Dims& d, Visit visit) {
       visit(p0, std::min(d.panel_rows, g0 + d.group - p0), g0);
 }
 
-void panels_forward(const Dims& d, const Workspace& ws, float* row_loss, float* row_lse, cudaStream_t stream) {
-  for_each_panel(d, [&](std::int64_t p0, std::int64_t rows, std::int64_t g0) {
-    panel_similarities(d, ws, p0, rows, g0, stream);
-    if (d.nce)
-      panel_forward_rows<true><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, nullptr, ws.panel_b,
-                                                                            row_loss, row_lse);
-    else
-      panel_forward_rows<false><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, ws.panel_a, ws.panel_b,
-                                                                             row_loss, row_lse);
-    GKD_GRAPH_KD_CUDA(cudaGetLastError());
-  });
+template <bool InfoNce>
+void launch_panel_rows(const Dims& d, std::int64_t p0, std::int64_t rows, std::int64_t g0, const Workspace& ws,
+                       float* row_loss, float* lse_out, const float* lse_in, bool gradient, cudaStream_t stream) {
+  const float* a = InfoNce ? nullptr : ws.panel_a;
+  const dim3 grid{unsigned(rows)};
+  if (lse_out && gradient)
+    panel_rows<InfoNce, true, true><<<grid, kRowThreads, 0, stream>>>(d, p0, g0, a, ws.panel_b, row_loss, lse_out,
+                                                                       nullptr, ws.weight);
+  else if (lse_out)
+    panel_rows<InfoNce, true, false><<<grid, kRowThreads, 0, stream>>>(d, p0, g0, a, ws.panel_b, row_loss, lse_out,
+                                                                        nullptr, nullptr);
+  else
+    panel_rows<InfoNce, false, true><<<grid, kRowThreads, 0, stream>>>(d, p0, g0, a, ws.panel_b, nullptr, nullptr,
+                                                                        lse_in, ws.weight);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
 
-// dF̂_s into ws.part [np, csp]: per panel, G_P (in place of the student similarities), then
-// dF̂_s[P] += G_P Y[graph] (Y = F̂_s, or F̂_t for InfoNCE) and, for KL, dF̂_s[graph] += G_Pᵀ F̂_s[P].
-void panels_backward(const Dims& d, const Workspace& ws, const float* row_lse, cudaStream_t stream) {
-  GKD_GRAPH_KD_CUDA(cudaMemsetAsync(ws.part, 0, sizeof(float) * std::size_t(d.np * d.csp), stream));
+// Every panel: the similarities, then the row kernel (row statistics into row_loss and lse_out when lse_out
+// is given; with `gradient`, the coefficients G, from lse_out or lse_in, weighted by ws.weight) and the
+// gradient GEMMs into ws.part [np, csp]: dF̂_s[P] += G_P Y[graph] (Y = F̂_s, or F̂_t for InfoNCE) and, for
+// KL, dF̂_s[graph] += G_Pᵀ F̂_s[P].
+void run_panels(const Dims& d, const Workspace& ws, float* row_loss, float* lse_out, const float* lse_in,
+                bool gradient, cudaStream_t stream) {
+  if (gradient) GKD_GRAPH_KD_CUDA(cudaMemsetAsync(ws.part, 0, sizeof(float) * std::size_t(d.np * d.csp), stream));
   const cublasComputeType_t compute = d.fp32_gemm ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   const float* y = d.nce ? ws.t_hat : ws.s_hat;
   const std::int64_t ldy = d.nce ? d.ctp : d.csp;
   for_each_panel(d, [&](std::int64_t p0, std::int64_t rows, std::int64_t g0) {
     panel_similarities(d, ws, p0, rows, g0, stream);
-    if (d.nce)
-      panel_backward_rows<true><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, nullptr, ws.panel_b,
-                                                                             row_lse, ws.weight);
-    else
-      panel_backward_rows<false><<<unsigned(rows), kRowThreads, 0, stream>>>(d, p0, g0, ws.panel_a, ws.panel_b,
-                                                                              row_lse, ws.weight);
-    GKD_GRAPH_KD_CUDA(cudaGetLastError());
+    if (d.nce) launch_panel_rows<true>(d, p0, rows, g0, ws, row_loss, lse_out, lse_in, gradient, stream);
+    else launch_panel_rows<false>(d, p0, rows, g0, ws, row_loss, lse_out, lse_in, gradient, stream);
+    if (!gradient) return;
     blas::gemm_row_major(stream, compute, false, false, rows, d.cs, d.group, 1.0f, ws.panel_b, d.panel_ld,
-                           y + g0 * ldy, ldy, 1.0f, ws.part + p0 * d.csp, d.csp);
+                         y + g0 * ldy, ldy, 1.0f, ws.part + p0 * d.csp, d.csp);
     if (!d.nce)
       blas::gemm_row_major(stream, compute, true, false, d.group, d.cs, rows, 1.0f, ws.panel_b, d.panel_ld,
-                             ws.s_hat + p0 * d.csp, d.csp, 1.0f, ws.part + g0 * d.csp, d.csp);
+                           ws.s_hat + p0 * d.csp, d.csp, 1.0f, ws.part + g0 * d.csp, d.csp);
   });
 }
 
@@ -674,7 +640,7 @@ void validate(const GraphKDConfig& c) {
     GKD_CHECK(c.group_size >= 1 && c.n % c.group_size == 0, op,
               (c.mask == GraphKDMask::Star ? "star" : "block_diagonal")
                   << " mask group_size " << c.group_size << " must be >= 1 and divide n = " << c.n);
-  GKD_CHECK(c.schedule != GraphKDSchedule::Panels || c.mask != GraphKDMask::Star, op,
+  GKD_CHECK(c.schedule != Schedule::Panels || c.mask != GraphKDMask::Star, op,
             "the Panels schedule needs a Full or BlockDiagonal mask, got a star mask (use Tiles or Auto)");
 }
 
@@ -686,14 +652,47 @@ std::int64_t graph_kd_rows(const GraphKDConfig& c) {
   return g > 1 ? active : 0;
 }
 
-GraphKDSchedule graph_kd_schedule(const GraphKDConfig& c) {
+Schedule graph_kd_schedule(const GraphKDConfig& c) {
   validate(c);
-  return use_panels(c) ? GraphKDSchedule::Panels : GraphKDSchedule::Tiles;
+  return use_panels(c) ? Schedule::Panels : Schedule::Tiles;
 }
+
+namespace {
+
+// weight[i] = ∂L/∂loss_i: grad_rows (reduction None) or the upstream gradient times the reduction's scale.
+void fill_row_weights(const GraphKDConfig& c, const Dims& d, const float* grad_rows, float grad_output,
+                      const Workspace& ws, cudaStream_t stream) {
+  const std::int64_t rows = graph_kd_rows(c);
+  const float scale = c.reduction == GraphKDReduction::Sum ? grad_output
+                      : rows > 0                           ? float(double(grad_output) / double(rows))
+                                                           : 0.0f;
+  row_weights<<<blocks_for(d.n, 256), 256, 0, stream>>>(d.n, c.reduction == GraphKDReduction::None ? grad_rows : nullptr,
+                                                      scale, ws.weight);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+void reduce_loss(const GraphKDConfig& c, const Dims& d, const float* row_loss, float* loss, cudaStream_t stream) {
+  if (!loss || c.reduction == GraphKDReduction::None) return;
+  const std::int64_t rows = graph_kd_rows(c);
+  const double scale = c.reduction == GraphKDReduction::Sum ? 1.0 : (rows > 0 ? 1.0 / double(rows) : 0.0);
+  reduce_rows<<<1, 1024, 0, stream>>>(d.n, row_loss, scale, loss);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+void student_gradient(const Dims& d, const Workspace& ws, float eps, float* grad_student, cudaStream_t stream) {
+  normalise_backward<<<blocks_for(d.n * 32, 256), 256, 0, stream>>>(d, ws.s_hat, ws.s_norm, ws.part, eps, grad_student);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+}  // namespace
 
 GraphKDForward::GraphKDForward(const GraphKDConfig& config) : config_(config) { validate(config_); }
 
 std::size_t GraphKDForward::workspace_bytes() const { return workspace_layout(make_dims(config_), false, nullptr, nullptr); }
+
+std::size_t GraphKDForward::gradient_workspace_bytes() const {
+  return workspace_layout(make_dims(config_), true, nullptr, nullptr);  // the backward's layout covers the forward's
+}
 
 std::size_t GraphKDForward::row_lse_count() const {
   return std::size_t(config_.form == GraphKDForm::KL ? 2 * config_.n : config_.n);
@@ -708,17 +707,31 @@ void GraphKDForward::run(const float* student, const float* teacher, float* row_
   Workspace ws{};
   workspace_layout(d, false, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);
-  if (d.panels) {
-    panels_forward(d, ws, row_loss, row_lse, stream);
-  } else {
-    launch_forward(d, ws, row_loss, row_lse, config_.precision == GraphKDPrecision::TF32x3, stream);
+  if (d.panels) run_panels(d, ws, row_loss, row_lse, nullptr, false, stream);
+  else launch_forward(d, ws, row_loss, row_lse, config_.precision == GraphKDPrecision::TF32x3, stream);
+  reduce_loss(config_, d, row_loss, loss, stream);
+}
+
+void GraphKDForward::run_with_gradient(const float* student, const float* teacher, float* row_loss, float* row_lse,
+                                       float* loss, float* grad_student, void* workspace, void* stream_ptr) const {
+  GKD_CHECK(config_.reduction != GraphKDReduction::None, "cuda::GraphKDForward",
+            "run_with_gradient needs a Mean or Sum reduction (for reduction None, run GraphKDBackward with grad_rows)");
+  GKD_CHECK(student && teacher && row_loss && row_lse && grad_student && workspace, "cuda::GraphKDForward",
+            "student, teacher, row_loss, row_lse, grad_student and workspace must be device pointers, got a null pointer");
+  const Dims d = make_dims(config_);
+  if (!d.panels) {  // the tiles recompute in their backward anyway
+    run(student, teacher, row_loss, row_lse, loss, workspace, stream_ptr);
+    GraphKDBackward(config_).run(student, teacher, row_lse, nullptr, 1.0f, grad_student, workspace, stream_ptr);
+    return;
   }
-  if (loss && config_.reduction != GraphKDReduction::None) {
-    const std::int64_t rows = graph_kd_rows(config_);
-    const double scale = config_.reduction == GraphKDReduction::Sum ? 1.0 : (rows > 0 ? 1.0 / double(rows) : 0.0);
-    reduce_rows<<<1, 1024, 0, stream>>>(d.n, row_loss, scale, loss);
-    GKD_GRAPH_KD_CUDA(cudaGetLastError());
-  }
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  Workspace ws{};
+  workspace_layout(d, true, workspace, &ws);
+  normalise_inputs(d, student, teacher, config_.eps, ws, stream);
+  fill_row_weights(config_, d, nullptr, 1.0f, ws, stream);
+  run_panels(d, ws, row_loss, row_lse, nullptr, true, stream);
+  reduce_loss(config_, d, row_loss, loss, stream);
+  student_gradient(d, ws, config_.eps, grad_student, stream);
 }
 
 GraphKDBackward::GraphKDBackward(const GraphKDConfig& config) : config_(config) { validate(config_); }
@@ -736,22 +749,14 @@ void GraphKDBackward::run(const float* student, const float* teacher, const floa
   Workspace ws{};
   workspace_layout(d, true, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);
-  const std::int64_t rows = graph_kd_rows(config_);
-  const float scale = config_.reduction == GraphKDReduction::Sum ? grad_output
-                      : rows > 0                                 ? float(double(grad_output) / double(rows))
-                                                                 : 0.0f;
-  row_weights<<<blocks_for(d.n, 256), 256, 0, stream>>>(d.n, config_.reduction == GraphKDReduction::None ? grad_rows : nullptr,
-                                                      scale, ws.weight);
-  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  fill_row_weights(config_, d, grad_rows, grad_output, ws, stream);
   const bool nce = d.nce, x3 = config_.precision == GraphKDPrecision::TF32x3;
-  if (d.panels) panels_backward(d, ws, row_lse, stream);
+  if (d.panels) run_panels(d, ws, nullptr, nullptr, row_lse, true, stream);
   else if (nce && x3) launch_backward<true, true>(d, ws, row_lse, stream);
   else if (nce && !x3) launch_backward<true, false>(d, ws, row_lse, stream);
   else if (!nce && x3) launch_backward<false, true>(d, ws, row_lse, stream);
   else launch_backward<false, false>(d, ws, row_lse, stream);
-  normalise_backward<<<blocks_for(d.n * 32, 256), 256, 0, stream>>>(d, ws.s_hat, ws.s_norm, ws.part, config_.eps,
-                                                                    grad_student);
-  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+  student_gradient(d, ws, config_.eps, grad_student, stream);
 }
 
 }  // namespace gkd::cuda

@@ -86,10 +86,17 @@ Tensor<T> graph_loss(const Tensor<T>& student, const Tensor<T>& teacher, const G
     validate(cfg);
     const Tensor<float> sc = student.detach().contiguous_copy_if_needed(), tc = teacher.detach().contiguous_copy_if_needed();
     const GraphKDForward forward(cfg);
-    const Tensor<float> ws = workspace(forward.workspace_bytes(), device);
     Tensor<float> rows = Tensor<float>::empty({n}, device);
     const Tensor<float> lse = Tensor<float>::empty({static_cast<std::int64_t>(forward.row_lse_count())}, device);
     Tensor<float> loss = o.reduction == Reduction::None ? rows : Tensor<float>::empty({}, device);
+    if (needs_grad(student) && o.reduction != Reduction::None) {  // the frozen teacher allows the gradient now
+      const Tensor<float> ws = workspace(forward.gradient_workspace_bytes(), device);
+      Tensor<float> grad = Tensor<float>::empty(sc.shape(), device);
+      forward.run_with_gradient(sc.data(), tc.data(), rows.data(), lse.data(), loss.data(), grad.data(), ws.data(),
+                                nullptr);
+      return record_prescaled(op, loss, {student}, {grad});
+    }
+    const Tensor<float> ws = workspace(forward.workspace_bytes(), device);
     forward.run(sc.data(), tc.data(), rows.data(), lse.data(), o.reduction == Reduction::None ? nullptr : loss.data(),
                 ws.data(), nullptr);
     if (!needs_grad(student)) return loss;
@@ -97,12 +104,8 @@ Tensor<T> graph_loss(const Tensor<T>& student, const Tensor<T>& teacher, const G
       const GraphKDBackward backward(cfg);
       const Tensor<float> ws = workspace(backward.workspace_bytes(), sc.device());
       Tensor<float> grad = Tensor<float>::empty(sc.shape(), sc.device());
-      if (cfg.reduction == GraphKDReduction::None) {
-        const Tensor<float> gc = g.contiguous_copy_if_needed();
-        backward.run(sc.data(), tc.data(), lse.data(), gc.data(), 0.0f, grad.data(), ws.data(), nullptr);
-      } else {
-        backward.run(sc.data(), tc.data(), lse.data(), nullptr, g.item(), grad.data(), ws.data(), nullptr);
-      }
+      const Tensor<float> gc = g.contiguous_copy_if_needed();  // reduction None: the gradient of each row loss
+      backward.run(sc.data(), tc.data(), lse.data(), gc.data(), 0.0f, grad.data(), ws.data(), nullptr);
       return std::vector<Tensor<float>>{grad, Tensor<float>()};
     });
   } else {

@@ -11,6 +11,12 @@
 // and padded rows / columns are masked in the element phase. CIRKD runs three kernels: row
 // statistics (online log-sum-exp and KL), row gradients, column gradients (the same kernel with the
 // roles of rows and columns swapped). Loss partials are per block in double, summed in a fixed order.
+//
+// The Panels schedule (large N, gkd/cuda/schedule.hpp) instead has cuBLAS compute 512-row panels of
+// the student and teacher similarity matrices of one image (pair) into the workspace; one block per
+// panel row reduces its row (loss partial, and for CIRKD the row's log-sum-exps) and overwrites the
+// student panel with the gradient coefficients G; the gradient is then G · Ŝ (and Gᵀ · Ŝ_panel for
+// CIRKD's columns) through cuBLAS.
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 #include <mma.h>
@@ -22,6 +28,7 @@
 #include "gkd/cuda/pairwise_kd.hpp"
 #include "gkd/losses/detail/pairwise_tile.hpp"
 #include "pairwise_kd/pkd_check.hpp"
+#include "runtime/blas.hpp"
 
 namespace gkd::cuda {
 namespace {
@@ -29,10 +36,14 @@ namespace {
 using namespace nvcuda;
 
 constexpr int kTile = 64, kChunk = 16, kThreads = 128, kPadK = kChunk + 4, kPadT = kTile + 4;
+constexpr std::int64_t kPanelRows = 512, kPanelMinNodes = 2048;
+constexpr int kRowThreads = 256;
 
 struct Geometry {
   std::int64_t batch, nodes, np, cs, ct, csp, ctp;
   std::int64_t splits;  // the column tiles of each row tile are split over this many blocks
+  bool panels;          // Panels schedule (splits = 1)
+  std::int64_t panel_rows, panel_ld;
   [[nodiscard]] __host__ __device__ std::int64_t tiles() const { return np / kTile; }
   [[nodiscard]] __host__ __device__ std::int64_t grad_stride() const { return batch * np * csp; }
 };
@@ -43,8 +54,13 @@ std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m *
 
 // Enough blocks to fill the GPU (about 4 resident blocks of 45 KiB shared memory per SM): small
 // problems split every row tile's column walk over up to 16 blocks, each with its own gradient slice.
-Geometry geometry(const PairwiseShape& s, bool kl) {
-  Geometry g{s.batch, s.nodes, round_up(s.nodes, kTile), s.cs, s.ct, round_up(s.cs, kChunk), round_up(s.ct, kChunk), 1};
+Geometry geometry(const PairwiseShape& s, bool kl, Schedule schedule) {
+  Geometry g{s.batch, s.nodes, round_up(s.nodes, kTile), s.cs, s.ct, round_up(s.cs, kChunk), round_up(s.ct, kChunk), 1,
+             false, 0, 0};
+  g.panels = schedule == Schedule::Panels || (schedule == Schedule::Auto && s.nodes >= kPanelMinNodes);
+  g.panel_rows = std::min(kPanelRows, s.nodes);
+  g.panel_ld = round_up(s.nodes, 32);
+  if (g.panels) return g;
   int device = 0, sms = 132;
   if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
     (void)cudaGetLastError();
@@ -57,8 +73,11 @@ Geometry geometry(const PairwiseShape& s, bool kl) {
 
 // Workspace layout, each part aligned to 256 bytes.
 struct Layout {
-  std::size_t shat, that, dhat, inv_norm, clamped, t_inv_norm, t_clamped, lse, states, partial, total;
+  std::size_t shat, that, dhat, inv_norm, clamped, t_inv_norm, t_clamped, lse, states, partial, panel_s, panel_t, total;
 };
+
+// Loss partials of the Panels schedule: one per row of each image (pair).
+std::int64_t panel_partials(const Geometry& g, bool kl) { return (kl ? g.batch : 1) * g.batch * g.np; }
 
 std::size_t align256(std::size_t x) { return (x + 255) / 256 * 256; }
 
@@ -78,9 +97,13 @@ Layout layout(const Geometry& g, bool kl) {
   l.clamped = take(g.batch * g.nodes);
   l.t_inv_norm = take(sizeof(float) * g.batch * g.nodes);
   l.t_clamped = take(g.batch * g.nodes);
-  l.lse = take(kl ? sizeof(float2) * g.batch * g.batch * g.np : 0);
-  l.states = take(kl ? sizeof(gkd::detail::KlRow<float>) * g.splits * g.batch * g.batch * g.np : 0);
-  l.partial = take(sizeof(double) * std::max<std::size_t>(blocks, kMergeBlocks));
+  const bool tiled_kl = kl && !g.panels;
+  l.lse = take(tiled_kl ? sizeof(float2) * g.batch * g.batch * g.np : 0);
+  l.states = take(tiled_kl ? sizeof(gkd::detail::KlRow<float>) * g.splits * g.batch * g.batch * g.np : 0);
+  l.partial = take(sizeof(double) * (g.panels ? std::size_t(panel_partials(g, kl))
+                                              : std::max<std::size_t>(blocks, kMergeBlocks)));
+  l.panel_s = take(g.panels ? sizeof(float) * g.panel_rows * g.panel_ld : 0);
+  l.panel_t = take(g.panels ? sizeof(float) * g.panel_rows * g.panel_ld : 0);
   l.total = at;
   return l;
 }
@@ -397,6 +420,48 @@ __global__ void __launch_bounds__(kThreads) kl_grad_kernel(Geometry geo, const f
   }
 }
 
+// ---- Panels: per-row kernels -------------------------------------------------------------------------
+
+// SKD, one block per panel row: partial[slot0 + r] = Σ_j w (a_s − a_t)², and the student row becomes the
+// gradient coefficients 4 w (a_s − a_t) (columns < N).
+__global__ void __launch_bounds__(kRowThreads) skd_panel_rows(Geometry geo, float weight, float* __restrict__ s,
+                                                              const float* __restrict__ t, double* __restrict__ partial,
+                                                              std::int64_t slot0) {
+  float* sr = s + blockIdx.x * geo.panel_ld;
+  const float* tr = t + blockIdx.x * geo.panel_ld;
+  float loss = 0;
+  for (std::int64_t c = threadIdx.x; c < geo.nodes; c += kRowThreads) sr[c] = gkd::detail::skd_pair(sr[c], tr[c], weight, loss);
+  __shared__ typename cub::BlockReduce<double, kRowThreads>::TempStorage temp;
+  const double total = cub::BlockReduce<double, kRowThreads>(temp).Sum(double(loss));
+  if (threadIdx.x == 0) partial[slot0 + blockIdx.x] = total;
+}
+
+// CIRKD, one block per panel row (a row of image a against all pixels of image b): the row's online
+// log-sum-exps, partial[slot0 + r] = w · KL, and (gradient wanted) the student row becomes
+// g_scale · (q − p).
+__global__ void __launch_bounds__(kRowThreads) cirkd_panel_rows(Geometry geo, float inv_tau, double weight,
+                                                                float g_scale, float* __restrict__ s,
+                                                                const float* __restrict__ t,
+                                                                double* __restrict__ partial, std::int64_t slot0,
+                                                                bool gradient) {
+  float* sr = s + blockIdx.x * geo.panel_ld;
+  const float* tr = t + blockIdx.x * geo.panel_ld;
+  gkd::detail::KlRow<float> row;
+  for (std::int64_t c = threadIdx.x; c < geo.nodes; c += kRowThreads) row.add(tr[c] * inv_tau, sr[c] * inv_tau);
+  __shared__ typename cub::BlockReduce<gkd::detail::KlRow<float>, kRowThreads>::TempStorage temp;
+  __shared__ float lse_t, lse_s;
+  row = cub::BlockReduce<gkd::detail::KlRow<float>, kRowThreads>(temp).Reduce(row, gkd::detail::MergeStates{});
+  if (threadIdx.x == 0) {
+    partial[slot0 + blockIdx.x] = weight * static_cast<double>(row.loss());
+    lse_t = row.t.value();
+    lse_s = row.s.value();
+  }
+  if (!gradient) return;
+  __syncthreads();
+  for (std::int64_t c = threadIdx.x; c < geo.nodes; c += kRowThreads)
+    sr[c] = g_scale * gkd::detail::kl_grad_coef(tr[c] * inv_tau, sr[c] * inv_tau, lse_t, lse_s);
+}
+
 // ---- host side ---------------------------------------------------------------------------------------
 
 struct Prepared {
@@ -412,6 +477,9 @@ struct Prepared {
   float2* lse() const { return reinterpret_cast<float2*>(ws + lay.lse); }
   double* partial() const { return reinterpret_cast<double*>(ws + lay.partial); }
   gkd::detail::KlRow<float>* states() const { return reinterpret_cast<gkd::detail::KlRow<float>*>(ws + lay.states); }
+  float* panel_s() const { return reinterpret_cast<float*>(ws + lay.panel_s); }
+  float* panel_t() const { return reinterpret_cast<float*>(ws + lay.panel_t); }
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F_FAST_TF32;
   dim3 grid() const {
     return dim3(static_cast<unsigned>(geo.tiles()), static_cast<unsigned>(geo.batch), static_cast<unsigned>(geo.splits));
   }
@@ -425,13 +493,15 @@ Prepared prepare(const char* op, const float* student, const float* teacher, con
   GKD_CHECK(args.eps >= 0 && std::isfinite(args.eps), op, "eps must be finite and >= 0, got " << args.eps);
   GKD_CHECK(shape.nodes < (std::int64_t(1) << 31) / kTile * kTile && shape.batch < 65536, op,
             "N " << shape.nodes << " or B " << shape.batch << " exceeds the grid limits");
-  Prepared p{geometry(shape, kl), {}, static_cast<char*>(workspace), static_cast<cudaStream_t>(stream)};
+  Prepared p{geometry(shape, kl, args.schedule), {}, static_cast<char*>(workspace), static_cast<cudaStream_t>(stream)};
   p.lay = layout(p.geo, kl);
+  p.compute = args.precise ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   GKD_CHECK(bytes >= p.lay.total, op, "workspace of " << bytes << " bytes is smaller than the " << p.lay.total << " needed");
   GKD_CHECK(reinterpret_cast<std::uintptr_t>(workspace) % 256 == 0, op, "workspace must be 256-byte aligned");
   // zero padding of the features and the gradient accumulators
   GKD_PKD_CUDA_CHECK(cudaMemsetAsync(workspace, 0, p.lay.inv_norm, p.stream));
   if (kl) GKD_PKD_CUDA_CHECK(cudaMemsetAsync(p.states(), 0, p.lay.partial - p.lay.states, p.stream));
+  if (p.geo.panels) GKD_PKD_CUDA_CHECK(cudaMemsetAsync(p.partial(), 0, p.lay.panel_s - p.lay.partial, p.stream));
   const Geometry& g = p.geo;
   const std::int64_t rows = g.batch * g.nodes;
   const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, 65535));
@@ -462,16 +532,64 @@ void finish(const char* op, const Prepared& p, float* loss, float* grad_student,
   (void)op;
 }
 
-}  // namespace
-
-std::size_t similarity_mse_workspace(const PairwiseShape& shape) {
-  check_shape("similarity_mse", shape);
-  return layout(geometry(shape, false), false).total;
+// Panels: similarity panels of rows [p0, p0 + rows) of image x against every node of image y, student
+// into panel_s and teacher into panel_t.
+void panel_similarities(const Prepared& p, std::int64_t x, std::int64_t p0, std::int64_t rows, std::int64_t y) {
+  const Geometry& g = p.geo;
+  blas::gemm_row_major(p.stream, p.compute, false, true, rows, g.nodes, g.cs, 1.0f, p.shat() + (x * g.np + p0) * g.csp,
+                       g.csp, p.shat() + y * g.np * g.csp, g.csp, 0.0f, p.panel_s(), g.panel_ld);
+  blas::gemm_row_major(p.stream, p.compute, false, true, rows, g.nodes, g.ct, 1.0f, p.that() + (x * g.np + p0) * g.ctp,
+                       g.ctp, p.that() + y * g.np * g.ctp, g.ctp, 0.0f, p.panel_t(), g.panel_ld);
 }
 
-std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape) {
+// dŝ_x[p0, p0 + rows) += G · Ŝ_y (the coefficient panel in panel_s).
+void panel_row_gradient(const Prepared& p, std::int64_t x, std::int64_t p0, std::int64_t rows, std::int64_t y) {
+  const Geometry& g = p.geo;
+  blas::gemm_row_major(p.stream, p.compute, false, false, rows, g.cs, g.nodes, 1.0f, p.panel_s(), g.panel_ld,
+                       p.shat() + y * g.np * g.csp, g.csp, 1.0f, p.dhat() + (x * g.np + p0) * g.csp, g.csp);
+}
+
+void skd_panels(const Prepared& p, float weight, bool gradient) {
+  const Geometry& g = p.geo;
+  for (std::int64_t b = 0; b < g.batch; ++b)
+    for (std::int64_t p0 = 0; p0 < g.nodes; p0 += g.panel_rows) {
+      const std::int64_t rows = std::min(g.panel_rows, g.nodes - p0);
+      panel_similarities(p, b, p0, rows, b);
+      skd_panel_rows<<<static_cast<unsigned>(rows), kRowThreads, 0, p.stream>>>(g, weight, p.panel_s(), p.panel_t(),
+                                                                                 p.partial(), b * g.np + p0);
+      GKD_PKD_CHECK_LAUNCH("skd_panel_rows");
+      if (gradient) panel_row_gradient(p, b, p0, rows, b);  // G is symmetric: the rows' sum covers both roles
+    }
+}
+
+void cirkd_panels(const Prepared& p, float inv_tau, double weight, float g_scale, bool gradient) {
+  const Geometry& g = p.geo;
+  for (std::int64_t a = 0; a < g.batch; ++a)
+    for (std::int64_t p0 = 0; p0 < g.nodes; p0 += g.panel_rows)
+      for (std::int64_t b = 0; b < g.batch; ++b) {
+        const std::int64_t rows = std::min(g.panel_rows, g.nodes - p0);
+        panel_similarities(p, a, p0, rows, b);
+        cirkd_panel_rows<<<static_cast<unsigned>(rows), kRowThreads, 0, p.stream>>>(
+            g, inv_tau, weight, g_scale, p.panel_s(), p.panel_t(), p.partial(), (a * g.batch + b) * g.np + p0, gradient);
+        GKD_PKD_CHECK_LAUNCH("cirkd_panel_rows");
+        if (!gradient) continue;
+        panel_row_gradient(p, a, p0, rows, b);
+        // dŝ_b += Gᵀ · Ŝ_a[p0, p0 + rows): the pixels of image b as columns of the pairs
+        blas::gemm_row_major(p.stream, p.compute, true, false, g.nodes, g.cs, rows, 1.0f, p.panel_s(), g.panel_ld,
+                             p.shat() + (a * g.np + p0) * g.csp, g.csp, 1.0f, p.dhat() + b * g.np * g.csp, g.csp);
+      }
+}
+
+}  // namespace
+
+std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule) {
+  check_shape("similarity_mse", shape);
+  return layout(geometry(shape, false, schedule), false).total;
+}
+
+std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule) {
   check_shape("pixel_pair_kl", shape);
-  return layout(geometry(shape, true), true).total;
+  return layout(geometry(shape, true, schedule), true).total;
 }
 
 void similarity_mse_forward(const float* student, const float* teacher, const PairwiseShape& shape,
@@ -480,6 +598,11 @@ void similarity_mse_forward(const float* student, const float* teacher, const Pa
   const Prepared p = prepare("similarity_mse", student, teacher, shape, args, loss, false, workspace, workspace_bytes, stream);
   const Geometry& g = p.geo;
   const float w = args.mean ? static_cast<float>(1.0 / (double(g.batch) * double(g.nodes) * double(g.nodes))) : 1.f;
+  if (g.panels) {
+    skd_panels(p, w, grad_student != nullptr);
+    finish("similarity_mse", p, loss, grad_student, panel_partials(g, false));
+    return;
+  }
   float* dhat = grad_student != nullptr ? p.dhat() : nullptr;
   if (args.precise) skd_kernel<true><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), w, dhat, p.partial());
   else skd_kernel<false><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), w, dhat, p.partial());
@@ -496,6 +619,11 @@ void pixel_pair_kl_forward(const float* student, const float* teacher, const Pai
   const Geometry& g = p.geo;
   const double w = args.mean ? 1.0 / (double(g.batch) * double(g.batch) * double(g.nodes)) : 1.0;
   const float inv_tau = static_cast<float>(1.0 / args.temperature), g_scale = static_cast<float>(w / args.temperature);
+  if (g.panels) {
+    cirkd_panels(p, inv_tau, w, g_scale, grad_student != nullptr);
+    finish("pixel_pair_kl", p, loss, grad_student, panel_partials(g, true));
+    return;
+  }
   if (args.precise) kl_stats_kernel<true><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, p.states());
   else kl_stats_kernel<false><<<p.grid(), kThreads, 0, p.stream>>>(g, p.shat(), p.that(), inv_tau, p.states());
   GKD_PKD_CHECK_LAUNCH("kl_stats_kernel");

@@ -57,9 +57,10 @@ struct Result {
   std::vector<float> row_loss, loss, grad;
 };
 
-/// Runs forward and backward on the GPU (None: upstream grad_rows; Mean/Sum: upstream 1.5).
+/// Runs forward and backward on the GPU (None: upstream grad_rows; Mean/Sum: upstream 1.5). `fused`
+/// (Mean/Sum): GraphKDForward::run_with_gradient instead, its unit-upstream gradient scaled by 1.5 here.
 Result run_cuda(const GraphKDConfig& c, const std::vector<float>& s, const std::vector<float>& t,
-                const std::vector<float>& grad_rows) {
+                const std::vector<float>& grad_rows, bool fused = false) {
   DeviceFloats ds(s.size()), dt(t.size()), rows(std::size_t(c.n)), gr(std::size_t(c.n)), loss(1),
       grad(std::size_t(c.n * c.student_channels));
   ds.upload(s);
@@ -69,15 +70,22 @@ Result run_cuda(const GraphKDConfig& c, const std::vector<float>& s, const std::
   const cuda::GraphKDBackward bwd(c);
   DeviceFloats lse(fwd.row_lse_count());
   char* ws = nullptr;
-  check_cuda(cudaMalloc(&ws, std::max(fwd.workspace_bytes(), bwd.workspace_bytes())), "cudaMalloc workspace");
+  check_cuda(cudaMalloc(&ws, std::max({fwd.workspace_bytes(), bwd.workspace_bytes(), fwd.gradient_workspace_bytes()})),
+             "cudaMalloc workspace");
   cudaStream_t stream = nullptr;
   check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
-  fwd.run(ds.ptr, dt.ptr, rows.ptr, lse.ptr, loss.ptr, ws, stream);
-  bwd.run(ds.ptr, dt.ptr, lse.ptr, gr.ptr, 1.5f, grad.ptr, ws, stream);
+  if (fused) {
+    fwd.run_with_gradient(ds.ptr, dt.ptr, rows.ptr, lse.ptr, loss.ptr, grad.ptr, ws, stream);
+  } else {
+    fwd.run(ds.ptr, dt.ptr, rows.ptr, lse.ptr, loss.ptr, ws, stream);
+    bwd.run(ds.ptr, dt.ptr, lse.ptr, gr.ptr, 1.5f, grad.ptr, ws, stream);
+  }
   check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   check_cuda(cudaStreamDestroy(stream), "cudaStreamDestroy");
   check_cuda(cudaFree(ws), "cudaFree");
   Result r{rows.download(std::size_t(c.n)), loss.download(1), grad.download(std::size_t(c.n * c.student_channels))};
+  if (fused)
+    for (float& v : r.grad) v *= 1.5f;
   return r;
 }
 
@@ -150,22 +158,26 @@ void check_config(GraphKDConfig c, double scale = 1.0) {
     const Reduction r = red == GraphKDReduction::None ? Reduction::None
                         : red == GraphKDReduction::Sum ? Reduction::Sum
                                                        : Reduction::Mean;
-    const Result gpu = run_cuda(cc, s.to_vector(), t.to_vector(), g.to_vector());
     auto x = s.clone().requires_grad();
     const GraphKDOptions o = cpu_options(cc, r);
     auto cpu = nce ? graph_infonce_loss(x, t, o) : graph_kd_loss(x, t, o);
-    if (r == Reduction::None) {
-      cpu.backward(g);
-      report("rows", cc, gpu.row_loss, cpu);
-      require_gpu_close(c, gpu.row_loss, cpu, tol, "row losses");
-    } else {
-      cpu.backward(Tensor<float>::scalar(1.5f));
-      report("loss", cc, gpu.loss, cpu);
-      require_gpu_close(c, gpu.loss, cpu, tol, "reduced loss");
+    if (r == Reduction::None) cpu.backward(g);
+    else cpu.backward(Tensor<float>::scalar(1.5f));
+    for (bool fused : {false, true}) {
+      if (fused && r == Reduction::None) continue;
+      INFO((fused ? "run_with_gradient" : "run, then GraphKDBackward"));
+      const Result gpu = run_cuda(cc, s.to_vector(), t.to_vector(), g.to_vector(), fused);
+      if (r == Reduction::None) {
+        report("rows", cc, gpu.row_loss, cpu);
+        require_gpu_close(c, gpu.row_loss, cpu, tol, "row losses");
+      } else {
+        report("loss", cc, gpu.loss, cpu);
+        require_gpu_close(c, gpu.loss, cpu, tol, "reduced loss");
+      }
+      for (float v : gpu.grad) REQUIRE(std::isfinite(v));
+      report("grad", cc, gpu.grad, x.grad());
+      require_gpu_close(c, gpu.grad, x.grad(), gtol, "student gradient");
     }
-    for (float v : gpu.grad) REQUIRE(std::isfinite(v));
-    report("grad", cc, gpu.grad, x.grad());
-    require_gpu_close(c, gpu.grad, x.grad(), gtol, "student gradient");
   }
 }
 
@@ -201,18 +213,20 @@ std::vector<GraphKDConfig> grid(GraphKDForm form) {
 
 }  // namespace
 
-TEST_CASE("cuda graph_kd KL equals the CPU oracle", "[cuda][graph_kd]") {
+TEST_CASE("cuda graph_kd Tiles schedule, KL, equals the CPU oracle", "[cuda][graph_kd]") {
   for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
     for (auto c : grid(GraphKDForm::KL)) {
       c.precision = precision;
+      c.schedule = cuda::Schedule::Tiles;
       check_config(c);
     }
 }
 
-TEST_CASE("cuda graph_kd InfoNCE equals the CPU oracle", "[cuda][graph_kd]") {
+TEST_CASE("cuda graph_kd Tiles schedule, InfoNCE, equals the CPU oracle", "[cuda][graph_kd]") {
   for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
     for (auto c : grid(GraphKDForm::InfoNCE)) {
       c.precision = precision;
+      c.schedule = cuda::Schedule::Tiles;
       check_config(c);
     }
 }
@@ -223,7 +237,10 @@ TEST_CASE("cuda graph_kd at tau 0.01, large norms and Sum reduction", "[cuda][gr
       auto c = config(150, 32, 32, GraphKDMask::Full, 0, 0.01f, form);
       c.precision = precision;
       c.reduction = GraphKDReduction::Sum;
-      check_config(c, 1e4);
+      for (auto schedule : {cuda::Schedule::Tiles, cuda::Schedule::Panels}) {
+        c.schedule = schedule;
+        check_config(c, 1e4);
+      }
       auto star = config(120, 64, 64, GraphKDMask::Star, 6, 0.01f, form);
       star.precision = precision;
       check_config(star);
@@ -233,6 +250,7 @@ TEST_CASE("cuda graph_kd at tau 0.01, large norms and Sum reduction", "[cuda][gr
 TEST_CASE("cuda graph_kd pixel graph N = 2048 not a tile multiple, C_s != C_t", "[cuda][graph_kd]") {
   auto c = config(2000, 128, 64, GraphKDMask::Full, 0, 0.1f);
   c.precision = GraphKDPrecision::TF32x3;
+  c.schedule = cuda::Schedule::Tiles;  // the Panels test below covers this size too
   check_config(c);
 }
 
@@ -247,7 +265,7 @@ TEST_CASE("cuda graph_kd Panels schedule equals the CPU oracle", "[cuda][graph_k
       for (auto c : configs) {
         if (c.mask == GraphKDMask::Star) continue;
         c.precision = precision;
-        c.schedule = cuda::GraphKDSchedule::Panels;
+        c.schedule = cuda::Schedule::Panels;
         check_config(c);
       }
   }
@@ -257,7 +275,7 @@ TEST_CASE("cuda graph_kd is deterministic", "[cuda][graph_kd]") {
   auto c = config(1100, 64, 48, GraphKDMask::Full, 0, 0.2f);
   const auto s = test::random<float>({1100, 64}, 1).to_vector(), t = test::random<float>({1100, 48}, 2).to_vector();
   const std::vector<float> g(1100, 1.0f);
-  for (auto schedule : {cuda::GraphKDSchedule::Tiles, cuda::GraphKDSchedule::Panels}) {
+  for (auto schedule : {cuda::Schedule::Tiles, cuda::Schedule::Panels}) {
     c.schedule = schedule;
     const Result a = run_cuda(c, s, t, g), b = run_cuda(c, s, t, g);
     REQUIRE(a.row_loss == b.row_loss);
@@ -278,10 +296,10 @@ TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][gr
   c.form = GraphKDForm::KL;
   c.mask = GraphKDMask::Star;
   c.group_size = 3;
-  c.schedule = cuda::GraphKDSchedule::Panels;
+  c.schedule = cuda::Schedule::Panels;
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("Panels") && Catch::Contains("star"));
   c.mask = GraphKDMask::Full;
-  c.schedule = cuda::GraphKDSchedule::Auto;
+  c.schedule = cuda::Schedule::Auto;
   c.n = 0;
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("non-empty"));
   c.n = 6;
@@ -290,6 +308,9 @@ TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][gr
   c.reduction = GraphKDReduction::None;
   const cuda::GraphKDBackward bwd(c);
   DeviceFloats dummy(64);
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c).run_with_gradient(dummy.ptr, dummy.ptr, dummy.ptr, dummy.ptr, nullptr,
+                                                                dummy.ptr, dummy.ptr, nullptr),
+                      Catch::Contains("Mean or Sum"));
   REQUIRE_THROWS_WITH(bwd.run(dummy.ptr, dummy.ptr, dummy.ptr, nullptr, 1.0f, dummy.ptr, dummy.ptr, nullptr),
                       Catch::Contains("grad_rows"));
 }

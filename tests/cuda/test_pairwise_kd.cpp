@@ -56,7 +56,8 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
   INFO((loss == Loss::Mse ? "similarity_mse" : "pixel_pair_kl") << " B " << shape.batch << " N " << shape.nodes << " C_s "
                                                                   << shape.cs << " C_t " << shape.ct << " tau "
                                                                   << args.temperature << " mean " << args.mean
-                                                                  << " precise " << args.precise);
+                                                                  << " precise " << args.precise << " schedule "
+                                                                  << int(args.schedule));
   const std::int64_t ns = shape.batch * shape.nodes * shape.cs, nt = shape.batch * shape.nodes * shape.ct;
   const auto s = random_floats(ns, 1000 + shape.nodes, 1.5), t = random_floats(nt, 2000 + shape.nodes, 0.7);
   // CPU oracle in double on the same float values
@@ -70,7 +71,8 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
           : gkd::pixel_pair_kl_raw(s64.data(), t64.data(), shape.batch, shape.nodes, shape.cs, shape.ct,
                                    {.temperature = args.temperature, .eps = args.eps, .reduction = r}, grad_ref.data());
   DeviceBuffer<float> ds(s), dt(t), dloss(1), dgrad(static_cast<std::size_t>(ns));
-  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape) : gkd::cuda::pixel_pair_kl_workspace(shape);
+  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape, args.schedule)
+                                              : gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule);
   DeviceBuffer<char> ws(bytes);
   if (loss == Loss::Mse) gkd::cuda::similarity_mse_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
   else gkd::cuda::pixel_pair_kl_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
@@ -94,27 +96,31 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
 
 TEST_CASE("CUDA similarity_mse equals the CPU op", "[cuda][pairwise_kd]") {
   using gkd::cuda::PairwiseShape;
-  for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
-                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70},
-                                    PairwiseShape{1, 1100, 8, 12}}) {  // 18 row tiles: 16 column splits of 1-2 tiles
-    for (bool mean : {true, false}) {
-      check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = false}, shape.nodes == 1 ? 1e-4 : 2e-2);
-      check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = true}, 1e-4);
+  for (const auto schedule : {gkd::cuda::Schedule::Tiles, gkd::cuda::Schedule::Panels})
+    for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
+                                      PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70},
+                                      PairwiseShape{1, 1100, 8, 12}}) {  // tiles: 16 column splits; panels: 3 of 512 rows
+      for (bool mean : {true, false}) {
+        check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = false, .schedule = schedule},
+                          shape.nodes == 1 ? 1e-4 : 2e-2);
+        check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = true, .schedule = schedule}, 1e-4);
+      }
     }
-  }
 }
 
 TEST_CASE("CUDA pixel_pair_kl equals the CPU op", "[cuda][pairwise_kd]") {
   using gkd::cuda::PairwiseShape;
-  for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
-                                    PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70},
-                                    PairwiseShape{3, 400, 20, 12}}) {  // 21 column tiles over 16 splits, across images
-    for (bool mean : {true, false}) {
-      check_against_cpu(Loss::Kl, shape, {.temperature = 1.0, .mean = mean}, 2e-2);
-      check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .precise = true}, 1e-4);
-      check_against_cpu(Loss::Kl, shape, {.temperature = 0.1, .mean = mean, .precise = true}, 1e-4);
+  for (const auto schedule : {gkd::cuda::Schedule::Tiles, gkd::cuda::Schedule::Panels})
+    for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 64, 16, 32},
+                                      PairwiseShape{2, 130, 64, 48}, PairwiseShape{3, 200, 33, 70},
+                                      PairwiseShape{3, 400, 20, 12},    // tiles: 21 column tiles over 16 splits
+                                      PairwiseShape{2, 600, 24, 12}}) {  // panels: 2 of 512 rows per image pair
+      for (bool mean : {true, false}) {
+        check_against_cpu(Loss::Kl, shape, {.temperature = 1.0, .mean = mean, .schedule = schedule}, 2e-2);
+        check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .precise = true, .schedule = schedule}, 1e-4);
+        check_against_cpu(Loss::Kl, shape, {.temperature = 0.1, .mean = mean, .precise = true, .schedule = schedule}, 1e-4);
+      }
     }
-  }
 }
 
 TEST_CASE("CUDA pairwise_kd_backward scales the gradient", "[cuda][pairwise_kd]") {

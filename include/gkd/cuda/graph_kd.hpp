@@ -21,8 +21,8 @@
 /// 512 rows; cuBLAS computes a panel's similarity rows [512 × graph size] into the workspace (TF32 tensor
 /// cores, or FP32 for `TF32x3`), one block per row reduces them, and the backward recomputes the panel,
 /// turns it into G in place and adds G F̂ and Gᵀ F̂_panel with two more GEMMs. Memory: O(n · C + 512 · graph
-/// size), never n × n. `schedule` picks: Auto uses panels for graphs of 2048 nodes and more, and wherever
-/// the tiles' backward would not fit in shared memory.
+/// size), never n × n. `schedule` picks (gkd/cuda/schedule.hpp): Auto uses panels for a Full mask, for
+/// block-diagonal groups of ≥ 1024 nodes and wherever the tiles' backward would not fit in shared memory.
 /// Gradients flow to the student only (the teacher is frozen).
 /// Limits: the Tiles schedule needs student_channels ≤ ~700 for the backward (its per-block accumulator
 /// lives in shared memory; run() throws gkd::Error naming the limit of the device otherwise); the Panels
@@ -40,6 +40,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gkd/cuda/schedule.hpp"
+
 namespace gkd::cuda {
 
 enum class GraphKDForm { KL, InfoNCE };
@@ -48,9 +50,6 @@ enum class GraphKDReduction { None, Mean, Sum };
 /// Arithmetic of the similarity tiles: TF32 (fast, ≈ 1e-3 relative in the logits) or TF32x3 (≈ fp32; the
 /// Panels schedule then runs its GEMMs in FP32).
 enum class GraphKDPrecision { TF32, TF32x3 };
-/// How the work is cut: fused 64 × 64 tiles (small graphs), row panels through cuBLAS (large graphs), or
-/// Auto (panels for Full / BlockDiagonal graphs of ≥ 2048 nodes or too many channels for the tiles).
-enum class GraphKDSchedule { Auto, Tiles, Panels };
 
 struct GraphKDConfig {
   std::int64_t n = 0;                 ///< nodes (rows)
@@ -63,7 +62,7 @@ struct GraphKDConfig {
   GraphKDReduction reduction = GraphKDReduction::Mean;
   GraphKDPrecision precision = GraphKDPrecision::TF32;
   float eps = 1e-12f;                 ///< norm clamp of the row normalisation
-  GraphKDSchedule schedule = GraphKDSchedule::Auto;
+  Schedule schedule = Schedule::Auto;  ///< gkd/cuda/schedule.hpp; Panels needs a Full or BlockDiagonal mask
 };
 
 /// Throws gkd::Error unless the configuration is valid (shapes, τ, group size, InfoNCE widths).
@@ -71,7 +70,7 @@ void validate(const GraphKDConfig& config);
 /// Rows with a loss term: the divisor of the Mean reduction.
 std::int64_t graph_kd_rows(const GraphKDConfig& config);
 /// The schedule run() uses for this configuration on the current device (Auto resolved).
-GraphKDSchedule graph_kd_schedule(const GraphKDConfig& config);
+Schedule graph_kd_schedule(const GraphKDConfig& config);
 
 /// Forward: per-row losses, the saved per-row log-sum-exps and the reduced loss.
 class GraphKDForward {
@@ -85,6 +84,14 @@ class GraphKDForward {
   /// may be nullptr, and is left untouched for reduction None).
   void run(const float* student, const float* teacher, float* row_loss, float* row_lse, float* loss,
            void* workspace, void* stream) const;
+  /// Bytes of device workspace run_with_gradient() needs.
+  [[nodiscard]] std::size_t gradient_workspace_bytes() const;
+  /// run(), plus grad_student [n, C_s] = ∂loss/∂F_s for a unit upstream gradient (Mean or Sum reductions;
+  /// scale it by the actual upstream gradient). The teacher is frozen, so the gradient can be formed in the
+  /// forward pass: the Panels schedule forms it from the forward's own similarity panels (4 instead of 6
+  /// GEMMs per panel for KL); the Tiles schedule runs GraphKDBackward after the forward.
+  void run_with_gradient(const float* student, const float* teacher, float* row_loss, float* row_lse, float* loss,
+                         float* grad_student, void* workspace, void* stream) const;
 
  private:
   GraphKDConfig config_;

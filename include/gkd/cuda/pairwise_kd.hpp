@@ -3,11 +3,13 @@
 /// @file
 /// CUDA kernels of the tiled pair-wise distillation losses (the CPU ops and their exact formulas are in
 /// `gkd/losses/pairwise_kd.hpp`): SKD similarity MSE and CIRKD cross-image pixel-pair KL, float32
-/// row-major device buffers student [B, N, C_s], teacher [B, N, C_t]. Similarity tiles (64 × 64) run on
-/// tensor cores (wmma TF32, fp32 accumulation; `precise` splits every operand into two TF32 parts,
-/// "3xTF32", for fp32-level similarities at 3x the tensor-core work); the per-element mathematics is
-/// `gkd/losses/detail/pairwise_tile.hpp`, shared with the CPU path. Memory: the workspace is O(B·N·C)
-/// (+ O(B²·N) for CIRKD); no N × N matrix is ever written.
+/// row-major device buffers student [B, N, C_s], teacher [B, N, C_t]. Tiles schedule: similarity tiles
+/// (64 × 64) on tensor cores (wmma TF32, fp32 accumulation; `precise` splits every operand into two TF32
+/// parts, "3xTF32", for fp32-level similarities at 3x the tensor-core work). Panels schedule (large N):
+/// cuBLAS similarity panels of 512 rows, reduced one block per row, and cuBLAS gradient GEMMs. The
+/// per-element mathematics is `gkd/losses/detail/pairwise_tile.hpp`, shared with the CPU path. Memory:
+/// the workspace is O(B·N·C) (+ O(B²·N) for CIRKD, + 2 · 512 · N floats of panels); no N × N matrix is
+/// ever written.
 ///
 /// **Gradients flow to the student only**; the teacher is frozen. `forward` computes the loss and,
 /// when `grad_student` is not null, d loss / d student for a unit loss weight (the gradient is computed
@@ -17,13 +19,15 @@
 /// @code
 ///   gkd::cuda::PairwiseShape shape{.batch = 2, .nodes = 4096, .cs = 128, .ct = 256};
 ///   gkd::cuda::PairwiseArgs args{.temperature = 0.1};
-///   std::size_t bytes = gkd::cuda::pixel_pair_kl_workspace(shape);
+///   std::size_t bytes = gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule);
 ///   // cudaMalloc(&ws, bytes); ...
 ///   gkd::cuda::pixel_pair_kl_forward(d_student, d_teacher, shape, args, d_loss, d_grad, ws, bytes, stream);
 ///   gkd::cuda::pairwise_kd_backward(d_grad_output, d_grad, 2 * 4096 * 128, stream);
 /// @endcode
 #include <cstddef>
 #include <cstdint>
+
+#include "gkd/cuda/schedule.hpp"
 
 namespace gkd::cuda {
 
@@ -32,20 +36,23 @@ struct PairwiseShape {
   std::int64_t batch = 1, nodes = 0, cs = 0, ct = 0;
 };
 
-/// Options: τ (CIRKD only), the normalisation eps, Mean (true) or Sum reduction, 3xTF32 similarities.
+/// Options: τ (CIRKD only), the normalisation eps, Mean (true) or Sum reduction, fp32-level similarities
+/// (`precise`: 3xTF32 tiles, FP32 panel GEMMs), and the schedule (gkd/cuda/schedule.hpp; Auto: panels
+/// from N = 2048 on).
 struct PairwiseArgs {
   double temperature = 1.0;
   double eps = 1e-12;
   bool mean = true;
   bool precise = false;
+  Schedule schedule = Schedule::Auto;
 };
 
-/// Workspace bytes that `similarity_mse_forward` needs for `shape`.
+/// Workspace bytes that `similarity_mse_forward` needs for `shape` under `schedule` (pass args.schedule).
 /// @throws gkd::Error for empty or negative sizes
-std::size_t similarity_mse_workspace(const PairwiseShape& shape);
-/// Workspace bytes that `pixel_pair_kl_forward` needs for `shape`.
+std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule = Schedule::Auto);
+/// Workspace bytes that `pixel_pair_kl_forward` needs for `shape` under `schedule` (pass args.schedule).
 /// @throws gkd::Error for empty or negative sizes
-std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape);
+std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule = Schedule::Auto);
 
 /// SKD: writes the loss (one float) to `loss` and, unless null, d loss / d student to `grad_student`.
 /// @throws gkd::Error for bad sizes or options, null inputs, a workspace smaller than required, or a

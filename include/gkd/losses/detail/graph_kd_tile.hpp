@@ -106,6 +106,15 @@ struct KlRow {
   }
 };
 
+/// Merges two partial states (OnlineLse, KlRow): the operator of a block-wide or parallel reduction.
+struct MergeStates {
+  template <class State>
+  GKD_HOST_DEVICE State operator()(State a, const State& b) const {
+    a.merge(b);
+    return a;
+  }
+};
+
 /// ∂KL_i/∂b_j = q_j − p_j, from the logits and the row's two log-sum-exps.
 template <class A>
 GKD_HOST_DEVICE inline A kl_grad_coef(A a, A b, A lse_t, A lse_s) {
