@@ -5,7 +5,8 @@
 #   2. run the CUDA tests (tests/cuda/);
 #   3. compute-sanitizer memcheck and racecheck on each CUDA test executable;
 #   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation), and the
-#      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda).
+#      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda), in
+#      strict FP32 and in TF32 (--tf32) on both sides.
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
 # the others. GKD_GPU_STEPS="tests memcheck racecheck bench" picks steps. GKD_GPU_BIN=<dir> runs prebuilt executables from <dir> instead of building.
@@ -78,9 +79,11 @@ for s in $steps; do
       done ;;
     bench)
       for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done
-      for net in student teacher; do
+      for net in student teacher; do  # strict FP32 on both sides, then TF32 on both sides
         [[ -n $models_step ]] && step "models_step_cuda_$net" "$limit" "$models_step" --device cuda --batch 16 \
           --net "$net" --steps 10 --warmup 3
+        [[ -n $models_step ]] && step "models_step_cuda_${net}_tf32" "$limit" "$models_step" --device cuda --batch 16 \
+          --net "$net" --steps 10 --warmup 3 --tf32
       done ;;
   esac
 done
