@@ -212,8 +212,8 @@ int main(int argc, char** argv) {
   }
   std::printf("graph_kd KL (tau %.2f) forward+backward on %s; PyTorch %s (TF32 matmuls allowed)\n", tau,
               gkd::cuda::describe_device(0).c_str(), version.c_str());
-  std::printf("%-20s %6s %4s %-6s | %-6s %9s %9s %9s %9s %7s | %9s %9s | %9s %9s %9s | %7s %7s %7s\n", "case", "N",
-              "C", "mask", "sched", "gkd ms", "fused ms", "other ms", "gkd x3 ms", "TFLOP/s", "eager ms", "compile",
+  std::printf("%-20s %6s %4s %-6s | %-6s %9s %9s %9s %15s %7s | %9s %9s | %9s %9s %9s | %7s %7s %7s\n", "case", "N",
+              "C", "mask", "sched", "gkd ms", "fused ms", "other ms", "x3 | bf16", "TFLOP/s", "eager ms", "compile",
               "gkd MiB", "eagerMiB", "compMiB", "x eager", "xe fused", "x comp");
   using S = gkd::cuda::Schedule;
   using P = gkd::cuda::GraphKDPrecision;
@@ -227,6 +227,7 @@ int main(int argc, char** argv) {
     const Measure gf = run_gkd(cfg, reps, true);
     const Measure go = other_runs ? run_gkd(make_config(c, P::TF32, tau, other), reps) : Measure{};
     const Measure g3 = c.n <= 4096 ? run_gkd(make_config(c, P::TF32x3, tau, S::Auto), reps) : Measure{};
+    const Measure g16 = c.mask != K::Star ? run_gkd(make_config(c, P::BF16, tau, S::Auto), reps, true) : Measure{};
     const std::int64_t cols = c.mask == K::Full ? c.n - 1 : c.group - 1;
     const std::int64_t rows = c.mask == K::Star ? c.n / c.group : c.n;
     const double flops = 2.0 * double(rows) * double(cols) * double(5 * c.c);
@@ -238,14 +239,15 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "%.2f", m.ms / ours.ms);
       return std::string(buf);
     };
-    std::printf("%-20s %6lld %4lld %-6s | %-6s %9.3f %9s %9s %9s %7.1f | %9s %9s | %9.1f %9s %9s | %7s %7s %7s\n",
+    std::printf("%-20s %6lld %4lld %-6s | %-6s %9.3f %9s %9s %15s %7.1f | %9s %9s | %9.1f %9s %9s | %7s %7s %7s\n",
                 c.what, static_cast<long long>(c.n), static_cast<long long>(c.c), mask_name(c.mask),
-                chosen == S::Tiles ? "tiles" : "panels", g.ms, cell(gf).c_str(), cell(go).c_str(), cell(g3).c_str(),
+                chosen == S::Tiles ? "tiles" : "panels", g.ms, cell(gf).c_str(), cell(go).c_str(),
+                (cell(g3) + "|" + cell(g16)).c_str(),
                 flops / (g.ms * 1e9), cell(e).c_str(), cell(p).c_str(), g.mib, cell(e, true).c_str(),
                 cell(p, true).c_str(), ratio(e, g).c_str(), ratio(e, gf).c_str(), ratio(p, g).c_str());
   }
   std::printf("sched: the schedule Auto picks (gkd ms: run + GraphKDBackward; fused ms: run_with_gradient, what the "
-              "autodiff op runs for Mean/Sum); other ms: the other schedule, TF32. x = PyTorch time / gkd TF32 time "
+              "autodiff op runs for Mean/Sum); other ms: the other schedule, TF32; x3 | bf16: TF32x3 (run + backward) | BF16 (fused, panels). x = PyTorch time / gkd TF32 time "
               "(> 1: gkd faster; xe fused: against the fused time); MiB: extra device memory beyond the inputs.\n");
   return 0;
 }

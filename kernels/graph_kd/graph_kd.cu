@@ -4,6 +4,7 @@
 // log-sum-exp, a recomputing backward that accumulates dF̂_s in shared memory); the Panels schedule
 // (cuBLAS similarity panels reduced one block per row); and the normalisation's backward.
 #include <cub/block/block_reduce.cuh>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -43,6 +44,7 @@ struct Dims {
   bool nce;               // InfoNCE form (else KL)
   bool panels;            // Panels schedule (else Tiles)
   bool fp32_gemm;         // panels: FP32 GEMMs (TF32x3 precision) instead of TF32
+  bool bf16_sims;         // panels: similarity GEMMs on bf16 copies of the normalised rows (BF16 precision)
   std::int64_t group;     // panels: nodes per independent graph (n for Full)
   std::int64_t panel_rows, panel_ld;  // panels: rows per panel, leading dimension of a panel row
 };
@@ -67,7 +69,7 @@ int smem_limit() {
 bool use_panels(const GraphKDConfig& c) {
   if (c.schedule != Schedule::Auto) return c.schedule == Schedule::Panels;
   if (c.mask == GraphKDMask::Star) return false;
-  return c.mask == GraphKDMask::Full || c.group_size >= kPanelMinGroup ||
+  return c.mask == GraphKDMask::Full || c.precision == GraphKDPrecision::BF16 || c.group_size >= kPanelMinGroup ||
          tile_backward_smem(round_up(c.student_channels, kChannelPad)) > std::size_t(smem_limit());
 }
 
@@ -105,6 +107,7 @@ Dims make_dims(const GraphKDConfig& c) {
   d.mask.group = c.mask == GraphKDMask::Full ? 1 : c.group_size;
   d.nce = c.form == GraphKDForm::InfoNCE;
   d.fp32_gemm = c.precision == GraphKDPrecision::TF32x3;
+  d.bf16_sims = c.precision == GraphKDPrecision::BF16;
   d.group = c.mask == GraphKDMask::Full ? c.n : c.group_size;
   d.panel_rows = std::min(kPanelRows, d.group);
   d.panel_ld = round_up(d.group, 32);
@@ -113,8 +116,8 @@ Dims make_dims(const GraphKDConfig& c) {
 
 // Workspace: normalised student [np, csp], normalised teacher [np, ctp], student norms [np]; then the
 // tiles' per-split row states [splits, np, 5] (forward) or the per-split dF̂_s [splits, np, csp] (backward;
-// splits = 1 for panels), the row weights [np] (backward), and the panels' teacher and student similarity
-// rows [panel_rows, panel_ld] each (InfoNCE: student only).
+// splits = 1 for panels), the row weights [np] (backward), the panels' teacher and student similarity
+// rows [panel_rows, panel_ld] each (InfoNCE: student only), and bf16 copies of the normalised rows (BF16).
 struct Workspace {
   float* s_hat;
   float* t_hat;
@@ -123,47 +126,56 @@ struct Workspace {
   float* weight;
   float* panel_a;
   float* panel_b;
+  __nv_bfloat16* s16;
+  __nv_bfloat16* t16;
 };
 
 std::size_t workspace_layout(const Dims& d, bool backward, void* base, Workspace* ws) {
-  auto floats = [](std::int64_t count) { return align256(sizeof(float) * std::size_t(count)); };
+  std::size_t total = 0;
+  auto take = [&](std::size_t bytes) -> void* {
+    void* at = bytes && base ? static_cast<char*>(base) + total : nullptr;
+    total += align256(bytes);
+    return at;
+  };
   const std::int64_t part = backward ? d.splits * d.np * d.csp : d.panels ? 0 : d.splits * d.np * kPartKl;
   const std::int64_t panel = d.panels ? d.panel_rows * d.panel_ld : 0;
-  const std::size_t sizes[] = {floats(d.np * d.csp), floats(d.np * d.ctp), floats(d.np), floats(part),
-                               backward ? floats(d.np) : 0,   d.nce ? 0 : floats(panel), floats(panel)};
-  if (ws) {
-    char* p = static_cast<char*>(base);
-    float** slots[] = {&ws->s_hat, &ws->t_hat, &ws->s_norm, &ws->part, &ws->weight, &ws->panel_a, &ws->panel_b};
-    for (int k = 0; k < 7; ++k) {
-      *slots[k] = sizes[k] ? reinterpret_cast<float*>(p) : nullptr;
-      p += sizes[k];
-    }
-  }
-  std::size_t total = 0;
-  for (std::size_t s : sizes) total += s;
+  constexpr std::size_t f = sizeof(float), h = sizeof(__nv_bfloat16);
+  Workspace w{};
+  w.s_hat = static_cast<float*>(take(f * std::size_t(d.np * d.csp)));
+  w.t_hat = static_cast<float*>(take(f * std::size_t(d.np * d.ctp)));
+  w.s_norm = static_cast<float*>(take(f * std::size_t(d.np)));
+  w.part = static_cast<float*>(take(f * std::size_t(part)));
+  w.weight = static_cast<float*>(take(backward ? f * std::size_t(d.np) : 0));
+  w.panel_a = static_cast<float*>(take(d.nce ? 0 : f * std::size_t(panel)));
+  w.panel_b = static_cast<float*>(take(f * std::size_t(panel)));
+  w.s16 = static_cast<__nv_bfloat16*>(take(d.bf16_sims ? h * std::size_t(d.np * d.csp) : 0));
+  w.t16 = static_cast<__nv_bfloat16*>(take(d.bf16_sims ? h * std::size_t(d.np * d.ctp) : 0));
+  if (ws) *ws = w;
   return total;
 }
 
 // ---------------------------------------------------------------- device code
 
-// One warp per (padded) row: y = x / max(‖x‖, eps), zero padding; norm[i] = ‖x‖.
+// One warp per (padded) row: y = x / max(‖x‖, eps), zero padding; norm[i] = ‖x‖ (when norm is given);
+// y16 = y rounded to bfloat16 (when y16 is given).
 __global__ void normalise_rows(const float* __restrict__ x, std::int64_t n, std::int64_t c, std::int64_t cp,
-                               std::int64_t np, float eps, float* __restrict__ y, float* __restrict__ norm) {
+                               std::int64_t np, float eps, float* __restrict__ y, float* __restrict__ norm,
+                               __nv_bfloat16* __restrict__ y16) {
   const std::int64_t row = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = int(threadIdx.x % 32);
   if (row >= np) return;
-  float* out = y + row * cp;
-  if (row >= n) {
-    for (std::int64_t k = lane; k < cp; k += 32) out[k] = 0.0f;
-    if (norm && lane == 0) norm[row] = 0.0f;
-    return;
-  }
   const float* in = x + row * c;
   float sq = 0.0f;
-  for (std::int64_t k = lane; k < c; k += 32) sq += in[k] * in[k];
-  for (int off = 16; off > 0; off /= 2) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+  if (row < n) {
+    for (std::int64_t k = lane; k < c; k += 32) sq += in[k] * in[k];
+    for (int off = 16; off > 0; off /= 2) sq += __shfl_xor_sync(0xffffffffu, sq, off);
+  }
   const float inv = gkd::detail::inv_row_norm(sq, eps);
-  for (std::int64_t k = lane; k < cp; k += 32) out[k] = k < c ? in[k] * inv : 0.0f;
+  for (std::int64_t k = lane; k < cp; k += 32) {
+    const float v = row < n && k < c ? in[k] * inv : 0.0f;
+    y[row * cp + k] = v;
+    if (y16) y16[row * cp + k] = __float2bfloat16_rn(v);
+  }
   if (norm && lane == 0) norm[row] = sqrtf(sq);
 }
 
@@ -520,10 +532,10 @@ void normalise_inputs(const Dims& d, const float* student, const float* teacher,
                       cudaStream_t stream) {
   constexpr int threads = 256;
   normalise_rows<<<blocks_for(d.np * 32, threads), threads, 0, stream>>>(student, d.n, d.cs, d.csp, d.np, eps,
-                                                                          ws.s_hat, ws.s_norm);
+                                                                          ws.s_hat, ws.s_norm, ws.s16);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
   normalise_rows<<<blocks_for(d.np * 32, threads), threads, 0, stream>>>(teacher, d.n, d.ct, d.ctp, d.np, eps,
-                                                                          ws.t_hat, nullptr);
+                                                                          ws.t_hat, nullptr, ws.t16);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
 
@@ -562,17 +574,25 @@ void launch_backward(const Dims& d, const Workspace& ws, const float* row_lse, c
 // teacher into panel_a (KL only), student (or student-teacher for InfoNCE) into panel_b.
 void panel_similarities(const Dims& d, const Workspace& ws, std::int64_t p0, std::int64_t rows, std::int64_t g0,
                         cudaStream_t stream) {
-  const cublasComputeType_t compute = d.fp32_gemm ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+  const cublasComputeType_t compute = d.fp32_gemm || d.bf16_sims ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+  const cudaDataType_t type = d.bf16_sims ? CUDA_R_16BF : CUDA_R_32F;
+  const std::size_t bytes = d.bf16_sims ? sizeof(__nv_bfloat16) : sizeof(float);
+  const char* s = d.bf16_sims ? static_cast<const char*>(static_cast<const void*>(ws.s16))
+                              : static_cast<const char*>(static_cast<const void*>(ws.s_hat));
+  const char* t = d.bf16_sims ? static_cast<const char*>(static_cast<const void*>(ws.t16))
+                              : static_cast<const char*>(static_cast<const void*>(ws.t_hat));
+  auto row_s = [&](std::int64_t row) { return s + bytes * std::size_t(row * d.csp); };
+  auto row_t = [&](std::int64_t row) { return t + bytes * std::size_t(row * d.ctp); };
   using blas::gemm_row_major;
   if (d.nce) {
-    gemm_row_major(stream, compute, false, true, rows, d.group, d.cs, 1.0f, ws.s_hat + p0 * d.csp, d.csp,
-                   ws.t_hat + g0 * d.ctp, d.ctp, 0.0f, ws.panel_b, d.panel_ld);
+    gemm_row_major(stream, compute, type, false, true, rows, d.group, d.cs, 1.0f, row_s(p0), d.csp, row_t(g0), d.ctp,
+                   0.0f, ws.panel_b, d.panel_ld);
     return;
   }
-  gemm_row_major(stream, compute, false, true, rows, d.group, d.ct, 1.0f, ws.t_hat + p0 * d.ctp, d.ctp,
-                 ws.t_hat + g0 * d.ctp, d.ctp, 0.0f, ws.panel_a, d.panel_ld);
-  gemm_row_major(stream, compute, false, true, rows, d.group, d.cs, 1.0f, ws.s_hat + p0 * d.csp, d.csp,
-                 ws.s_hat + g0 * d.csp, d.csp, 0.0f, ws.panel_b, d.panel_ld);
+  gemm_row_major(stream, compute, type, false, true, rows, d.group, d.ct, 1.0f, row_t(p0), d.ctp, row_t(g0), d.ctp,
+                 0.0f, ws.panel_a, d.panel_ld);
+  gemm_row_major(stream, compute, type, false, true, rows, d.group, d.cs, 1.0f, row_s(p0), d.csp, row_s(g0), d.csp,
+                 0.0f, ws.panel_b, d.panel_ld);
 }
 
 // Calls visit(p0, rows, g0) for every panel of every graph, in order.
@@ -615,10 +635,10 @@ void run_panels(const Dims& d, const Workspace& ws, float* row_loss, float* lse_
     if (d.nce) launch_panel_rows<true>(d, p0, rows, g0, ws, row_loss, lse_out, lse_in, gradient, stream);
     else launch_panel_rows<false>(d, p0, rows, g0, ws, row_loss, lse_out, lse_in, gradient, stream);
     if (!gradient) return;
-    blas::gemm_row_major(stream, compute, false, false, rows, d.cs, d.group, 1.0f, ws.panel_b, d.panel_ld,
+    blas::gemm_row_major(stream, compute, CUDA_R_32F, false, false, rows, d.cs, d.group, 1.0f, ws.panel_b, d.panel_ld,
                          y + g0 * ldy, ldy, 1.0f, ws.part + p0 * d.csp, d.csp);
     if (!d.nce)
-      blas::gemm_row_major(stream, compute, true, false, d.group, d.cs, rows, 1.0f, ws.panel_b, d.panel_ld,
+      blas::gemm_row_major(stream, compute, CUDA_R_32F, true, false, d.group, d.cs, rows, 1.0f, ws.panel_b, d.panel_ld,
                            ws.s_hat + p0 * d.csp, d.csp, 1.0f, ws.part + g0 * d.csp, d.csp);
   });
 }
@@ -642,6 +662,9 @@ void validate(const GraphKDConfig& c) {
                   << " mask group_size " << c.group_size << " must be >= 1 and divide n = " << c.n);
   GKD_CHECK(c.schedule != Schedule::Panels || c.mask != GraphKDMask::Star, op,
             "the Panels schedule needs a Full or BlockDiagonal mask, got a star mask (use Tiles or Auto)");
+  GKD_CHECK(c.precision != GraphKDPrecision::BF16 || (c.schedule != Schedule::Tiles && c.mask != GraphKDMask::Star), op,
+            "BF16 precision runs on the Panels schedule only: it needs a Full or BlockDiagonal mask and the Auto or "
+            "Panels schedule (use TF32 for star masks and the Tiles schedule)");
 }
 
 std::int64_t graph_kd_rows(const GraphKDConfig& c) {

@@ -18,6 +18,7 @@
 // student panel with the gradient coefficients G; the gradient is then G · Ŝ (and Gᵀ · Ŝ_panel for
 // CIRKD's columns) through cuBLAS.
 #include <cub/block/block_reduce.cuh>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -43,6 +44,7 @@ struct Geometry {
   std::int64_t batch, nodes, np, cs, ct, csp, ctp;
   std::int64_t splits;  // the column tiles of each row tile are split over this many blocks
   bool panels;          // Panels schedule (splits = 1)
+  bool bf16;            // panels: similarity GEMMs on bf16 copies of the normalised rows
   std::int64_t panel_rows, panel_ld;
   [[nodiscard]] __host__ __device__ std::int64_t tiles() const { return np / kTile; }
   [[nodiscard]] __host__ __device__ std::int64_t grad_stride() const { return batch * np * csp; }
@@ -54,10 +56,10 @@ std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m *
 
 // Enough blocks to fill the GPU (about 4 resident blocks of 45 KiB shared memory per SM): small
 // problems split every row tile's column walk over up to 16 blocks, each with its own gradient slice.
-Geometry geometry(const PairwiseShape& s, bool kl, Schedule schedule) {
+Geometry geometry(const PairwiseShape& s, bool kl, Schedule schedule, bool bf16) {
   Geometry g{s.batch, s.nodes, round_up(s.nodes, kTile), s.cs, s.ct, round_up(s.cs, kChunk), round_up(s.ct, kChunk), 1,
-             false, 0, 0};
-  g.panels = schedule == Schedule::Panels || (schedule == Schedule::Auto && s.nodes >= kPanelMinNodes);
+             false, bf16, 0, 0};
+  g.panels = schedule == Schedule::Panels || (schedule == Schedule::Auto && (bf16 || s.nodes >= kPanelMinNodes));
   g.panel_rows = std::min(kPanelRows, s.nodes);
   g.panel_ld = round_up(s.nodes, 32);
   if (g.panels) return g;
@@ -73,7 +75,8 @@ Geometry geometry(const PairwiseShape& s, bool kl, Schedule schedule) {
 
 // Workspace layout, each part aligned to 256 bytes.
 struct Layout {
-  std::size_t shat, that, dhat, inv_norm, clamped, t_inv_norm, t_clamped, lse, states, partial, panel_s, panel_t, total;
+  std::size_t shat, that, dhat, inv_norm, clamped, t_inv_norm, t_clamped, lse, states, partial, panel_s, panel_t, shat16,
+      that16, total;
 };
 
 // Loss partials of the Panels schedule: one per row of each image (pair).
@@ -104,6 +107,8 @@ Layout layout(const Geometry& g, bool kl) {
                                               : std::max<std::size_t>(blocks, kMergeBlocks)));
   l.panel_s = take(g.panels ? sizeof(float) * g.panel_rows * g.panel_ld : 0);
   l.panel_t = take(g.panels ? sizeof(float) * g.panel_rows * g.panel_ld : 0);
+  l.shat16 = take(g.bf16 ? sizeof(__nv_bfloat16) * g.batch * g.np * g.csp : 0);
+  l.that16 = take(g.bf16 ? sizeof(__nv_bfloat16) * g.batch * g.np * g.ctp : 0);
   l.total = at;
   return l;
 }
@@ -115,10 +120,12 @@ void check_shape(const char* op, const PairwiseShape& s) {
 
 // ---- device helpers ------------------------------------------------------------------------------
 
-// Normalises row r (one warp) of x [B·N, c] into the padded hat [B, Np, cp].
+// Normalises row r (one warp) of x [B·N, c] into the padded hat [B, Np, cp] (and, when hat16 is given, its
+// bfloat16 rounding at the same positions).
 __global__ void normalize_rows_kernel(const float* __restrict__ x, std::int64_t rows, std::int64_t nodes,
                                       std::int64_t np, int c, int cp, float eps, float* __restrict__ hat,
-                                      float* __restrict__ inv_norm, unsigned char* __restrict__ clamped) {
+                                      float* __restrict__ inv_norm, unsigned char* __restrict__ clamped,
+                                      __nv_bfloat16* __restrict__ hat16) {
   const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
   const int lane = threadIdx.x % 32;
   for (std::int64_t r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; r < rows; r += warps) {
@@ -127,8 +134,12 @@ __global__ void normalize_rows_kernel(const float* __restrict__ x, std::int64_t 
     for (int k = lane; k < c; k += 32) sq += xr[k] * xr[k];
     for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     const float inv = gkd::detail::inv_row_norm(sq, eps);
-    float* hr = hat + ((r / nodes) * np + r % nodes) * cp;
-    for (int k = lane; k < cp; k += 32) hr[k] = k < c ? xr[k] * inv : 0.f;
+    const std::int64_t at = ((r / nodes) * np + r % nodes) * cp;
+    for (int k = lane; k < cp; k += 32) {
+      const float v = k < c ? xr[k] * inv : 0.f;
+      hat[at + k] = v;
+      if (hat16) hat16[at + k] = __float2bfloat16_rn(v);
+    }
     if (lane == 0) {
       inv_norm[r] = inv;
       clamped[r] = !(sqrtf(sq) > eps);
@@ -479,6 +490,8 @@ struct Prepared {
   gkd::detail::KlRow<float>* states() const { return reinterpret_cast<gkd::detail::KlRow<float>*>(ws + lay.states); }
   float* panel_s() const { return reinterpret_cast<float*>(ws + lay.panel_s); }
   float* panel_t() const { return reinterpret_cast<float*>(ws + lay.panel_t); }
+  __nv_bfloat16* shat16() const { return geo.bf16 ? reinterpret_cast<__nv_bfloat16*>(ws + lay.shat16) : nullptr; }
+  __nv_bfloat16* that16() const { return geo.bf16 ? reinterpret_cast<__nv_bfloat16*>(ws + lay.that16) : nullptr; }
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F_FAST_TF32;
   dim3 grid() const {
     return dim3(static_cast<unsigned>(geo.tiles()), static_cast<unsigned>(geo.batch), static_cast<unsigned>(geo.splits));
@@ -493,7 +506,11 @@ Prepared prepare(const char* op, const float* student, const float* teacher, con
   GKD_CHECK(args.eps >= 0 && std::isfinite(args.eps), op, "eps must be finite and >= 0, got " << args.eps);
   GKD_CHECK(shape.nodes < (std::int64_t(1) << 31) / kTile * kTile && shape.batch < 65536, op,
             "N " << shape.nodes << " or B " << shape.batch << " exceeds the grid limits");
-  Prepared p{geometry(shape, kl, args.schedule), {}, static_cast<char*>(workspace), static_cast<cudaStream_t>(stream)};
+  GKD_CHECK(!args.bf16 || (!args.precise && args.schedule != Schedule::Tiles), op,
+            "bf16 similarities run on the Panels schedule only, and exclude precise (got precise "
+                << args.precise << ", schedule " << (args.schedule == Schedule::Tiles ? "Tiles" : "Panels/Auto") << ")");
+  Prepared p{geometry(shape, kl, args.schedule, args.bf16), {}, static_cast<char*>(workspace),
+             static_cast<cudaStream_t>(stream)};
   p.lay = layout(p.geo, kl);
   p.compute = args.precise ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   GKD_CHECK(bytes >= p.lay.total, op, "workspace of " << bytes << " bytes is smaller than the " << p.lay.total << " needed");
@@ -507,12 +524,12 @@ Prepared prepare(const char* op, const float* student, const float* teacher, con
   const unsigned blocks = static_cast<unsigned>(std::min<std::int64_t>((rows + 7) / 8, 65535));
   normalize_rows_kernel<<<blocks, 256, 0, p.stream>>>(student, rows, g.nodes, g.np, static_cast<int>(g.cs),
                                                       static_cast<int>(g.csp), static_cast<float>(args.eps), p.shat(),
-                                                      p.inv_norm(), p.clamped());
+                                                      p.inv_norm(), p.clamped(), p.shat16());
   GKD_PKD_CHECK_LAUNCH("normalize_rows_kernel");
   normalize_rows_kernel<<<blocks, 256, 0, p.stream>>>(teacher, rows, g.nodes, g.np, static_cast<int>(g.ct),
                                                       static_cast<int>(g.ctp), static_cast<float>(args.eps), p.that(),
                                                       reinterpret_cast<float*>(p.ws + p.lay.t_inv_norm),
-                                                      reinterpret_cast<unsigned char*>(p.ws + p.lay.t_clamped));
+                                                      reinterpret_cast<unsigned char*>(p.ws + p.lay.t_clamped), p.that16());
   GKD_PKD_CHECK_LAUNCH("normalize_rows_kernel");
   return p;
 }
@@ -536,16 +553,24 @@ void finish(const char* op, const Prepared& p, float* loss, float* grad_student,
 // into panel_s and teacher into panel_t.
 void panel_similarities(const Prepared& p, std::int64_t x, std::int64_t p0, std::int64_t rows, std::int64_t y) {
   const Geometry& g = p.geo;
-  blas::gemm_row_major(p.stream, p.compute, false, true, rows, g.nodes, g.cs, 1.0f, p.shat() + (x * g.np + p0) * g.csp,
-                       g.csp, p.shat() + y * g.np * g.csp, g.csp, 0.0f, p.panel_s(), g.panel_ld);
-  blas::gemm_row_major(p.stream, p.compute, false, true, rows, g.nodes, g.ct, 1.0f, p.that() + (x * g.np + p0) * g.ctp,
-                       g.ctp, p.that() + y * g.np * g.ctp, g.ctp, 0.0f, p.panel_t(), g.panel_ld);
+  const cudaDataType_t type = g.bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cublasComputeType_t compute = g.bf16 ? CUBLAS_COMPUTE_32F : p.compute;
+  // element (image, row, 0) of the student (s) or teacher (t) rows, float32 or bf16
+  auto at = [&](bool student, std::int64_t image, std::int64_t row) -> const void* {
+    const std::int64_t offset = (image * g.np + row) * (student ? g.csp : g.ctp);
+    if (g.bf16) return (student ? p.shat16() : p.that16()) + offset;
+    return (student ? p.shat() : p.that()) + offset;
+  };
+  blas::gemm_row_major(p.stream, compute, type, false, true, rows, g.nodes, g.cs, 1.0f, at(true, x, p0), g.csp,
+                       at(true, y, 0), g.csp, 0.0f, p.panel_s(), g.panel_ld);
+  blas::gemm_row_major(p.stream, compute, type, false, true, rows, g.nodes, g.ct, 1.0f, at(false, x, p0), g.ctp,
+                       at(false, y, 0), g.ctp, 0.0f, p.panel_t(), g.panel_ld);
 }
 
 // dŝ_x[p0, p0 + rows) += G · Ŝ_y (the coefficient panel in panel_s).
 void panel_row_gradient(const Prepared& p, std::int64_t x, std::int64_t p0, std::int64_t rows, std::int64_t y) {
   const Geometry& g = p.geo;
-  blas::gemm_row_major(p.stream, p.compute, false, false, rows, g.cs, g.nodes, 1.0f, p.panel_s(), g.panel_ld,
+  blas::gemm_row_major(p.stream, p.compute, CUDA_R_32F, false, false, rows, g.cs, g.nodes, 1.0f, p.panel_s(), g.panel_ld,
                        p.shat() + y * g.np * g.csp, g.csp, 1.0f, p.dhat() + (x * g.np + p0) * g.csp, g.csp);
 }
 
@@ -575,21 +600,21 @@ void cirkd_panels(const Prepared& p, float inv_tau, double weight, float g_scale
         if (!gradient) continue;
         panel_row_gradient(p, a, p0, rows, b);
         // dŝ_b += Gᵀ · Ŝ_a[p0, p0 + rows): the pixels of image b as columns of the pairs
-        blas::gemm_row_major(p.stream, p.compute, true, false, g.nodes, g.cs, rows, 1.0f, p.panel_s(), g.panel_ld,
+        blas::gemm_row_major(p.stream, p.compute, CUDA_R_32F, true, false, g.nodes, g.cs, rows, 1.0f, p.panel_s(), g.panel_ld,
                              p.shat() + (a * g.np + p0) * g.csp, g.csp, 1.0f, p.dhat() + b * g.np * g.csp, g.csp);
       }
 }
 
 }  // namespace
 
-std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule) {
+std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule, bool bf16) {
   check_shape("similarity_mse", shape);
-  return layout(geometry(shape, false, schedule), false).total;
+  return layout(geometry(shape, false, schedule, bf16), false).total;
 }
 
-std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule) {
+std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule, bool bf16) {
   check_shape("pixel_pair_kl", shape);
-  return layout(geometry(shape, true, schedule), true).total;
+  return layout(geometry(shape, true, schedule, bf16), true).total;
 }
 
 void similarity_mse_forward(const float* student, const float* teacher, const PairwiseShape& shape,

@@ -25,16 +25,16 @@ cublasHandle_t handle(cudaStream_t stream) {
   return h;
 }
 
-void gemm_row_major(cudaStream_t stream, cublasComputeType_t compute, bool trans_a, bool trans_b, std::int64_t m,
-                    std::int64_t n, std::int64_t k, float alpha, const float* a, std::int64_t lda, const float* b,
-                    std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+void gemm_row_major(cudaStream_t stream, cublasComputeType_t compute, cudaDataType_t ab_type, bool trans_a,
+                    bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const void* a,
+                    std::int64_t lda, const void* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   for (std::int64_t v : {m, n, k, lda, ldb, ldc})
     GKD_CHECK(v <= INT_MAX, "cublas", "GEMM argument " << v << " exceeds cuBLAS's 32-bit limit");
   if (m == 0 || n == 0) return;
   // Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: cuBLAS gets the operands swapped.
   GKD_CUBLAS_CHECK(cublasGemmEx(handle(stream), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, CUDA_R_32F,
-                                int(ldb), a, CUDA_R_32F, int(lda), &beta, c, CUDA_R_32F, int(ldc), compute,
+                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(n), int(m), int(k), &alpha, b, ab_type,
+                                int(ldb), a, ab_type, int(lda), &beta, c, CUDA_R_32F, int(ldc), compute,
                                 CUBLAS_GEMM_DEFAULT));
 }
 

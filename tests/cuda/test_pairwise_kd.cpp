@@ -6,13 +6,16 @@
 // Tolerances (relative L2 error of the gradient, relative error of the loss): TF32 rounds every
 // operand to 10 mantissa bits (2^-11 ≈ 5e-4 relative); similarities of unit rows then carry ~5e-4
 // absolute error, which the SKD difference (a_s − a_t) and the CIRKD logits (÷ τ) amplify: 2e-2 for
-// TF32 (τ ≥ 0.5). 3xTF32 recovers fp32 products: 1e-4 (τ ≥ 0.1).
+// TF32 (τ ≥ 0.5). 3xTF32 recovers fp32 products: 1e-4 (τ ≥ 0.1). bf16 similarities round to 8 mantissa
+// bits, 4x TF32's error: 8e-2 (τ ≥ 0.5; not yet measured on a GPU), on inputs rounded to bf16 first as
+// features from a bf16 autocast network are.
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <vector>
 
+#include "gkd/core/autocast.hpp"
 #include "gkd/cuda/pairwise_kd.hpp"
 #include "gkd/losses/pairwise_kd.hpp"
 #include "support/check.hpp"
@@ -57,9 +60,12 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
                                                                   << shape.cs << " C_t " << shape.ct << " tau "
                                                                   << args.temperature << " mean " << args.mean
                                                                   << " precise " << args.precise << " schedule "
-                                                                  << int(args.schedule));
+                                                                  << int(args.schedule) << " bf16 " << args.bf16);
   const std::int64_t ns = shape.batch * shape.nodes * shape.cs, nt = shape.batch * shape.nodes * shape.ct;
-  const auto s = random_floats(ns, 1000 + shape.nodes, 1.5), t = random_floats(nt, 2000 + shape.nodes, 0.7);
+  auto s = random_floats(ns, 1000 + shape.nodes, 1.5), t = random_floats(nt, 2000 + shape.nodes, 0.7);
+  if (args.bf16)
+    for (auto* v : {&s, &t})
+      for (float& x : *v) x = gkd::round_to(gkd::Precision::bf16, x);
   // CPU oracle in double on the same float values
   const std::vector<double> s64(s.begin(), s.end()), t64(t.begin(), t.end());
   std::vector<double> grad_ref(static_cast<std::size_t>(ns));
@@ -71,8 +77,8 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
           : gkd::pixel_pair_kl_raw(s64.data(), t64.data(), shape.batch, shape.nodes, shape.cs, shape.ct,
                                    {.temperature = args.temperature, .eps = args.eps, .reduction = r}, grad_ref.data());
   DeviceBuffer<float> ds(s), dt(t), dloss(1), dgrad(static_cast<std::size_t>(ns));
-  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape, args.schedule)
-                                              : gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule);
+  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape, args.schedule, args.bf16)
+                                              : gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule, args.bf16);
   DeviceBuffer<char> ws(bytes);
   if (loss == Loss::Mse) gkd::cuda::similarity_mse_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
   else gkd::cuda::pixel_pair_kl_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
@@ -123,6 +129,17 @@ TEST_CASE("CUDA pixel_pair_kl equals the CPU op", "[cuda][pairwise_kd]") {
     }
 }
 
+TEST_CASE("CUDA SKD and CIRKD with bf16 similarities on bf16 inputs equal the CPU op", "[cuda][pairwise_kd]") {
+  using gkd::cuda::PairwiseShape;
+  for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{2, 130, 64, 48},
+                                    PairwiseShape{1, 1100, 8, 12}, PairwiseShape{2, 600, 24, 12}})
+    for (bool mean : {true, false}) {
+      check_against_cpu(Loss::Mse, shape, {.mean = mean, .bf16 = true}, shape.nodes == 1 ? 1e-4 : 8e-2);
+      check_against_cpu(Loss::Kl, shape, {.temperature = 1.0, .mean = mean, .bf16 = true}, 8e-2);
+      check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .bf16 = true}, 8e-2);
+    }
+}
+
 TEST_CASE("CUDA pairwise_kd_backward scales the gradient", "[cuda][pairwise_kd]") {
   const std::vector<float> g{1.f, -2.f, 3.f, 0.5f, 7.f};
   DeviceBuffer<float> dg(g), factor(std::vector<float>{-0.5f});
@@ -139,6 +156,13 @@ TEST_CASE("CUDA pair-wise losses reject bad arguments", "[cuda][pairwise_kd]") {
   DeviceBuffer<float> s(40), t(40), loss(1);
   DeviceBuffer<char> ws(bytes);
   REQUIRE_THROWS_AS(gkd::cuda::similarity_mse_workspace(PairwiseShape{1, 0, 4, 4}), gkd::Error);
+  REQUIRE_THROWS_WITH(gkd::cuda::similarity_mse_forward(s.ptr, t.ptr, shape, {.precise = true, .bf16 = true}, loss.ptr,
+                                                        nullptr, ws.ptr, bytes),
+                      Catch::Contains("bf16"));
+  REQUIRE_THROWS_WITH(gkd::cuda::similarity_mse_forward(s.ptr, t.ptr, shape,
+                                                        {.schedule = gkd::cuda::Schedule::Tiles, .bf16 = true}, loss.ptr,
+                                                        nullptr, ws.ptr, bytes),
+                      Catch::Contains("Panels"));
   REQUIRE_THROWS_AS(gkd::cuda::pixel_pair_kl_forward(s.ptr, t.ptr, shape, {.temperature = 0.0}, loss.ptr, nullptr, ws.ptr, bytes),
                     gkd::Error);
   REQUIRE_THROWS_AS(gkd::cuda::pixel_pair_kl_forward(s.ptr, t.ptr, shape, {}, loss.ptr, nullptr, ws.ptr, bytes - 1), gkd::Error);

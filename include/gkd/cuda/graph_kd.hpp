@@ -47,9 +47,11 @@ namespace gkd::cuda {
 enum class GraphKDForm { KL, InfoNCE };
 enum class GraphKDMask { Full, BlockDiagonal, Star };
 enum class GraphKDReduction { None, Mean, Sum };
-/// Arithmetic of the similarity tiles: TF32 (fast, ≈ 1e-3 relative in the logits) or TF32x3 (≈ fp32; the
-/// Panels schedule then runs its GEMMs in FP32).
-enum class GraphKDPrecision { TF32, TF32x3 };
+/// Arithmetic of the similarity GEMMs: TF32 (fast, ≈ 1e-3 relative in the logits), TF32x3 (≈ fp32; the
+/// Panels schedule then runs its GEMMs in FP32), or BF16 (Panels only: the normalised rows are rounded to
+/// bfloat16 for the similarity GEMMs, fp32 accumulation, ≈ 4e-3 relative; the gradient GEMMs stay TF32).
+/// BF16 is the precision for features that come out of a bf16 autocast network.
+enum class GraphKDPrecision { TF32, TF32x3, BF16 };
 
 struct GraphKDConfig {
   std::int64_t n = 0;                 ///< nodes (rows)

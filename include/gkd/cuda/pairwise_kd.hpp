@@ -19,7 +19,7 @@
 /// @code
 ///   gkd::cuda::PairwiseShape shape{.batch = 2, .nodes = 4096, .cs = 128, .ct = 256};
 ///   gkd::cuda::PairwiseArgs args{.temperature = 0.1};
-///   std::size_t bytes = gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule);
+///   std::size_t bytes = gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule, args.bf16);
 ///   // cudaMalloc(&ws, bytes); ...
 ///   gkd::cuda::pixel_pair_kl_forward(d_student, d_teacher, shape, args, d_loss, d_grad, ws, bytes, stream);
 ///   gkd::cuda::pairwise_kd_backward(d_grad_output, d_grad, 2 * 4096 * 128, stream);
@@ -37,22 +37,24 @@ struct PairwiseShape {
 };
 
 /// Options: τ (CIRKD only), the normalisation eps, Mean (true) or Sum reduction, fp32-level similarities
-/// (`precise`: 3xTF32 tiles, FP32 panel GEMMs), and the schedule (gkd/cuda/schedule.hpp; Auto: panels
-/// from N = 2048 on).
+/// (`precise`: 3xTF32 tiles, FP32 panel GEMMs), bf16 similarities (`bf16`: Panels only, the normalised
+/// rows rounded to bfloat16 for the similarity GEMMs, fp32 accumulation; for features from a bf16 autocast
+/// network), and the schedule (gkd/cuda/schedule.hpp; Auto: panels from N = 2048 on, or with bf16).
 struct PairwiseArgs {
   double temperature = 1.0;
   double eps = 1e-12;
   bool mean = true;
   bool precise = false;
   Schedule schedule = Schedule::Auto;
+  bool bf16 = false;
 };
 
-/// Workspace bytes that `similarity_mse_forward` needs for `shape` under `schedule` (pass args.schedule).
+/// Workspace bytes that `similarity_mse_forward` needs for `shape` (pass args.schedule and args.bf16).
 /// @throws gkd::Error for empty or negative sizes
-std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule = Schedule::Auto);
-/// Workspace bytes that `pixel_pair_kl_forward` needs for `shape` under `schedule` (pass args.schedule).
+std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule = Schedule::Auto, bool bf16 = false);
+/// Workspace bytes that `pixel_pair_kl_forward` needs for `shape` (pass args.schedule and args.bf16).
 /// @throws gkd::Error for empty or negative sizes
-std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule = Schedule::Auto);
+std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule = Schedule::Auto, bool bf16 = false);
 
 /// SKD: writes the loss (one float) to `loss` and, unless null, d loss / d student to `grad_student`.
 /// @throws gkd::Error for bad sizes or options, null inputs, a workspace smaller than required, or a
