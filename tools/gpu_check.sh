@@ -9,7 +9,13 @@
 #      strict FP32 and in TF32 (--tf32) on both sides.
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
-# the others. GKD_GPU_STEPS="tests memcheck racecheck bench" picks steps. GKD_GPU_BIN=<dir> runs prebuilt executables from <dir> instead of building.
+# the others. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
+# one at a time, after the tests and before the sanitizers, so that nothing else shares the GPU.
+#   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps (in that order)
+#   GKD_GPU_STEP_LIMIT=400                          seconds per executable and step
+#   GKD_GPU_BIN=<dir>                               runs prebuilt executables from <dir> instead of building
+#   GKD_GPU_BUNDLE=.gpu/bundle.tar.xz               runs the executables that tools/gpu_bundle.sh packed on a
+#                                                   development machine (no build here: saves device time)
 # Dependencies missing on the machine (Eigen, xtensor, xtl, Catch2 headers) are taken from .deps/*.deb when
 # present (download them with `apt-get download libeigen3-dev libxtensor-dev xtl-dev catch2 libstb-dev`).
 set -uo pipefail
@@ -48,6 +54,15 @@ for lib in cublas cuda_runtime; do  # PyTorch's wheels also carry cuBLAS and cud
   [[ -n $d && -d $d/lib ]] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$d/lib"
 done
 
+nvidia=$(python3 -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+[[ -n $nvidia && -d $nvidia/cu13/lib ]] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$nvidia/cu13/lib"  # newer wheels
+if [[ -n ${GKD_GPU_BUNDLE:-} ]]; then
+  GKD_GPU_BIN=/tmp/gkd-gpu-bundle
+  mkdir -p "$GKD_GPU_BIN" && tar -C "$GKD_GPU_BIN" -xJf "$GKD_GPU_BUNDLE" || exit 1
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$GKD_GPU_BIN/lib"
+  source_dir=$(cat "$GKD_GPU_BIN/source_dir")  # where the benchmarks look for their PyTorch scripts
+  [[ -e $source_dir ]] || { mkdir -p "$(dirname "$source_dir")" && ln -sfn "$PWD" "$source_dir"; }
+fi
 if [[ -z ${GKD_GPU_BIN:-} ]]; then
   if [[ ! -d /usr/include/eigen3 ]] && compgen -G ".deps/*.deb" >/dev/null; then
     for f in .deps/*.deb; do dpkg -x "$f" /tmp/gkd-deps; done
@@ -68,15 +83,23 @@ fi
 tests=$(find "$bin" -maxdepth 2 -type f -name 'test_cuda_*' -perm -u+x | sort)
 benches=$(find "$bin" -maxdepth 2 -type f -name 'gkd_bench_cuda_*' -perm -u+x | sort)
 models_step=$(find "$bin" -maxdepth 2 -type f -name gkd_bench_models_step -perm -u+x | head -1)
-steps=${GKD_GPU_STEPS:-tests memcheck racecheck bench}  # a subset can be chosen
+steps=${GKD_GPU_STEPS:-tests bench memcheck racecheck}  # a subset can be chosen
 limit=${GKD_GPU_STEP_LIMIT:-400}                          # seconds per executable and step
+jobs=${GKD_GPU_JOBS:-$(nproc)}
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+# parallel <name-prefix> <command-prefix...> -- <executables...>: one step per executable, $jobs at a time.
+parallel() {
+  local prefix=$1; shift
+  local cmd=()
+  while [[ $1 != -- ]]; do cmd+=("$1"); shift; done; shift
+  export -f step; export results summary
+  printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c \
+    'step "$0$(basename "$1")" "$2" "${@:3}" "$1"' "$prefix" {} "$limit" "${cmd[@]}"
+}
 for s in $steps; do
   case $s in
-    tests) for t in $tests; do step "$(basename "$t")" "$limit" "$t" --durations yes; done ;;
-    memcheck|racecheck)
-      for t in $tests; do
-        step "${s}_$(basename "$t")" "$limit" compute-sanitizer --tool "$s" --error-exitcode 1 "$t"
-      done ;;
+    tests) parallel "" env -- $tests ;;
+    memcheck|racecheck) parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- $tests ;;
     bench)
       for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done
       for net in student teacher; do  # strict FP32 on both sides, then TF32 on both sides
