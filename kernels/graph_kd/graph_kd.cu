@@ -576,13 +576,12 @@ void panel_similarities(const Dims& d, const Workspace& ws, std::int64_t p0, std
                         cudaStream_t stream) {
   const cublasComputeType_t compute = d.fp32_gemm || d.bf16_sims ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   const cudaDataType_t type = d.bf16_sims ? CUDA_R_16BF : CUDA_R_32F;
-  const std::size_t bytes = d.bf16_sims ? sizeof(__nv_bfloat16) : sizeof(float);
-  const char* s = d.bf16_sims ? static_cast<const char*>(static_cast<const void*>(ws.s16))
-                              : static_cast<const char*>(static_cast<const void*>(ws.s_hat));
-  const char* t = d.bf16_sims ? static_cast<const char*>(static_cast<const void*>(ws.t16))
-                              : static_cast<const char*>(static_cast<const void*>(ws.t_hat));
-  auto row_s = [&](std::int64_t row) { return s + bytes * std::size_t(row * d.csp); };
-  auto row_t = [&](std::int64_t row) { return t + bytes * std::size_t(row * d.ctp); };
+  auto row_s = [&](std::int64_t row) -> const void* {  // normalised student row, float32 or bf16
+    return d.bf16_sims ? static_cast<const void*>(ws.s16 + row * d.csp) : ws.s_hat + row * d.csp;
+  };
+  auto row_t = [&](std::int64_t row) -> const void* {
+    return d.bf16_sims ? static_cast<const void*>(ws.t16 + row * d.ctp) : ws.t_hat + row * d.ctp;
+  };
   using blas::gemm_row_major;
   if (d.nce) {
     gemm_row_major(stream, compute, type, false, true, rows, d.group, d.cs, 1.0f, row_s(p0), d.csp, row_t(g0), d.ctp,

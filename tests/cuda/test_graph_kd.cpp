@@ -257,7 +257,7 @@ TEST_CASE("cuda graph_kd at tau 0.01, large norms and Sum reduction", "[cuda][gr
     }
 }
 
-TEST_CASE("cuda graph_kd pixel graph N = 2048 not a tile multiple, C_s != C_t", "[cuda][graph_kd]") {
+TEST_CASE("cuda graph_kd Tiles schedule, N = 2000 (not a tile multiple), C_s != C_t", "[cuda][graph_kd]") {
   auto c = config(2000, 128, 64, GraphKDMask::Full, 0, 0.1f);
   c.precision = GraphKDPrecision::TF32x3;
   c.schedule = cuda::Schedule::Tiles;  // the Panels test below covers this size too
