@@ -3,6 +3,7 @@
 // accumulate that sums over dims (destination stride 0: the gradient of broadcasting, sum over dims)
 // is a two-pass segmented reduction with a fixed summation order, not atomics.
 #include <algorithm>
+#include <cstdint>
 
 #include "check.hpp"
 #include "gkd/cuda/memory.hpp"
@@ -18,37 +19,65 @@ __global__ void fill_kernel(T* dst, std::int64_t n, T value) {
     dst[i] = value;
 }
 
-/// Offsets of linear index `i` (row-major over layout.shape) in the destination and source.
-__device__ inline void strided_offsets(const StridedPair& layout, std::int64_t i, std::int64_t& dst,
-                                       std::int64_t& src) {
+/// Offsets of linear index `i` (row-major over layout.shape) in the destination and source. Index is
+/// int where every index and offset fits: 64-bit division costs the GPU many instructions.
+template <class Index>
+__device__ inline void strided_offsets(const StridedPair& layout, Index i, Index& dst, Index& src) {
   dst = 0;
   src = 0;
   for (int d = layout.rank - 1; d >= 0; --d) {
-    const std::int64_t idx = i % layout.shape[d];
-    i /= layout.shape[d];
-    dst += idx * layout.dst_stride[d];
-    src += idx * layout.src_stride[d];
+    const auto size = static_cast<Index>(layout.shape[d]);
+    const Index idx = i % size;
+    i /= size;
+    dst += idx * static_cast<Index>(layout.dst_stride[d]);
+    src += idx * static_cast<Index>(layout.src_stride[d]);
+  }
+}
+
+/// dst[layout.dst] = src[layout.src], or += when kAdd (distinct destination elements: no atomics).
+template <class T, class Index, bool kAdd>
+__global__ void strided_kernel(T* dst, const T* src, StridedPair layout, Index n) {
+  for (Index i = static_cast<Index>(blockIdx.x) * static_cast<Index>(blockDim.x) + static_cast<Index>(threadIdx.x);
+       i < n; i += static_cast<Index>(blockDim.x) * static_cast<Index>(gridDim.x)) {
+    Index od = 0, os = 0;
+    strided_offsets(layout, i, od, os);
+    if constexpr (kAdd)
+      dst[od] += src[os];
+    else
+      dst[od] = src[os];
   }
 }
 
 template <class T>
-__global__ void copy_strided_kernel(T* dst, const T* src, StridedPair layout, std::int64_t n) {
+__global__ void add_contiguous_kernel(T* dst, const T* src, std::int64_t n) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
-    std::int64_t od = 0, os = 0;
-    strided_offsets(layout, i, od, os);
-    dst[od] = src[os];
-  }
+       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
+    dst[i] += src[i];
 }
 
-template <class T>
-__global__ void accumulate_strided_kernel(T* dst, const T* src, StridedPair layout, std::int64_t n) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
-    std::int64_t od = 0, os = 0;
-    strided_offsets(layout, i, od, os);
-    atomicAdd(dst + od, src[os]);
+/// Whether a merged layout is one run of consecutive elements on both sides.
+bool contiguous_run(const StridedPair& m) {
+  return m.rank == 0 || (m.rank == 1 && m.dst_stride[0] == 1 && m.src_stride[0] == 1);
+}
+
+/// Whether every index below n and every offset of `m` fits an int with room for the grid stride.
+bool fits_int(const StridedPair& m, std::int64_t n) {
+  constexpr std::int64_t kLimit = INT32_MAX / 2;
+  std::int64_t dst = 0, src = 0;
+  for (int d = 0; d < m.rank; ++d) {
+    dst += (m.shape[d] - 1) * (m.dst_stride[d] < 0 ? -m.dst_stride[d] : m.dst_stride[d]);
+    src += (m.shape[d] - 1) * (m.src_stride[d] < 0 ? -m.src_stride[d] : m.src_stride[d]);
   }
+  return n <= kLimit && dst <= kLimit && src <= kLimit;
+}
+
+template <class T, bool kAdd>
+void launch_strided(T* dst, const T* src, const StridedPair& m, std::int64_t n) {
+  if (fits_int(m, n))
+    strided_kernel<T, int, kAdd><<<grid_for(n), kBlock>>>(dst, src, m, static_cast<int>(n));
+  else
+    strided_kernel<T, std::int64_t, kAdd><<<grid_for(n), kBlock>>>(dst, src, m, n);
+  GKD_CUDA_CHECK_LAUNCH(kAdd ? "accumulate_strided" : "copy_strided");
 }
 
 std::int64_t layout_numel(const StridedPair& layout) {
@@ -60,30 +89,15 @@ std::int64_t layout_numel(const StridedPair& layout) {
 /// An accumulate whose destination repeats over some dims, split into the kept dims (one output
 /// each, m in [0, outputs)) and the summed dims (r in [0, length)), both row-major.
 struct Reduction {
-  int kept_rank = 0, summed_rank = 0;
-  std::int64_t kept_shape[kMaxRank] = {}, kept_src[kMaxRank] = {}, kept_dst[kMaxRank] = {};
+  StridedPair kept;
+  int summed_rank = 0;
   std::int64_t summed_shape[kMaxRank] = {}, summed_src[kMaxRank] = {};
   std::int64_t outputs = 1, length = 1;
 };
 
-/// Drops size-1 dims and merges neighbours that are contiguous in both the source and the
-/// destination; then splits them into kept and summed (destination stride 0) dims.
+/// Splits the merged dims of `layout` into kept and summed (destination stride 0) dims.
 Reduction plan_reduction(const StridedPair& layout) {
-  StridedPair m;
-  for (int d = 0; d < layout.rank; ++d) {
-    if (layout.shape[d] == 1) continue;
-    const int last = m.rank - 1;
-    if (last >= 0 && m.dst_stride[last] == layout.dst_stride[d] * layout.shape[d] &&
-        m.src_stride[last] == layout.src_stride[d] * layout.shape[d]) {
-      m.shape[last] *= layout.shape[d];
-      m.dst_stride[last] = layout.dst_stride[d];
-      m.src_stride[last] = layout.src_stride[d];
-      continue;
-    }
-    m.shape[m.rank] = layout.shape[d];
-    m.dst_stride[m.rank] = layout.dst_stride[d];
-    m.src_stride[m.rank++] = layout.src_stride[d];
-  }
+  const StridedPair m = merge_dims(layout);
   Reduction r;
   for (int d = 0; d < m.rank; ++d) {
     if (m.dst_stride[d] == 0) {
@@ -91,24 +105,13 @@ Reduction plan_reduction(const StridedPair& layout) {
       r.summed_src[r.summed_rank++] = m.src_stride[d];
       r.length *= m.shape[d];
     } else {
-      r.kept_shape[r.kept_rank] = m.shape[d];
-      r.kept_src[r.kept_rank] = m.src_stride[d];
-      r.kept_dst[r.kept_rank++] = m.dst_stride[d];
+      r.kept.shape[r.kept.rank] = m.shape[d];
+      r.kept.src_stride[r.kept.rank] = m.src_stride[d];
+      r.kept.dst_stride[r.kept.rank++] = m.dst_stride[d];
       r.outputs *= m.shape[d];
     }
   }
   return r;
-}
-
-__device__ inline void kept_offsets(const Reduction& p, std::int64_t m, std::int64_t& src, std::int64_t& dst) {
-  src = 0;
-  dst = 0;
-  for (int d = p.kept_rank - 1; d >= 0; --d) {
-    const std::int64_t idx = m % p.kept_shape[d];
-    m /= p.kept_shape[d];
-    src += idx * p.kept_src[d];
-    dst += idx * p.kept_dst[d];
-  }
 }
 
 __device__ inline std::int64_t summed_offset(const Reduction& p, std::int64_t r) {
@@ -127,8 +130,8 @@ __device__ inline void finish(const Reduction& p, std::int64_t m, T sum, T* part
   if (partial) {
     partial[blockIdx.y * p.outputs + m] = sum;
   } else {
-    std::int64_t so = 0, od = 0;
-    kept_offsets(p, m, so, od);
+    std::int64_t od = 0, so = 0;
+    strided_offsets(p.kept, m, od, so);
     dst[od] += sum;
   }
 }
@@ -138,8 +141,8 @@ __device__ inline void finish(const Reduction& p, std::int64_t m, T sum, T* part
 template <class T>
 __global__ void sum_rows_kernel(const T* src, Reduction p, std::int64_t chunk, T* partial, T* dst) {
   const std::int64_t m = blockIdx.x;
-  std::int64_t so = 0, od = 0;
-  kept_offsets(p, m, so, od);
+  std::int64_t od = 0, so = 0;
+  strided_offsets(p.kept, m, od, so);
   const std::int64_t begin = chunk * blockIdx.y, end = std::min(p.length, begin + chunk);
   T sum = 0;
   for (std::int64_t r = begin + threadIdx.x; r < end; r += blockDim.x) sum += src[so + summed_offset(p, r)];
@@ -159,8 +162,8 @@ template <class T>
 __global__ void sum_columns_kernel(const T* src, Reduction p, std::int64_t chunk, T* partial, T* dst) {
   const std::int64_t m = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (m >= p.outputs) return;
-  std::int64_t so = 0, od = 0;
-  kept_offsets(p, m, so, od);
+  std::int64_t od = 0, so = 0;
+  strided_offsets(p.kept, m, od, so);
   const std::int64_t begin = chunk * blockIdx.y, end = std::min(p.length, begin + chunk);
   T sum = 0;
   for (std::int64_t r = begin; r < end; ++r) sum += src[so + summed_offset(p, r)];
@@ -174,8 +177,8 @@ __global__ void sum_chunks_kernel(const T* partial, Reduction p, std::int64_t ch
   if (m >= p.outputs) return;
   T sum = 0;
   for (std::int64_t c = 0; c < chunks; ++c) sum += partial[c * p.outputs + m];
-  std::int64_t so = 0, od = 0;
-  kept_offsets(p, m, so, od);
+  std::int64_t od = 0, so = 0;
+  strided_offsets(p.kept, m, od, so);
   dst[od] += sum;
 }
 
@@ -223,8 +226,13 @@ template <Real T>
 void copy_strided(T* dst, const T* src, const StridedPair& layout) {
   const std::int64_t n = layout_numel(layout);
   if (n <= 0) return;
-  copy_strided_kernel<<<grid_for(n), kBlock>>>(dst, src, layout, n);
-  GKD_CUDA_CHECK_LAUNCH("copy_strided");
+  const StridedPair m = merge_dims(layout);
+  if (contiguous_run(m)) {
+    if (dst != src)
+      GKD_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(n) * sizeof(T), cudaMemcpyDeviceToDevice, nullptr));
+    return;
+  }
+  launch_strided<T, false>(dst, src, m, n);
 }
 
 template <Real T>
@@ -232,8 +240,13 @@ void accumulate_strided(T* dst, const T* src, const StridedPair& layout) {
   const std::int64_t n = layout_numel(layout);
   if (n <= 0) return;
   if (const Reduction p = plan_reduction(layout); p.summed_rank > 0) return accumulate_sum(dst, src, p);
-  accumulate_strided_kernel<<<grid_for(n), kBlock>>>(dst, src, layout, n);
-  GKD_CUDA_CHECK_LAUNCH("accumulate_strided");
+  const StridedPair m = merge_dims(layout);
+  if (contiguous_run(m)) {
+    add_contiguous_kernel<<<grid_for(n), kBlock>>>(dst, src, n);
+    GKD_CUDA_CHECK_LAUNCH("accumulate_strided");
+    return;
+  }
+  launch_strided<T, true>(dst, src, m, n);
 }
 
 template void fill<float>(float*, std::int64_t, float);

@@ -261,12 +261,16 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                   const bool empty = gc.numel() == 0;
                   std::unique_ptr<Convolution<T>> conv =
                       empty ? nullptr : std::make_unique<Convolution<T>>(xs, ws, ys, p, "conv2d");
+                  // cuDNN overwrites its output (beta = 0); only an empty g leaves zeros to write.
+                  const auto output = [&](const Shape& s) {
+                    return empty ? Tensor<T>::zeros(s, gc.device()) : Tensor<T>::empty(s, gc.device());
+                  };
                   if (gx) {
-                    dx = Tensor<T>::zeros(xs, gc.device());
+                    dx = output(xs);
                     if (!empty) conv->backward_data(wts.data(), gc.data(), dx.data());
                   }
                   if (gw) {
-                    dw = Tensor<T>::zeros(ws, gc.device());
+                    dw = output(ws);
                     if (!empty) conv->backward_filter(xs_.data(), gc.data(), dw.data());
                   }
                   if (gb) db = detail::sum_to(gc, Shape{1, ws[0], 1, 1}).reshape({ws[0]});
@@ -319,13 +323,16 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                   const bool none = gc.numel() == 0 || numel(xps) == 0;
                   std::unique_ptr<Convolution<T>> conv =
                       none ? nullptr : std::make_unique<Convolution<T>>(ys, ws, xps, p, "conv_transpose2d");
+                  const auto output = [&](const Shape& s) {  // as in conv2d
+                    return none ? Tensor<T>::zeros(s, gc.device()) : Tensor<T>::empty(s, gc.device());
+                  };
                   if (gx) {  // the input gradient is the forward convolution of g
-                    dx = Tensor<T>::zeros(xps, gc.device());
+                    dx = output(xps);
                     if (!none) conv->forward(gc.data(), wts.data(), dx.data());
                     if (extended) dx = dx.slice(2, 0, xs[2]).slice(3, 0, xs[3]).contiguous_copy_if_needed();
                   }
                   if (gw) {  // the filter gradient with g as the convolution's input and x as its output gradient
-                    dw = Tensor<T>::zeros(ws, gc.device());
+                    dw = output(ws);
                     if (!none) conv->backward_filter(gc.data(), xs_.data(), dw.data());
                   }
                   if (gb) db = detail::sum_to(gc, Shape{1, out_c, 1, 1}).reshape({out_c});

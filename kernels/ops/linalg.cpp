@@ -69,26 +69,26 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
                 a.shape()[r - 1] == b.shape()[r - 2],
             "matmul", "shapes " << to_string(a.shape()) << " and " << to_string(b.shape()) << " do not chain");
   const std::int64_t m = a.shape()[r - 2], k = a.shape()[r - 1], n = b.shape()[r - 1];
-  const std::int64_t batch = a.numel() / std::max<std::int64_t>(m * k, 1);
+  const std::int64_t batch = numel(Shape(a.shape().begin(), a.shape().end() - 2));  // right even when k == 0
   Shape out_shape = a.shape();
   out_shape[r - 1] = n;
   const Precision p = detail::autocast_for<T>();
   const Tensor<T> ac = detail::rounded_copy(a, p);
   const Tensor<T> bc = detail::rounded_copy(b, p);
-  Tensor<T> y = Tensor<T>::zeros(out_shape, a.device());
-  if (m * k * n != 0 && batch != 0) gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
+  Tensor<T> y = Tensor<T>::empty(out_shape, a.device());
+  gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
   detail::round_in_place(y, p);
   const bool ga = needs_grad(a), gb = needs_grad(b);
   return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
     const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> da, db;
     if (ga) {  // dA = dY Bᵀ
-      da = Tensor<T>::zeros(ac.shape(), ac.device());
-      if (m * k * n != 0) gemm_batched(gc.data(), bc.data(), da.data(), batch, m, n, k, false, true);
+      da = Tensor<T>::empty(ac.shape(), ac.device());
+      gemm_batched(gc.data(), bc.data(), da.data(), batch, m, n, k, false, true);
     }
     if (gb) {  // dB = Aᵀ dY
-      db = Tensor<T>::zeros(bc.shape(), bc.device());
-      if (m * k * n != 0) gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
+      db = Tensor<T>::empty(bc.shape(), bc.device());
+      gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
     }
     detail::round_in_place(da, p), detail::round_in_place(db, p);
     return std::vector<Tensor<T>>{da, db};
@@ -107,13 +107,13 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]), "linear",
             "bias " << to_string(bias.shape()) << " does not match weight " << to_string(weight.shape()));
   const std::int64_t in = weight.shape()[1], out = weight.shape()[0];
-  const std::int64_t rows = in ? x.numel() / in : 0;
+  const std::int64_t rows = numel(Shape(x.shape().begin(), x.shape().end() - 1));  // right even when in == 0
   Shape out_shape = x.shape();
   out_shape.back() = out;
   const Precision p = detail::autocast_for<T>();
   const Tensor<T> xc = detail::rounded_copy(x, p);
   const Tensor<T> wc = detail::rounded_copy(weight, p);
-  Tensor<T> y = Tensor<T>::zeros(out_shape, x.device());
+  Tensor<T> y = Tensor<T>::empty(out_shape, x.device());
   gemm_batched(xc.data(), wc.data(), y.data(), 1, rows, in, out, false, true);
   if (bias.defined() && y.numel() > 0) {  // y[r, o] += bias[o], in place
     const Tensor<T> bc = detail::rounded_copy(bias, p);
@@ -127,11 +127,11 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> dx, dw, db;
     if (gx) {  // dX = dY W
-      dx = Tensor<T>::zeros(xc.shape(), xc.device());
+      dx = Tensor<T>::empty(xc.shape(), xc.device());
       gemm_batched(gc.data(), wc.data(), dx.data(), 1, rows, out, in, false, false);
     }
     if (gw) {  // dW = dYᵀ X
-      dw = Tensor<T>::zeros(wc.shape(), wc.device());
+      dw = Tensor<T>::empty(wc.shape(), wc.device());
       gemm_batched(gc.data(), xc.data(), dw.data(), 1, out, rows, in, true, false);
     }
     if (gbias) db = detail::sum_to(gc.reshape({rows, out}), Shape{1, out}).reshape({out});

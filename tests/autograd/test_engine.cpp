@@ -21,6 +21,26 @@ TEST_CASE("a tensor used twice receives the sum of both paths", "[autograd]") {
   for (int i = 0; i < 3; ++i) REQUIRE(g[i] == Approx(2 * (i + 1) + std::exp(i + 1.0) - 1));
 }
 
+TEST_CASE("leaves sharing one output gradient keep separate gradient buffers", "[autograd]") {
+  // add's backward hands the same gradient to both inputs: neither leaf may take it over while the
+  // other still holds it, or the second backward would accumulate into both through one buffer.
+  auto a = Tensor<double>::from({2}, {1, 2}).requires_grad();
+  auto b = Tensor<double>::from({2}, {3, 4}).requires_grad();
+  auto y = (a + b).retain_grad();
+  y.backward(Tensor<double>::from({2}, {1, 10}), true);
+  REQUIRE(a.grad().data() != b.grad().data());
+  REQUIRE(a.grad().data() != y.grad().data());
+  y.backward(Tensor<double>::from({2}, {1, 10}));
+  REQUIRE(a.grad().to_vector() == std::vector<double>{2, 20});
+  REQUIRE(b.grad().to_vector() == std::vector<double>{2, 20});
+  REQUIRE(y.grad().to_vector() == std::vector<double>{2, 20});
+  // A leaf that is the sole holder of its gradient keeps that buffer; accumulation still adds.
+  auto w = Tensor<double>::from({2}, {1, 2}).requires_grad();
+  sum(w * w).backward();
+  sum(w * w).backward();
+  REQUIRE(w.grad().to_vector() == std::vector<double>{4, 8});
+}
+
 TEST_CASE("explicit output gradient, retain_graph and non-leaf retain_grad", "[autograd]") {
   auto x = Tensor<double>::from({2}, {1, 2}).requires_grad();
   auto h = (x * 2.0).retain_grad();

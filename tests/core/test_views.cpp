@@ -2,6 +2,8 @@
 #include "support/check.hpp"
 #include "support/golden.hpp"
 
+#include "gkd/cuda/memory.hpp"  // merge_dims: host code, no CUDA needed
+
 using namespace gkd;
 using gkd::test::random;
 using gkd::test::require_gradcheck;
@@ -57,4 +59,47 @@ TEST_CASE("view errors name the op and shapes", "[views][errors]") {
   REQUIRE_THROWS_WITH(t.unsqueeze(4), Catch::Contains("unsqueeze"));
   REQUIRE_THROWS_WITH(t.flatten(1, 0), Catch::Contains("flatten"));
   REQUIRE_THROWS_WITH(t.transpose(0, 3), Catch::Contains("transpose"));
+}
+
+namespace {
+/// The (destination, source) offset pairs of a strided layout in row-major order.
+std::vector<std::pair<std::int64_t, std::int64_t>> offset_pairs(const cuda::StridedPair& l) {
+  std::int64_t n = 1;
+  for (int d = 0; d < l.rank; ++d) n *= l.shape[d];
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::int64_t rest = i, dst = 0, src = 0;
+    for (int d = l.rank - 1; d >= 0; --d) {
+      dst += (rest % l.shape[d]) * l.dst_stride[d];
+      src += (rest % l.shape[d]) * l.src_stride[d];
+      rest /= l.shape[d];
+    }
+    out.emplace_back(dst, src);
+  }
+  return out;
+}
+cuda::StridedPair layout(std::vector<std::int64_t> shape, std::vector<std::int64_t> dst, std::vector<std::int64_t> src) {
+  cuda::StridedPair l;
+  l.rank = static_cast<int>(shape.size());
+  for (int d = 0; d < l.rank; ++d) l.shape[d] = shape[d], l.dst_stride[d] = dst[d], l.src_stride[d] = src[d];
+  return l;
+}
+}  // namespace
+
+TEST_CASE("merge_dims keeps every element pair and merges what is contiguous on both sides", "[views]") {
+  const cuda::StridedPair contiguous = layout({2, 3, 4}, {12, 4, 1}, {12, 4, 1});
+  const cuda::StridedPair transposed = layout({3, 2, 4}, {8, 4, 1}, {4, 12, 1});  // dims 0, 1 swapped in src
+  const cuda::StridedPair sliced = layout({2, 1, 3, 5}, {15, 15, 5, 1}, {30, 30, 10, 1});  // 5 of 10 columns
+  const cuda::StridedPair broadcast = layout({4, 1, 6}, {6, 6, 1}, {0, 0, 1});
+  const cuda::StridedPair single = layout({1, 1}, {1, 1}, {7, 3});
+  for (const auto& l : {contiguous, transposed, sliced, broadcast, single}) {
+    const cuda::StridedPair m = cuda::merge_dims(l);
+    REQUIRE(offset_pairs(m) == offset_pairs(l));
+  }
+  const cuda::StridedPair m = cuda::merge_dims(contiguous);
+  REQUIRE((m.rank == 1 && m.shape[0] == 24 && m.dst_stride[0] == 1 && m.src_stride[0] == 1));
+  REQUIRE(cuda::merge_dims(transposed).rank == 3);  // nothing merges across the swapped dims
+  REQUIRE(cuda::merge_dims(sliced).rank == 2);      // the size-1 dim goes, rows stay apart
+  REQUIRE(cuda::merge_dims(broadcast).rank == 2);
+  REQUIRE(cuda::merge_dims(single).rank == 0);
 }

@@ -469,6 +469,17 @@ Tensor<T> owned_copy(const Tensor<T>& g) {
   return c;
 }
 
+/// `g` itself when it is the sole owner of its whole buffer, contiguous (the engine may then
+/// accumulate into it in place, or keep it as a leaf's gradient); else an owned copy.
+template <Real T>
+Tensor<T> take_or_copy(Tensor<T>&& g) {
+  Tensor<T> t = g.detach();
+  g = Tensor<T>();
+  const bool sole = t.storage() != nullptr && t.storage().use_count() == 1 && t.is_contiguous() &&
+                    t.storage_offset() == 0 && static_cast<std::size_t>(t.numel()) == t.storage()->size();
+  return sole ? t : owned_copy(t);
+}
+
 }  // namespace detail
 
 // ---- the engine -----------------------------------------------------------------------------------
@@ -527,7 +538,9 @@ void Tensor<T>::backward(const Tensor& grad_output, bool retain_graph) const {
     if (!m->grad_fn || m->retains_grad) {
       if (m->grad) {
         detail::accumulate(*m->grad, g);
-      } else {
+      } else if (!m->grad_fn) {
+        m->grad = std::make_shared<Tensor>(detail::take_or_copy(std::move(g)));
+      } else {  // g still flows on into the node below
         m->grad = std::make_shared<Tensor>(detail::owned_copy(g));
       }
     }
@@ -551,9 +564,7 @@ void Tensor<T>::backward(const Tensor& grad_output, bool retain_graph) const {
       if (slot == grads.end()) {
         grads.emplace(in, std::move(input_grads[i]));
       } else {
-        if (slot->second.storage() == nullptr || slot->second.storage().use_count() > 1 ||
-            !slot->second.is_contiguous())
-          slot->second = detail::owned_copy(slot->second);
+        slot->second = detail::take_or_copy(std::move(slot->second));
         detail::accumulate(slot->second, input_grads[i]);
       }
     }

@@ -67,6 +67,29 @@ struct StridedPair {
   std::int64_t src_stride[kMaxRank] = {};
 };
 
+/// The same element pairs with size-1 dims dropped and neighbouring dims merged where they are
+/// contiguous in both the destination and the source (host code: kernels index fewer dims, and a
+/// fully contiguous pair becomes rank 1 with unit strides). Rank 0 means a single element.
+/// Example: shape {2, 3, 4} with both strides {12, 4, 1} merges to shape {24}, strides {1}.
+inline StridedPair merge_dims(const StridedPair& layout) {
+  StridedPair m;
+  for (int d = 0; d < layout.rank; ++d) {
+    if (layout.shape[d] == 1) continue;
+    const int last = m.rank - 1;
+    if (last >= 0 && m.dst_stride[last] == layout.dst_stride[d] * layout.shape[d] &&
+        m.src_stride[last] == layout.src_stride[d] * layout.shape[d]) {
+      m.shape[last] *= layout.shape[d];
+      m.dst_stride[last] = layout.dst_stride[d];
+      m.src_stride[last] = layout.src_stride[d];
+      continue;
+    }
+    m.shape[m.rank] = layout.shape[d];
+    m.dst_stride[m.rank] = layout.dst_stride[d];
+    m.src_stride[m.rank++] = layout.src_stride[d];
+  }
+  return m;
+}
+
 /// dst[0..n) = value on the device.
 template <Real T>
 void fill(T* dst, std::int64_t n, T value);
