@@ -102,6 +102,9 @@ for s in $steps; do
     memcheck|racecheck) parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- $tests ;;
     bench)
       for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done
+      for b in $benches; do  # graph_kd's panel height against time, for the Panels default
+        [[ $(basename "$b") == gkd_bench_cuda_graph_kd ]] && step panel_sweep "$limit" "$b" --panel-sweep
+      done
       for net in student teacher; do  # strict FP32 on both sides, then TF32 on both sides
         [[ -n $models_step ]] && step "models_step_cuda_$net" "$limit" "$models_step" --device cuda --batch 16 \
           --net "$net" --steps 10 --warmup 3

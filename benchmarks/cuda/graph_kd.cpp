@@ -9,8 +9,9 @@
 // similarity GEMMs (useful FLOPs: 2·N·cols·(2 C_s + 2 C_t + C_s), cols = columns per row of the mask).
 // A plain host program (no device code of its own), so it is a .cpp linked to gkd::cuda.
 //
-//   build/benchmarks/gkd_bench_cuda_graph_kd [--quick] [--max-n N] [--no-pytorch] [--no-compile]
-// (--quick: N ≤ 4096; --max-n: pixel graphs up to N)
+//   build/benchmarks/gkd_bench_cuda_graph_kd [--quick] [--max-n N] [--no-pytorch] [--no-compile] [--panel-sweep]
+// (--quick: N ≤ 4096; --max-n: pixel graphs up to N; --panel-sweep: instead of the table, the fused Panels
+// time of the Full-mask pixel graphs up to N = 16384 for 256 … 4096 rows per panel, TF32 and BF16)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -176,19 +177,45 @@ std::string cell(const Measure& m, bool mib = false) {
   return buf;
 }
 
+/// Fused (run_with_gradient) Panels time per panel height for the Full-mask pixel graphs up to N = 16384.
+int panel_sweep(const std::vector<Case>& cases, float tau) {
+  using P = gkd::cuda::GraphKDPrecision;
+  const std::int64_t heights[] = {256, 512, 1024, 2048, 4096};
+  std::printf("graph_kd KL (tau %.2f) fused forward+gradient, Panels schedule, on %s: ms per panel height (rows)\n", tau,
+              gkd::cuda::describe_device(0).c_str());
+  std::printf("%6s %4s %-5s", "N", "C", "prec");
+  for (auto h : heights) std::printf(" %9lld", static_cast<long long>(h));
+  std::printf("\n");
+  for (const auto& c : cases) {
+    if (c.mask != gkd::cuda::GraphKDMask::Full || c.n < 1024 || c.n > 16384) continue;
+    for (auto precision : {P::TF32, P::BF16}) {
+      std::printf("%6lld %4lld %-5s", static_cast<long long>(c.n), static_cast<long long>(c.c),
+                  precision == P::TF32 ? "tf32" : "bf16");
+      for (auto h : heights) {
+        gkd::cuda::GraphKDConfig cfg = make_config(c, precision, tau, gkd::cuda::Schedule::Panels);
+        cfg.panel_rows = h;
+        std::printf(" %9s", h > c.n ? "-" : cell(run_gkd(cfg, c.n >= 16384 ? 3 : 10, true)).c_str());
+      }
+      std::printf("\n");
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool pytorch = true, compile = true, quick = false;
+  bool pytorch = true, compile = true, quick = false, sweep = false;
   long long max_n = 1LL << 40;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-pytorch") pytorch = false;
     else if (a == "--no-compile") compile = false;
     else if (a == "--quick") quick = true;
+    else if (a == "--panel-sweep") sweep = true;
     else if (a == "--max-n" && i + 1 < argc) max_n = std::atoll(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--max-n N] [--no-pytorch] [--no-compile]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--max-n N] [--no-pytorch] [--no-compile] [--panel-sweep]\n", argv[0]);
       return 2;
     }
   }
@@ -204,6 +231,7 @@ int main(int argc, char** argv) {
   for (std::int64_t n : {1024, 4096, 16384, 65536})
     for (std::int64_t c : {128, 256, 512})
       if ((!quick || n <= 4096) && n <= max_n) cases.push_back({n, c, K::Full, 0, "pixel graph", n == 4096 && c == 512});
+  if (sweep) return panel_sweep(cases, tau);
   std::string version = "not run", cversion = "not run";
   std::map<std::string, Measure> eager, compiled;
   if (pytorch) {

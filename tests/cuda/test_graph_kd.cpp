@@ -269,6 +269,10 @@ TEST_CASE("cuda graph_kd Panels schedule equals the CPU oracle", "[cuda][graph_k
     auto configs = grid(form);
     const bool nce = form == GraphKDForm::InfoNCE;
     configs.push_back(config(2000, 128, nce ? 128 : 64, GraphKDMask::Full, 0, 0.1f, form));  // 4 panels, last short
+    configs.push_back(configs.back());
+    configs.back().panel_rows = 700;  // 3 panels, not a multiple of 32
+    configs.push_back(configs.back());
+    configs.back().panel_rows = 4096;  // one panel: the whole graph
     configs.push_back(config(2600, 40, nce ? 40 : 24, GraphKDMask::BlockDiagonal, 1300, 0.2f, form));
     configs.push_back(config(96, 1000, nce ? 1000 : 700, GraphKDMask::Full, 0, 0.5f, form));  // beyond the tiles' limit
     for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
@@ -331,6 +335,9 @@ TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][gr
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("BF16") && Catch::Contains("Tiles"));
   c.precision = GraphKDPrecision::TF32;
   c.schedule = cuda::Schedule::Auto;
+  c.panel_rows = -1;
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("panel_rows"));
+  c.panel_rows = 0;
   c.n = 0;
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("non-empty"));
   c.n = 6;
