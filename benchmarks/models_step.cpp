@@ -7,6 +7,7 @@
 //
 //   build/benchmarks/gkd_bench_models_step --net student|teacher --threads 1 [--steps 5] [--warmup 2]
 //                                          [--width 1] [--batch 4] [--device cpu|cuda] [--tf32] [--no-pytorch]
+//                                          [--conv-api legacy|graph]   (cuDNN interface, gkd/cuda/conv.hpp)
 // Float32 on both sides is strict FP32 unless --tf32 lets both use TF32 tensor cores for convolutions and
 // GEMMs (gkd::cuda::set_allow_tf32; PyTorch's cudnn.allow_tf32 and matmul.allow_tf32). PyTorch's own default
 // allows TF32 in cuDNN convolutions, so without the explicit setting the two sides would differ in precision.
@@ -24,6 +25,7 @@
 #include "gkd/models/unet_ska2.hpp"
 #include "gkd/optim/adam.hpp"
 #if defined(GKD_HAS_CUDA)
+#include "gkd/cuda/conv.hpp"
 #include "gkd/cuda/linalg.hpp"
 #include "gkd/cuda/memory.hpp"
 #endif
@@ -46,6 +48,7 @@ struct Settings {
   double width = 1.0;
   gkd::Device device = gkd::kCPU;
   bool tf32 = false;
+  std::string conv_api = "legacy";
 };
 
 TorchRun run_pytorch(const Settings& s) {
@@ -116,8 +119,9 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
     });
     if (i >= s.warmup) times.push_back(ms);
   }
-  std::printf("gkd net %s device %s batch %d threads %d%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
-              s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, s.tf32 ? " tf32" : "", median(times),
+  std::printf("gkd net %s device %s batch %d threads %d%s%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
+              s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, s.tf32 ? " tf32" : "",
+              s.device.is_cuda() ? (" conv_api " + s.conv_api).c_str() : "", median(times),
               static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), peak_mib(s.device));
   std::fflush(stdout);
   return median(times);
@@ -138,13 +142,18 @@ int main(int argc, char** argv) {
     else if (a == "--device" && i + 1 < argc) s.device = std::string(argv[++i]) == "cuda" ? gkd::cuda_device() : gkd::kCPU;
     else if (a == "--net" && i + 1 < argc) s.net = argv[++i];
     else if (a == "--tf32") s.tf32 = true;
+    else if (a == "--conv-api" && i + 1 < argc) s.conv_api = argv[++i];
     else if (a == "--no-pytorch") pytorch = false;
     else {
       std::cerr << "usage: " << argv[0]
                 << " [--net student|teacher] [--threads N] [--steps N] [--warmup N] [--width W] [--batch N]"
-                   " [--device cpu|cuda] [--tf32] [--no-pytorch]\n";
+                   " [--device cpu|cuda] [--tf32] [--no-pytorch] [--conv-api legacy|graph]\n";
       return 2;
     }
+  }
+  if (s.conv_api != "legacy" && s.conv_api != "graph") {
+    std::cerr << "--conv-api must be legacy or graph\n";
+    return 2;
   }
   if (s.net != "student" && s.net != "teacher") {
     std::cerr << "--net must be student or teacher\n";
@@ -153,6 +162,7 @@ int main(int argc, char** argv) {
   gkd::set_num_threads(s.threads);
 #if defined(GKD_HAS_CUDA)
   gkd::cuda::set_allow_tf32(s.tf32);
+  gkd::cuda::set_conv_api(s.conv_api == "graph" ? gkd::cuda::ConvApi::Graph : gkd::cuda::ConvApi::Legacy);
 #else
   if (s.tf32 && s.device.is_cuda()) std::cerr << "--tf32: this build has no CUDA backend\n";
 #endif

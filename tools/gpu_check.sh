@@ -6,7 +6,8 @@
 #   3. compute-sanitizer memcheck and racecheck on each CUDA test executable;
 #   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation), and the
 #      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda), in
-#      strict FP32 and in TF32 (--tf32) on both sides.
+#      strict FP32 and in TF32 (--tf32) on both sides, with gkd's convolutions through cuDNN's legacy and
+#      graph API (--conv-api); and graph_kd's panel-height sweep (--panel-sweep).
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
 # the others. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
@@ -105,11 +106,14 @@ for s in $steps; do
       for b in $benches; do  # graph_kd's panel height against time, for the Panels default
         [[ $(basename "$b") == gkd_bench_cuda_graph_kd ]] && step panel_sweep "$limit" "$b" --panel-sweep
       done
-      for net in student teacher; do  # strict FP32 on both sides, then TF32 on both sides
-        [[ -n $models_step ]] && step "models_step_cuda_$net" "$limit" "$models_step" --device cuda --batch 16 \
-          --net "$net" --steps 10 --warmup 3
-        [[ -n $models_step ]] && step "models_step_cuda_${net}_tf32" "$limit" "$models_step" --device cuda --batch 16 \
-          --net "$net" --steps 10 --warmup 3 --tf32
+      # strict FP32 on both sides, then TF32 on both sides; gkd's convolutions through each cuDNN API
+      for net in student teacher; do
+        for api in legacy graph; do
+          [[ -n $models_step ]] && step "models_step_cuda_${net}_$api" "$limit" "$models_step" --device cuda \
+            --batch 16 --net "$net" --steps 10 --warmup 3 --conv-api $api
+          [[ -n $models_step ]] && step "models_step_cuda_${net}_${api}_tf32" "$limit" "$models_step" --device cuda \
+            --batch 16 --net "$net" --steps 10 --warmup 3 --conv-api $api --tf32
+        done
       done ;;
   esac
 done

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// conv2d and conv_transpose2d through cuDNN's legacy API with autograd. Each direction's algorithm
+// conv2d and conv_transpose2d through cuDNN with autograd: the graph API (ops/conv_graph.hpp) when
+// chosen and it has an engine, else the legacy API, where each direction's algorithm
 // is benchmarked once per geometry (cudnnFind*AlgorithmEx) and cached; workspaces come from the
 // caching allocator; float32 runs FMA math unless TF32 is allowed; float64 prefers deterministic
 // algorithms. Under autocast they round as the CPU ops do (gkd/ops/autocast.hpp), computing in float32.
 #include "gkd/cuda/conv.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,11 +16,14 @@
 
 #include "gkd/cuda/linalg.hpp"
 #include "gkd/ops/conv.hpp"
+#include "ops/conv_graph.hpp"
 #include "ops/dnn.hpp"
 #include "ops/elementwise_kernels.hpp"
 
 namespace gkd::cuda {
 namespace {
+
+std::atomic<int> chosen_api{-1};  // -1 until GKD_CUDNN_API is read
 
 using dnn::FilterDesc;
 using dnn::TensorDesc;
@@ -128,8 +134,24 @@ struct Convolution {
   }
   static constexpr bool kDeterministic = std::is_same_v<T, double>;
 
+  /// Runs direction `d` through the graph API when it is chosen and has an engine for this geometry.
+  bool graph_api(dnn::ConvDirection d, const T* xp, const T* wp, const T* yp) const {
+    if (conv_api() != ConvApi::Graph) return false;
+    dnn::ConvProblem q;
+    q.direction = d;
+    q.type = dnn::data_type<T>();
+    q.strict = strict;
+    q.deterministic = kDeterministic;
+    q.xs = xs, q.ws = ws, q.ys = ys;
+    q.stride[0] = p.stride_h, q.stride[1] = p.stride_w;
+    q.pad[0] = p.pad_h, q.pad[1] = p.pad_w;
+    q.dilation[0] = p.dilation_h, q.dilation[1] = p.dilation_w;
+    return dnn::run_graph_convolution(q, const_cast<T*>(xp), const_cast<T*>(wp), const_cast<T*>(yp));
+  }
+
   /// y = conv(x, w).
   void forward(const T* xp, const T* wp, T* yp) const {
+    if (graph_api(dnn::ConvDirection::Forward, xp, wp, yp)) return;
     const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
         key(kForward), strict, kDeterministic, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
@@ -153,6 +175,7 @@ struct Convolution {
 
   /// dx = the input gradient of conv for output gradient g (overwritten).
   void backward_data(const T* wp, const T* gp, T* dxp) const {
+    if (graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp)) return;
     const Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
         key(kBackwardData), strict, kDeterministic, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
@@ -176,6 +199,7 @@ struct Convolution {
 
   /// dw = the filter gradient of conv for input x and output gradient g (overwritten).
   void backward_filter(const T* xp, const T* gp, T* dwp) const {
+    if (graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp)) return;
     const Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
         key(kBackwardFilter), strict, kDeterministic, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
@@ -225,6 +249,23 @@ void check_devices(std::string_view op, const Tensor<T>& x, const Tensor<T>& wei
 }
 
 }  // namespace
+
+void set_conv_api(ConvApi api) { chosen_api.store(static_cast<int>(api)); }
+
+ConvApi conv_api() {
+  int api = chosen_api.load();
+  if (api < 0) {
+    const char* env = std::getenv("GKD_CUDNN_API");
+    const std::string_view value = env ? env : "legacy";
+    GKD_CHECK(value == "legacy" || value == "graph", "conv_api",
+              "environment variable GKD_CUDNN_API is '" << value << "'; expected legacy or graph");
+    api = static_cast<int>(value == "graph" ? ConvApi::Graph : ConvApi::Legacy);
+    int unset = -1;
+    chosen_api.compare_exchange_strong(unset, api);  // a concurrent set_conv_api wins
+    api = chosen_api.load();
+  }
+  return static_cast<ConvApi>(api);
+}
 
 template <Real T>
 Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias, const ConvParams& p) {

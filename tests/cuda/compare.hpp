@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "gkd/cuda/conv.hpp"
 #include "support/check.hpp"
 
 namespace gkd::test {
@@ -23,6 +24,20 @@ Tensor<T> random_integers(const Shape& shape, std::int64_t bound, std::uint64_t 
     t.data()[i] = static_cast<T>(static_cast<std::int64_t>(gen.uniform(0, double(bound))) % bound);
   return t;
 }
+
+/// Runs convolutions through one cuDNN interface while in scope, then restores the previous one.
+class UseConvApi {
+ public:
+  explicit UseConvApi(cuda::ConvApi api) : previous_(cuda::conv_api()) { cuda::set_conv_api(api); }
+  ~UseConvApi() { cuda::set_conv_api(previous_); }
+  UseConvApi(const UseConvApi&) = delete;
+  UseConvApi& operator=(const UseConvApi&) = delete;
+  static std::string name(cuda::ConvApi api) { return api == cuda::ConvApi::Graph ? "graph API" : "legacy API"; }
+
+ private:
+  cuda::ConvApi previous_;
+};
+inline constexpr cuda::ConvApi kConvApis[] = {cuda::ConvApi::Legacy, cuda::ConvApi::Graph};
 
 /// Requires f(gpu inputs) == f(cpu inputs) within `forward_tol` and the input gradients within
 /// `backward_tol` (relative, see require_close). Inputs that should get no gradient are listed in

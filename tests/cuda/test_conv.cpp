@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // conv2d through cuDNN against the CPU implementation: forward, input, weight and bias gradients,
-// with stride, padding, dilation, groups and depthwise, float32 (FMA math) and float64; and conv2d,
+// with stride, padding, dilation, groups and depthwise, float32 (FMA math) and float64, through the legacy
+// and the graph cuDNN API; and conv2d,
 // conv_transpose2d, matmul and linear under gkd::Autocast (bf16, f16) against the CPU's autocast.
 #include <catch2/catch.hpp>
 
@@ -30,17 +31,30 @@ TEST_CASE("conv2d matches the CPU forward and backward", "[cuda][conv]") {
       {"depthwise", {2, 5, 8, 8}, {5, 1, 3, 3}, 1, 1, 1, 5},
       {"1x1", {3, 6, 5, 4}, {2, 6, 1, 1}, 1, 0, 1, 1},
   };
-  for (const auto& c : cases) {
-    const auto x = random<float>(c.x, 81);
-    const auto w = random<float>(c.w, 82, 0.3f);
-    const auto b = random<float>({c.w[0]}, 83);
-    require_gpu_matches_cpu<float>(
-        [&c](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], c.stride, c.padding, c.dilation, c.groups); },
-        {x, w, b}, 1e-4, 1e-4, "float32 " + c.name);
-    require_gpu_matches_cpu<double>(
-        [&c](const auto& in) { return gkd::conv2d(in[0], in[1], Tensor<double>(), c.stride, c.padding, c.dilation, c.groups); },
-        {random<double>(c.x, 84), random<double>(c.w, 85)}, 1e-10, 1e-10, "float64 " + c.name);
+  for (const auto api : gkd::test::kConvApis) {
+    const gkd::test::UseConvApi use(api);
+    for (const auto& c : cases) {
+      const std::string name = c.name + ", " + gkd::test::UseConvApi::name(api);
+      const auto x = random<float>(c.x, 81);
+      const auto w = random<float>(c.w, 82, 0.3f);
+      const auto b = random<float>({c.w[0]}, 83);
+      require_gpu_matches_cpu<float>(
+          [&c](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], c.stride, c.padding, c.dilation, c.groups); },
+          {x, w, b}, 1e-4, 1e-4, "float32 " + name);
+      require_gpu_matches_cpu<double>(
+          [&c](const auto& in) {
+            return gkd::conv2d(in[0], in[1], Tensor<double>(), c.stride, c.padding, c.dilation, c.groups);
+          },
+          {random<double>(c.x, 84), random<double>(c.w, 85)}, 1e-10, 1e-10, "float64 " + name);
+    }
   }
+}
+
+TEST_CASE("GKD_CUDNN_API and set_conv_api choose the cuDNN interface", "[cuda][conv]") {
+  const gkd::test::UseConvApi use(gkd::cuda::ConvApi::Graph);
+  REQUIRE(gkd::cuda::conv_api() == gkd::cuda::ConvApi::Graph);
+  gkd::cuda::set_conv_api(gkd::cuda::ConvApi::Legacy);
+  REQUIRE(gkd::cuda::conv_api() == gkd::cuda::ConvApi::Legacy);
 }
 
 TEST_CASE("conv2d on the GPU rejects bad shapes like the CPU", "[cuda][conv]") {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // conv_transpose2d through cuDNN against the CPU implementation: forward, input, weight and bias
 // gradients with stride, padding, output_padding (also >= stride, < dilation), dilation and groups,
-// float32 (FMA math) and float64; each geometry runs twice, the second pass on cached algorithms.
+// float32 (FMA math) and float64, through the legacy and the graph cuDNN API; each geometry runs twice
+// per API, the second pass on cached algorithms or plans.
 #include <catch2/catch.hpp>
 
 #include "compare.hpp"
@@ -36,9 +37,11 @@ TEST_CASE("conv_transpose2d matches the CPU forward and backward", "[cuda][conv]
       {"stride (1, 2), dilation (3, 3), output_padding (2, 1), padding 1", {1, 2, 6, 5}, {2, 4, 2, 3}, {1, 2}, 1,
        {2, 1}, 2, 3},
   };
-  for (int pass = 0; pass < 2; ++pass) {
+  for (int pass = 0; pass < 4; ++pass) {
+    const auto api = gkd::test::kConvApis[pass / 2];
+    const gkd::test::UseConvApi use(api);
     for (const auto& c : cases) {
-      const std::string name = c.name + (pass ? " (cached algorithms)" : "");
+      const std::string name = c.name + ", " + gkd::test::UseConvApi::name(api) + (pass % 2 ? " (cached plans)" : "");
       const auto x = random<float>(c.x, 91);
       const auto w = random<float>(c.w, 92, 0.3f);
       const auto b = random<float>({c.w[1] * c.groups}, 93);
@@ -66,19 +69,26 @@ TEST_CASE("conv2d and conv_transpose2d with TF32 allowed choose their own algori
   const auto x = random<float>({2, 8, 9, 9}, 104);
   const auto w = random<float>({8, 6, 3, 3}, 105, 0.3f);
   const auto b = random<float>({6}, 106);
-  {
+  for (const auto api : gkd::test::kConvApis) {
+    const gkd::test::UseConvApi use(api);
     const AllowTf32 allow;
     // TF32 keeps 10 mantissa bits of each product: about 1e-3 relative per term, so a loose bound that
     // still catches any wrong layout or algorithm (those are off by O(1)).
     require_gpu_matches_cpu<float>(
         [](const auto& in) { return gkd::conv_transpose2d(in[0], in[1], in[2], 2, 1, 1); }, {x, w, b}, 5e-2, 5e-2,
-        "conv_transpose2d, TF32 allowed");
+        "conv_transpose2d, TF32 allowed, " + gkd::test::UseConvApi::name(api));
     require_gpu_matches_cpu<float>([](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], 1, 1); },
-                                   {x, random<float>({6, 8, 3, 3}, 107, 0.3f), b}, 5e-2, 5e-2, "conv2d, TF32 allowed");
+                                   {x, random<float>({6, 8, 3, 3}, 107, 0.3f), b}, 5e-2, 5e-2,
+                                   "conv2d, TF32 allowed, " + gkd::test::UseConvApi::name(api));
   }
-  // The same geometries again without TF32: strict FP32 algorithms, cached under their own key.
-  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::conv_transpose2d(in[0], in[1], in[2], 2, 1, 1); },
-                                 {x, w, b}, 1e-4, 1e-4, "conv_transpose2d, TF32 forbidden again");
+  // The same geometries again without TF32: strict FP32 algorithms or engines, cached under their own
+  // key (a TF32 one would miss 1e-4).
+  for (const auto api : gkd::test::kConvApis) {
+    const gkd::test::UseConvApi use(api);
+    require_gpu_matches_cpu<float>(
+        [](const auto& in) { return gkd::conv_transpose2d(in[0], in[1], in[2], 2, 1, 1); }, {x, w, b}, 1e-4, 1e-4,
+        "conv_transpose2d, TF32 forbidden again, " + gkd::test::UseConvApi::name(api));
+  }
 }
 
 TEST_CASE("conv_transpose2d on the GPU: only the weight needs a gradient", "[cuda][conv]") {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// CUDA conv2d and conv_transpose2d through cuDNN (legacy API): forward, input and weight gradients,
+/// CUDA conv2d and conv_transpose2d through cuDNN (legacy or graph API): forward, input and weight gradients,
 /// with groups (depthwise included), stride, padding, dilation and (transposed) output_padding.
 /// The algorithm of each direction is benchmarked once per geometry, element type and TF32 setting
 /// (cudnnFindConvolution*AlgorithmEx, on the real buffers, with a workspace from the caching
@@ -20,6 +20,23 @@
 #include "gkd/core/tensor.hpp"
 
 namespace gkd::cuda {
+
+/// The cuDNN interface that runs conv2d and conv_transpose2d on the GPU.
+/// - Legacy (the default): cudnnFind*AlgorithmEx as described above.
+/// - Graph: cuDNN's graph (backend) API, which reaches engines the legacy API does not. cuDNN's
+///   heuristics list engine configurations; those the precision forbids are dropped (TF32 and other
+///   tensor-core or down-converting engines for strict float32, non-deterministic ones for float64
+///   where a deterministic one exists); the first 8 that build within a 1 GiB workspace are timed
+///   once on the real buffers and the fastest plan is cached per geometry. A geometry with no usable
+///   engine runs on the legacy API.
+/// The environment variable GKD_CUDNN_API (legacy or graph) sets the initial choice.
+/// @code
+///   gkd::cuda::set_conv_api(gkd::cuda::ConvApi::Graph);
+/// @endcode
+enum class ConvApi { Legacy, Graph };
+void set_conv_api(ConvApi api);
+/// The current choice (reads GKD_CUDNN_API on first use; throws gkd::Error for any other value).
+ConvApi conv_api();
 
 /// Stride, padding, dilation (height, width) and groups of a 2-D convolution.
 struct ConvParams {

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: Apache-2.0
+// Convolutions through cuDNN's graph (backend) API: descriptors, heuristics, plan choice and execution.
+#include "ops/conv_graph.hpp"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "gkd/cuda/memory.hpp"
+#include "ops/dnn.hpp"
+
+namespace gkd::cuda::dnn {
+namespace {
+
+/// An owned backend descriptor. `set` and `finalize` throw gkd::Error naming the failing call.
+class Descriptor {
+ public:
+  explicit Descriptor(cudnnBackendDescriptorType_t type) { GKD_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d_)); }
+  ~Descriptor() {
+    if (d_) (void)cudnnBackendDestroyDescriptor(d_);
+  }
+  Descriptor(Descriptor&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
+  Descriptor& operator=(Descriptor&& o) noexcept {
+    std::swap(d_, o.d_);
+    return *this;
+  }
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+
+  template <class V>
+  Descriptor& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, std::int64_t count,
+                  const V* values) {
+    GKD_CUDNN_CHECK(cudnnBackendSetAttribute(d_, name, type, count, values));
+    return *this;
+  }
+  Descriptor& set(cudnnBackendAttributeName_t name, const Descriptor& value) {
+    return set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &value.d_);
+  }
+  void finalize() { GKD_CUDNN_CHECK(cudnnBackendFinalize(d_)); }
+  [[nodiscard]] bool try_finalize() { return cudnnBackendFinalize(d_) == CUDNN_STATUS_SUCCESS; }
+  [[nodiscard]] cudnnBackendDescriptor_t get() const { return d_; }
+
+ private:
+  cudnnBackendDescriptor_t d_ = nullptr;
+};
+
+/// Unique ids of the three tensors in every plan and variant pack.
+constexpr std::int64_t kUidX = 'x', kUidW = 'w', kUidY = 'y';
+constexpr std::int64_t kMaxWorkspace = std::int64_t{1} << 30;
+constexpr int kTimedCandidates = 8;
+
+Descriptor tensor(std::int64_t uid, cudnnDataType_t type, const Shape& s, std::int64_t alignment) {
+  const std::int64_t dims[4] = {s[0], s[1], s[2], s[3]};
+  const std::int64_t strides[4] = {s[1] * s[2] * s[3], s[2] * s[3], s[3], 1};
+  Descriptor t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type)
+      .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims)
+      .set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides)
+      .set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)
+      .set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &alignment);
+  t.finalize();
+  return t;
+}
+
+/// The operation graph of one convolution direction (a single node).
+Descriptor operation_graph(const ConvProblem& p, std::int64_t alignment) {
+  const Descriptor x = tensor(kUidX, p.type, p.xs, alignment), w = tensor(kUidW, p.type, p.ws, alignment),
+                   y = tensor(kUidY, p.type, p.ys, alignment);
+  const std::int64_t spatial = 2;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &p.type)
+      .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)
+      .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &spatial)
+      .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 2, p.dilation)
+      .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, 2, p.stride)
+      .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, 2, p.pad)
+      .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 2, p.pad);
+  conv.finalize();
+
+  const float alpha_f = 1, beta_f = 0;
+  const double alpha_d = 1, beta_d = 0;
+  const bool dbl = p.type == CUDNN_DATA_DOUBLE;
+  const cudnnBackendAttributeType_t scalar = dbl ? CUDNN_TYPE_DOUBLE : CUDNN_TYPE_FLOAT;
+  const void* alpha = dbl ? static_cast<const void*>(&alpha_d) : &alpha_f;
+  const void* beta = dbl ? static_cast<const void*>(&beta_d) : &beta_f;
+  using Names = std::tuple<cudnnBackendDescriptorType_t, cudnnBackendAttributeName_t, cudnnBackendAttributeName_t,
+                           cudnnBackendAttributeName_t, cudnnBackendAttributeName_t, cudnnBackendAttributeName_t,
+                           cudnnBackendAttributeName_t>;  // type, x, w, y, conv, alpha, beta
+  const Names names =
+      p.direction == ConvDirection::Forward
+          ? Names{CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA}
+      : p.direction == ConvDirection::BackwardData
+          ? Names{CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX,        CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY,        CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA,     CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA}
+          : Names{CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X,       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,      CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
+                  CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,   CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA};
+  const auto [type, x_name, w_name, y_name, conv_name, alpha_name, beta_name] = names;
+  Descriptor op(type);
+  op.set(x_name, x).set(w_name, w).set(y_name, y).set(conv_name, conv);
+  op.set(alpha_name, scalar, 1, alpha).set(beta_name, scalar, 1, beta);
+  op.finalize();
+
+  cudnnHandle_t h = handle();
+  const cudnnBackendDescriptor_t ops = op.get();
+  Descriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h)
+      .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ops);
+  graph.finalize();
+  return graph;
+}
+
+/// The engine configurations cuDNN's heuristics list for `graph` in `mode`, best first (none if the
+/// heuristic cannot serve the graph).
+std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode) {
+  Descriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  heur.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph).set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
+  if (!heur.try_finalize()) return {};
+  std::int64_t count = 0;
+  if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                               nullptr) != CUDNN_STATUS_SUCCESS)
+    return {};
+  std::vector<Descriptor> configs;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (std::int64_t i = 0; i < count; ++i) {
+    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    raw.push_back(configs.back().get());
+  }
+  std::int64_t returned = 0;
+  GKD_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                           count, &returned, raw.data()));
+  configs.erase(configs.begin() + std::clamp<std::int64_t>(returned, 0, count), configs.end());
+  return configs;
+}
+
+/// The numerical notes of an engine configuration's engine.
+std::vector<cudnnBackendNumericalNote_t> numerical_notes(const Descriptor& config) {
+  Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  cudnnBackendDescriptor_t e = engine.get();
+  std::int64_t n = 0;
+  GKD_CUDNN_CHECK(
+      cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &e));
+  cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  GKD_CUDNN_CHECK(cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                                           CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes));
+  return {notes, notes + std::clamp<std::int64_t>(n, 0, CUDNN_NUMERICAL_NOTE_TYPE_COUNT)};
+}
+
+struct Plan {
+  Descriptor plan{CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR};
+  std::int64_t workspace = 0;
+};
+
+/// A finalised execution plan of `config`, or null when cuDNN cannot build it or it needs more than
+/// the workspace cap.
+std::unique_ptr<Plan> build_plan(const Descriptor& config) {
+  auto p = std::make_unique<Plan>();
+  cudnnHandle_t h = handle();
+  p->plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h)
+      .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config);
+  if (!p->plan.try_finalize()) return nullptr;
+  std::int64_t n = 0;
+  GKD_CUDNN_CHECK(cudnnBackendGetAttribute(p->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                           1, &n, &p->workspace));
+  return p->workspace <= kMaxWorkspace ? std::move(p) : nullptr;
+}
+
+void execute(const Plan& plan, void* x, void* w, void* y, void* workspace) {
+  void* pointers[3] = {x, w, y};
+  const std::int64_t uids[3] = {kUidX, kUidW, kUidY};
+  Descriptor pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, pointers)
+      .set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids)
+      .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+  pack.finalize();
+  GKD_CUDNN_CHECK(cudnnBackendExecute(handle(), plan.plan.get(), pack.get()));
+}
+
+/// Milliseconds of one run of `plan` on the real buffers (after one untimed run).
+float time_plan(const Plan& plan, void* x, void* w, void* y, void* workspace) {
+  cudaEvent_t start, stop;
+  GKD_CUDA_CHECK(cudaEventCreate(&start));
+  GKD_CUDA_CHECK(cudaEventCreate(&stop));
+  float ms = 0;
+  try {
+    execute(plan, x, w, y, workspace);
+    GKD_CUDA_CHECK(cudaEventRecord(start));
+    execute(plan, x, w, y, workspace);
+    GKD_CUDA_CHECK(cudaEventRecord(stop));
+    GKD_CUDA_CHECK(cudaEventSynchronize(stop));
+    GKD_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  } catch (...) {
+    (void)cudaEventDestroy(start), (void)cudaEventDestroy(stop);
+    throw;
+  }
+  (void)cudaEventDestroy(start), (void)cudaEventDestroy(stop);
+  return ms;
+}
+
+/// Whether the precision allows an engine with these notes (`relaxed`: a non-deterministic float64 one).
+/// Inputs converted below the element type, or reduced-precision sums, never are; tensor cores (TF32
+/// for float32) only unless strict.
+bool allowed(const ConvProblem& p, const std::vector<cudnnBackendNumericalNote_t>& notes, bool relaxed) {
+  for (auto n : notes) {
+    if (n == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS || n == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)
+      return false;
+    if (p.strict && n == CUDNN_NUMERICAL_NOTE_TENSOR_CORE) return false;
+    if (p.deterministic && !relaxed && n == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) return false;
+  }
+  return true;
+}
+
+/// The fastest allowed plan for `p`, timed on the given buffers; null when there is none.
+std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, void* x, void* w, void* y) {
+  std::vector<Descriptor> configs;
+  try {
+    const Descriptor graph = operation_graph(p, alignment);
+    for (auto mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK})
+      for (auto& c : engine_configs(graph, mode)) configs.push_back(std::move(c));
+  } catch (const Error&) {
+    return nullptr;  // the graph API does not describe this problem: the legacy API will
+  }
+  for (bool relaxed : {false, true}) {
+    std::vector<std::unique_ptr<Plan>> candidates;
+    for (const auto& c : configs) {
+      if (static_cast<int>(candidates.size()) == kTimedCandidates) break;
+      try {
+        if (!allowed(p, numerical_notes(c), relaxed)) continue;
+        if (auto plan = build_plan(c)) candidates.push_back(std::move(plan));
+      } catch (const Error&) {  // an engine cuDNN cannot describe or build here
+      }
+    }
+    if (candidates.empty()) continue;
+    std::int64_t most = 0;
+    for (const auto& c : candidates) most = std::max(most, c->workspace);
+    std::unique_ptr<Workspace> ws;
+    try {
+      ws = std::make_unique<Workspace>(static_cast<std::size_t>(most));
+    } catch (const Error&) {  // out of memory: time those that need no workspace
+      ws = std::make_unique<Workspace>(0);
+    }
+    std::unique_ptr<Plan> best;
+    float best_ms = 0;
+    for (auto& c : candidates) {
+      if (static_cast<std::size_t>(c->workspace) > ws->bytes) continue;
+      float ms = 0;
+      try {
+        ms = time_plan(*c, x, w, y, ws->ptr);
+      } catch (const Error&) {  // an engine that fails to run this problem
+        continue;
+      }
+      if (!best || ms < best_ms) {
+        best = std::move(c);
+        best_ms = ms;
+      }
+    }
+    if (best) return best;
+  }
+  return nullptr;
+}
+
+/// The largest power of two up to 16 that divides every pointer.
+std::int64_t alignment_of(const void* x, const void* w, const void* y) {
+  const auto bits = reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(w) |
+                    reinterpret_cast<std::uintptr_t>(y) | std::uintptr_t{16};
+  return static_cast<std::int64_t>(bits & (~bits + 1));
+}
+
+}  // namespace
+
+bool run_graph_convolution(const ConvProblem& p, void* x, void* w, void* y) {
+  using Key = std::tuple<int, int, bool, bool, Shape, Shape, Shape, std::int64_t, std::int64_t, std::int64_t,
+                         std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+  const std::int64_t alignment = alignment_of(x, w, y);
+  const Key key{static_cast<int>(p.direction), static_cast<int>(p.type), p.strict, p.deterministic, p.xs, p.ws, p.ys,
+                p.stride[0], p.stride[1], p.pad[0], p.pad[1], p.dilation[0], p.dilation[1], alignment};
+  static std::mutex mutex;
+  static std::map<Key, std::unique_ptr<Plan>> cache;  // null: no usable engine
+  const Plan* plan = nullptr;
+  {
+    std::lock_guard lock(mutex);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, choose_plan(p, alignment, x, w, y)).first;
+    plan = it->second.get();
+  }
+  if (!plan) return false;
+  const Workspace ws(static_cast<std::size_t>(plan->workspace));
+  execute(*plan, x, w, y, ws.ptr);
+  return true;
+}
+
+}  // namespace gkd::cuda::dnn
