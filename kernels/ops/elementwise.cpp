@@ -22,10 +22,13 @@ Tensor<T> unary_op(std::string_view name, UnaryOp op, const Tensor<T>& x, T p, T
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
   launch_unary(op, xc.data(), y.data(), x.numel(), p, q);
-  return record(name, y, {x}, [xc, y = y.detach(), op, p, q](const Tensor<T>& g) {
+  const DerivativeOf of = derivative_of(op);
+  Tensor<T> kept = of == DerivativeOf::Input ? xc : of == DerivativeOf::Output ? y.detach() : Tensor<T>();
+  return record(name, y, {x}, [kept = std::move(kept), op, p, q](const Tensor<T>& g) {
     const Tensor<T> gc = g.contiguous_copy_if_needed();
     Tensor<T> gx = Tensor<T>::empty(gc.shape(), gc.device());
-    launch_unary_backward(op, gc.data(), xc.data(), y.data(), gx.data(), gc.numel(), p, q);
+    const T* v = kept.defined() ? kept.data() : gc.data();  // the operand the derivative reads
+    launch_unary_backward(op, gc.data(), v, v, gx.data(), gc.numel(), p, q);
     return std::vector<Tensor<T>>{gx};
   });
 }
@@ -73,11 +76,14 @@ template <Real T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> y = binary_values(BinaryOp::Mul, a, b, "mul");
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record("mul", y, {a, b}, [a = a.detach(), b = b.detach(), ga, gb](const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{
-        ga ? detail::sum_to(binary_values(BinaryOp::Mul, g, b, "mul"), a.shape()) : Tensor<T>(),
-        gb ? detail::sum_to(binary_values(BinaryOp::Mul, g, a, "mul"), b.shape()) : Tensor<T>()};
-  });
+  // Each operand is kept only for the other's gradient.
+  return record("mul", y, {a, b},
+                [a = gb ? a.detach() : Tensor<T>(), b = ga ? b.detach() : Tensor<T>(), sa = a.shape(), sb = b.shape(),
+                 ga, gb](const Tensor<T>& g) {
+                  return std::vector<Tensor<T>>{
+                      ga ? detail::sum_to(binary_values(BinaryOp::Mul, g, b, "mul"), sa) : Tensor<T>(),
+                      gb ? detail::sum_to(binary_values(BinaryOp::Mul, g, a, "mul"), sb) : Tensor<T>()};
+                });
 }
 
 template <Real T>

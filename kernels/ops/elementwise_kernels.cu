@@ -62,8 +62,8 @@ __device__ T unary_derivative(UnaryOp op, T v, T y, T p, T q) {
     case UnaryOp::AddScalar: return T(1);
     case UnaryOp::MulScalar: return p;
     case UnaryOp::PowScalar: return p == T(0) ? T(0) : p * pow(v, p - T(1));
-    case UnaryOp::Relu: return v > T(0) ? T(1) : T(0);
-    case UnaryOp::Relu6: return v > T(0) && v < T(6) ? T(1) : T(0);
+    case UnaryOp::Relu: return y > T(0) ? T(1) : T(0);                // y > 0 iff v > 0
+    case UnaryOp::Relu6: return y > T(0) && y < T(6) ? T(1) : T(0);  // 0 < y < 6 iff 0 < v < 6
     case UnaryOp::LeakyRelu: return v > T(0) ? T(1) : p;
     case UnaryOp::Sigmoid: return y * (T(1) - y);
     case UnaryOp::Tanh: return T(1) - y * y;

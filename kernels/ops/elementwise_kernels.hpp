@@ -20,10 +20,23 @@ enum class UnaryOp {
 /// KeepIf and DropIf are (a != 0 ? b : 0) and (a != 0 ? 0 : b), the two gradients of where.
 enum class BinaryOp { Add, Sub, Mul, Div, NegMul, Pow, Gt, Lt, Eq, PowBaseGrad, MulLog, KeepIf, DropIf };
 
+/// What op's derivative reads (unary_derivative in elementwise_kernels.cu): the input, the output,
+/// or neither. Backward keeps only that tensor.
+enum class DerivativeOf { Input, Output, Nothing };
+constexpr DerivativeOf derivative_of(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg: case UnaryOp::AddScalar: case UnaryOp::MulScalar: return DerivativeOf::Nothing;
+    case UnaryOp::Relu: case UnaryOp::Relu6: case UnaryOp::Sigmoid: case UnaryOp::Tanh: case UnaryOp::Exp:
+    case UnaryOp::Sqrt: return DerivativeOf::Output;
+    default: return DerivativeOf::Input;
+  }
+}
+
 /// y[i] = op(x[i]).
 template <class T>
 void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p, T q = T(0));
-/// gx[i] = g[i] * op'(x[i], y[i]).
+/// gx[i] = g[i] * op'(x[i], y[i]); only the operand derivative_of(op) names is read (pass any
+/// readable n-element buffer for the other).
 template <class T>
 void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p, T q = T(0));
 /// out[i] = op(a[i], b[i]); `layout` (dst strides unused) gives a's strides as `dst_stride` and b's as

@@ -79,15 +79,17 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
   detail::round_in_place(y, p);
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
+  // Each operand is kept only for the other's gradient.
+  return record("matmul", y, {a, b}, [ac = gb ? ac : Tensor<T>(), bc = ga ? bc : Tensor<T>(), sa = a.shape(),
+                                      sb = b.shape(), batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
     const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> da, db;
     if (ga) {  // dA = dY Bᵀ
-      da = Tensor<T>::empty(ac.shape(), ac.device());
+      da = Tensor<T>::empty(sa, gc.device());
       gemm_batched(gc.data(), bc.data(), da.data(), batch, m, n, k, false, true);
     }
     if (gb) {  // dB = Aᵀ dY
-      db = Tensor<T>::empty(bc.shape(), bc.device());
+      db = Tensor<T>::empty(sb, gc.device());
       gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
     }
     detail::round_in_place(da, p), detail::round_in_place(db, p);
@@ -123,15 +125,18 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   }
   detail::round_in_place(y, p);
   const bool gx = needs_grad(x), gw = needs_grad(weight), gbias = needs_grad(bias);
-  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias, p](const Tensor<T>& g) {
+  // The input is kept only for the weight's gradient and the weight only for the input's.
+  return record("linear", y, {x, weight, bias}, [xc = gw ? xc : Tensor<T>(), wc = gx ? wc : Tensor<T>(),
+                                                 sx = x.shape(), sw = weight.shape(), rows, in, out, gx, gw, gbias,
+                                                 p](const Tensor<T>& g) {
     const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> dx, dw, db;
     if (gx) {  // dX = dY W
-      dx = Tensor<T>::empty(xc.shape(), xc.device());
+      dx = Tensor<T>::empty(sx, gc.device());
       gemm_batched(gc.data(), wc.data(), dx.data(), 1, rows, out, in, false, false);
     }
     if (gw) {  // dW = dYᵀ X
-      dw = Tensor<T>::empty(wc.shape(), wc.device());
+      dw = Tensor<T>::empty(sw, gc.device());
       gemm_batched(gc.data(), xc.data(), dw.data(), 1, out, rows, in, true, false);
     }
     if (gbias) db = detail::sum_to(gc.reshape({rows, out}), Shape{1, out}).reshape({out});

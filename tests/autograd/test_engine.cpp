@@ -93,6 +93,34 @@ TEST_CASE("saved buffers are released after backward", "[autograd]") {
   REQUIRE(saved.expired());
 }
 
+TEST_CASE("unary ops keep only the operand their derivative reads", "[autograd]") {
+  auto x = Tensor<double>::from({4}, {-1, 0.5, 2, -3}).requires_grad();
+  auto kept_after = [&](auto op) {  // whether the graph keeps op's input alive
+    std::weak_ptr<Storage<double>> input;
+    Tensor<double> y;
+    {
+      const auto h = x * 2.0;  // mul by a scalar keeps nothing
+      input = h.storage();
+      y = op(h);
+    }
+    const bool kept = !input.expired();
+    sum(y).backward();
+    return kept;
+  };
+  REQUIRE(!kept_after([](const auto& h) { return relu(h); }));  // relu and relu6 keep their output
+  REQUIRE(!kept_after([](const auto& h) { return relu6(h); }));
+  REQUIRE(!kept_after([](const auto& h) { return sigmoid(h); }));
+  REQUIRE(kept_after([](const auto& h) { return leaky_relu(h, 0.1); }));  // its derivative reads the input
+  // Every backward above added to x.grad: 2 * (relu' + relu6' + sigmoid' + leaky_relu') at 2x.
+  const auto g = x.grad().to_vector();
+  const std::vector<double> h{-2, 1, 4, -6};
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const double s = 1 / (1 + std::exp(-h[i]));
+    const double expected = 2 * ((h[i] > 0) + (h[i] > 0 && h[i] < 6) + s * (1 - s) + (h[i] > 0 ? 1 : 0.1));
+    REQUIRE(g[i] == Approx(expected));
+  }
+}
+
 TEST_CASE("deep graphs do not overflow the stack", "[autograd]") {
   auto x = Tensor<double>::scalar(1.0).requires_grad();
   auto y = x;

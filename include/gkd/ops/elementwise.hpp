@@ -103,13 +103,22 @@ Tensor<T> zip3(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c, F f, 
   return out;
 }
 
-/// Records a unary op whose input gradient is g * dfdx(x, y).
-template <Real T, class F, class D>
-Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, D dfdx) {
+/// What the derivative of a unary op is a function of: the input, the output, or neither (a constant).
+/// Backward keeps only that tensor alive (relu's keeps its output, which the next op usually keeps anyway).
+enum class DerivativeOf { Input, Output, Nothing };
+
+/// Records y = f(x) elementwise, whose input gradient is g * derivative(v), v the input, the output or
+/// (Nothing) zero, as `of` says.
+template <DerivativeOf of, Real T, class F, class D>
+Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, D derivative) {
   check_cpu(x, op);
   Tensor<T> y = map(x, f);
-  return record(op, y, {x}, [x = x.detach(), y = y.detach(), dfdx, op](const Tensor<T>& g) {
-    return std::vector<Tensor<T>>{zip3(g, x, y, [dfdx](T gi, T xi, T yi) { return gi * dfdx(xi, yi); }, op)};
+  Tensor<T> kept = of == DerivativeOf::Input ? x.detach() : of == DerivativeOf::Output ? y.detach() : Tensor<T>();
+  return record(op, y, {x}, [kept = std::move(kept), derivative, op](const Tensor<T>& g) {
+    if constexpr (of == DerivativeOf::Nothing)
+      return std::vector<Tensor<T>>{map(g, [d = derivative(T(0))](T gi) { return gi * d; })};
+    else
+      return std::vector<Tensor<T>>{zip(g, kept, [derivative](T gi, T v) { return gi * derivative(v); }, op)};
   });
 }
 
@@ -178,28 +187,28 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> neg(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "neg", neg(x));
-  return detail::unary("neg", x, [](T v) { return -v; }, [](T, T) { return T(-1); });
+  return detail::unary<detail::DerivativeOf::Nothing>("neg", x, [](T v) { return -v; }, [](T) { return T(-1); });
 }
 
 /// x + s, x * s and friends for a scalar s (no tensor is allocated for s).
 template <Real T>
 Tensor<T> add(const Tensor<T>& x, T s) {
   GKD_CUDA_DISPATCH(x.device(), "add_scalar", add_scalar(x, s));
-  return detail::unary("add_scalar", x, [s](T v) { return v + s; }, [](T, T) { return T(1); });
+  return detail::unary<detail::DerivativeOf::Nothing>("add_scalar", x, [s](T v) { return v + s; }, [](T) { return T(1); });
 }
 template <Real T>
 Tensor<T> mul(const Tensor<T>& x, T s) {
   GKD_CUDA_DISPATCH(x.device(), "mul_scalar", mul_scalar(x, s));
-  return detail::unary("mul_scalar", x, [s](T v) { return v * s; }, [s](T, T) { return s; });
+  return detail::unary<detail::DerivativeOf::Nothing>("mul_scalar", x, [s](T v) { return v * s; }, [s](T) { return s; });
 }
 
 /// x ^ p for a scalar exponent (PyTorch's pow(Tensor, Scalar)).
 template <Real T>
 Tensor<T> pow(const Tensor<T>& x, T p) {
   GKD_CUDA_DISPATCH(x.device(), "pow_scalar", pow_scalar(x, p));
-  return detail::unary(
+  return detail::unary<detail::DerivativeOf::Input>(
       "pow_scalar", x, [p](T v) { return std::pow(v, p); },
-      [p](T v, T) { return p == T(0) ? T(0) : p * std::pow(v, p - 1); });
+      [p](T v) { return p == T(0) ? T(0) : p * std::pow(v, p - 1); });
 }
 
 /// a ^ b elementwise with broadcasting; the gradient w.r.t. b uses log(a) and needs a > 0.
@@ -226,32 +235,33 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> exp(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "exp", exp(x));
-  return detail::unary("exp", x, [](T v) { return std::exp(v); }, [](T, T y) { return y; });
+  return detail::unary<detail::DerivativeOf::Output>("exp", x, [](T v) { return std::exp(v); }, [](T y) { return y; });
 }
 template <Real T>
 Tensor<T> log(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "log", log(x));
-  return detail::unary("log", x, [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
+  return detail::unary<detail::DerivativeOf::Input>("log", x, [](T v) { return std::log(v); }, [](T v) { return T(1) / v; });
 }
 template <Real T>
 Tensor<T> sqrt(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "sqrt", sqrt(x));
-  return detail::unary("sqrt", x, [](T v) { return std::sqrt(v); }, [](T, T y) { return T(0.5) / y; });
+  return detail::unary<detail::DerivativeOf::Output>("sqrt", x, [](T v) { return std::sqrt(v); },
+                                                     [](T y) { return T(0.5) / y; });
 }
 /// |x|; the gradient at 0 is 0 (PyTorch's convention).
 template <Real T>
 Tensor<T> abs(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "abs", abs(x));
-  return detail::unary("abs", x, [](T v) { return std::abs(v); },
-                       [](T v, T) { return v > 0 ? T(1) : (v < 0 ? T(-1) : T(0)); });
+  return detail::unary<detail::DerivativeOf::Input>("abs", x, [](T v) { return std::abs(v); },
+                                                    [](T v) { return v > 0 ? T(1) : (v < 0 ? T(-1) : T(0)); });
 }
 /// min(max(x, lo), hi); the gradient passes where lo <= x <= hi (PyTorch's convention).
 template <Real T>
 Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
   GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
-  return detail::unary("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
-                       [lo, hi](T v, T) { return v >= lo && v <= hi ? T(1) : T(0); });
+  return detail::unary<detail::DerivativeOf::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
+                                                    [lo, hi](T v) { return v >= lo && v <= hi ? T(1) : T(0); });
 }
 
 /// cond ? a : b elementwise, with broadcasting. `cond` is a 0/1 mask (any nonzero is true); it is
@@ -302,21 +312,22 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> relu(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu", relu(x));
-  return detail::unary("relu", x, [](T v) { return v > 0 ? v : T(0); }, [](T v, T) { return v > 0 ? T(1) : T(0); });
+  return detail::unary<detail::DerivativeOf::Output>("relu", x, [](T v) { return v > 0 ? v : T(0); },
+                                                     [](T y) { return y > 0 ? T(1) : T(0); });  // y > 0 iff x > 0
 }
 /// min(max(x, 0), 6).
 template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
-  return detail::unary("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
-                       [](T v, T) { return v > 0 && v < 6 ? T(1) : T(0); });
+  return detail::unary<detail::DerivativeOf::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
+                                                     [](T y) { return y > 0 && y < 6 ? T(1) : T(0); });  // as for x
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>
 Tensor<T> leaky_relu(const Tensor<T>& x, T slope = T(0.01)) {
   GKD_CUDA_DISPATCH(x.device(), "leaky_relu", leaky_relu(x, slope));
-  return detail::unary("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
-                       [slope](T v, T) { return v > 0 ? T(1) : slope; });
+  return detail::unary<detail::DerivativeOf::Input>("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
+                                                    [slope](T v) { return v > 0 ? T(1) : slope; });
 }
 
 /// How GELU is evaluated: the exact erf form or PyTorch's `approximate="tanh"` form.
@@ -331,13 +342,13 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation:
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
   constexpr T kCubic = T(0.044715);
   if (approx == GeluApproximation::None)
-    return detail::unary(
+    return detail::unary<detail::DerivativeOf::Input>(
         "gelu", x, [=](T v) { return T(0.5) * v * (T(1) + std::erf(v * kInvSqrt2)); },
-        [=](T v, T) { return T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v); });
-  return detail::unary(
+        [=](T v) { return T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v); });
+  return detail::unary<detail::DerivativeOf::Input>(
       "gelu_tanh", x,
       [=](T v) { return T(0.5) * v * (T(1) + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v))); },
-      [=](T v, T) {
+      [=](T v) {
         const T t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
         return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v);
       });
@@ -346,23 +357,24 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation:
 template <Real T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "sigmoid", sigmoid(x));
-  return detail::unary("sigmoid", x,
-                       [](T v) { return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v)); },
-                       [](T, T y) { return y * (T(1) - y); });
+  return detail::unary<detail::DerivativeOf::Output>(
+      "sigmoid", x, [](T v) { return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v)); },
+      [](T y) { return y * (T(1) - y); });
 }
 template <Real T>
 Tensor<T> tanh(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "tanh", tanh(x));
-  return detail::unary("tanh", x, [](T v) { return std::tanh(v); }, [](T, T y) { return T(1) - y * y; });
+  return detail::unary<detail::DerivativeOf::Output>("tanh", x, [](T v) { return std::tanh(v); },
+                                                     [](T y) { return T(1) - y * y; });
 }
 /// log(1 + exp(beta x)) / beta, linear above `threshold` (PyTorch's Softplus).
 template <Real T>
 Tensor<T> softplus(const Tensor<T>& x, T beta = T(1), T threshold = T(20)) {
   GKD_CHECK(beta > 0, "softplus", "beta must be positive, got " << beta);
   GKD_CUDA_DISPATCH(x.device(), "softplus", softplus(x, beta, threshold));
-  return detail::unary(
+  return detail::unary<detail::DerivativeOf::Input>(
       "softplus", x, [=](T v) { return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta; },
-      [=](T v, T) {
+      [=](T v) {
         if (v * beta > threshold) return T(1);
         const T z = std::exp(v * beta);
         return z / (z + T(1));
