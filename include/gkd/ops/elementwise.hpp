@@ -159,11 +159,14 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   detail::check_cpu(b, "mul");
   Tensor<T> y = detail::zip(a, b, [](T u, T v) { return u * v; }, "mul");
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record("mul", y, {a, b}, [a = a.detach(), b = b.detach(), ga, gb](const Tensor<T>& g) {
-    auto times = [](T u, T v) { return u * v; };
-    return std::vector<Tensor<T>>{ga ? detail::sum_to(detail::zip(g, b, times, "mul"), a.shape()) : Tensor<T>(),
-                                  gb ? detail::sum_to(detail::zip(g, a, times, "mul"), b.shape()) : Tensor<T>()};
-  });
+  // Each operand is kept only for the other's gradient.
+  return record("mul", y, {a, b},
+                [a = gb ? a.detach() : Tensor<T>(), b = ga ? b.detach() : Tensor<T>(), sa = a.shape(), sb = b.shape(),
+                 ga, gb](const Tensor<T>& g) {
+                  auto times = [](T u, T v) { return u * v; };
+                  return std::vector<Tensor<T>>{ga ? detail::sum_to(detail::zip(g, b, times, "mul"), sa) : Tensor<T>(),
+                                                gb ? detail::sum_to(detail::zip(g, a, times, "mul"), sb) : Tensor<T>()};
+                });
 }
 
 /// a / b with broadcasting.

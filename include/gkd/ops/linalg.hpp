@@ -71,15 +71,17 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   else detail::gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
   detail::round_in_place(y, p);
   const bool ga = needs_grad(a), gb = needs_grad(b);
-  return record("matmul", y, {a, b}, [ac, bc, batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
+  // Each operand is kept only for the other's gradient.
+  return record("matmul", y, {a, b}, [ac = gb ? ac : Tensor<T>(), bc = ga ? bc : Tensor<T>(), sa = a.shape(),
+                                      sb = b.shape(), batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
     const Tensor<T> gc = detail::rounded_copy(g, p);
     Tensor<T> da, db;
     if (ga) {  // dA = dY Bᵀ
-      da = Tensor<T>::zeros(ac.shape());
+      da = Tensor<T>::zeros(sa);
       if (m * k * n != 0) detail::gemm_batched(gc.data(), bc.data(), da.data(), batch, m, n, k, false, true);
     }
     if (gb) {  // dB = Aᵀ dY
-      db = Tensor<T>::zeros(bc.shape());
+      db = Tensor<T>::zeros(sb);
       if (m * k * n != 0) detail::gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
     }
     detail::round_in_place(da, p), detail::round_in_place(db, p);
@@ -123,16 +125,19 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   }
   detail::round_in_place(y, p);
   const bool gx = needs_grad(x), gw = needs_grad(weight), gbias = needs_grad(bias);
-  return record("linear", y, {x, weight, bias}, [xc, wc, rows, in, out, gx, gw, gbias, p](const Tensor<T>& g) {
+  // The input is kept only for the weight's gradient and the weight only for the input's.
+  return record("linear", y, {x, weight, bias}, [xc = gw ? xc : Tensor<T>(), wc = gx ? wc : Tensor<T>(),
+                                                 sx = x.shape(), sw = weight.shape(), rows, in, out, gx, gw, gbias,
+                                                 p](const Tensor<T>& g) {
     const Tensor<T> gc = detail::rounded_copy(g, p);
     detail::ConstMap<T> gm(gc.data(), rows, out);
     Tensor<T> dx, dw, db;
     if (gx) {
-      dx = Tensor<T>::empty(xc.shape());
+      dx = Tensor<T>::empty(sx);
       detail::MutMap<T>(dx.data(), rows, in).noalias() = gm * detail::ConstMap<T>(wc.data(), out, in);
     }
     if (gw) {
-      dw = Tensor<T>::empty(wc.shape());
+      dw = Tensor<T>::empty(sw);
       detail::MutMap<T>(dw.data(), out, in).noalias() = gm.transpose() * detail::ConstMap<T>(xc.data(), rows, in);
     }
     if (gbias) {
