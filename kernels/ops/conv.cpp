@@ -12,10 +12,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "gkd/cuda/linalg.hpp"
 #include "gkd/ops/conv.hpp"
+#include "ops/buffer16.hpp"
 #include "ops/conv_graph.hpp"
 #include "ops/dnn.hpp"
 #include "ops/elementwise_kernels.hpp"
@@ -46,7 +48,7 @@ struct ConvDesc {
 
 enum Direction { kForward = 0, kBackwardData = 1, kBackwardFilter = 2 };
 
-/// Everything an algorithm choice depends on: element size, strict FP32 (no TF32), the input,
+/// Everything an algorithm choice depends on: data type, strict FP32 (no TF32), the input,
 /// filter and output shapes, stride, padding, dilation, groups and the direction.
 using GeometryKey = std::tuple<int, bool, Shape, Shape, Shape, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                std::int64_t, std::int64_t, std::int64_t, int>;
@@ -54,6 +56,7 @@ using GeometryKey = std::tuple<int, bool, Shape, Shape, Shape, std::int64_t, std
 struct Choice {
   int algo = 0;
   cudnnMathType_t math = CUDNN_FMA_MATH;
+  bool found = false;  // an algorithm succeeded in the benchmark
 };
 
 /// Upper bound of the workspace offered to the benchmark (and so to any chosen algorithm).
@@ -65,7 +68,8 @@ constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
 /// when `strict` (float32 without TF32; it then runs with FMA math, as benchmarked), and a
 /// deterministic one when `deterministic` (float64) if any. The offered workspace is the largest
 /// that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
-/// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math).
+/// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math)
+/// with `found` false.
 template <class Perf, class Sizes, class Find>
 Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count, Sizes sizes, Find find) {
   static std::mutex mutex;
@@ -104,56 +108,69 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count
   if (best) {
     choice.algo = static_cast<int>(best->algo);
     choice.math = strict ? CUDNN_FMA_MATH : best->mathType;
+    choice.found = true;
   }
   cache.emplace(key, choice);
   return choice;
 }
 
-/// The three cuDNN calls of one convolution geometry: input xs, filter ws, output ys.
-template <Real T>
+/// The three cuDNN calls of one convolution geometry on `data` tensors: input xs, filter ws, output ys.
+/// float32 and float64 compute in their own type (float32 strictly unless TF32 is allowed); bfloat16
+/// and half compute in float32 on tensor cores. Each call returns false, having run nothing, when no
+/// algorithm of a 16-bit type succeeded for the geometry (float32 and float64 always run).
 struct Convolution {
   Shape xs, ws, ys;
   ConvParams p;
+  cudnnDataType_t data, compute;
   TensorDesc x, y;
   FilterDesc w;
   ConvDesc conv;
-  bool strict;
+  bool strict, deterministic, half;
 
-  Convolution(const Shape& xs_, const Shape& ws_, const Shape& ys_, const ConvParams& p_, std::string_view op)
-      : xs(xs_), ws(ws_), ys(ys_), p(p_), x(dnn::data_type<T>(), xs, op), y(dnn::data_type<T>(), ys, op),
-        w(dnn::data_type<T>(), ws, op), conv(dnn::data_type<T>(), p, op),
-        strict(std::is_same_v<T, float> && !allow_tf32()) {}
+  Convolution(cudnnDataType_t data_, const Shape& xs_, const Shape& ws_, const Shape& ys_, const ConvParams& p_,
+              std::string_view op)
+      : xs(xs_), ws(ws_), ys(ys_), p(p_), data(data_),
+        compute(data_ == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT), x(data, xs, op), y(data, ys, op),
+        w(data, ws, op), conv(compute, p, op), strict(data == CUDNN_DATA_FLOAT && !allow_tf32()),
+        deterministic(data == CUDNN_DATA_DOUBLE), half(data == CUDNN_DATA_BFLOAT16 || data == CUDNN_DATA_HALF) {}
 
   GeometryKey key(Direction d) const {
-    return {static_cast<int>(sizeof(T)), strict, xs, ws, ys, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
+    return {static_cast<int>(data), strict, xs, ws, ys, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
             p.dilation_w, p.groups, static_cast<int>(d)};
   }
-  /// The math type the benchmark may use: FMA only when strict, cuDNN's default otherwise.
+  /// The math type the benchmark may use: FMA only when strict, tensor cores for 16-bit data, cuDNN's
+  /// default otherwise.
   void reset_math() const {
-    GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, strict ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(
+        conv.d, strict ? CUDNN_FMA_MATH : half ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH));
   }
-  static constexpr bool kDeterministic = std::is_same_v<T, double>;
+  /// alpha = 1 and beta = 0 in the compute type.
+  const void* one() const { return compute == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&kOneD) : &kOneF; }
+  const void* zero() const { return compute == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&kZeroD) : &kZeroF; }
+  static constexpr double kOneD = 1, kZeroD = 0;
+  static constexpr float kOneF = 1, kZeroF = 0;
 
   /// Runs direction `d` through the graph API when it is chosen and has an engine for this geometry.
-  bool graph_api(dnn::ConvDirection d, const T* xp, const T* wp, const T* yp) const {
+  bool graph_api(dnn::ConvDirection d, const void* xp, const void* wp, const void* yp) const {
     if (conv_api() != ConvApi::Graph) return false;
     dnn::ConvProblem q;
     q.direction = d;
-    q.type = dnn::data_type<T>();
+    q.type = data;
+    q.compute = compute;
     q.strict = strict;
-    q.deterministic = kDeterministic;
+    q.deterministic = deterministic;
     q.xs = xs, q.ws = ws, q.ys = ys;
     q.stride[0] = p.stride_h, q.stride[1] = p.stride_w;
     q.pad[0] = p.pad_h, q.pad[1] = p.pad_w;
     q.dilation[0] = p.dilation_h, q.dilation[1] = p.dilation_w;
-    return dnn::run_graph_convolution(q, const_cast<T*>(xp), const_cast<T*>(wp), const_cast<T*>(yp));
+    return dnn::run_graph_convolution(q, const_cast<void*>(xp), const_cast<void*>(wp), const_cast<void*>(yp));
   }
 
   /// y = conv(x, w).
-  void forward(const T* xp, const T* wp, T* yp) const {
-    if (graph_api(dnn::ConvDirection::Forward, xp, wp, yp)) return;
+  bool forward(const void* xp, const void* wp, void* yp) const {
+    if (graph_api(dnn::ConvDirection::Forward, xp, wp, yp)) return true;
     const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
-        key(kForward), strict, kDeterministic, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        key(kForward), strict, deterministic, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionForwardWorkspaceSize(dnn::handle(), x.d, w.d, conv.d, y.d,
@@ -163,21 +180,22 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(dnn::handle(), x.d, xp, w.d, wp, conv.d, y.d, yp, n, r,
                                                                  perf, ws_ptr, ws_bytes));
         });
+    if (half && !c.found) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(c.algo);
     std::size_t bytes = 0;
     GKD_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(dnn::handle(), x.d, w.d, conv.d, y.d, algo, &bytes));
     Workspace ws_(bytes);
-    const T alpha = 1, beta = 0;
-    GKD_CUDNN_CHECK(cudnnConvolutionForward(dnn::handle(), &alpha, x.d, xp, w.d, wp, conv.d, algo, ws_.ptr, bytes,
-                                            &beta, y.d, yp));
+    GKD_CUDNN_CHECK(cudnnConvolutionForward(dnn::handle(), one(), x.d, xp, w.d, wp, conv.d, algo, ws_.ptr, bytes,
+                                            zero(), y.d, yp));
+    return true;
   }
 
   /// dx = the input gradient of conv for output gradient g (overwritten).
-  void backward_data(const T* wp, const T* gp, T* dxp) const {
-    if (graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp)) return;
+  bool backward_data(const void* wp, const void* gp, void* dxp) const {
+    if (graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp)) return true;
     const Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
-        key(kBackwardData), strict, kDeterministic, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+        key(kBackwardData), strict, deterministic, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn::handle(), w.d, y.d, conv.d, x.d,
@@ -187,21 +205,22 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(dnn::handle(), w.d, wp, y.d, gp, conv.d, x.d, dxp,
                                                                       n, r, perf, ws_ptr, ws_bytes));
         });
+    if (half && !c.found) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo);
     std::size_t bytes = 0;
     GKD_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn::handle(), w.d, y.d, conv.d, x.d, algo, &bytes));
     Workspace ws_(bytes);
-    const T alpha = 1, beta = 0;
-    GKD_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn::handle(), &alpha, w.d, wp, y.d, gp, conv.d, algo, ws_.ptr, bytes,
-                                                 &beta, x.d, dxp));
+    GKD_CUDNN_CHECK(cudnnConvolutionBackwardData(dnn::handle(), one(), w.d, wp, y.d, gp, conv.d, algo, ws_.ptr, bytes,
+                                                 zero(), x.d, dxp));
+    return true;
   }
 
   /// dw = the filter gradient of conv for input x and output gradient g (overwritten).
-  void backward_filter(const T* xp, const T* gp, T* dwp) const {
-    if (graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp)) return;
+  bool backward_filter(const void* xp, const void* gp, void* dwp) const {
+    if (graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp)) return true;
     const Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
-        key(kBackwardFilter), strict, kDeterministic, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+        key(kBackwardFilter), strict, deterministic, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn::handle(), x.d, y.d, conv.d, w.d,
@@ -211,15 +230,16 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(dnn::handle(), x.d, xp, y.d, gp, conv.d, w.d,
                                                                         dwp, n, r, perf, ws_ptr, ws_bytes));
         });
+    if (half && !c.found) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo);
     std::size_t bytes = 0;
     GKD_CUDNN_CHECK(
         cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn::handle(), x.d, y.d, conv.d, w.d, algo, &bytes));
     Workspace ws_(bytes);
-    const T alpha = 1, beta = 0;
-    GKD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn::handle(), &alpha, x.d, xp, y.d, gp, conv.d, algo, ws_.ptr,
-                                                   bytes, &beta, w.d, dwp));
+    GKD_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dnn::handle(), one(), x.d, xp, y.d, gp, conv.d, algo, ws_.ptr,
+                                                   bytes, zero(), w.d, dwp));
+    return true;
   }
 };
 
@@ -236,6 +256,81 @@ template <Real T>
 void add_rounded_bias(Tensor<T>& y, const Tensor<T>& bias, Precision prec) {
   if (bias.defined()) add_channel_bias(y, detail::rounded_copy(bias, prec));
   detail::round_in_place(y, prec);
+}
+
+/// The values of a 16-bit buffer as a float32 tensor of `shape`.
+Tensor<float> float_tensor(const Buffer16& b, const Shape& shape, Device device) {
+  Tensor<float> t = Tensor<float>::empty(shape, device);
+  b.to_float(t.data());
+  return t;
+}
+
+/// A float32 tensor of `shape` holding a 16-bit result: `run16(out16)` writes it in 16 bits, or, when it
+/// reports no 16-bit algorithm, `run32(out)` computes it in float32 on the same rounded operands and
+/// the result is rounded as the CPU rounds.
+template <class Run16, class Run32>
+Tensor<float> result_16bit(const Shape& shape, Device device, Precision prec, Run16 run16, Run32 run32) {
+  Tensor<float> out = Tensor<float>::empty(shape, device);
+  const Buffer16 out16(out.numel(), prec);
+  if (run16(out16.data())) {
+    out16.to_float(out.data());
+  } else {
+    run32(out.data());
+    detail::round_in_place(out, prec);
+  }
+  return out;
+}
+
+/// conv2d without a bias under a 16-bit autocast, on tensor cores: x, the weight and the output gradient
+/// rounded to `prec` as the CPU rounds them, float32 accumulation, 16-bit results (the CPU rounds its
+/// float32 results to the same). The backward keeps the 16-bit operands. Returns nullopt, having
+/// recorded nothing, when cuDNN has no 16-bit forward algorithm for the geometry; a backward direction
+/// without one computes in float32 on the rounded values.
+std::optional<Tensor<float>> conv2d_16bit(const Tensor<float>& x, const Tensor<float>& weight,
+                                          const Tensor<float>& no_bias, const ConvParams& p, const Shape& ys,
+                                          Precision prec) {
+  const Shape xs = x.shape(), ws = weight.shape();
+  const Tensor<float> xc = x.contiguous_copy_if_needed(), wc = weight.contiguous_copy_if_needed();
+  const Buffer16 x16 = Buffer16::rounded(xc.data(), xc.numel(), prec);
+  const Buffer16 w16 = Buffer16::rounded(wc.data(), wc.numel(), prec);
+  Tensor<float> y = Tensor<float>::empty(ys, x.device());
+  if (y.numel() > 0) {
+    const Buffer16 y16(y.numel(), prec);
+    if (!Convolution(x16.cudnn_type(), xs, ws, ys, p, "conv2d").forward(x16.data(), w16.data(), y16.data()))
+      return std::nullopt;
+    y16.to_float(y.data());
+  }
+  const bool gx = needs_grad(x), gw = needs_grad(weight);
+  return record("conv2d", y, {x, weight, no_bias},
+                [x16 = gw ? x16 : Buffer16(), w16 = gx ? w16 : Buffer16(), xs, ws, ys, p, gx, gw,
+                 prec](const Tensor<float>& g) {
+                  const Device device = g.device();
+                  std::vector<Tensor<float>> grads(3);
+                  if (g.numel() == 0) {
+                    if (gx) grads[0] = Tensor<float>::zeros(xs, device);
+                    if (gw) grads[1] = Tensor<float>::zeros(ws, device);
+                    return grads;
+                  }
+                  const Tensor<float> gc = g.contiguous_copy_if_needed();
+                  const Buffer16 g16 = Buffer16::rounded(gc.data(), gc.numel(), prec);
+                  const Convolution conv(g16.cudnn_type(), xs, ws, ys, p, "conv2d");
+                  const Convolution conv32(CUDNN_DATA_FLOAT, xs, ws, ys, p, "conv2d");
+                  if (gx)
+                    grads[0] = result_16bit(
+                        xs, device, prec, [&](void* out) { return conv.backward_data(w16.data(), g16.data(), out); },
+                        [&](float* out) {
+                          conv32.backward_data(float_tensor(w16, ws, device).data(),
+                                               float_tensor(g16, ys, device).data(), out);
+                        });
+                  if (gw)
+                    grads[1] = result_16bit(
+                        ws, device, prec, [&](void* out) { return conv.backward_filter(x16.data(), g16.data(), out); },
+                        [&](float* out) {
+                          conv32.backward_filter(float_tensor(x16, xs, device).data(),
+                                                 float_tensor(g16, ys, device).data(), out);
+                        });
+                  return grads;
+                });
 }
 
 template <Real T>
@@ -286,11 +381,15 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const Shape ys{xs[0], ws[0], (xs[2] + 2 * p.pad_h - ekh) / p.stride_h + 1, (xs[3] + 2 * p.pad_w - ekw) / p.stride_w + 1};
 
   const Precision prec = detail::autocast_for<T>();
+  if constexpr (std::is_same_v<T, float>) {  // 16-bit tensor cores; with a bias, see gkd/cuda/conv.hpp
+    if (prec != Precision::f32 && !bias.defined())
+      if (std::optional<Tensor<float>> y = conv2d_16bit(x, weight, bias, p, ys, prec)) return *std::move(y);
+  }
   const Tensor<T> xc = detail::rounded_copy(x, prec);
   const Tensor<T> wc = detail::rounded_copy(weight, prec);
   Tensor<T> y = Tensor<T>::empty(ys, x.device());
   if (y.numel() > 0) {
-    Convolution<T>(xs, ws, ys, p, op).forward(xc.data(), wc.data(), y.data());
+    Convolution(dnn::data_type<T>(), xs, ws, ys, p, op).forward(xc.data(), wc.data(), y.data());
     add_rounded_bias(y, bias, prec);
   }
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
@@ -300,8 +399,8 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                   const Tensor<T> gc = detail::rounded_copy(g, prec);
                   Tensor<T> dx, dw, db;
                   const bool empty = gc.numel() == 0;
-                  std::unique_ptr<Convolution<T>> conv =
-                      empty ? nullptr : std::make_unique<Convolution<T>>(xs, ws, ys, p, "conv2d");
+                  std::unique_ptr<Convolution> conv =
+                      empty ? nullptr : std::make_unique<Convolution>(dnn::data_type<T>(), xs, ws, ys, p, "conv2d");
                   // cuDNN overwrites its output (beta = 0); only an empty g leaves zeros to write.
                   const auto output = [&](const Shape& s) {
                     return empty ? Tensor<T>::zeros(s, gc.device()) : Tensor<T>::empty(s, gc.device());
@@ -352,7 +451,7 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   const bool empty = xc.numel() == 0;  // then y is all bias
   Tensor<T> y = empty ? Tensor<T>::zeros(ys, x.device()) : Tensor<T>::empty(ys, x.device());
   if (y.numel() > 0) {
-    if (!empty) Convolution<T>(ys, ws, xps, p, op).backward_data(wc.data(), xc.data(), y.data());
+    if (!empty) Convolution(dnn::data_type<T>(), ys, ws, xps, p, op).backward_data(wc.data(), xc.data(), y.data());
     add_rounded_bias(y, bias, prec);
   }
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
@@ -362,8 +461,8 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                   const Tensor<T> gc = detail::rounded_copy(g, prec);
                   Tensor<T> dx, dw, db;
                   const bool none = gc.numel() == 0 || numel(xps) == 0;
-                  std::unique_ptr<Convolution<T>> conv =
-                      none ? nullptr : std::make_unique<Convolution<T>>(ys, ws, xps, p, "conv_transpose2d");
+                  std::unique_ptr<Convolution> conv =
+                      none ? nullptr : std::make_unique<Convolution>(dnn::data_type<T>(), ys, ws, xps, p, "conv_transpose2d");
                   const auto output = [&](const Shape& s) {  // as in conv2d
                     return none ? Tensor<T>::zeros(s, gc.device()) : Tensor<T>::empty(s, gc.device());
                   };

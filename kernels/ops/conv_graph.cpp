@@ -73,7 +73,7 @@ Descriptor operation_graph(const ConvProblem& p, std::int64_t alignment) {
   const std::int64_t spatial = 2;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
-  conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &p.type)
+  conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &p.compute)
       .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)
       .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &spatial)
       .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 2, p.dilation)
@@ -84,7 +84,7 @@ Descriptor operation_graph(const ConvProblem& p, std::int64_t alignment) {
 
   const float alpha_f = 1, beta_f = 0;
   const double alpha_d = 1, beta_d = 0;
-  const bool dbl = p.type == CUDNN_DATA_DOUBLE;
+  const bool dbl = p.compute == CUDNN_DATA_DOUBLE;
   const cudnnBackendAttributeType_t scalar = dbl ? CUDNN_TYPE_DOUBLE : CUDNN_TYPE_FLOAT;
   const void* alpha = dbl ? static_cast<const void*>(&alpha_d) : &alpha_f;
   const void* beta = dbl ? static_cast<const void*>(&beta_d) : &beta_f;
@@ -280,10 +280,11 @@ std::int64_t alignment_of(const void* x, const void* w, const void* y) {
 }  // namespace
 
 bool run_graph_convolution(const ConvProblem& p, void* x, void* w, void* y) {
-  using Key = std::tuple<int, int, bool, bool, Shape, Shape, Shape, std::int64_t, std::int64_t, std::int64_t,
+  using Key = std::tuple<int, int, int, bool, bool, Shape, Shape, Shape, std::int64_t, std::int64_t, std::int64_t,
                          std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
   const std::int64_t alignment = alignment_of(x, w, y);
-  const Key key{static_cast<int>(p.direction), static_cast<int>(p.type), p.strict, p.deterministic, p.xs, p.ws, p.ys,
+  const Key key{static_cast<int>(p.direction), static_cast<int>(p.type), static_cast<int>(p.compute), p.strict,
+                p.deterministic, p.xs, p.ws, p.ys,
                 p.stride[0], p.stride[1], p.pad[0], p.pad[1], p.dilation[0], p.dilation[1], alignment};
   static std::mutex mutex;
   static std::map<Key, std::unique_ptr<Plan>> cache;  // null: no usable engine

@@ -20,7 +20,8 @@ enum class ConvDirection { Forward, BackwardData, BackwardFilter };
 /// w [ws] (KCRS; groups = xs[1] / ws[1]) to y [ys].
 struct ConvProblem {
   ConvDirection direction = ConvDirection::Forward;
-  cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  cudnnDataType_t type = CUDNN_DATA_FLOAT;     ///< of x, w and y
+  cudnnDataType_t compute = CUDNN_DATA_FLOAT;  ///< of the products and sums
   bool strict = true;          ///< float32 without TF32 (no tensor-core or down-converting engines)
   bool deterministic = false;  ///< prefer deterministic engines
   Shape xs, ws, ys;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// matmul and linear through cuBLAS (strided-batched GEMM) with autograd; under autocast they round as the
-// CPU ops do (gkd/ops/autocast.hpp), computing in float32.
+// matmul and linear through cuBLAS (strided-batched GEMM) with autograd; under a 16-bit autocast they
+// multiply bfloat16 or half operands (the CPU's roundings, gkd/ops/autocast.hpp) on tensor cores with
+// float32 accumulation and output, then round as the CPU ops do.
 #include "gkd/cuda/linalg.hpp"
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include "check.hpp"
 #include "gkd/cuda/memory.hpp"
 #include "gkd/ops/autocast.hpp"
+#include "ops/buffer16.hpp"
 #include "ops/elementwise_kernels.hpp"
 #include "runtime/blas.hpp"
 
@@ -16,33 +18,62 @@ namespace {
 
 std::atomic<bool> tf32_allowed{false};
 
-/// C[b] = op(A[b]) op(B[b]) (+ C[b] when `accumulate`) for contiguous row-major device batches.
-/// Row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so cuBLAS gets the operands swapped.
+/// A GEMM operand: contiguous float32/float64 values, or (float32 under a 16-bit autocast) their bfloat16
+/// or half roundings, which cuBLAS multiplies on tensor cores with float32 accumulation.
 template <Real T>
-void gemm_batched(const T* a, const T* b, T* c, std::int64_t batch, std::int64_t m, std::int64_t k, std::int64_t n,
-                  bool trans_a, bool trans_b, bool accumulate = false) {
+struct Operand {
+  Tensor<T> values;  // when `half` is not defined
+  Buffer16 half;
+
+  /// `t` as the operand of an op computing in precision p (autocast_for<T>()).
+  static Operand of(const Tensor<T>& t, Precision p) {
+    Operand o;
+    if constexpr (std::is_same_v<T, float>) {
+      if (p != Precision::f32) {
+        const Tensor<T> c = t.contiguous_copy_if_needed();
+        o.half = Buffer16::rounded(c.data(), c.numel(), p);
+        return o;
+      }
+    }
+    o.values = t.contiguous_copy_if_needed();
+    return o;
+  }
+  [[nodiscard]] const void* data() const { return half.defined() ? half.data() : values.data(); }
+  [[nodiscard]] cudaDataType_t type() const {
+    return half.defined() ? half.cuda_type() : std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_64F;
+  }
+};
+
+/// C[b] = op(A[b]) op(B[b]) for contiguous row-major device batches; float32 C accumulates in float32
+/// (TF32 when allowed and A, B are float32). Row-major C = A B is column-major Cᵀ = Bᵀ Aᵀ, so cuBLAS
+/// gets the operands swapped.
+template <Real T>
+void gemm_batched(const Operand<T>& a, const Operand<T>& b, T* c, std::int64_t batch, std::int64_t m, std::int64_t k,
+                  std::int64_t n, bool trans_a, bool trans_b) {
   if (batch == 0 || m == 0 || n == 0) return;
   if (k == 0) {
-    if (!accumulate) fill(c, batch * m * n, T(0));
+    fill(c, batch * m * n, T(0));
     return;
   }
   cublasHandle_t handle = blas::handle();
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const auto lda = static_cast<long long>(trans_a ? m : k), ldb = static_cast<long long>(trans_b ? k : n);
-  const T alpha = 1, beta = accumulate ? 1 : 0;
+  const auto lda = static_cast<int>(trans_a ? m : k), ldb = static_cast<int>(trans_b ? k : n);
+  const T alpha = 1, beta = 0;
   GKD_CHECK(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX && batch <= INT32_MAX, "matmul",
             "GEMM sizes beyond 32-bit cuBLAS limits: " << m << "x" << k << "x" << n << " batch " << batch);
   const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k), ib = static_cast<int>(batch);
   if constexpr (std::is_same_v<T, float>) {
-    const cublasComputeType_t compute = tf32_allowed.load() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    GKD_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, in, im, ik, &alpha, b, CUDA_R_32F,
-                                                static_cast<int>(ldb), k * n, a, CUDA_R_32F, static_cast<int>(lda),
-                                                m * k, &beta, c, CUDA_R_32F, in, m * n, ib, compute,
-                                                CUBLAS_GEMM_DEFAULT));
+    const bool fp32 = a.type() == CUDA_R_32F;
+    const cublasComputeType_t compute =
+        fp32 && tf32_allowed.load() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    GKD_CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, op_b, op_a, in, im, ik, &alpha, b.data(), b.type(), ldb, k * n,
+                                                a.data(), a.type(), lda, m * k, &beta, c, CUDA_R_32F, in, m * n, ib,
+                                                compute, CUBLAS_GEMM_DEFAULT));
   } else {
-    GKD_CUBLAS_CHECK(cublasDgemmStridedBatched(handle, op_b, op_a, in, im, ik, &alpha, b, static_cast<int>(ldb),
-                                               k * n, a, static_cast<int>(lda), m * k, &beta, c, in, m * n, ib));
+    GKD_CUBLAS_CHECK(cublasDgemmStridedBatched(handle, op_b, op_a, in, im, ik, &alpha, static_cast<const T*>(b.data()),
+                                               ldb, k * n, static_cast<const T*>(a.data()), lda, m * k, &beta, c, in,
+                                               m * n, ib));
   }
 }
 
@@ -73,24 +104,23 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
   Shape out_shape = a.shape();
   out_shape[r - 1] = n;
   const Precision p = detail::autocast_for<T>();
-  const Tensor<T> ac = detail::rounded_copy(a, p);
-  const Tensor<T> bc = detail::rounded_copy(b, p);
+  const Operand<T> ao = Operand<T>::of(a, p), bo = Operand<T>::of(b, p);
   Tensor<T> y = Tensor<T>::empty(out_shape, a.device());
-  gemm_batched(ac.data(), bc.data(), y.data(), batch, m, k, n, false, false);
+  gemm_batched(ao, bo, y.data(), batch, m, k, n, false, false);
   detail::round_in_place(y, p);
   const bool ga = needs_grad(a), gb = needs_grad(b);
   // Each operand is kept only for the other's gradient.
-  return record("matmul", y, {a, b}, [ac = gb ? ac : Tensor<T>(), bc = ga ? bc : Tensor<T>(), sa = a.shape(),
+  return record("matmul", y, {a, b}, [ao = gb ? ao : Operand<T>(), bo = ga ? bo : Operand<T>(), sa = a.shape(),
                                       sb = b.shape(), batch, m, k, n, ga, gb, p](const Tensor<T>& g) {
-    const Tensor<T> gc = detail::rounded_copy(g, p);
+    const Operand<T> go = Operand<T>::of(g, p);
     Tensor<T> da, db;
     if (ga) {  // dA = dY Bᵀ
-      da = Tensor<T>::empty(sa, gc.device());
-      gemm_batched(gc.data(), bc.data(), da.data(), batch, m, n, k, false, true);
+      da = Tensor<T>::empty(sa, g.device());
+      gemm_batched(go, bo, da.data(), batch, m, n, k, false, true);
     }
     if (gb) {  // dB = Aᵀ dY
-      db = Tensor<T>::empty(sb, gc.device());
-      gemm_batched(ac.data(), gc.data(), db.data(), batch, k, m, n, true, false);
+      db = Tensor<T>::empty(sb, g.device());
+      gemm_batched(ao, go, db.data(), batch, k, m, n, true, false);
     }
     detail::round_in_place(da, p), detail::round_in_place(db, p);
     return std::vector<Tensor<T>>{da, db};
@@ -113,10 +143,9 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   Shape out_shape = x.shape();
   out_shape.back() = out;
   const Precision p = detail::autocast_for<T>();
-  const Tensor<T> xc = detail::rounded_copy(x, p);
-  const Tensor<T> wc = detail::rounded_copy(weight, p);
+  const Operand<T> xo = Operand<T>::of(x, p), wo = Operand<T>::of(weight, p);
   Tensor<T> y = Tensor<T>::empty(out_shape, x.device());
-  gemm_batched(xc.data(), wc.data(), y.data(), 1, rows, in, out, false, true);
+  gemm_batched(xo, wo, y.data(), 1, rows, in, out, false, true);
   if (bias.defined() && y.numel() > 0) {  // y[r, o] += bias[o], in place
     const Tensor<T> bc = detail::rounded_copy(bias, p);
     const Shape flat{rows, out};
@@ -126,20 +155,20 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   detail::round_in_place(y, p);
   const bool gx = needs_grad(x), gw = needs_grad(weight), gbias = needs_grad(bias);
   // The input is kept only for the weight's gradient and the weight only for the input's.
-  return record("linear", y, {x, weight, bias}, [xc = gw ? xc : Tensor<T>(), wc = gx ? wc : Tensor<T>(),
+  return record("linear", y, {x, weight, bias}, [xo = gw ? xo : Operand<T>(), wo = gx ? wo : Operand<T>(),
                                                  sx = x.shape(), sw = weight.shape(), rows, in, out, gx, gw, gbias,
                                                  p](const Tensor<T>& g) {
-    const Tensor<T> gc = detail::rounded_copy(g, p);
+    const Operand<T> go = Operand<T>::of(g, p);
     Tensor<T> dx, dw, db;
     if (gx) {  // dX = dY W
-      dx = Tensor<T>::empty(sx, gc.device());
-      gemm_batched(gc.data(), wc.data(), dx.data(), 1, rows, out, in, false, false);
+      dx = Tensor<T>::empty(sx, g.device());
+      gemm_batched(go, wo, dx.data(), 1, rows, out, in, false, false);
     }
     if (gw) {  // dW = dYᵀ X
-      dw = Tensor<T>::empty(sw, gc.device());
-      gemm_batched(gc.data(), xc.data(), dw.data(), 1, out, rows, in, true, false);
+      dw = Tensor<T>::empty(sw, g.device());
+      gemm_batched(go, xo, dw.data(), 1, out, rows, in, true, false);
     }
-    if (gbias) db = detail::sum_to(gc.reshape({rows, out}), Shape{1, out}).reshape({out});
+    if (gbias) db = detail::sum_to(detail::rounded_copy(g, p).reshape({rows, out}), Shape{1, out}).reshape({out});
     for (Tensor<T>* d : {&dx, &dw, &db}) detail::round_in_place(*d, p);
     return std::vector<Tensor<T>>{dx, dw, db};
   });

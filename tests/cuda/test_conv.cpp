@@ -80,6 +80,21 @@ TEST_CASE("autocast ops on the GPU match the CPU's", "[cuda][autocast]") {
     const std::string tag = gkd::to_string(p);
     require_gpu_matches_cpu<float>(under([](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], 2, 1); }),
                                    {x, w, b}, tol, tol, "conv2d " + tag);
+    // Without a bias the GPU multiplies 16-bit operands on tensor cores (with a bias it rounds float32
+    // results, as above); through both cuDNN interfaces, grouped and depthwise too.
+    for (const auto api : gkd::test::kConvApis) {
+      const gkd::test::UseConvApi use(api);
+      const std::string where = tag + ", " + gkd::test::UseConvApi::name(api);
+      require_gpu_matches_cpu<float>(under([](const auto& in) { return gkd::conv2d(in[0], in[1], {}, 1, 1); }),
+                                     {x, w}, tol, tol, "conv2d without bias " + where);
+      require_gpu_matches_cpu<float>(
+          under([](const auto& in) { return gkd::conv2d(in[0], in[1], {}, 2, 1, 1, 3); }),
+          {random<float>({2, 6, 16, 12}, 10), random<float>({6, 2, 3, 3}, 11)}, tol, tol, "grouped conv2d " + where);
+      require_gpu_matches_cpu<float>(
+          under([](const auto& in) { return gkd::conv2d(in[0], in[1], {}, 1, 1, 1, 8); }),
+          {random<float>({4, 8, 20, 20}, 12), random<float>({8, 1, 3, 3}, 13)}, tol, tol,
+          "depthwise conv2d " + where);
+    }
     require_gpu_matches_cpu<float>(
         under([](const auto& in) { return gkd::conv_transpose2d(in[0], in[1], in[2], 2, 1, 1); }), {x, wt, b}, tol,
         tol, "conv_transpose2d " + tag);

@@ -11,9 +11,11 @@
 /// Parameters, optimizer state and every other op stay float32: these are the "fp32 master weights".
 /// float64 ops ignore the scope. The scope is per thread, and nested scopes restore the outer precision.
 ///
-/// The CPU computes these roundings in float32 and is the oracle. The GPU computes the same roundings,
-/// also with float32 cuDNN and cuBLAS calls for now: same results (up to summation order), but no
-/// tensor-core speed-up yet, since running cuDNN and cuBLAS in 16 bits is not wired. With half
+/// The CPU computes these roundings in float32 and is the oracle. The GPU gets the same results (up to
+/// summation order) on tensor cores: matmul, linear and conv2d without a bias multiply 16-bit operands
+/// with float32 accumulation, and their backward keeps 16-bit copies of its operands. conv2d with a
+/// bias and conv_transpose2d compute in float32 on the rounded values instead: cuDNN's 16-bit
+/// convolutions round their output before a bias could be added, which would round twice. With half
 /// precision, scale the loss (gkd::GradScaler): half's range ends at 65504, and small gradients flush
 /// to zero.
 /// @code

@@ -7,7 +7,10 @@
 /// (cudnnFindConvolution*AlgorithmEx, on the real buffers, with a workspace from the caching
 /// allocator of at most 1 GiB) and the fastest one that succeeded is cached; float64 prefers
 /// deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
-/// `gkd::cuda::set_allow_tf32(true)`. `gkd::conv2d` and `gkd::conv_transpose2d` reach these for GPU
+/// `gkd::cuda::set_allow_tf32(true)`. Under a 16-bit gkd::Autocast, conv2d without a bias runs on
+/// bfloat16 or half operands (tensor cores, float32 accumulation; gkd/core/autocast.hpp), falling back to
+/// float32 on the rounded values for a geometry cuDNN has no 16-bit algorithm for.
+/// `gkd::conv2d` and `gkd::conv_transpose2d` reach these for GPU
 /// tensors when the program links `gkd::cuda`. Needs no CUDA headers to include.
 /// conv_transpose2d with output_padding >= stride (allowed when smaller than dilation) runs on an
 /// input extended with zeros, since cuDNN sizes the transposed convolution by floor division.
