@@ -46,6 +46,7 @@ def main():
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--tf32", action="store_true", help="TF32 convolutions and matmuls (default: strict FP32)")
+    p.add_argument("--autocast", action="store_true", help="the forward pass under torch.autocast(bfloat16)")
     a = p.parse_args()
     # PyTorch's default allows TF32 in cuDNN convolutions; gkd's float32 is strict FP32 unless told otherwise.
     torch.backends.cudnn.allow_tf32 = a.tf32
@@ -61,7 +62,8 @@ def main():
 
     def step():
         opt.zero_grad()
-        loss = F.cross_entropy(model(x)["logits"], y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.autocast):
+            loss = F.cross_entropy(model(x)["logits"], y)
         loss.backward()
         opt.step()
 

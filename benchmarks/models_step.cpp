@@ -8,6 +8,7 @@
 //   build/benchmarks/gkd_bench_models_step --net student|teacher --threads 1 [--steps 5] [--warmup 2]
 //                                          [--width 1] [--batch 4] [--device cpu|cuda] [--tf32] [--no-pytorch]
 //                                          [--conv-api legacy|graph]   (cuDNN interface, gkd/cuda/conv.hpp)
+//                                          [--autocast]   (forward and loss under bf16 autocast on both sides)
 // Float32 on both sides is strict FP32 unless --tf32 lets both use TF32 tensor cores for convolutions and
 // GEMMs (gkd::cuda::set_allow_tf32; PyTorch's cudnn.allow_tf32 and matmul.allow_tf32). PyTorch's own default
 // allows TF32 in cuDNN convolutions, so without the explicit setting the two sides would differ in precision.
@@ -49,13 +50,14 @@ struct Settings {
   gkd::Device device = gkd::kCPU;
   bool tf32 = false;
   std::string conv_api = "legacy";
+  bool autocast = false;
 };
 
 TorchRun run_pytorch(const Settings& s) {
   const std::string cmd = std::string("python3 ") + GKD_BENCH_DIR + "/models_pytorch.py --net " + s.net + " --threads " +
                           std::to_string(s.threads) + " --steps " + std::to_string(s.steps) + " --warmup " +
                           std::to_string(s.warmup) + " --width " + std::to_string(s.width) + " --batch " +
-                          std::to_string(s.batch) + " --device " + (s.device.is_cuda() ? "cuda" : "cpu") + (s.tf32 ? " --tf32" : "") +
+                          std::to_string(s.batch) + " --device " + (s.device.is_cuda() ? "cuda" : "cpu") + (s.tf32 ? " --tf32" : "") + (s.autocast ? " --autocast" : "") +
                           " 2>/dev/null";
   TorchRun r;
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -113,14 +115,18 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
   for (int i = 0; i < s.warmup + s.steps; ++i) {
     const double ms = time_ms(s.device, [&] {
       opt.zero_grad();
-      loss = gkd::cross_entropy(net.forward(x).logits, y);
+      {
+        gkd::Autocast scope(s.autocast ? gkd::Precision::bf16 : gkd::Precision::f32);
+        loss = gkd::cross_entropy(net.forward(x).logits, y);
+      }
       loss.backward();
       opt.step();
     });
     if (i >= s.warmup) times.push_back(ms);
   }
-  std::printf("gkd net %s device %s batch %d threads %d%s%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
+  std::printf("gkd net %s device %s batch %d threads %d%s%s%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
               s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, s.tf32 ? " tf32" : "",
+              s.autocast ? " autocast bf16" : "",
               s.device.is_cuda() ? (" conv_api " + s.conv_api).c_str() : "", median(times),
               static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), peak_mib(s.device));
   std::fflush(stdout);
@@ -143,11 +149,12 @@ int main(int argc, char** argv) {
     else if (a == "--net" && i + 1 < argc) s.net = argv[++i];
     else if (a == "--tf32") s.tf32 = true;
     else if (a == "--conv-api" && i + 1 < argc) s.conv_api = argv[++i];
+    else if (a == "--autocast") s.autocast = true;
     else if (a == "--no-pytorch") pytorch = false;
     else {
       std::cerr << "usage: " << argv[0]
                 << " [--net student|teacher] [--threads N] [--steps N] [--warmup N] [--width W] [--batch N]"
-                   " [--device cpu|cuda] [--tf32] [--no-pytorch] [--conv-api legacy|graph]\n";
+                   " [--device cpu|cuda] [--tf32] [--no-pytorch] [--conv-api legacy|graph] [--autocast]\n";
       return 2;
     }
   }

@@ -7,7 +7,8 @@
 #   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation), and the
 #      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda), in
 #      strict FP32 and in TF32 (--tf32) on both sides, with gkd's convolutions through cuDNN's legacy and
-#      graph API (--conv-api); and graph_kd's panel-height sweep (--panel-sweep).
+#      graph API (--conv-api), and under bf16 autocast (--autocast); and graph_kd's panel-height sweep
+#      (--panel-sweep).
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
 # the others. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
@@ -114,6 +115,8 @@ for s in $steps; do
           [[ -n $models_step ]] && step "models_step_cuda_${net}_${api}_tf32" "$limit" "$models_step" --device cuda \
             --batch 16 --net "$net" --steps 10 --warmup 3 --conv-api $api --tf32
         done
+        [[ -n $models_step ]] && step "models_step_cuda_${net}_autocast" "$limit" "$models_step" --device cuda \
+          --batch 16 --net "$net" --steps 10 --warmup 3 --autocast
       done ;;
   esac
 done
