@@ -8,6 +8,7 @@
 #include "gkd/losses/reduction.hpp"
 #include "gkd/ops/reduce.hpp"
 #include "ops/device_array.hpp"
+#include "ops/elementwise_kernels.hpp"
 #include "ops/reduce_kernels.hpp"
 
 namespace gkd::cuda {
@@ -181,7 +182,9 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
   Tensor<T> wsum = Tensor<T>::empty(target.shape(), logits.device());
   launch_cross_entropy(xc.data(), tc.data(), wc.defined() ? wc.data() : static_cast<const T*>(nullptr), outer,
                        classes, inner, ignore_index, lse->data(), loss.data(), wsum.data());
-  double weight_sum = 0;
+  // The reductions stay on the device (no host synchronisation): the Mean divides by the summed
+  // weights there (a float quotient equals the double one rounded to float), and so does the backward.
+  Tensor<T> weight_sum;  // Mean: the summed class weights of the non-ignored positions, 0-d
   Tensor<T> out;
   if (reduction == Reduction::None) {
     out = loss;
@@ -190,8 +193,9 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
     if (reduction == Reduction::Sum) {
       out = total;
     } else {
-      weight_sum = static_cast<double>(cuda::sum(wsum).item());
-      out = Tensor<T>::full({}, static_cast<T>(static_cast<double>(total.item()) / weight_sum), logits.device());
+      weight_sum = cuda::sum(wsum);
+      out = Tensor<T>::empty({}, logits.device());
+      launch_binary(BinaryOp::Div, total.data(), weight_sum.data(), out.data(), 1, static_cast<const StridedPair*>(nullptr));
     }
   }
   return record("cross_entropy", out, {logits},
@@ -199,12 +203,12 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target, const 
                   const Tensor<T> gc = g.contiguous_copy_if_needed();
                   Tensor<T> dx = Tensor<T>::empty(xc.shape(), xc.device());
                   const bool per_position = reduction == Reduction::None;
-                  const double g0 = per_position ? 0.0 : static_cast<double>(gc.item());
-                  const double scale = per_position ? 0.0 : reduction == Reduction::Mean ? g0 / weight_sum : g0;
                   launch_cross_entropy_backward(xc.data(), tc.data(),
                                                 wc.defined() ? wc.data() : static_cast<const T*>(nullptr),
                                                 lse->data(), per_position ? gc.data() : static_cast<const T*>(nullptr),
-                                                scale, outer, classes, inner, ignore_index, dx.data());
+                                                per_position ? static_cast<const T*>(nullptr) : gc.data(),
+                                                weight_sum.defined() ? weight_sum.data() : static_cast<const T*>(nullptr),
+                                                outer, classes, inner, ignore_index, dx.data());
                   return std::vector<Tensor<T>>{dx};
                 });
 }

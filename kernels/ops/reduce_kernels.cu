@@ -108,9 +108,11 @@ __global__ void cross_entropy_kernel(const T* x, const T* target, const T* weigh
 
 template <class T>
 __global__ void cross_entropy_backward_kernel(const T* x, const T* target, const T* weight, const double* lse,
-                                              const T* g_map, double scale, std::int64_t outer, std::int64_t classes,
-                                              std::int64_t inner, std::int64_t ignore_index, T* dx) {
+                                              const T* g_map, const T* g_scalar, const T* divisor, std::int64_t outer,
+                                              std::int64_t classes, std::int64_t inner, std::int64_t ignore_index,
+                                              T* dx) {
   const std::int64_t positions = outer * inner;
+  const double scale = g_map ? 0.0 : static_cast<double>(*g_scalar) / (divisor ? static_cast<double>(*divisor) : 1.0);
   for (std::int64_t p = global_thread(); p < positions; p += grid_threads()) {
     const std::int64_t base = (p / inner) * classes * inner + p % inner;
     const auto k = static_cast<std::int64_t>(target[p]);
@@ -189,11 +191,11 @@ void launch_cross_entropy(const T* x, const T* target, const T* weight, std::int
 
 template <class T>
 void launch_cross_entropy_backward(const T* x, const T* target, const T* weight, const double* lse, const T* g_map,
-                                   double scale, std::int64_t outer, std::int64_t classes, std::int64_t inner,
-                                   std::int64_t ignore_index, T* dx) {
+                                   const T* g_scalar, const T* divisor, std::int64_t outer, std::int64_t classes,
+                                   std::int64_t inner, std::int64_t ignore_index, T* dx) {
   if (outer * inner <= 0) return;
-  cross_entropy_backward_kernel<<<grid_for(outer * inner), kBlock>>>(x, target, weight, lse, g_map, scale, outer,
-                                                                      classes, inner, ignore_index, dx);
+  cross_entropy_backward_kernel<<<grid_for(outer * inner), kBlock>>>(x, target, weight, lse, g_map, g_scalar, divisor,
+                                                                      outer, classes, inner, ignore_index, dx);
   GKD_CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }
 
@@ -221,8 +223,9 @@ void launch_scatter_along(const T* g, const std::int64_t* index, T* dx, std::int
   template void launch_softmax_backward<T>(const T*, const T*, T*, std::int64_t, std::int64_t, std::int64_t, bool); \
   template void launch_cross_entropy<T>(const T*, const T*, const T*, std::int64_t, std::int64_t, std::int64_t,    \
                                         std::int64_t, double*, T*, T*);                                            \
-  template void launch_cross_entropy_backward<T>(const T*, const T*, const T*, const double*, const T*, double,    \
-                                                 std::int64_t, std::int64_t, std::int64_t, std::int64_t, T*); \
+  template void launch_cross_entropy_backward<T>(const T*, const T*, const T*, const double*, const T*, const T*,  \
+                                                 const T*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, \
+                                                 T*);                                                            \
   template void launch_extremum<T>(const T*, T*, std::int64_t*, T*, std::int64_t, std::int64_t, std::int64_t, bool); \
   template void launch_scatter_along<T>(const T*, const std::int64_t*, T*, std::int64_t, std::int64_t, std::int64_t);
 GKD_INSTANTIATE_REDUCE(float)

@@ -23,11 +23,12 @@ void launch_softmax_backward(const T* g, const T* y, T* gx, std::int64_t outer, 
 template <class T>
 void launch_cross_entropy(const T* x, const T* target, const T* weight, std::int64_t outer, std::int64_t classes,
                           std::int64_t inner, std::int64_t ignore_index, double* lse, T* loss, T* wsum);
-/// dx = coef_p w[t_p] (softmax − onehot(t_p)), coef_p = scale (when `g_map` is nullptr) or g_map[p].
+/// dx = coef_p w[t_p] (softmax − onehot(t_p)), coef_p = g_map[p], or (when `g_map` is nullptr) the
+/// device scalar *g_scalar divided by the device scalar *divisor (by 1 when `divisor` is nullptr).
 template <class T>
 void launch_cross_entropy_backward(const T* x, const T* target, const T* weight, const double* lse, const T* g_map,
-                                   double scale, std::int64_t outer, std::int64_t classes, std::int64_t inner,
-                                   std::int64_t ignore_index, T* dx);
+                                   const T* g_scalar, const T* divisor, std::int64_t outer, std::int64_t classes,
+                                   std::int64_t inner, std::int64_t ignore_index, T* dx);
 
 /// Per position (o, i) of an (outer, len, inner) array: the first maximal (or minimal, when !is_max)
 /// element along the middle dim, compared as the CPU does (a NaN at index 0 wins, later NaNs never).
