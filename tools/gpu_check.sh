@@ -101,11 +101,23 @@ parallel() {
 for s in $steps; do
   case $s in
     tests) parallel "" env -- $tests ;;
-    memcheck|racecheck) parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- $tests ;;
+    memcheck|racecheck)  # the fused-loss tests at their [sanitize] sizes: the full ones take minutes there
+      light=() heavy=()
+      for t in $tests; do
+        case $(basename "$t") in test_cuda_graph_kd|test_cuda_pairwise_kd) heavy+=("$t") ;; *) light+=("$t") ;; esac
+      done
+      for t in "${heavy[@]}"; do
+        step "${s}_$(basename "$t")_sanitize" "$limit" "$sanitizer" --tool "$s" --error-exitcode 1 "$t" "[sanitize]" &
+      done
+      parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- "${light[@]}"
+      wait ;;
     bench)
       for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done
-      for b in $benches; do  # graph_kd's panel height against time, for the Panels default
-        [[ $(basename "$b") == gkd_bench_cuda_graph_kd ]] && step panel_sweep "$limit" "$b" --panel-sweep
+      for b in $benches; do
+        case $(basename "$b") in
+          gkd_bench_cuda_graph_kd) step panel_sweep "$limit" "$b" --panel-sweep ;;  # panel height against time
+          gkd_bench_cuda_ops) step gkd_bench_cuda_ops_graph_api "$limit" env GKD_CUDNN_API=graph "$b" ;;
+        esac
       done
       # strict FP32 on both sides, then TF32 on both sides; gkd's convolutions through each cuDNN API
       for net in student teacher; do

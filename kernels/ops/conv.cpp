@@ -64,8 +64,9 @@ constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
 
 /// Benchmarks every algorithm of one direction once per key (cudnnFind*AlgorithmEx through `find`,
 /// which runs them on the real buffers; `sizes(0, ...)` first sets the benchmark's math type) and
-/// caches the fastest one that succeeded within the offered workspace: never a tensor-op (TF32) one
-/// when `strict` (float32 without TF32; it then runs with FMA math, as benchmarked), and a
+/// caches the fastest one that succeeded within the offered workspace: never one that converts its
+/// inputs down (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), never a tensor-op (TF32) one when `strict`
+/// (float32 without TF32; it then runs with FMA math, as benchmarked), and a
 /// deterministic one when `deterministic` (float64) if any. The offered workspace is the largest
 /// that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
 /// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math)
@@ -95,8 +96,8 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count
     for (int i = 0; i < returned; ++i) {  // sorted fastest first
       const Perf& r = perf[i];
       if (r.status != CUDNN_STATUS_SUCCESS || r.memory > ws->bytes) continue;
-      if (strict && (r.mathType == CUDNN_TENSOR_OP_MATH || r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
-        continue;
+      if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // converts float32 down to 16 bits
+      if (strict && r.mathType == CUDNN_TENSOR_OP_MATH) continue;
       if (need_determinism && r.determinism != CUDNN_DETERMINISTIC) continue;
       return &r;
     }

@@ -232,6 +232,7 @@ std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, 
     return nullptr;  // the graph API does not describe this problem: the legacy API will
   }
   for (bool relaxed : {false, true}) {
+    if (relaxed && !p.deterministic) break;  // the first pass allowed everything already
     std::vector<std::unique_ptr<Plan>> candidates;
     for (const auto& c : configs) {
       if (static_cast<int>(candidates.size()) == kTimedCandidates) break;

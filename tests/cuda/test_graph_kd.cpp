@@ -285,6 +285,30 @@ TEST_CASE("cuda graph_kd Panels schedule equals the CPU oracle", "[cuda][graph_k
   }
 }
 
+TEST_CASE("cuda graph_kd at sizes small enough for compute-sanitizer", "[cuda][graph_kd][sanitize]") {
+  // Every kernel of both schedules, several panels (64 rows) and a short last one, in seconds under
+  // memcheck and racecheck: tools/gpu_check.sh runs the sanitizers on this tag.
+  for (auto form : {GraphKDForm::KL, GraphKDForm::InfoNCE}) {
+    const bool nce = form == GraphKDForm::InfoNCE;
+    for (auto precision : {GraphKDPrecision::TF32, GraphKDPrecision::BF16}) {
+      for (auto c : {config(300, 40, nce ? 40 : 24, GraphKDMask::Full, 0, 0.2f, form),
+                     config(300, 40, nce ? 40 : 24, GraphKDMask::BlockDiagonal, 150, 0.2f, form)}) {
+        c.precision = precision;
+        c.schedule = cuda::Schedule::Panels;
+        c.panel_rows = 64;
+        check_config(c);
+      }
+      if (precision == GraphKDPrecision::BF16) continue;  // the tiles run TF32 and TF32x3 only
+      for (auto c : {config(130, 32, nce ? 32 : 16, GraphKDMask::Full, 0, 0.5f, form),
+                     config(120, 64, 64, GraphKDMask::Star, 6, 0.5f, form)}) {
+        c.precision = precision;
+        c.schedule = cuda::Schedule::Tiles;
+        check_config(c);
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda graph_kd BF16 similarities on bf16 inputs equal the CPU oracle", "[cuda][graph_kd]") {
   for (auto form : {GraphKDForm::KL, GraphKDForm::InfoNCE}) {
     auto configs = grid(form);

@@ -140,6 +140,21 @@ TEST_CASE("CUDA SKD and CIRKD with bf16 similarities on bf16 inputs equal the CP
     }
 }
 
+TEST_CASE("CUDA SKD and CIRKD at sizes small enough for compute-sanitizer", "[cuda][pairwise_kd][sanitize]") {
+  // Both schedules, two panels of 512 rows (the last short), bf16: tools/gpu_check.sh runs the
+  // sanitizers on this tag.
+  using gkd::cuda::PairwiseShape;
+  for (const auto schedule : {gkd::cuda::Schedule::Tiles, gkd::cuda::Schedule::Panels})
+    for (const PairwiseShape shape : {PairwiseShape{2, 37, 5, 11}, PairwiseShape{1, 600, 8, 12}}) {
+      check_against_cpu(Loss::Mse, shape, {.mean = true, .precise = true, .schedule = schedule}, 1e-4);
+      check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = true, .precise = true, .schedule = schedule},
+                        1e-4);
+    }
+  for (bool kl : {false, true})
+    check_against_cpu(kl ? Loss::Kl : Loss::Mse, PairwiseShape{1, 600, 8, 12},
+                      {.temperature = 0.5, .mean = false, .bf16 = true}, 8e-2);
+}
+
 TEST_CASE("CUDA pairwise_kd_backward scales the gradient", "[cuda][pairwise_kd]") {
   const std::vector<float> g{1.f, -2.f, 3.f, 0.5f, 7.f};
   DeviceBuffer<float> dg(g), factor(std::vector<float>{-0.5f});
