@@ -264,7 +264,7 @@ Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
   GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
   return detail::unary<detail::DerivativeOf::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
-                                                    [lo, hi](T v) { return v >= lo && v <= hi ? T(1) : T(0); });
+                                                    [lo, hi](T v) { return (v >= lo) & (v <= hi) ? T(1) : T(0); });  // &: vectorises
 }
 
 /// cond ? a : b elementwise, with broadcasting. `cond` is a 0/1 mask (any nonzero is true); it is
@@ -323,7 +323,7 @@ template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
   return detail::unary<detail::DerivativeOf::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
-                                                     [](T y) { return y > 0 && y < 6 ? T(1) : T(0); });  // as for x
+                                                     [](T y) { return (y > 0) & (y < 6) ? T(1) : T(0); });  // as for x; &: vectorises
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>
