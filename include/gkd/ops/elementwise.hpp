@@ -108,7 +108,8 @@ Tensor<T> zip3(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c, F f, 
 enum class DerivativeOf { Input, Output, Nothing };
 
 /// Records y = f(x) elementwise, whose input gradient is g * derivative(v), v the input, the output or
-/// (Nothing) zero, as `of` says.
+/// (Nothing) zero, as `of` says. Write piecewise derivatives as arithmetic on comparisons
+/// (`T(v > 0)`), not `?:`: GCC vectorises the first and emits a branch per element for the second.
 template <DerivativeOf of, Real T, class F, class D>
 Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, D derivative) {
   check_cpu(x, op);
@@ -256,7 +257,7 @@ template <Real T>
 Tensor<T> abs(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "abs", abs(x));
   return detail::unary<detail::DerivativeOf::Input>("abs", x, [](T v) { return std::abs(v); },
-                                                    [](T v) { return v > 0 ? T(1) : (v < 0 ? T(-1) : T(0)); });
+                                                    [](T v) { return T(v > 0) - T(v < 0); });
 }
 /// min(max(x, lo), hi); the gradient passes where lo <= x <= hi (PyTorch's convention).
 template <Real T>
@@ -264,7 +265,7 @@ Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
   GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
   return detail::unary<detail::DerivativeOf::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
-                                                    [lo, hi](T v) { return (v >= lo) & (v <= hi) ? T(1) : T(0); });  // &: vectorises
+                                                    [lo, hi](T v) { return T(v >= lo) * T(v <= hi); });
 }
 
 /// cond ? a : b elementwise, with broadcasting. `cond` is a 0/1 mask (any nonzero is true); it is
@@ -316,21 +317,21 @@ template <Real T>
 Tensor<T> relu(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu", relu(x));
   return detail::unary<detail::DerivativeOf::Output>("relu", x, [](T v) { return v > 0 ? v : T(0); },
-                                                     [](T y) { return y > 0 ? T(1) : T(0); });  // y > 0 iff x > 0
+                                                     [](T y) { return T(y > 0); });  // y > 0 iff x > 0
 }
 /// min(max(x, 0), 6).
 template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
   return detail::unary<detail::DerivativeOf::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
-                                                     [](T y) { return (y > 0) & (y < 6) ? T(1) : T(0); });  // as for x; &: vectorises
+                                                     [](T y) { return T(y > 0) * T(y < 6); });  // as for x
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>
 Tensor<T> leaky_relu(const Tensor<T>& x, T slope = T(0.01)) {
   GKD_CUDA_DISPATCH(x.device(), "leaky_relu", leaky_relu(x, slope));
   return detail::unary<detail::DerivativeOf::Input>("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
-                                                    [slope](T v) { return v > 0 ? T(1) : slope; });
+                                                    [slope](T v) { return T(v > 0) + slope * T(!(v > 0)); });
 }
 
 /// How GELU is evaluated: the exact erf form or PyTorch's `approximate="tanh"` form.
