@@ -103,23 +103,25 @@ Tensor<T> zip3(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c, F f, 
   return out;
 }
 
-/// What the derivative of a unary op is a function of: the input, the output, or neither (a constant).
-/// Backward keeps only that tensor alive (relu's keeps its output, which the next op usually keeps anyway).
+/// What the gradient of a unary op reads besides the output gradient: the input, the output, or
+/// nothing. Backward keeps only that tensor alive (relu's keeps its output, which the next op usually
+/// keeps anyway).
 enum class DerivativeOf { Input, Output, Nothing };
 
-/// Records y = f(x) elementwise, whose input gradient is g * derivative(v), v the input, the output or
-/// (Nothing) zero, as `of` says. Write piecewise derivatives as arithmetic on comparisons
-/// (`T(v > 0)`), not `?:`: GCC vectorises the first and emits a branch per element for the second.
-template <DerivativeOf of, Real T, class F, class D>
-Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, D derivative) {
+/// Records y = f(x) elementwise, whose input gradient is grad(g, v) (v the input or the output, as `of`
+/// says), or grad(g) for DerivativeOf::Nothing. Write the flat pieces of piecewise gradients as a
+/// select (`v > 0 ? g : T(0)`): GCC vectorises that, but not `g * (v > 0 ? 1 : 0)`, and, as in
+/// PyTorch, a non-finite g does not leak through a flat piece.
+template <DerivativeOf of, Real T, class F, class G>
+Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, G grad) {
   check_cpu(x, op);
   Tensor<T> y = map(x, f);
   Tensor<T> kept = of == DerivativeOf::Input ? x.detach() : of == DerivativeOf::Output ? y.detach() : Tensor<T>();
-  return record(op, y, {x}, [kept = std::move(kept), derivative, op](const Tensor<T>& g) {
+  return record(op, y, {x}, [kept = std::move(kept), grad, op](const Tensor<T>& g) {
     if constexpr (of == DerivativeOf::Nothing)
-      return std::vector<Tensor<T>>{map(g, [d = derivative(T(0))](T gi) { return gi * d; })};
+      return std::vector<Tensor<T>>{map(g, grad)};
     else
-      return std::vector<Tensor<T>>{zip(g, kept, [derivative](T gi, T v) { return gi * derivative(v); }, op)};
+      return std::vector<Tensor<T>>{zip(g, kept, grad, op)};
   });
 }
 
@@ -191,19 +193,19 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> neg(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "neg", neg(x));
-  return detail::unary<detail::DerivativeOf::Nothing>("neg", x, [](T v) { return -v; }, [](T) { return T(-1); });
+  return detail::unary<detail::DerivativeOf::Nothing>("neg", x, [](T v) { return -v; }, [](T g) { return -g; });
 }
 
 /// x + s, x * s and friends for a scalar s (no tensor is allocated for s).
 template <Real T>
 Tensor<T> add(const Tensor<T>& x, T s) {
   GKD_CUDA_DISPATCH(x.device(), "add_scalar", add_scalar(x, s));
-  return detail::unary<detail::DerivativeOf::Nothing>("add_scalar", x, [s](T v) { return v + s; }, [](T) { return T(1); });
+  return detail::unary<detail::DerivativeOf::Nothing>("add_scalar", x, [s](T v) { return v + s; }, [](T g) { return g; });
 }
 template <Real T>
 Tensor<T> mul(const Tensor<T>& x, T s) {
   GKD_CUDA_DISPATCH(x.device(), "mul_scalar", mul_scalar(x, s));
-  return detail::unary<detail::DerivativeOf::Nothing>("mul_scalar", x, [s](T v) { return v * s; }, [s](T) { return s; });
+  return detail::unary<detail::DerivativeOf::Nothing>("mul_scalar", x, [s](T v) { return v * s; }, [s](T g) { return g * s; });
 }
 
 /// x ^ p for a scalar exponent (PyTorch's pow(Tensor, Scalar)).
@@ -212,7 +214,7 @@ Tensor<T> pow(const Tensor<T>& x, T p) {
   GKD_CUDA_DISPATCH(x.device(), "pow_scalar", pow_scalar(x, p));
   return detail::unary<detail::DerivativeOf::Input>(
       "pow_scalar", x, [p](T v) { return std::pow(v, p); },
-      [p](T v) { return p == T(0) ? T(0) : p * std::pow(v, p - 1); });
+      [p](T g, T v) { return p == T(0) ? T(0) : g * (p * std::pow(v, p - 1)); });
 }
 
 /// a ^ b elementwise with broadcasting; the gradient w.r.t. b uses log(a) and needs a > 0.
@@ -239,25 +241,25 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> exp(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "exp", exp(x));
-  return detail::unary<detail::DerivativeOf::Output>("exp", x, [](T v) { return std::exp(v); }, [](T y) { return y; });
+  return detail::unary<detail::DerivativeOf::Output>("exp", x, [](T v) { return std::exp(v); }, [](T g, T y) { return g * y; });
 }
 template <Real T>
 Tensor<T> log(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "log", log(x));
-  return detail::unary<detail::DerivativeOf::Input>("log", x, [](T v) { return std::log(v); }, [](T v) { return T(1) / v; });
+  return detail::unary<detail::DerivativeOf::Input>("log", x, [](T v) { return std::log(v); }, [](T g, T v) { return g * (T(1) / v); });
 }
 template <Real T>
 Tensor<T> sqrt(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "sqrt", sqrt(x));
   return detail::unary<detail::DerivativeOf::Output>("sqrt", x, [](T v) { return std::sqrt(v); },
-                                                     [](T y) { return T(0.5) / y; });
+                                                     [](T g, T y) { return g * (T(0.5) / y); });
 }
 /// |x|; the gradient at 0 is 0 (PyTorch's convention).
 template <Real T>
 Tensor<T> abs(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "abs", abs(x));
   return detail::unary<detail::DerivativeOf::Input>("abs", x, [](T v) { return std::abs(v); },
-                                                    [](T v) { return T(v > 0) - T(v < 0); });
+                                                    [](T g, T v) { return v > 0 ? g : (v < 0 ? -g : T(0)); });
 }
 /// min(max(x, lo), hi); the gradient passes where lo <= x <= hi (PyTorch's convention).
 template <Real T>
@@ -265,7 +267,7 @@ Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
   GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
   return detail::unary<detail::DerivativeOf::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
-                                                    [lo, hi](T v) { return T(v >= lo) * T(v <= hi); });
+                                                    [lo, hi](T g, T v) { return (v >= lo) & (v <= hi) ? g : T(0); });
 }
 
 /// cond ? a : b elementwise, with broadcasting. `cond` is a 0/1 mask (any nonzero is true); it is
@@ -317,21 +319,21 @@ template <Real T>
 Tensor<T> relu(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu", relu(x));
   return detail::unary<detail::DerivativeOf::Output>("relu", x, [](T v) { return v > 0 ? v : T(0); },
-                                                     [](T y) { return T(y > 0); });  // y > 0 iff x > 0
+                                                     [](T g, T y) { return y > 0 ? g : T(0); });  // y > 0 iff x > 0
 }
 /// min(max(x, 0), 6).
 template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
   return detail::unary<detail::DerivativeOf::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
-                                                     [](T y) { return T(y > 0) * T(y < 6); });  // as for x
+                                                     [](T g, T y) { return (y > 0) & (y < 6) ? g : T(0); });  // as for x
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>
 Tensor<T> leaky_relu(const Tensor<T>& x, T slope = T(0.01)) {
   GKD_CUDA_DISPATCH(x.device(), "leaky_relu", leaky_relu(x, slope));
   return detail::unary<detail::DerivativeOf::Input>("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
-                                                    [slope](T v) { return T(v > 0) + slope * T(!(v > 0)); });
+                                                    [slope](T g, T v) { return v > 0 ? g : slope * g; });
 }
 
 /// How GELU is evaluated: the exact erf form or PyTorch's `approximate="tanh"` form.
@@ -348,13 +350,15 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation:
   if (approx == GeluApproximation::None)
     return detail::unary<detail::DerivativeOf::Input>(
         "gelu", x, [=](T v) { return T(0.5) * v * (T(1) + std::erf(v * kInvSqrt2)); },
-        [=](T v) { return T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v); });
+        [=](T g, T v) {
+          return g * (T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v));
+        });
   return detail::unary<detail::DerivativeOf::Input>(
       "gelu_tanh", x,
       [=](T v) { return T(0.5) * v * (T(1) + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v))); },
-      [=](T v) {
+      [=](T g, T v) {
         const T t = std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
-        return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v);
+        return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v));
       });
 }
 
@@ -363,13 +367,13 @@ Tensor<T> sigmoid(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "sigmoid", sigmoid(x));
   return detail::unary<detail::DerivativeOf::Output>(
       "sigmoid", x, [](T v) { return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v)); },
-      [](T y) { return y * (T(1) - y); });
+      [](T g, T y) { return g * (y * (T(1) - y)); });
 }
 template <Real T>
 Tensor<T> tanh(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "tanh", tanh(x));
   return detail::unary<detail::DerivativeOf::Output>("tanh", x, [](T v) { return std::tanh(v); },
-                                                     [](T y) { return T(1) - y * y; });
+                                                     [](T g, T y) { return g * (T(1) - y * y); });
 }
 /// log(1 + exp(beta x)) / beta, linear above `threshold` (PyTorch's Softplus).
 template <Real T>
@@ -378,10 +382,10 @@ Tensor<T> softplus(const Tensor<T>& x, T beta = T(1), T threshold = T(20)) {
   GKD_CUDA_DISPATCH(x.device(), "softplus", softplus(x, beta, threshold));
   return detail::unary<detail::DerivativeOf::Input>(
       "softplus", x, [=](T v) { return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta; },
-      [=](T v) {
-        if (v * beta > threshold) return T(1);
+      [=](T g, T v) {
+        if (v * beta > threshold) return g;
         const T z = std::exp(v * beta);
-        return z / (z + T(1));
+        return g * (z / (z + T(1)));
       });
 }
 
