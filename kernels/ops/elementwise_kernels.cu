@@ -51,36 +51,39 @@ __device__ T unary_value(UnaryOp op, T v, T p, T q) {
   return v;
 }
 
+/// The input gradient of op at input v, output y, for output gradient g, written as the CPU ops write
+/// it (gkd/ops/elementwise.hpp): piecewise ops select g on their sloped pieces and 0 on flat ones, so
+/// that a non-finite g does not leak through a flat piece; smooth ones multiply g by the derivative.
 template <class T>
-__device__ T unary_derivative(UnaryOp op, T v, T y, T p, T q) {
+__device__ T unary_gradient(UnaryOp op, T g, T v, T y, T p, T q) {
   constexpr T kInvSqrt2 = T(0.70710678118654752440);
   constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
   constexpr T kCubic = T(0.044715);
   switch (op) {
-    case UnaryOp::Neg: return T(-1);
-    case UnaryOp::AddScalar: return T(1);
-    case UnaryOp::MulScalar: return p;
-    case UnaryOp::PowScalar: return p == T(0) ? T(0) : p * pow(v, p - T(1));
-    case UnaryOp::Relu: return y > T(0) ? T(1) : T(0);                // y > 0 iff v > 0
-    case UnaryOp::Relu6: return y > T(0) && y < T(6) ? T(1) : T(0);  // 0 < y < 6 iff 0 < v < 6
-    case UnaryOp::LeakyRelu: return v > T(0) ? T(1) : p;
-    case UnaryOp::Sigmoid: return y * (T(1) - y);
-    case UnaryOp::Tanh: return T(1) - y * y;
-    case UnaryOp::Gelu: return T(0.5) * (T(1) + erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * exp(T(-0.5) * v * v);
+    case UnaryOp::Neg: return -g;
+    case UnaryOp::AddScalar: return g;
+    case UnaryOp::MulScalar: return g * p;
+    case UnaryOp::PowScalar: return p == T(0) ? T(0) : g * (p * pow(v, p - T(1)));
+    case UnaryOp::Relu: return y > T(0) ? g : T(0);                  // y > 0 iff v > 0
+    case UnaryOp::Relu6: return y > T(0) && y < T(6) ? g : T(0);    // 0 < y < 6 iff 0 < v < 6
+    case UnaryOp::LeakyRelu: return v > T(0) ? g : p * g;
+    case UnaryOp::Sigmoid: return g * (y * (T(1) - y));
+    case UnaryOp::Tanh: return g * (T(1) - y * y);
+    case UnaryOp::Gelu: return g * (T(0.5) * (T(1) + erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * exp(T(-0.5) * v * v));
     case UnaryOp::GeluTanh: {
       const T t = tanh(kSqrt2OverPi * (v + kCubic * v * v * v));
-      return T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v);
+      return g * (T(0.5) * (T(1) + t) + T(0.5) * v * (T(1) - t * t) * kSqrt2OverPi * (T(1) + T(3) * kCubic * v * v));
     }
-    case UnaryOp::Exp: return y;
-    case UnaryOp::Log: return T(1) / v;
-    case UnaryOp::Sqrt: return T(0.5) / y;
-    case UnaryOp::Abs: return v > T(0) ? T(1) : (v < T(0) ? T(-1) : T(0));
-    case UnaryOp::Clamp: return v >= p && v <= q ? T(1) : T(0);
+    case UnaryOp::Exp: return g * y;
+    case UnaryOp::Log: return g * (T(1) / v);
+    case UnaryOp::Sqrt: return g * (T(0.5) / y);
+    case UnaryOp::Abs: return v > T(0) ? g : (v < T(0) ? -g : T(0));
+    case UnaryOp::Clamp: return v >= p && v <= q ? g : T(0);
     case UnaryOp::Softplus: {
-      if (v * p > q) return T(1);
+      if (v * p > q) return g;
       const T z = exp(v * p);
-      return z / (z + T(1));
+      return g * (z / (z + T(1)));
     }
   }
   return T(0);
@@ -131,7 +134,7 @@ template <class T>
 __global__ void unary_backward_kernel(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p,
                                       T q) {
   for (std::int64_t i = global_thread(); i < n; i += grid_threads())
-    gx[i] = g[i] * unary_derivative(op, x[i], y[i], p, q);
+    gx[i] = unary_gradient(op, g[i], x[i], y[i], p, q);
 }
 
 template <class T>

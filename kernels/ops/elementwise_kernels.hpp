@@ -20,8 +20,8 @@ enum class UnaryOp {
 /// KeepIf and DropIf are (a != 0 ? b : 0) and (a != 0 ? 0 : b), the two gradients of where.
 enum class BinaryOp { Add, Sub, Mul, Div, NegMul, Pow, Gt, Lt, Eq, PowBaseGrad, MulLog, KeepIf, DropIf };
 
-/// What op's derivative reads (unary_derivative in elementwise_kernels.cu): the input, the output,
-/// or neither. Backward keeps only that tensor.
+/// What op's gradient reads besides the output gradient (unary_gradient in elementwise_kernels.cu):
+/// the input, the output, or neither. Backward keeps only that tensor.
 enum class DerivativeOf { Input, Output, Nothing };
 constexpr DerivativeOf derivative_of(UnaryOp op) {
   switch (op) {
@@ -35,8 +35,9 @@ constexpr DerivativeOf derivative_of(UnaryOp op) {
 /// y[i] = op(x[i]).
 template <class T>
 void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p, T q = T(0));
-/// gx[i] = g[i] * op'(x[i], y[i]); only the operand derivative_of(op) names is read (pass any
-/// readable n-element buffer for the other).
+/// gx[i] = the input gradient of op for g[i] at x[i], y[i] (g times the derivative; 0 on a flat piece
+/// of a piecewise op); only the operand derivative_of(op) names is read (pass any readable n-element
+/// buffer for the other).
 template <class T>
 void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p, T q = T(0));
 /// out[i] = op(a[i], b[i]); `layout` (dst strides unused) gives a's strides as `dst_stride` and b's as
