@@ -413,6 +413,24 @@ Tensor<T> sum_to(const Tensor<T>& grad, const Shape& shape) {
   }
   T* dst = out.data();
   const T* src = grad.data();
+  // Trailing dims that are all summed are one contiguous run of a contiguous gradient: sum each run
+  // in a register (vectorised) rather than element by element into memory.
+  std::size_t kept = grad.dim();
+  std::int64_t run = 1;
+  while (kept > 0 && out_strides[kept - 1] == 0) run *= grad.shape()[--kept];
+  if (grad.is_contiguous() && run > 1) {
+    const Shape outer(grad.shape().begin(), grad.shape().begin() + static_cast<std::ptrdiff_t>(kept));
+    const Strides grad_outer(grad.strides().begin(), grad.strides().begin() + static_cast<std::ptrdiff_t>(kept));
+    const Strides out_outer(out_strides.begin(), out_strides.begin() + static_cast<std::ptrdiff_t>(kept));
+    strided_for_each<2>(outer, {&grad_outer, &out_outer}, [&](const auto& o) {
+      const T* s = src + o[0];
+      T acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (std::int64_t i = 0; i < run; ++i) acc += s[i];
+      dst[o[1]] += acc;
+    });
+    return out;
+  }
   strided_for_each<2>(grad.shape(), {&grad.strides(), &out_strides},
                       [&](const auto& o) { dst[o[1]] += src[o[0]]; });
   return out;
