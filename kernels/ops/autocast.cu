@@ -21,26 +21,20 @@ __global__ void round_kernel(float* data, std::int64_t n, bool bf16) {
     data[i] = bf16 ? __bfloat162float(__float2bfloat16_rn(data[i])) : __half2float(__float2half_rn(data[i]));
 }
 
-template <class H>
-__global__ void to_16bit_kernel(const float* src, H* dst, std::int64_t n) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
-    if constexpr (std::is_same_v<H, __nv_bfloat16>)
-      dst[i] = __float2bfloat16_rn(src[i]);
-    else
-      dst[i] = __float2half_rn(src[i]);
-  }
+/// v converted to To: float32 to bfloat16 or half rounds to nearest, ties to even; back is exact.
+template <class To, class From>
+__device__ To convert(From v) {
+  if constexpr (std::is_same_v<To, __nv_bfloat16>) return __float2bfloat16_rn(v);
+  else if constexpr (std::is_same_v<To, __half>) return __float2half_rn(v);
+  else if constexpr (std::is_same_v<From, __nv_bfloat16>) return __bfloat162float(v);
+  else return __half2float(v);
 }
 
-template <class H>
-__global__ void to_float_kernel(const H* src, float* dst, std::int64_t n) {
+template <class To, class From>
+__global__ void convert_kernel(const From* src, To* dst, std::int64_t n) {
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x) {
-    if constexpr (std::is_same_v<H, __nv_bfloat16>)
-      dst[i] = __bfloat162float(src[i]);
-    else
-      dst[i] = __half2float(src[i]);
-  }
+       i += static_cast<std::int64_t>(blockDim.x) * gridDim.x)
+    dst[i] = convert<To>(src[i]);
 }
 
 }  // namespace
@@ -56,9 +50,9 @@ Buffer16 Buffer16::rounded(const float* src, std::int64_t n, Precision p) {
   Buffer16 b(n, p);
   if (n == 0) return b;
   if (p == Precision::bf16)
-    to_16bit_kernel<<<grid_for(n), kBlock>>>(src, static_cast<__nv_bfloat16*>(b.data()), n);
+    convert_kernel<<<grid_for(n), kBlock>>>(src, static_cast<__nv_bfloat16*>(b.data()), n);
   else
-    to_16bit_kernel<<<grid_for(n), kBlock>>>(src, static_cast<__half*>(b.data()), n);
+    convert_kernel<<<grid_for(n), kBlock>>>(src, static_cast<__half*>(b.data()), n);
   GKD_CUDA_CHECK_LAUNCH("autocast to 16 bits");
   return b;
 }
@@ -66,9 +60,9 @@ Buffer16 Buffer16::rounded(const float* src, std::int64_t n, Precision p) {
 void Buffer16::to_float(float* dst) const {
   if (n_ <= 0) return;
   if (p_ == Precision::bf16)
-    to_float_kernel<<<grid_for(n_), kBlock>>>(static_cast<const __nv_bfloat16*>(data()), dst, n_);
+    convert_kernel<<<grid_for(n_), kBlock>>>(static_cast<const __nv_bfloat16*>(data()), dst, n_);
   else
-    to_float_kernel<<<grid_for(n_), kBlock>>>(static_cast<const __half*>(data()), dst, n_);
+    convert_kernel<<<grid_for(n_), kBlock>>>(static_cast<const __half*>(data()), dst, n_);
   GKD_CUDA_CHECK_LAUNCH("autocast to float32");
 }
 
