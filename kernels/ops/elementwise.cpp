@@ -22,8 +22,8 @@ Tensor<T> unary_op(std::string_view name, UnaryOp op, const Tensor<T>& x, T p, T
   const Tensor<T> xc = x.contiguous_copy_if_needed();
   Tensor<T> y = Tensor<T>::empty(x.shape(), x.device());
   launch_unary(op, xc.data(), y.data(), x.numel(), p, q);
-  const DerivativeOf of = derivative_of(op);
-  Tensor<T> kept = of == DerivativeOf::Input ? xc : of == DerivativeOf::Output ? y.detach() : Tensor<T>();
+  const GradientReads of = gradient_reads(op);
+  Tensor<T> kept = of == GradientReads::Input ? xc : of == GradientReads::Output ? y.detach() : Tensor<T>();
   return record(name, y, {x}, [kept = std::move(kept), op, p, q](const Tensor<T>& g) {
     const Tensor<T> gc = g.contiguous_copy_if_needed();
     Tensor<T> gx = Tensor<T>::empty(gc.shape(), gc.device());

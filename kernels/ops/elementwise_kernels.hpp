@@ -22,13 +22,13 @@ enum class BinaryOp { Add, Sub, Mul, Div, NegMul, Pow, Gt, Lt, Eq, PowBaseGrad, 
 
 /// What op's gradient reads besides the output gradient (unary_gradient in elementwise_kernels.cu):
 /// the input, the output, or neither. Backward keeps only that tensor.
-enum class DerivativeOf { Input, Output, Nothing };
-constexpr DerivativeOf derivative_of(UnaryOp op) {
+enum class GradientReads { Input, Output, Nothing };
+constexpr GradientReads gradient_reads(UnaryOp op) {
   switch (op) {
-    case UnaryOp::Neg: case UnaryOp::AddScalar: case UnaryOp::MulScalar: return DerivativeOf::Nothing;
+    case UnaryOp::Neg: case UnaryOp::AddScalar: case UnaryOp::MulScalar: return GradientReads::Nothing;
     case UnaryOp::Relu: case UnaryOp::Relu6: case UnaryOp::Sigmoid: case UnaryOp::Tanh: case UnaryOp::Exp:
-    case UnaryOp::Sqrt: return DerivativeOf::Output;
-    default: return DerivativeOf::Input;
+    case UnaryOp::Sqrt: return GradientReads::Output;
+    default: return GradientReads::Input;
   }
 }
 
@@ -36,7 +36,7 @@ constexpr DerivativeOf derivative_of(UnaryOp op) {
 template <class T>
 void launch_unary(UnaryOp op, const T* x, T* y, std::int64_t n, T p, T q = T(0));
 /// gx[i] = the input gradient of op for g[i] at x[i], y[i] (g times the derivative; 0 on a flat piece
-/// of a piecewise op); only the operand derivative_of(op) names is read (pass any readable n-element
+/// of a piecewise op); only the operand gradient_reads(op) names is read (pass any readable n-element
 /// buffer for the other).
 template <class T>
 void launch_unary_backward(UnaryOp op, const T* g, const T* x, const T* y, T* gx, std::int64_t n, T p, T q = T(0));

@@ -106,19 +106,19 @@ Tensor<T> zip3(const Tensor<T>& a, const Tensor<T>& b, const Tensor<T>& c, F f, 
 /// What the gradient of a unary op reads besides the output gradient: the input, the output, or
 /// nothing. Backward keeps only that tensor alive (relu's keeps its output, which the next op usually
 /// keeps anyway).
-enum class DerivativeOf { Input, Output, Nothing };
+enum class GradientReads { Input, Output, Nothing };
 
 /// Records y = f(x) elementwise, whose input gradient is grad(g, v) (v the input or the output, as `of`
-/// says), or grad(g) for DerivativeOf::Nothing. Write the flat pieces of piecewise gradients as a
+/// says), or grad(g) for GradientReads::Nothing. Write the flat pieces of piecewise gradients as a
 /// select (`v > 0 ? g : T(0)`): GCC vectorises that, but not `g * (v > 0 ? 1 : 0)`, and, as in
 /// PyTorch, a non-finite g does not leak through a flat piece.
-template <DerivativeOf of, Real T, class F, class G>
+template <GradientReads of, Real T, class F, class G>
 Tensor<T> unary(std::string_view op, const Tensor<T>& x, F f, G grad) {
   check_cpu(x, op);
   Tensor<T> y = map(x, f);
-  Tensor<T> kept = of == DerivativeOf::Input ? x.detach() : of == DerivativeOf::Output ? y.detach() : Tensor<T>();
+  Tensor<T> kept = of == GradientReads::Input ? x.detach() : of == GradientReads::Output ? y.detach() : Tensor<T>();
   return record(op, y, {x}, [kept = std::move(kept), grad, op](const Tensor<T>& g) {
-    if constexpr (of == DerivativeOf::Nothing)
+    if constexpr (of == GradientReads::Nothing)
       return std::vector<Tensor<T>>{map(g, grad)};
     else
       return std::vector<Tensor<T>>{zip(g, kept, grad, op)};
@@ -193,26 +193,26 @@ Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> neg(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "neg", neg(x));
-  return detail::unary<detail::DerivativeOf::Nothing>("neg", x, [](T v) { return -v; }, [](T g) { return -g; });
+  return detail::unary<detail::GradientReads::Nothing>("neg", x, [](T v) { return -v; }, [](T g) { return -g; });
 }
 
 /// x + s, x * s and friends for a scalar s (no tensor is allocated for s).
 template <Real T>
 Tensor<T> add(const Tensor<T>& x, T s) {
   GKD_CUDA_DISPATCH(x.device(), "add_scalar", add_scalar(x, s));
-  return detail::unary<detail::DerivativeOf::Nothing>("add_scalar", x, [s](T v) { return v + s; }, [](T g) { return g; });
+  return detail::unary<detail::GradientReads::Nothing>("add_scalar", x, [s](T v) { return v + s; }, [](T g) { return g; });
 }
 template <Real T>
 Tensor<T> mul(const Tensor<T>& x, T s) {
   GKD_CUDA_DISPATCH(x.device(), "mul_scalar", mul_scalar(x, s));
-  return detail::unary<detail::DerivativeOf::Nothing>("mul_scalar", x, [s](T v) { return v * s; }, [s](T g) { return g * s; });
+  return detail::unary<detail::GradientReads::Nothing>("mul_scalar", x, [s](T v) { return v * s; }, [s](T g) { return g * s; });
 }
 
 /// x ^ p for a scalar exponent (PyTorch's pow(Tensor, Scalar)).
 template <Real T>
 Tensor<T> pow(const Tensor<T>& x, T p) {
   GKD_CUDA_DISPATCH(x.device(), "pow_scalar", pow_scalar(x, p));
-  return detail::unary<detail::DerivativeOf::Input>(
+  return detail::unary<detail::GradientReads::Input>(
       "pow_scalar", x, [p](T v) { return std::pow(v, p); },
       [p](T g, T v) { return p == T(0) ? T(0) : g * (p * std::pow(v, p - 1)); });
 }
@@ -241,24 +241,24 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> exp(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "exp", exp(x));
-  return detail::unary<detail::DerivativeOf::Output>("exp", x, [](T v) { return std::exp(v); }, [](T g, T y) { return g * y; });
+  return detail::unary<detail::GradientReads::Output>("exp", x, [](T v) { return std::exp(v); }, [](T g, T y) { return g * y; });
 }
 template <Real T>
 Tensor<T> log(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "log", log(x));
-  return detail::unary<detail::DerivativeOf::Input>("log", x, [](T v) { return std::log(v); }, [](T g, T v) { return g * (T(1) / v); });
+  return detail::unary<detail::GradientReads::Input>("log", x, [](T v) { return std::log(v); }, [](T g, T v) { return g * (T(1) / v); });
 }
 template <Real T>
 Tensor<T> sqrt(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "sqrt", sqrt(x));
-  return detail::unary<detail::DerivativeOf::Output>("sqrt", x, [](T v) { return std::sqrt(v); },
+  return detail::unary<detail::GradientReads::Output>("sqrt", x, [](T v) { return std::sqrt(v); },
                                                      [](T g, T y) { return g * (T(0.5) / y); });
 }
 /// |x|; the gradient at 0 is 0 (PyTorch's convention).
 template <Real T>
 Tensor<T> abs(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "abs", abs(x));
-  return detail::unary<detail::DerivativeOf::Input>("abs", x, [](T v) { return std::abs(v); },
+  return detail::unary<detail::GradientReads::Input>("abs", x, [](T v) { return std::abs(v); },
                                                     [](T g, T v) { return v > 0 ? g : (v < 0 ? -g : T(0)); });
 }
 /// min(max(x, lo), hi); the gradient passes where lo <= x <= hi (PyTorch's convention).
@@ -266,7 +266,7 @@ template <Real T>
 Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
   GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
-  return detail::unary<detail::DerivativeOf::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
+  return detail::unary<detail::GradientReads::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
                                                     [lo, hi](T g, T v) { return (v >= lo) & (v <= hi) ? g : T(0); });
 }
 
@@ -318,21 +318,21 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
 template <Real T>
 Tensor<T> relu(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu", relu(x));
-  return detail::unary<detail::DerivativeOf::Output>("relu", x, [](T v) { return v > 0 ? v : T(0); },
+  return detail::unary<detail::GradientReads::Output>("relu", x, [](T v) { return v > 0 ? v : T(0); },
                                                      [](T g, T y) { return y > 0 ? g : T(0); });  // y > 0 iff x > 0
 }
 /// min(max(x, 0), 6).
 template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
-  return detail::unary<detail::DerivativeOf::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
+  return detail::unary<detail::GradientReads::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
                                                      [](T g, T y) { return (y > 0) & (y < 6) ? g : T(0); });  // as for x
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>
 Tensor<T> leaky_relu(const Tensor<T>& x, T slope = T(0.01)) {
   GKD_CUDA_DISPATCH(x.device(), "leaky_relu", leaky_relu(x, slope));
-  return detail::unary<detail::DerivativeOf::Input>("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
+  return detail::unary<detail::GradientReads::Input>("leaky_relu", x, [slope](T v) { return v > 0 ? v : slope * v; },
                                                     [slope](T g, T v) { return v > 0 ? g : slope * g; });
 }
 
@@ -348,12 +348,12 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation:
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
   constexpr T kCubic = T(0.044715);
   if (approx == GeluApproximation::None)
-    return detail::unary<detail::DerivativeOf::Input>(
+    return detail::unary<detail::GradientReads::Input>(
         "gelu", x, [=](T v) { return T(0.5) * v * (T(1) + std::erf(v * kInvSqrt2)); },
         [=](T g, T v) {
           return g * (T(0.5) * (T(1) + std::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * std::exp(T(-0.5) * v * v));
         });
-  return detail::unary<detail::DerivativeOf::Input>(
+  return detail::unary<detail::GradientReads::Input>(
       "gelu_tanh", x,
       [=](T v) { return T(0.5) * v * (T(1) + std::tanh(kSqrt2OverPi * (v + kCubic * v * v * v))); },
       [=](T g, T v) {
@@ -365,14 +365,14 @@ Tensor<T> gelu(const Tensor<T>& x, GeluApproximation approx = GeluApproximation:
 template <Real T>
 Tensor<T> sigmoid(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "sigmoid", sigmoid(x));
-  return detail::unary<detail::DerivativeOf::Output>(
+  return detail::unary<detail::GradientReads::Output>(
       "sigmoid", x, [](T v) { return v >= 0 ? T(1) / (T(1) + std::exp(-v)) : std::exp(v) / (T(1) + std::exp(v)); },
       [](T g, T y) { return g * (y * (T(1) - y)); });
 }
 template <Real T>
 Tensor<T> tanh(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "tanh", tanh(x));
-  return detail::unary<detail::DerivativeOf::Output>("tanh", x, [](T v) { return std::tanh(v); },
+  return detail::unary<detail::GradientReads::Output>("tanh", x, [](T v) { return std::tanh(v); },
                                                      [](T g, T y) { return g * (T(1) - y * y); });
 }
 /// log(1 + exp(beta x)) / beta, linear above `threshold` (PyTorch's Softplus).
@@ -380,7 +380,7 @@ template <Real T>
 Tensor<T> softplus(const Tensor<T>& x, T beta = T(1), T threshold = T(20)) {
   GKD_CHECK(beta > 0, "softplus", "beta must be positive, got " << beta);
   GKD_CUDA_DISPATCH(x.device(), "softplus", softplus(x, beta, threshold));
-  return detail::unary<detail::DerivativeOf::Input>(
+  return detail::unary<detail::GradientReads::Input>(
       "softplus", x, [=](T v) { return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta; },
       [=](T g, T v) {
         if (v * beta > threshold) return g;
