@@ -414,7 +414,8 @@ Tensor<T> sum_to(const Tensor<T>& grad, const Shape& shape) {
   T* dst = out.data();
   const T* src = grad.data();
   // Trailing dims that are all summed are one contiguous run of a contiguous gradient: sum each run
-  // in a register (vectorised) rather than element by element into memory.
+  // in a register rather than element by element through memory, in the same order (bit for bit the
+  // sums of the general loop below, which float64 results against PyTorch rely on).
   std::size_t kept = grad.dim();
   std::int64_t run = 1;
   while (kept > 0 && out_strides[kept - 1] == 0) run *= grad.shape()[--kept];
@@ -424,10 +425,9 @@ Tensor<T> sum_to(const Tensor<T>& grad, const Shape& shape) {
     const Strides out_outer(out_strides.begin(), out_strides.begin() + static_cast<std::ptrdiff_t>(kept));
     strided_for_each<2>(outer, {&grad_outer, &out_outer}, [&](const auto& o) {
       const T* s = src + o[0];
-      T acc = 0;
-#pragma omp simd reduction(+ : acc)
+      T acc = dst[o[1]];
       for (std::int64_t i = 0; i < run; ++i) acc += s[i];
-      dst[o[1]] += acc;
+      dst[o[1]] = acc;
     });
     return out;
   }
