@@ -5,8 +5,8 @@
 /// with groups (depthwise included), stride, padding, dilation and (transposed) output_padding.
 /// The algorithm of each direction is benchmarked once per geometry, element type and TF32 setting
 /// (cudnnFindConvolution*AlgorithmEx, on the real buffers, with a workspace from the caching
-/// allocator of at most 1 GiB) and the fastest one that succeeded is cached; float64 prefers
-/// deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
+/// allocator of at most 1 GiB) and the fastest one that succeeded is cached, never one that converts
+/// float32 down to 16 bits; float64 prefers deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
 /// `gkd::cuda::set_allow_tf32(true)`. Under a 16-bit gkd::Autocast, conv2d without a bias runs on
 /// bfloat16 or half operands (tensor cores, float32 accumulation; gkd/core/autocast.hpp), falling back to
 /// float32 on the rounded values for a geometry cuDNN has no 16-bit algorithm for.
@@ -27,8 +27,8 @@ namespace gkd::cuda {
 /// The cuDNN interface that runs conv2d and conv_transpose2d on the GPU.
 /// - Legacy (the default): cudnnFind*AlgorithmEx as described above.
 /// - Graph: cuDNN's graph (backend) API, which reaches engines the legacy API does not. cuDNN's
-///   heuristics list engine configurations; those the precision forbids are dropped (TF32 and other
-///   tensor-core or down-converting engines for strict float32, non-deterministic ones for float64
+///   heuristics list engine configurations; those the precision forbids are dropped (down-converting
+///   engines always, tensor-core (TF32) ones for strict float32, non-deterministic ones for float64
 ///   where a deterministic one exists); the first 8 that build within a 1 GiB workspace are timed
 ///   once on the real buffers and the fastest plan is cached per geometry. A geometry with no usable
 ///   engine runs on the legacy API.
