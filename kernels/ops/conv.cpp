@@ -315,20 +315,20 @@ std::optional<Tensor<float>> conv2d_16bit(const Tensor<float>& x, const Tensor<f
                   const Tensor<float> gc = g.contiguous_copy_if_needed();
                   const Buffer16 g16 = Buffer16::rounded(gc.data(), gc.numel(), prec);
                   const Convolution conv(g16.cudnn_type(), xs, ws, ys, p, "conv2d");
-                  const Convolution conv32(CUDNN_DATA_FLOAT, xs, ws, ys, p, "conv2d");
+                  const auto conv32 = [&] { return Convolution(CUDNN_DATA_FLOAT, xs, ws, ys, p, "conv2d"); };
                   if (gx)
                     grads[0] = result_16bit(
                         xs, device, prec, [&](void* out) { return conv.backward_data(w16.data(), g16.data(), out); },
                         [&](float* out) {
-                          conv32.backward_data(float_tensor(w16, ws, device).data(),
-                                               float_tensor(g16, ys, device).data(), out);
+                          conv32().backward_data(float_tensor(w16, ws, device).data(),
+                                                 float_tensor(g16, ys, device).data(), out);
                         });
                   if (gw)
                     grads[1] = result_16bit(
                         ws, device, prec, [&](void* out) { return conv.backward_filter(x16.data(), g16.data(), out); },
                         [&](float* out) {
-                          conv32.backward_filter(float_tensor(x16, xs, device).data(),
-                                                 float_tensor(g16, ys, device).data(), out);
+                          conv32().backward_filter(float_tensor(x16, xs, device).data(),
+                                                   float_tensor(g16, ys, device).data(), out);
                         });
                   return grads;
                 });
