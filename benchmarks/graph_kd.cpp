@@ -3,9 +3,12 @@
 // tiled op (default float64 tiles, and fast_float_tiles) against PyTorch eager on the same formula with
 // materialised N x N matrices (benchmarks/graph_kd_pytorch.py) in the same invocation and thread count.
 // Peak memory is the resident-set high-water mark above the level before the timed loop (Linux
-// /proc/self/clear_refs), for gkd in this process and for PyTorch in its own.
+// /proc/self/clear_refs), for gkd in this process and for PyTorch in its own. --compile adds a
+// torch.compile column. --large adds the pixel graphs N = 16384 (C = 128, 256, 512) and
+// N = 65536 (C = 128): minutes per case, so those run once after one warm-up, with float32 tiles only; a
+// case that does not fit this machine's memory shows PyTorch as OOM (its script caps its address space).
 //
-//   build/benchmarks/gkd_bench_graph_kd [--threads 1] [--reps 3] [--no-pytorch]
+//   build/benchmarks/gkd_bench_graph_kd [--threads 1] [--reps 3] [--no-pytorch] [--compile] [--large]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +18,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gkd/core/parallel.hpp"
@@ -27,6 +31,7 @@ struct Case {
   std::int64_t n, cs, ct;
   gkd::GraphMask mask;
   const char* what;
+  bool large = false;  ///< run once after one warm-up, float32 tiles only
 };
 
 // (ostringstream throughout: GCC 12 -O3 raises a false -Wrestrict on chained std::string +)
@@ -56,9 +61,11 @@ void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 struct Measure {
   double ms = -1, peak_mib = -1;
+  bool oom = false;
 };
 
 Measure run_gkd(const Case& c, bool fast, int reps, double tau) {
+  if (c.large && !fast) return {};
   gkd::Generator gen(0);
   const auto s = gkd::randn<float>({c.n, c.cs}, gen);
   const auto t = gkd::randn<float>({c.n, c.ct}, gen);
@@ -86,16 +93,11 @@ Measure run_gkd(const Case& c, bool fast, int reps, double tau) {
   return {ms[ms.size() / 2], double(vm_kib("VmHWM") - base) / 1024.0};
 }
 
-std::map<std::string, Measure> run_pytorch(const std::vector<Case>& cases, int threads, int reps, double tau,
-                                           std::string& version) {
-  std::ostringstream cmd;
-  cmd << "python3 " << GKD_BENCH_DIR << "/graph_kd_pytorch.py --threads " << threads << " --reps " << reps << " --tau "
-      << tau << " --cases";
-  for (const auto& c : cases) cmd << ' ' << key(c);
-  cmd << " 2>/dev/null";
-  std::map<std::string, Measure> out;
-  FILE* pipe = popen(cmd.str().c_str(), "r");
-  if (!pipe) return out;
+// Parses graph_kd_pytorch.py's lines ("pytorch <version> ...", "case <key> ms <t> peak_mib <m>" or
+// "case <key> oom") into `out`.
+void read_pytorch(const std::string& cmd, std::map<std::string, Measure>& out, std::string& version) {
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return;
   char buf[512];
   while (std::fgets(buf, sizeof buf, pipe)) {
     std::istringstream line(buf);
@@ -109,12 +111,32 @@ std::map<std::string, Measure> run_pytorch(const std::vector<Case>& cases, int t
     std::string n, cs, ct, mask, group, tag;
     line >> n >> cs >> ct >> mask >> group >> tag;
     Measure m;
-    if (tag == "ms") line >> m.ms >> tag >> m.peak_mib;
+    if (tag == "ms") line >> m.ms >> tag >> m.peak_mib, m.peak_mib = std::max(m.peak_mib, 0.0);
+    m.oom = tag == "oom";
     std::ostringstream k;
     k << n << ',' << cs << ',' << ct << ',' << mask << ',' << group;
     out[k.str()] = m;
   }
   pclose(pipe);
+}
+
+// One PyTorch process per group of cases: the small ones with the usual warm-up and reps, the large ones
+// once after one warm-up.
+std::map<std::string, Measure> run_pytorch(const std::vector<Case>& all, int threads, int reps, double tau,
+                                           bool compile, std::string& version) {
+  std::map<std::string, Measure> out;
+  for (const bool large : {false, true}) {
+    std::ostringstream cmd;
+    cmd << "python3 " << GKD_BENCH_DIR << "/graph_kd_pytorch.py --threads " << threads << " --reps "
+        << (large ? 1 : reps) << " --warmup " << (large ? 1 : 2) << " --tau " << tau << (compile ? " --compile" : "")
+        << " --cases";
+    bool any = false;
+    for (const auto& c : all)
+      if (c.large == large) cmd << ' ' << key(c), any = true;
+    if (!any) continue;
+    cmd << " 2>/dev/null";
+    read_pytorch(cmd.str(), out, version);
+  }
   return out;
 }
 
@@ -122,21 +144,23 @@ std::map<std::string, Measure> run_pytorch(const std::vector<Case>& cases, int t
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 3;
-  bool pytorch = true;
+  bool pytorch = true, compile = false, large = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--no-pytorch") pytorch = false;
+    else if (a == "--compile") compile = true;
+    else if (a == "--large") large = true;
     else {
-      std::cerr << "usage: " << argv[0] << " [--threads N] [--reps N] [--no-pytorch]\n";
+      std::cerr << "usage: " << argv[0] << " [--threads N] [--reps N] [--no-pytorch] [--compile] [--large]\n";
       return 2;
     }
   }
   gkd::set_num_threads(threads);
   const double tau = 0.5;
   using M = gkd::GraphMask;
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {64, 512, 512, M::full(), "GKD inter (B=16,K=4)"},
       {80, 512, 512, M::star(5), "GKD intra star"},
       {1024, 128, 128, M::full(), "pixel graph"},
@@ -145,23 +169,46 @@ int main(int argc, char** argv) {
       {4096, 128, 128, M::full(), "pixel graph"},
       {4096, 512, 512, M::full(), "pixel graph"},
   };
+  if (large)
+    for (const auto& [n, c] : {std::pair{16384, 128}, {16384, 256}, {16384, 512}, {65536, 128}})
+      cases.push_back({n, c, c, M::full(), "pixel graph", true});
   std::string version = "not run";
-  std::map<std::string, Measure> torch;
-  if (pytorch) torch = run_pytorch(cases, threads, reps, tau, version);
-  std::printf("graph_kd_loss (KL, tau %.2f) forward+backward, CPU, %d thread(s), median of %d; PyTorch %s eager\n", tau,
-              threads, reps, version.c_str());
-  std::printf("%-22s %6s %5s %-8s | %11s %11s %11s | %8s %8s | %9s %9s\n", "case", "N", "C", "mask", "gkd f64 ms",
-              "gkd f32 ms", "torch ms", "f64 x", "f32 x", "gkd MiB", "torch MiB");
+  std::map<std::string, Measure> eager, compiled;
+  if (pytorch) eager = run_pytorch(cases, threads, reps, tau, false, version);
+  if (pytorch && compile) compiled = run_pytorch(cases, threads, reps, tau, true, version);
+  std::printf("graph_kd_loss (KL, tau %.2f) forward+backward, CPU, %d thread(s), median of %d (large cases: 1 after 1 "
+              "warm-up); PyTorch %s\n",
+              tau, threads, reps, version.c_str());
+  std::printf("%-22s %6s %5s %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8s %9s %9s\n", "case", "N", "C", "mask",
+              "gkd f64 ms", "gkd f32 ms", "eager ms", "compile ms", "f64 x", "f32 x", "cmp x", "gkd MiB", "eager MiB",
+              "cmp MiB");
+  auto cell = [](double v, bool oom, const char* format) {
+    char buf[32];
+    if (oom) return std::string("OOM");
+    if (v < 0) return std::string("-");
+    std::snprintf(buf, sizeof buf, format, v);
+    return std::string(buf);
+  };
+  auto find = [&](const std::map<std::string, Measure>& m, const Case& c) {
+    const auto it = m.find(key(c));
+    return it == m.end() ? Measure{} : it->second;
+  };
   for (const auto& c : cases) {
-    const Measure exact = run_gkd(c, false, reps, tau), fast = run_gkd(c, true, reps, tau);
-    const auto it = torch.find(key(c));
-    const Measure t = it == torch.end() ? Measure{} : it->second;
-    auto ratio = [&](const Measure& g) { return t.ms > 0 ? t.ms / g.ms : 0.0; };
-    std::printf("%-22s %6lld %5lld %-8s | %11.2f %11.2f %11.2f | %8.2f %8.2f | %9.1f %9.1f\n", c.what,
-                static_cast<long long>(c.n), static_cast<long long>(c.cs), mask_arg(c.mask).c_str(), exact.ms, fast.ms,
-                t.ms, ratio(exact), ratio(fast), std::max(exact.peak_mib, fast.peak_mib), t.peak_mib);
+    const int n = c.large ? 1 : reps;
+    const Measure exact = run_gkd(c, false, n, tau), fast = run_gkd(c, true, n, tau);
+    const Measure e = find(eager, c), t = find(compiled, c);
+    auto ratio = [](const Measure& torch, const Measure& g) { return torch.ms > 0 && g.ms > 0 ? torch.ms / g.ms : -1.0; };
+    std::printf("%-22s %6lld %5lld %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8.1f %9s %9s\n", c.what,
+                static_cast<long long>(c.n), static_cast<long long>(c.cs), mask_arg(c.mask).c_str(),
+                cell(exact.ms, false, "%.2f").c_str(), cell(fast.ms, false, "%.2f").c_str(),
+                cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(),
+                cell(ratio(e, exact), false, "%.2f").c_str(), cell(ratio(e, fast), false, "%.2f").c_str(),
+                cell(ratio(t, fast), false, "%.2f").c_str(), std::max(exact.peak_mib, fast.peak_mib),
+                cell(e.peak_mib, e.oom, "%.1f").c_str(), cell(t.peak_mib, t.oom, "%.1f").c_str());
+    std::fflush(stdout);
   }
-  std::printf("x = PyTorch time / gkd time (> 1: gkd faster). MiB: peak resident memory above the level before the "
-              "timed loop.\n");
+  std::printf("x = PyTorch time / gkd time (> 1: gkd faster): f64 and f32 against eager, cmp = torch.compile against "
+              "gkd f32. MiB: peak resident memory above the level before the timed loop. OOM: PyTorch could not "
+              "allocate within this machine's available memory.\n");
   return 0;
 }

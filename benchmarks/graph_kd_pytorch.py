@@ -3,15 +3,19 @@
 graph-contrastive KL of include/gkd/losses/graph_kd.hpp written the way PyTorch users write it, with
 materialised N x N similarity matrices. Prints one line per case:
     case <N> <C_s> <C_t> <mask> <group> ms <fwd+bwd ms> peak_mib <peak extra memory MiB>
-or `... oom` where the device runs out of memory. CPU peak memory is the resident-set high-water mark
-above the level before the timed loop (Linux /proc/self/clear_refs); GPU peak memory is
+or `... oom` where the device runs out of memory. On the CPU the process's address space is capped at
+what the machine has available when it starts (`oom_guard.py`), so a case too large for the machine ends
+as an allocation failure reported `oom`, not as swapping. CPU peak memory is the resident-set high-water
+mark above the level before the timed loop (Linux /proc/self/clear_refs); GPU peak memory is
 torch.cuda.max_memory_allocated above the inputs.
 
     python3 graph_kd_pytorch.py --threads 1 --reps 3 --cases 1024,128,128,full,0 4096,512,512,full,0
-    python3 graph_kd_pytorch.py --device cuda [--compile] --cases ...
+    python3 graph_kd_pytorch.py --device cuda [--compile] [--warmup 2] --cases ...
 """
 import argparse
 import time
+
+from oom_guard import cap_address_space, is_oom
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +54,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed runs first (at least 1 with --compile)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--tau", type=float, default=0.5)
@@ -58,6 +63,8 @@ def main():
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
+    if not cuda:
+        cap_address_space()
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True  # the same TF32 tensor-core GEMMs as gkd's TF32 mode
     fn = torch.compile(graph_kd) if a.compile else graph_kd
@@ -72,7 +79,7 @@ def main():
             t = torch.randn(n, ct, generator=g).to(dev)
             m = allowed(n, mask, group, dev)
             rows = float(m.any(dim=1).sum().clamp(min=1))
-            for _ in range(2):  # warm-up (and compilation)
+            for _ in range(max(a.warmup, 1 if a.compile else 0)):  # warm-up (and compilation)
                 s.grad = None
                 fn(s, t, m, rows, a.tau).backward()
             if cuda:
@@ -100,7 +107,9 @@ def main():
             peak = (torch.cuda.max_memory_allocated() if cuda else vm_kib("VmHWM") * 1024) - base
             times.sort()
             print(f"{head} ms {times[len(times) // 2]:.4f} peak_mib {peak / 2**20:.1f}", flush=True)
-        except torch.OutOfMemoryError:
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not is_oom(e):
+                raise
             print(f"{head} oom", flush=True)
         finally:
             s = t = m = None

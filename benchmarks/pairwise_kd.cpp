@@ -3,15 +3,22 @@
 // eager on the same formulas (benchmarks/pairwise_kd_pytorch.py, run through popen with the same
 // thread count): forward + backward w.r.t. the student, best of --reps, and the growth of peak
 // resident memory during the step (VmHWM reset through /proc/self/clear_refs, in both processes).
+// --compile adds torch.compile. --large adds the pixel graphs N = 16384 (C = 128, 256, 512) and
+// N = 65536 (C = 128): minutes per case, so those run once after one warm-up; a case that does not fit
+// this machine's memory shows PyTorch as OOM (its script caps its address space).
 //
 //   build/benchmarks/gkd_bench_pairwise_kd --threads 2 [--reps 3] [--no-pytorch] [--quick] [--only skd|cirkd|dicd]
+//                                         [--compile] [--large]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gkd/gkd.hpp"
@@ -24,6 +31,7 @@ struct Case {
   std::string kind;
   std::int64_t b, n, cs, ct;
   double tau;
+  bool large = false;  ///< run once after one warm-up
   std::string spec() const {
     char buf[128];
     std::snprintf(buf, sizeof buf, "%s:%lld:%lld:%lld:%lld:%g", kind.c_str(), (long long)b, (long long)n, (long long)cs,
@@ -81,35 +89,40 @@ Result run_gkd(const Case& c, int reps) {
   return r;
 }
 
-std::map<std::string, Result> run_pytorch(const std::vector<Case>& cases, int threads, int reps, std::string& version) {
+// Runs pairwise_kd_pytorch.py on `cases` (eager, and torch.compile when `compile`) and adds its results,
+// keyed "<mode> <spec>", to `out`.
+void run_pytorch(const std::vector<Case>& cases, int threads, int reps, int warmup, bool compile,
+                 std::map<std::string, Result>& out, std::string& version) {
   std::string specs;
   for (const auto& c : cases) {
     if (!specs.empty()) specs += ',';
     specs += c.spec();
   }
+  if (specs.empty()) return;
   const std::string cmd = std::string("python3 ") + GKD_BENCH_DIR + "/pairwise_kd_pytorch.py --device cpu --threads " +
-                          std::to_string(threads) + " --reps " + std::to_string(reps) + " --cases " + specs;
-  std::map<std::string, Result> out;
+                          std::to_string(threads) + " --reps " + std::to_string(reps) + " --warmup " +
+                          std::to_string(warmup) + " --cases " + specs + (compile ? " --compile-cases " + specs : "");
   FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return out;
+  if (!pipe) return;
   char line[512];
   while (std::fgets(line, sizeof line, pipe)) {
     char spec[128], mode[32], ver[128];
     double ms = 0, peak = 0;
     int t = 0;
     if (std::sscanf(line, "pytorch %127s threads %d", ver, &t) == 2) version = ver;
-    if (std::sscanf(line, "case %127s mode %31s ms %lf peak_mib %lf", spec, mode, &ms, &peak) == 4) out[spec] = {ms, peak, false};
-    else if (std::sscanf(line, "case %127s mode %31s OOM", spec, mode) == 2) out[spec] = {-1, -1, true};
+    if (std::sscanf(line, "case %127s mode %31s ms %lf peak_mib %lf", spec, mode, &ms, &peak) == 4)
+      out[std::string(mode) + ' ' + spec] = {ms, std::max(peak, 0.0), false};
+    else if (std::sscanf(line, "case %127s mode %31s OOM", spec, mode) == 2)
+      out[std::string(mode) + ' ' + spec] = {-1, -1, true};
   }
   pclose(pipe);
-  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 2, reps = 3;
-  bool pytorch = true, quick = false;
+  bool pytorch = true, quick = false, compile = false, large = false;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -118,8 +131,13 @@ int main(int argc, char** argv) {
     else if (a == "--no-pytorch") pytorch = false;
     else if (a == "--quick") quick = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--compile") compile = true;
+    else if (a == "--large") large = true;
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps N] [--no-pytorch] [--quick] [--only skd|cirkd|dicd]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--threads N] [--reps N] [--no-pytorch] [--quick] [--only skd|cirkd|dicd] [--compile] "
+                   "[--large]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -134,25 +152,48 @@ int main(int argc, char** argv) {
     cases.push_back({"cirkd", 1, 4096, 512, 512, 0.1});
   }
   cases.push_back({"dicd", 16, 2, 128 * 128, 0, 4.0});
+  if (large) {
+    for (const auto& [n, c] : {std::pair<std::int64_t, std::int64_t>{16384, 128}, {16384, 256}, {16384, 512}, {65536, 128}})
+      cases.push_back({"skd", 1, n, c, c, 1.0, true});
+    cases.push_back({"cirkd", 1, 16384, 256, 256, 0.1, true});
+    cases.push_back({"cirkd", 1, 65536, 128, 128, 0.1, true});
+  }
   if (!only.empty()) std::erase_if(cases, [&](const Case& c) { return c.kind != only; });
   std::string version = "-";
   std::map<std::string, Result> torch;
-  if (pytorch) torch = run_pytorch(cases, threads, reps, version);
-  std::printf("gkd vs PyTorch %s eager, CPU, %d threads, forward + backward (student), best of %d\n", version.c_str(), threads,
-              reps);
-  std::printf("%-28s %10s %10s %10s %10s %8s\n", "case kind:B:N:Cs:Ct:tau", "gkd ms", "torch ms", "gkd MiB", "torch MiB",
-              "speedup");
-  for (const auto& c : cases) {
-    const Result g = run_gkd(c, reps);
-    const auto it = torch.find(c.spec());
-    if (it == torch.end() || it->second.oom) {
-      std::printf("%-28s %10.2f %10s %10.1f %10s %8s\n", c.spec().c_str(), g.ms,
-                  it == torch.end() ? "-" : "OOM", g.peak_mib, "-", "-");
-    } else {
-      std::printf("%-28s %10.2f %10.2f %10.1f %10.1f %7.2fx\n", c.spec().c_str(), g.ms, it->second.ms, g.peak_mib,
-                  it->second.peak_mib, it->second.ms / g.ms);
+  if (pytorch)
+    for (const bool big : {false, true}) {
+      std::vector<Case> group;
+      std::copy_if(cases.begin(), cases.end(), std::back_inserter(group), [&](const Case& c) { return c.large == big; });
+      run_pytorch(group, threads, big ? 1 : reps, 1, compile, torch, version);
     }
+  std::printf("gkd vs PyTorch %s, CPU, %d threads, forward + backward (student), best of %d after 1 warm-up (large "
+              "cases: 1)\n",
+              version.c_str(), threads, reps);
+  std::printf("%-28s %10s %10s %10s | %8s %8s | %10s %10s %10s\n", "case kind:B:N:Cs:Ct:tau", "gkd ms", "eager ms",
+              "compile ms", "eager x", "cmp x", "gkd MiB", "eager MiB", "cmp MiB");
+  auto cell = [](double v, bool oom, const char* format) {
+    char buf[32];
+    if (oom) return std::string("OOM");
+    if (v < 0) return std::string("-");
+    std::snprintf(buf, sizeof buf, format, v);
+    return std::string(buf);
+  };
+  for (const auto& c : cases) {
+    const Result g = run_gkd(c, c.large ? 1 : reps);
+    auto torch_result = [&](const char* mode) {
+      const auto it = torch.find(std::string(mode) + ' ' + c.spec());
+      return it == torch.end() ? Result{} : it->second;
+    };
+    const Result e = torch_result("eager"), t = torch_result("compile");
+    auto ratio = [&](const Result& r) { return r.ms > 0 ? r.ms / g.ms : -1.0; };
+    std::printf("%-28s %10.2f %10s %10s | %8s %8s | %10.1f %10s %10s\n", c.spec().c_str(), g.ms,
+                cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(), cell(ratio(e), false, "%.2f").c_str(),
+                cell(ratio(t), false, "%.2f").c_str(), g.peak_mib, cell(e.peak_mib, e.oom, "%.1f").c_str(),
+                cell(t.peak_mib, t.oom, "%.1f").c_str());
     std::fflush(stdout);
   }
+  std::printf("x = PyTorch time / gkd time (> 1: gkd faster). MiB: peak resident memory above the level before the "
+              "step. OOM: PyTorch could not allocate within this machine's available memory.\n");
   return 0;
 }

@@ -9,7 +9,8 @@ backward (gradient w.r.t. the student) on the same inputs shape.
 
 Case syntax: kind:B:N:Cs:Ct:tau (for dicd: dicd:B:K:pixels:0:tau). Prints one line per case:
     case <spec> mode <eager|compile> ms <time> peak_mib <extra memory>     or    case <spec> mode <m> OOM
-CPU peak memory: growth of the resident set high-water mark (VmHWM, reset through /proc/self/clear_refs)
+On the CPU the address space is capped at what the machine has available (`oom_guard.py`), so a case too
+large for the machine is reported OOM instead of swapping. CPU peak memory: growth of the resident set high-water mark (VmHWM, reset through /proc/self/clear_refs)
 over the resident set before the step; CUDA: torch.cuda.max_memory_allocated over the allocation
 before the step.
 """
@@ -18,6 +19,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from oom_guard import cap_address_space, is_oom
 
 
 def skd(s, t, tau):
@@ -51,7 +54,7 @@ def rss_kib(field):
     return 0
 
 
-def run_case(spec, device, reps, mode):
+def run_case(spec, device, reps, warmup, mode):
     kind, b, n, cs, ct, tau = spec.split(":")
     b, n, cs, ct, tau = int(b), int(n), int(cs), int(ct), float(tau)
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -77,7 +80,8 @@ def run_case(spec, device, reps, mode):
 
     cuda = device == "cuda"
     try:
-        step()  # warm-up (and compilation)
+        for _ in range(max(warmup, 1 if mode == "compile" else 0)):  # warm-up (and compilation)
+            step()
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -101,7 +105,9 @@ def run_case(spec, device, reps, mode):
                 times.append((time.perf_counter() - t0) * 1e3)
         peak = (torch.cuda.max_memory_allocated() if cuda else rss_kib("VmHWM") * 1024) - base
         print(f"case {spec} mode {mode} ms {min(times):.4f} peak_mib {peak / 2**20:.1f}", flush=True)
-    except torch.OutOfMemoryError:
+    except (torch.OutOfMemoryError, RuntimeError) as e:
+        if not is_oom(e):
+            raise
         print(f"case {spec} mode {mode} OOM", flush=True)
     finally:
         for x in grads:
@@ -116,16 +122,19 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (at least 1 for compile)")
     p.add_argument("--cases", required=True)
     p.add_argument("--compile-cases", default="", help="cases also run through torch.compile")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.device == "cpu":
+        cap_address_space()
     print(f"pytorch {torch.__version__} threads {torch.get_num_threads()} device {a.device}", flush=True)
     for spec in a.cases.split(","):
-        run_case(spec, a.device, a.reps, "eager")
+        run_case(spec, a.device, a.reps, a.warmup, "eager")
     for spec in filter(None, a.compile_cases.split(",")):
         try:
-            run_case(spec, a.device, a.reps, "compile")
+            run_case(spec, a.device, a.reps, a.warmup, "compile")
         except Exception as e:  # a compiler failure is reported, not fatal
             print(f"case {spec} mode compile FAILED {type(e).__name__}", flush=True)
 
