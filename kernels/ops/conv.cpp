@@ -27,6 +27,10 @@ namespace {
 
 std::atomic<int> chosen_api{-1};  // -1 until GKD_CUDNN_API is read
 
+struct Counters {
+  std::atomic<std::int64_t> graph{0}, legacy{0}, graph_to_legacy{0}, runs_16bit{0}, no_16bit{0};
+} counters;
+
 using dnn::FilterDesc;
 using dnn::TensorDesc;
 using dnn::Workspace;
@@ -70,9 +74,11 @@ constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
 /// deterministic one when `deterministic` (float64) if any. The offered workspace is the largest
 /// that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
 /// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math)
-/// with `found` false.
+/// with `found` false, also when the benchmark itself fails and `may_fail` (16-bit data, whose caller
+/// then computes in float32).
 template <class Perf, class Sizes, class Find>
-Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count, Sizes sizes, Find find) {
+Choice choose(const GeometryKey& key, bool strict, bool deterministic, bool may_fail, int count, Sizes sizes,
+              Find find) {
   static std::mutex mutex;
   static std::map<GeometryKey, Choice> cache;
   std::lock_guard lock(mutex);
@@ -91,7 +97,12 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, int count
   constexpr int kMax = 16;
   Perf perf[kMax];
   int returned = 0;
-  find(ws->ptr, ws->bytes, kMax, &returned, perf);
+  try {
+    find(ws->ptr, ws->bytes, kMax, &returned, perf);
+  } catch (const Error&) {
+    if (!may_fail) throw;
+    returned = 0;
+  }
   auto pick = [&](bool need_determinism) -> const Perf* {
     for (int i = 0; i < returned; ++i) {  // sorted fastest first
       const Perf& r = perf[i];
@@ -164,14 +175,30 @@ struct Convolution {
     q.stride[0] = p.stride_h, q.stride[1] = p.stride_w;
     q.pad[0] = p.pad_h, q.pad[1] = p.pad_w;
     q.dilation[0] = p.dilation_h, q.dilation[1] = p.dilation_w;
-    return dnn::run_graph_convolution(q, const_cast<void*>(xp), const_cast<void*>(wp), const_cast<void*>(yp));
+    const bool ran =
+        dnn::run_graph_convolution(q, const_cast<void*>(xp), const_cast<void*>(wp), const_cast<void*>(yp));
+    ++(ran ? counters.graph : counters.graph_to_legacy);
+    if (ran && half) ++counters.runs_16bit;
+    return ran;
+  }
+
+  /// Whether the legacy API runs with choice `c` (not for 16-bit data without a 16-bit algorithm),
+  /// counted.
+  bool legacy_can_run(const Choice& c) const {
+    if (half && !c.found) {
+      ++counters.no_16bit;
+      return false;
+    }
+    ++counters.legacy;
+    if (half) ++counters.runs_16bit;
+    return true;
   }
 
   /// y = conv(x, w).
   bool forward(const void* xp, const void* wp, void* yp) const {
     if (graph_api(dnn::ConvDirection::Forward, xp, wp, yp)) return true;
     const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
-        key(kForward), strict, deterministic, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        key(kForward), strict, deterministic, half, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionForwardWorkspaceSize(dnn::handle(), x.d, w.d, conv.d, y.d,
@@ -181,7 +208,7 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(dnn::handle(), x.d, xp, w.d, wp, conv.d, y.d, yp, n, r,
                                                                  perf, ws_ptr, ws_bytes));
         });
-    if (half && !c.found) return false;
+    if (!legacy_can_run(c)) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(c.algo);
     std::size_t bytes = 0;
@@ -196,7 +223,7 @@ struct Convolution {
   bool backward_data(const void* wp, const void* gp, void* dxp) const {
     if (graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp)) return true;
     const Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
-        key(kBackwardData), strict, deterministic, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+        key(kBackwardData), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn::handle(), w.d, y.d, conv.d, x.d,
@@ -206,7 +233,7 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(dnn::handle(), w.d, wp, y.d, gp, conv.d, x.d, dxp,
                                                                       n, r, perf, ws_ptr, ws_bytes));
         });
-    if (half && !c.found) return false;
+    if (!legacy_can_run(c)) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo);
     std::size_t bytes = 0;
@@ -221,7 +248,7 @@ struct Convolution {
   bool backward_filter(const void* xp, const void* gp, void* dwp) const {
     if (graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp)) return true;
     const Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
-        key(kBackwardFilter), strict, deterministic, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+        key(kBackwardFilter), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn::handle(), x.d, y.d, conv.d, w.d,
@@ -231,7 +258,7 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(dnn::handle(), x.d, xp, y.d, gp, conv.d, w.d,
                                                                         dwp, n, r, perf, ws_ptr, ws_bytes));
         });
-    if (half && !c.found) return false;
+    if (!legacy_can_run(c)) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo);
     std::size_t bytes = 0;
@@ -345,6 +372,17 @@ void check_devices(std::string_view op, const Tensor<T>& x, const Tensor<T>& wei
 }
 
 }  // namespace
+
+ConvCounters conv_counters() {
+  return {counters.graph.load(), counters.legacy.load(), counters.graph_to_legacy.load(), counters.runs_16bit.load(),
+          counters.no_16bit.load()};
+}
+
+void reset_conv_counters() {
+  for (auto* c : {&counters.graph, &counters.legacy, &counters.graph_to_legacy, &counters.runs_16bit,
+                  &counters.no_16bit})
+    c->store(0);
+}
 
 void set_conv_api(ConvApi api) { chosen_api.store(static_cast<int>(api)); }
 

@@ -144,17 +144,33 @@ std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeur
   return configs;
 }
 
-/// The numerical notes of an engine configuration's engine.
-std::vector<cudnnBackendNumericalNote_t> numerical_notes(const Descriptor& config) {
+/// What the engine of a configuration is and promises: its index in cuDNN's global engine list, its
+/// numerical notes, and whether it compiles a kernel at run time (NVRTC: about a second per plan).
+struct EngineFacts {
+  std::int64_t index = -1;
+  std::vector<cudnnBackendNumericalNote_t> notes;
+  bool runtime_compiled = false;
+};
+
+EngineFacts engine_facts(const Descriptor& config) {
   Descriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
   cudnnBackendDescriptor_t e = engine.get();
   std::int64_t n = 0;
   GKD_CUDNN_CHECK(
       cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &e));
+  EngineFacts f;
+  GKD_CUDNN_CHECK(cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &f.index));
   cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
   GKD_CUDNN_CHECK(cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                            CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes));
-  return {notes, notes + std::clamp<std::int64_t>(n, 0, CUDNN_NUMERICAL_NOTE_TYPE_COUNT)};
+  f.notes.assign(notes, notes + std::clamp<std::int64_t>(n, 0, CUDNN_NUMERICAL_NOTE_TYPE_COUNT));
+  cudnnBackendBehaviorNote_t behaviour[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
+  GKD_CUDNN_CHECK(cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
+                                           CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &n, behaviour));
+  const cudnnBackendBehaviorNote_t* begin = behaviour;
+  const cudnnBackendBehaviorNote_t* end = begin + std::clamp<std::int64_t>(n, 0, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT);
+  f.runtime_compiled = std::find(begin, end, CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) != end;
+  return f;
 }
 
 struct Plan {
@@ -221,25 +237,44 @@ bool allowed(const ConvProblem& p, const std::vector<cudnnBackendNumericalNote_t
   return true;
 }
 
-/// The fastest allowed plan for `p`, timed on the given buffers; null when there is none.
+/// The fastest allowed plan for `p`, timed on the given buffers; null when there is none. Candidates
+/// come from heuristics mode A, then the fallback list (each engine once); engines that compile at run
+/// time are tried only when no precompiled one builds.
 std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, void* x, void* w, void* y) {
-  std::vector<Descriptor> configs;
+  std::vector<std::pair<Descriptor, EngineFacts>> configs;
   try {
     const Descriptor graph = operation_graph(p, alignment);
-    for (auto mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK})
-      for (auto& c : engine_configs(graph, mode)) configs.push_back(std::move(c));
+    for (auto mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+      std::vector<Descriptor> listed;
+      try {
+        listed = engine_configs(graph, mode);
+      } catch (const Error&) {  // this heuristic cannot serve the graph; the other may
+      }
+      for (auto& c : listed) {
+        try {
+          EngineFacts f = engine_facts(c);
+          const bool seen = std::any_of(configs.begin(), configs.end(),
+                                        [&](const auto& known) { return known.second.index == f.index; });
+          if (!seen) configs.emplace_back(std::move(c), std::move(f));
+        } catch (const Error&) {  // an engine cuDNN cannot describe here
+        }
+      }
+    }
   } catch (const Error&) {
     return nullptr;  // the graph API does not describe this problem: the legacy API will
   }
   for (bool relaxed : {false, true}) {
     if (relaxed && !p.deterministic) break;  // the first pass allowed everything already
     std::vector<std::unique_ptr<Plan>> candidates;
-    for (const auto& c : configs) {
-      if (static_cast<int>(candidates.size()) == kTimedCandidates) break;
-      try {
-        if (!allowed(p, numerical_notes(c), relaxed)) continue;
-        if (auto plan = build_plan(c)) candidates.push_back(std::move(plan));
-      } catch (const Error&) {  // an engine cuDNN cannot describe or build here
+    for (bool compiled_at_run_time : {false, true}) {
+      if (compiled_at_run_time && !candidates.empty()) break;
+      for (const auto& [config, facts] : configs) {
+        if (static_cast<int>(candidates.size()) == kTimedCandidates) break;
+        if (facts.runtime_compiled != compiled_at_run_time || !allowed(p, facts.notes, relaxed)) continue;
+        try {
+          if (auto plan = build_plan(config)) candidates.push_back(std::move(plan));
+        } catch (const Error&) {  // an engine cuDNN cannot build here
+        }
       }
     }
     if (candidates.empty()) continue;
@@ -288,7 +323,9 @@ bool run_graph_convolution(const ConvProblem& p, void* x, void* w, void* y) {
                 p.deterministic, p.xs, p.ws, p.ys,
                 p.stride[0], p.stride[1], p.pad[0], p.pad[1], p.dilation[0], p.dilation[1], alignment};
   static std::mutex mutex;
-  static std::map<Key, std::unique_ptr<Plan>> cache;  // null: no usable engine
+  // Null: no usable engine. Never destroyed: at exit cuDNN's lazily loaded engine libraries may already
+  // be gone when a plan's destructor would call into them (dnn::handle() is kept alive for the same reason).
+  static auto& cache = *new std::map<Key, std::unique_ptr<Plan>>;
   const Plan* plan = nullptr;
   {
     std::lock_guard lock(mutex);

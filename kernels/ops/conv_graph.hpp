@@ -5,8 +5,9 @@
 /// `gkd::cuda::ConvApi::Graph`. Per problem, cuDNN's heuristics (mode A, then the fallback list) name
 /// engine configurations; those whose numerical notes the precision forbids are dropped (down-converted
 /// inputs and reduced-precision sums always, tensor cores (TF32) for strict float32, non-deterministic
-/// engines for float64 when a deterministic one exists); the first few that finalise within a 1 GiB
-/// workspace are timed once on the real buffers, and the fastest plan is cached.
+/// engines for float64 when a deterministic one exists); engines that compile kernels at run time
+/// (NVRTC, about a second each) only when no precompiled one builds; the first few that finalise
+/// within a 1 GiB workspace are timed once on the real buffers, and the fastest plan is cached.
 #include <cstdint>
 
 #include "check.hpp"

@@ -32,7 +32,10 @@ __device__ T unary_value(UnaryOp op, T v, T p, T q) {
     case UnaryOp::MulScalar: return v * p;
     case UnaryOp::PowScalar: return pow(v, p);
     case UnaryOp::Relu: return v > T(0) ? v : T(0);
-    case UnaryOp::Relu6: return fmin(fmax(v, T(0)), T(6));
+    case UnaryOp::Relu6: {  // std::min(std::max(v, 0), 6): NaN stays NaN, as on the CPU
+      const T m = v < T(0) ? T(0) : v;
+      return T(6) < m ? T(6) : m;
+    }
     case UnaryOp::LeakyRelu: return v > T(0) ? v : p * v;
     case UnaryOp::Sigmoid: return T(1) / (T(1) + exp(-v));
     case UnaryOp::Tanh: return tanh(v);

@@ -41,6 +41,22 @@ TEST_CASE("leaves sharing one output gradient keep separate gradient buffers", "
   REQUIRE(w.grad().to_vector() == std::vector<double>{4, 8});
 }
 
+TEST_CASE("a gradient set by hand: shape checked, views kept, strided ones summed out of place", "[autograd]") {
+  auto x = Tensor<double>::from({2, 2}, {1, 2, 3, 4}).requires_grad();
+  REQUIRE_THROWS_WITH(x.set_grad(Tensor<double>::zeros({4})),
+                      Catch::Contains("set_grad") && Catch::Contains("[4]") && Catch::Contains("[2, 2]"));
+  // A transposed view is held as given; backward then adds into a contiguous copy, not into its base.
+  const auto base = Tensor<double>::from({2, 2}, {10, 20, 30, 40});
+  x.set_grad(base.transpose(0, 1));
+  sum(x * Tensor<double>::from({2, 2}, {1, 2, 3, 4})).backward();
+  REQUIRE(x.grad().to_vector() == std::vector<double>{11, 32, 23, 44});
+  REQUIRE(base.to_vector() == std::vector<double>{10, 20, 30, 40});
+  // An expanded (stride-0) view: every element is its own sum.
+  x.set_grad(Tensor<double>::from({1, 2}, {1, 2}).expand({2, 2}));
+  sum(x).backward();
+  REQUIRE(x.grad().to_vector() == std::vector<double>{2, 3, 2, 3});
+}
+
 TEST_CASE("explicit output gradient, retain_graph and non-leaf retain_grad", "[autograd]") {
   auto x = Tensor<double>::from({2}, {1, 2}).requires_grad();
   auto h = (x * 2.0).retain_grad();

@@ -45,6 +45,19 @@ TEST_CASE("broadcast, view and reduction gradients match the CPU", "[cuda][autog
   require_gpu_matches_cpu<double>([](const auto& in) { return gkd::mean(in[0], {1}); }, {a}, 1e-12, 1e-12,
                                   "mean over a dim");
   require_gpu_matches_cpu<double>([](const auto& in) { return gkd::mean(in[0]); }, {a}, 1e-12, 1e-12, "mean");
+  // The transpose's gradient is a strided view added into the slot add's other gradient made: the
+  // strided accumulate without atomics, over distinct destinations.
+  require_gpu_matches_cpu<double>([](const auto& in) { return gkd::add(in[0], in[0].transpose(0, 1)); },
+                                  {gkd::test::random<double>({37, 37}, 9)}, 1e-12, 1e-12, "x + xᵀ");
+}
+
+TEST_CASE("a strided gradient set by hand is summed out of place on the device", "[cuda][autograd]") {
+  auto x = gkd::test::random<float>({3, 3}, 10).cuda().requires_grad();
+  const auto base = gkd::test::random<float>({3, 3}, 11);
+  x.set_grad(base.cuda().transpose(0, 1));
+  gkd::sum(x).backward();
+  const auto expected = gkd::add(base.transpose(0, 1), Tensor<float>::ones({3, 3}));
+  gkd::test::require_close(x.grad(), expected, 0, "x.grad");
 }
 
 TEST_CASE("an output gradient on the wrong device is refused", "[cuda][autograd]") {

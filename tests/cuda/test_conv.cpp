@@ -7,6 +7,7 @@
 
 #include "compare.hpp"
 #include "gkd/core/autocast.hpp"
+#include "gkd/cuda/conv.hpp"
 #include "gkd/ops/conv.hpp"
 
 using gkd::Tensor;
@@ -48,6 +49,55 @@ TEST_CASE("conv2d matches the CPU forward and backward", "[cuda][conv]") {
           {random<double>(c.x, 84), random<double>(c.w, 85)}, 1e-10, 1e-10, "float64 " + name);
     }
   }
+}
+
+namespace {
+/// Runs conv2d forward and backward (input and weight gradients: three directions) on the GPU and
+/// returns how they ran.
+template <gkd::Real T>
+gkd::cuda::ConvCounters count_directions(const Tensor<T>& x, const Tensor<T>& w) {
+  gkd::cuda::reset_conv_counters();
+  auto xg = x.cuda().requires_grad(), wg = w.cuda().requires_grad();
+  gkd::sum(gkd::conv2d(xg, wg, Tensor<T>(), 1, 1)).backward();
+  return gkd::cuda::conv_counters();
+}
+}  // namespace
+
+TEST_CASE("each cuDNN interface really serves the directions it is chosen for", "[cuda][conv]") {
+  const auto x = random<float>({2, 8, 16, 16}, 90), w = random<float>({8, 8, 3, 3}, 91);
+  {
+    const gkd::test::UseConvApi use(gkd::cuda::ConvApi::Legacy);
+    const auto c = count_directions(x, w);
+    CHECK(c.legacy_runs == 3);
+    CHECK(c.graph_runs + c.graph_to_legacy == 0);
+  }
+  const gkd::test::UseConvApi use(gkd::cuda::ConvApi::Graph);
+  for (const auto& [what, c] : {std::pair{"float32", count_directions(x, w)},
+                                {"float64", count_directions(random<double>({2, 8, 16, 16}, 92),
+                                                             random<double>({8, 8, 3, 3}, 93))}}) {
+    INFO(what << ": graph " << c.graph_runs << ", fell back to legacy " << c.graph_to_legacy);
+    CHECK(c.graph_runs == 3);
+    CHECK(c.legacy_runs == 0);
+  }
+  for (const gkd::Precision p : {gkd::Precision::bf16, gkd::Precision::f16}) {
+    gkd::Autocast scope(p);
+    const auto c = count_directions(x, w);
+    INFO(gkd::to_string(p) << ": graph " << c.graph_runs << ", legacy " << c.legacy_runs << ", without a 16-bit "
+                           << "algorithm " << c.no_16bit_algorithm);
+    CHECK(c.graph_runs == 3);
+    CHECK(c.runs_16bit == 3);
+  }
+  // A 4-byte aligned input (a batch slice at an odd float offset) gets a plan of its own.
+  const auto big = random<float>({3, 3, 9, 11}, 94);
+  gkd::cuda::reset_conv_counters();
+  auto big_gpu = big.cuda().requires_grad(), w_gpu = random<float>({4, 3, 3, 3}, 95).cuda().requires_grad();
+  gkd::sum(gkd::conv2d(big_gpu.narrow(0, 1, 2), w_gpu, Tensor<float>(), 1, 1)).backward();
+  const auto c = gkd::cuda::conv_counters();
+  INFO("4-byte aligned: graph " << c.graph_runs << ", fell back " << c.graph_to_legacy);
+  CHECK(c.graph_runs + c.graph_to_legacy == 3);
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::conv2d(in[0].narrow(0, 1, 2), in[1], in[2], 1, 1); },
+                                 {big, random<float>({4, 3, 3, 3}, 96), random<float>({4}, 97)}, 1e-4, 1e-4,
+                                 "4-byte aligned input, graph API");
 }
 
 TEST_CASE("GKD_CUDNN_API and set_conv_api choose the cuDNN interface", "[cuda][conv]") {

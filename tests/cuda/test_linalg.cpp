@@ -19,6 +19,10 @@ TEST_CASE("matmul matches the CPU, 2-D and batched", "[cuda][linalg]") {
                                  {random<float>({29, 37}, 55), random<float>({29, 8}, 56)}, 1e-5, 1e-5,
                                  "transposed operand");
   require_gpu_matches_cpu<float>(mm, {random<float>({4, 0}, 57), random<float>({0, 3}, 58)}, 0, 0, "empty inner dim");
+  // Each operand is kept only for the other's gradient.
+  const auto a = random<float>({19, 23}, 59), b = random<float>({23, 11}, 60);
+  require_gpu_matches_cpu<float>(mm, {a, b}, 1e-5, 1e-5, "constant right operand", {1});
+  require_gpu_matches_cpu<float>(mm, {a, b}, 1e-5, 1e-5, "constant left operand", {0});
 }
 
 TEST_CASE("linear matches the CPU with and without bias", "[cuda][linalg]") {
@@ -32,6 +36,11 @@ TEST_CASE("linear matches the CPU with and without bias", "[cuda][linalg]") {
   require_gpu_matches_cpu<double>([](const auto& in) { return gkd::linear(in[0], in[1], in[2]); },
                                   {random<double>({9, 16}, 64), random<double>({3, 16}, 65), random<double>({3}, 66)},
                                   1e-12, 1e-12, "linear float64");
+  const auto lin = [](const auto& in) { return gkd::linear(in[0], in[1], in[2]); };
+  require_gpu_matches_cpu<float>(lin, {x, w, b}, 1e-5, 1e-5, "constant weight", {1});
+  require_gpu_matches_cpu<float>(lin, {x, w, b}, 1e-5, 1e-5, "constant input and bias", {0, 2});
+  require_gpu_matches_cpu<float>(lin, {random<float>({3, 0}, 67), random<float>({2, 0}, 68), random<float>({2}, 69)},
+                                 0, 0, "empty input dim");
 }
 
 TEST_CASE("TF32 matmul is close to float32 and the switch restores full precision", "[cuda][linalg]") {

@@ -57,6 +57,18 @@ TEST_CASE("reduction values", "[reduce]") {
   REQUIRE(p.to_vector()[0] == Approx(1.0 / 3));
 }
 
+TEST_CASE("linear with an empty input dim is its bias", "[reduce]") {
+  const auto x = Tensor<double>::zeros({3, 0}).requires_grad();
+  const auto w = Tensor<double>::zeros({2, 0}).requires_grad();
+  const auto b = Tensor<double>::from({2}, {1, 2}).requires_grad();
+  const auto y = linear(x, w, b);
+  REQUIRE(y.shape() == gkd::Shape{3, 2});
+  REQUIRE(y.to_vector() == std::vector<double>{1, 2, 1, 2, 1, 2});
+  sum(y).backward();
+  REQUIRE(b.grad().to_vector() == std::vector<double>{3, 3});
+  REQUIRE(w.grad().shape() == gkd::Shape{2, 0});
+}
+
 TEST_CASE("reduction and product errors", "[errors][reduce]") {
   const auto x = Tensor<double>::zeros({2, 3});
   REQUIRE_THROWS_WITH(sum(x, {2}), Catch::Contains("sum") && Catch::Contains("out of range"));

@@ -238,8 +238,14 @@ class Tensor {
   [[nodiscard]] Tensor grad() const {
     return meta_ && meta_->grad ? *meta_->grad : Tensor();
   }
-  /// Sets (or clears, with an undefined tensor) the accumulated gradient.
+  /// Sets (or clears, with an undefined tensor) the accumulated gradient; `g` must have this tensor's shape
+  /// and device. The gradient is held as given (a view stays a view: in-place updates such as clipping reach
+  /// its base); a later backward adds into it in place when it is contiguous, and otherwise replaces it with
+  /// the sum.
   void set_grad(const Tensor& g) {
+    GKD_CHECK(!g.defined() || (g.shape() == shape() && g.device() == device()), "set_grad",
+              "gradient " << to_string(g.shape()) << " on " << g.device().str() << " does not match the tensor "
+                          << to_string(shape()) << " on " << device().str());
     ensure_meta();
     meta_->grad = g.defined() ? std::make_shared<Tensor>(g) : nullptr;
   }
@@ -555,6 +561,8 @@ void Tensor<T>::backward(const Tensor& grad_output, bool retain_graph) const {
     grads.erase(found);
     if (!m->grad_fn || m->retains_grad) {
       if (m->grad) {
+        // A gradient set by hand may be a view (strided, possibly overlapping): add out of place.
+        if (!m->grad->is_contiguous()) *m->grad = detail::owned_copy(*m->grad);
         detail::accumulate(*m->grad, g);
       } else if (!m->grad_fn) {
         m->grad = std::make_shared<Tensor>(detail::take_or_copy(std::move(g)));

@@ -29,9 +29,10 @@ namespace gkd::cuda {
 /// - Graph: cuDNN's graph (backend) API, which reaches engines the legacy API does not. cuDNN's
 ///   heuristics list engine configurations; those the precision forbids are dropped (down-converting
 ///   engines always, tensor-core (TF32) ones for strict float32, non-deterministic ones for float64
-///   where a deterministic one exists); the first 8 that build within a 1 GiB workspace are timed
-///   once on the real buffers and the fastest plan is cached per geometry. A geometry with no usable
-///   engine runs on the legacy API.
+///   where a deterministic one exists), and engines compiled at run time unless no other builds; the
+///   first 8 that build within a 1 GiB workspace are timed once on the real buffers and the fastest
+///   plan is cached per geometry. A geometry with no usable engine runs on the legacy API
+///   (`ConvCounters::graph_to_legacy` counts those).
 /// The environment variable GKD_CUDNN_API (legacy or graph) sets the initial choice.
 /// @code
 ///   gkd::cuda::set_conv_api(gkd::cuda::ConvApi::Graph);
@@ -40,6 +41,24 @@ enum class ConvApi { Legacy, Graph };
 void set_conv_api(ConvApi api);
 /// The current choice (reads GKD_CUDNN_API on first use; throws gkd::Error for any other value).
 ConvApi conv_api();
+
+/// How the convolution directions (forward, input gradient, weight gradient: each counts once) ran since
+/// the program started or the last `reset_conv_counters()`: which interface served them and whether
+/// 16-bit ones found a 16-bit algorithm. Shows, for instance, that `ConvApi::Graph` was really used.
+/// @code
+///   gkd::cuda::reset_conv_counters();
+///   auto y = gkd::conv2d(x, w);
+///   assert(gkd::cuda::conv_counters().graph_to_legacy == 0);
+/// @endcode
+struct ConvCounters {
+  std::int64_t graph_runs = 0;        ///< run through a graph-API plan
+  std::int64_t legacy_runs = 0;       ///< run through the legacy API (graph_to_legacy included)
+  std::int64_t graph_to_legacy = 0;   ///< under ConvApi::Graph, but no graph engine served the geometry
+  std::int64_t runs_16bit = 0;        ///< run on bfloat16/half operands (either interface)
+  std::int64_t no_16bit_algorithm = 0;  ///< 16-bit directions computed in float32 on the rounded values
+};
+ConvCounters conv_counters();
+void reset_conv_counters();
 
 /// Stride, padding, dilation (height, width) and groups of a 2-D convolution.
 struct ConvParams {

@@ -65,8 +65,9 @@ struct GraphKDConfig {
   GraphKDPrecision precision = GraphKDPrecision::TF32;
   float eps = 1e-12f;                 ///< norm clamp of the row normalisation
   Schedule schedule = Schedule::Auto;  ///< gkd/cuda/schedule.hpp; Panels needs a Full or BlockDiagonal mask
-  /// Panels: rows per similarity panel, so extra memory 2 · panel_rows · N floats; 0 means 512 (the fastest
-  /// on an H100 at N = 4096 so far). Capped at the graph size.
+  /// Panels: rows per similarity panel; 0 means 512 (the fastest on an H100 at N = 4096 so far). Capped
+  /// at the graph size. Extra memory: panel_rows × (graph size rounded up to 32) floats per panel, two
+  /// panels for KL and one for InfoNCE (the graph size is N for Full, group_size for BlockDiagonal).
   std::int64_t panel_rows = 0;
 };
 

@@ -109,7 +109,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   GKD_CHECK(!bias.defined() || (bias.dim() == 1 && bias.shape()[0] == weight.shape()[0]), "linear",
             "bias " << to_string(bias.shape()) << " does not match weight " << to_string(weight.shape()));
   const std::int64_t in = weight.shape()[1], out = weight.shape()[0];
-  const std::int64_t rows = in ? x.numel() / in : 0;
+  const std::int64_t rows = numel(Shape(x.shape().begin(), x.shape().end() - 1));  // right even when in == 0
   Shape out_shape = x.shape();
   out_shape.back() = out;
   const Precision p = detail::autocast_for<T>();
