@@ -8,13 +8,16 @@
 #      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda), in
 #      strict FP32 and in TF32 (--tf32) on both sides, with gkd's convolutions through cuDNN's legacy and
 #      graph API (--conv-api), and under bf16 autocast (--autocast); and graph_kd's panel-height sweep
-#      (--panel-sweep).
+#      (--panel-sweep). The TF32 steps and the sweep run first, the strict-FP32 steps last.
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
 # the others. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
 # one at a time, after the tests and before the sanitizers, so that nothing else shares the GPU.
-#   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps (in that order)
+#   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps, run in the order given
 #   GKD_GPU_STEP_LIMIT=400                          seconds per executable and step
+#   GKD_GPU_DEADLINE=540                            seconds for everything: each step gets at most what is
+#                                                   left, and steps that would start with under 10 s left
+#                                                   are listed as skipped (a borrowed GPU's call limit)
 #   GKD_GPU_BIN=<dir>                               runs prebuilt executables from <dir> instead of building
 #   GKD_GPU_BUNDLE=.gpu/bundle.tar.xz               runs the executables that tools/gpu_bundle.sh packed on a
 #                                                   development machine (no build here: saves device time)
@@ -26,9 +29,15 @@ results=$(realpath -m "${1:-build-gpu/results}")
 mkdir -p "$results"
 summary=$results/summary.txt
 : >"$summary"
+deadline=$(( $(date +%s) + ${GKD_GPU_DEADLINE:-86400} ))
 step() {  # step <name> <timeout-seconds> <command...>
   local name=$1 limit=$2; shift 2
-  local start=$SECONDS
+  local start=$SECONDS left=$((deadline - $(date +%s)))
+  if (( left < 10 )); then
+    printf '%-40s skipped: GKD_GPU_DEADLINE reached\n' "$name" | tee -a "$summary"
+    return 124
+  fi
+  (( limit > left )) && limit=$left
   timeout "$limit" "$@" >"$results/$name.log" 2>&1
   local rc=$?
   printf '%-40s rc=%-4s %4ds\n' "$name" "$rc" $((SECONDS - start)) | tee -a "$summary"
@@ -94,7 +103,7 @@ parallel() {
   local prefix=$1; shift
   local cmd=()
   while [[ $1 != -- ]]; do cmd+=("$1"); shift; done; shift
-  export -f step; export results summary
+  export -f step; export results summary deadline
   printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c \
     'step "$0$(basename "$1")" "$2" "${@:3}" "$1"' "$prefix" {} "$limit" "${cmd[@]}"
 }
@@ -111,24 +120,27 @@ for s in $steps; do
       done
       parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- "${light[@]}"
       wait ;;
-    bench)
-      for b in $benches; do step "$(basename "$b")" "$limit" "$b"; done
+    bench)  # what decides the next changes first: TF32 steps through each cuDNN API, the panel sweep
+      ms() { [[ -n $models_step ]] && step "models_step_cuda_$1" "$limit" "$models_step" --device cuda --batch 16 \
+               --steps 10 --warmup 3 "${@:2}"; }
+      for net in student teacher; do
+        for api in legacy graph; do ms "${net}_${api}_tf32" --net $net --conv-api $api --tf32; done
+      done
+      for b in $benches; do
+        [[ $(basename "$b") == gkd_bench_cuda_graph_kd ]] && step panel_sweep "$limit" "$b" --panel-sweep
+      done
+      for net in student teacher; do ms "${net}_autocast" --net $net --autocast; done
       for b in $benches; do
         case $(basename "$b") in
-          gkd_bench_cuda_graph_kd) step panel_sweep "$limit" "$b" --panel-sweep ;;  # panel height against time
-          gkd_bench_cuda_ops) step gkd_bench_cuda_ops_graph_api "$limit" env GKD_CUDNN_API=graph "$b" ;;
+          gkd_bench_cuda_graph_kd) step "$(basename "$b")" "$limit" "$b" --no-compile ;;
+          *) step "$(basename "$b")" "$limit" "$b" ;;
         esac
       done
-      # strict FP32 on both sides, then TF32 on both sides; gkd's convolutions through each cuDNN API
-      for net in student teacher; do
-        for api in legacy graph; do
-          [[ -n $models_step ]] && step "models_step_cuda_${net}_$api" "$limit" "$models_step" --device cuda \
-            --batch 16 --net "$net" --steps 10 --warmup 3 --conv-api $api
-          [[ -n $models_step ]] && step "models_step_cuda_${net}_${api}_tf32" "$limit" "$models_step" --device cuda \
-            --batch 16 --net "$net" --steps 10 --warmup 3 --conv-api $api --tf32
-        done
-        [[ -n $models_step ]] && step "models_step_cuda_${net}_autocast" "$limit" "$models_step" --device cuda \
-          --batch 16 --net "$net" --steps 10 --warmup 3 --autocast
+      for b in $benches; do
+        [[ $(basename "$b") == gkd_bench_cuda_ops ]] && step gkd_bench_cuda_ops_graph_api "$limit" env GKD_CUDNN_API=graph "$b"
+      done
+      for net in student teacher; do  # strict FP32 on both sides
+        for api in legacy graph; do ms "${net}_$api" --net $net --conv-api $api; done
       done ;;
   esac
 done
