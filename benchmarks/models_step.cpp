@@ -78,7 +78,7 @@ TorchRun run_pytorch(const Settings& s) {
 /// Milliseconds of `f()`: CUDA events around it on a GPU (the step ends when its last kernel does),
 /// the steady clock on the host.
 template <class F>
-double time_ms(gkd::Device device, F&& f) {
+double time_ms([[maybe_unused]] gkd::Device device, F&& f) {
 #if defined(GKD_HAS_CUDA)
   if (device.is_cuda()) {
     gkd::cuda::Event start, stop;
@@ -94,7 +94,7 @@ double time_ms(gkd::Device device, F&& f) {
 }
 
 /// Peak memory in MiB: the caching allocator's peak on a GPU, the peak RSS on the host.
-double peak_mib(gkd::Device device) {
+double peak_mib([[maybe_unused]] gkd::Device device) {
 #if defined(GKD_HAS_CUDA)
   if (device.is_cuda()) return double(gkd::cuda::memory_stats().peak_in_use) / (1024.0 * 1024.0);
 #endif
@@ -113,6 +113,9 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
   std::vector<double> times;
   gkd::Tensor<float> loss;
   for (int i = 0; i < s.warmup + s.steps; ++i) {
+#if defined(GKD_HAS_CUDA)
+    if (i == s.warmup) gkd::cuda::reset_conv_counters();  // count the timed steps' convolutions
+#endif
     const double ms = time_ms(s.device, [&] {
       opt.zero_grad();
       {
@@ -129,6 +132,15 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
               s.autocast ? " autocast bf16" : "",
               s.device.is_cuda() ? (" conv_api " + s.conv_api).c_str() : "", median(times),
               static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), peak_mib(s.device));
+#if defined(GKD_HAS_CUDA)
+  if (s.device.is_cuda()) {
+    const auto c = gkd::cuda::conv_counters();
+    std::printf("gkd conv directions per step: graph API %.0f, legacy API %.0f (of which fell back from graph %.0f), "
+                "16-bit %.0f, 16-bit computed in float32 %.0f\n",
+                double(c.graph_runs) / s.steps, double(c.legacy_runs) / s.steps, double(c.graph_to_legacy) / s.steps,
+                double(c.runs_16bit) / s.steps, double(c.no_16bit_algorithm) / s.steps);
+  }
+#endif
   std::fflush(stdout);
   return median(times);
 }

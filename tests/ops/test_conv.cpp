@@ -216,7 +216,7 @@ TEST_CASE("conv GEMM kernels agree with a double reference", "[conv]") {
       const std::int64_t rsa = at ? 1 : d.k, csa = at ? d.m : 1, rsb = bt ? 1 : d.n, csb = bt ? d.k : 1;
       for (bool accumulate : {false, true}) {
         std::vector<float> c = c0;
-        detail::conv_gemm(d.m, d.n, d.k, a.data(), rsa, csa, b.data(), rsb, csb, c.data(), d.n, accumulate);
+        detail::strided_gemm(d.m, d.n, d.k, a.data(), rsa, csa, b.data(), rsb, csb, c.data(), d.n, accumulate);
         double worst = 0;
         for (std::int64_t i = 0; i < d.m; ++i)
           for (std::int64_t j = 0; j < d.n; ++j) {

@@ -24,9 +24,9 @@
 /// The teacher is frozen: gradients flow to F_s only (the teacher input is treated as a constant, as if
 /// detached). Since ∂L/∂S_s is applied to S_s = F̂_s F̂_sᵀ / τ, dF̂_s gets a row and a column term:
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
-/// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM (Eigen),
-/// rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp, and only the two
-/// log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL form both
+/// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM
+/// (gkd/ops/gemm.hpp), rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp,
+/// and only the two log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL form both
 /// similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its rows and,
 /// transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
 /// sweep (the materialised PyTorch formula takes 4, plus its N×N passes). Pairs are scheduled as rounds
@@ -58,6 +58,7 @@
 
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "gkd/losses/reduction.hpp"
+#include "gkd/ops/gemm.hpp"
 #include "gkd/ops/linalg.hpp"
 #if GKD_DETAIL_CUDA_LINKED
 #include "gkd/cuda/distill_losses.hpp"
@@ -163,7 +164,14 @@ struct GraphProblem {
   static void tile_gemm(const G* x, const G* y, std::int64_t c, std::int64_t i0, std::int64_t i1, std::int64_t j0,
                         std::int64_t j1, RowMatrix<G>& out) {
     out.resize(i1 - i0, j1 - j0);
-    out.noalias() = ConstMap<G>(x + i0 * c, i1 - i0, c) * ConstMap<G>(y + j0 * c, j1 - j0, c).transpose();
+    strided_gemm<G>(i1 - i0, j1 - j0, c, x + i0 * c, c, 1, y + j0 * c, 1, c, out.data(), j1 - j0, false);
+  }
+  /// out[·, 0..c) += h · y (or hᵀ · y when `transposed`), where y holds h's columns' (rows') nodes as
+  /// row-major rows of width c, and out the result's rows with the same width.
+  static void add_tile_product(const RowMatrix<G>& h, bool transposed, const G* y, std::int64_t c, G* out) {
+    const std::int64_t m = h.rows(), k = h.cols();
+    if (transposed) strided_gemm<G>(k, c, m, h.data(), 1, k, y, c, 1, out, c, true);
+    else strided_gemm<G>(m, c, k, h.data(), k, 1, y, c, 1, out, c, true);
   }
   /// Applies normalize's backward to dx̂ (in place → dF_s row i).
   template <Real T>
@@ -374,8 +382,9 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
       }
     }
     const RowMatrix<G> hg = (h * p.inv_tau).matrix().template cast<G>();
-    dx.middleRows(t.i0, m).noalias() += hg * ConstMap<G>(p.s_hat.data() + t.j0 * p.cs, k, p.cs);
-    if (ib != jb) dx.middleRows(t.j0, k).noalias() += hg.transpose() * ConstMap<G>(p.s_hat.data() + t.i0 * p.cs, m, p.cs);
+    GraphProblem<G>::add_tile_product(hg, false, p.s_hat.data() + t.j0 * p.cs, p.cs, dx.data() + t.i0 * p.cs);
+    if (ib != jb)
+      GraphProblem<G>::add_tile_product(hg, true, p.s_hat.data() + t.i0 * p.cs, p.cs, dx.data() + t.j0 * p.cs);
   });
 #pragma omp parallel for if (p.n * p.cs > kParallelGrain)
   for (std::int64_t i = 0; i < p.n; ++i) {

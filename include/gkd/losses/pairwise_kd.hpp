@@ -107,8 +107,9 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
       for (Eigen::Index c = 0; c < as.cols(); ++c) as(r, c) = static_cast<T>(detail::skd_pair<double>(as(r, c), at(r, c), w, loss));
     partial[static_cast<std::size_t>(ib * nb + jb)] = ib == jb ? loss : 2 * loss;  // (i, j) and (j, i)
     if (!grad_student) return;
-    dx.middleRows(i0, i1 - i0).noalias() += as * detail::ConstMap<T>(p.s_hat.data() + j0 * cs, j1 - j0, cs);
-    if (ib != jb) dx.middleRows(j0, j1 - j0).noalias() += as.transpose() * detail::ConstMap<T>(p.s_hat.data() + i0 * cs, i1 - i0, cs);
+    detail::GraphProblem<T>::add_tile_product(as, false, p.s_hat.data() + j0 * cs, cs, dx.data() + i0 * cs);
+    if (ib != jb)
+      detail::GraphProblem<T>::add_tile_product(as, true, p.s_hat.data() + i0 * cs, cs, dx.data() + j0 * cs);
   });
   if (grad_student) {
 #pragma omp parallel for if (batch * nodes * cs > detail::kParallelGrain)

@@ -21,7 +21,7 @@
 /// depend on the thread count. Depthwise convolutions (one input channel per group) use direct
 /// loops. Images of a batch run in parallel with OpenMP. The GEMMs are Eigen's, except for float
 /// on AVX2/FMA builds without AVX-512, where gkd's own packed 6x16 kernel runs them 1.3-1.5x faster
-/// (see detail::conv_gemm); double always uses Eigen.
+/// (gkd/ops/gemm.hpp); double always uses Eigen.
 #include <algorithm>
 #include <array>
 #include <concepts>
@@ -36,13 +36,9 @@
 
 #include "gkd/core/parallel.hpp"
 #include "gkd/ops/autocast.hpp"
+#include "gkd/ops/gemm.hpp"
 #include "gkd/ops/linalg.hpp"
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-#include <immintrin.h>
-/// Defined when conv's float GEMMs use gkd's own AVX2/FMA kernel (see detail::conv_gemm).
-#define GKD_CONV_AVX2_SGEMM 1
-#endif
 
 #if GKD_DETAIL_CUDA_LINKED
 #include "gkd/cuda/conv.hpp"
@@ -120,343 +116,10 @@ T* scratch(std::size_t count, int slot) {
   return buffers.data[k].get();
 }
 
-template <Real T>
-using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-template <Real T>
-using ConstStridedMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
-
-// ---- GEMM -------------------------------------------------------------------------------------------
-// C[m x n] = (accumulate ? C : 0) + A[m x k] B[k x n], where A(i, p) = a[i * rsa + p * csa],
-// B(p, j) = b[p * rsb + j * csb] (each operand has a unit stride along one of its dims) and C is
-// row-major with row stride ldc.
-
-/// Whether an enclosing OpenMP parallel region is active.
-inline bool in_parallel_region() {
-#ifdef _OPENMP
-  return omp_in_parallel() != 0;
-#else
-  return false;
-#endif
-}
-
-/// Keeps Eigen's GEMM on the calling thread while alive: Eigen's threaded GEMM chooses its depth
-/// blocking by thread count, which would make results depend on it.
-class SerialEigen {
- public:
-#ifdef _OPENMP
-  SerialEigen() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-  ~SerialEigen() { omp_set_num_threads(saved_); }
-#else
-  SerialEigen() = default;
-#endif
-  SerialEigen(const SerialEigen&) = delete;
-  SerialEigen& operator=(const SerialEigen&) = delete;
-
- private:
-#ifdef _OPENMP
-  int saved_;
-#endif
-};
-
-/// One single-threaded Eigen GEMM (any T).
-template <Real T>
-void eigen_gemm_serial(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
-                       const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
-  SerialEigen serial;
-  StridedMap<T> out(c, m, n, Eigen::OuterStride<>(ldc));
-  auto run = [&](const auto& lhs, const auto& rhs) {
-    if (accumulate)
-      out.noalias() += lhs * rhs;
-    else
-      out.noalias() = lhs * rhs;
-  };
-  auto with_lhs = [&](const auto& lhs) {
-    if (csb == 1)
-      run(lhs, ConstStridedMap<T>(b, k, n, Eigen::OuterStride<>(std::max(rsb, n))));
-    else
-      run(lhs, ConstStridedMap<T>(b, n, k, Eigen::OuterStride<>(std::max(csb, k))).transpose());
-  };
-  if (csa == 1)
-    with_lhs(ConstStridedMap<T>(a, m, k, Eigen::OuterStride<>(std::max(rsa, k))));
-  else
-    with_lhs(ConstStridedMap<T>(a, k, m, Eigen::OuterStride<>(std::max(csa, m))).transpose());
-}
-
-/// The Eigen implementation (any T). Outside a parallel region, a large product is split by output
-/// columns across threads, each running Eigen serially, at multiples of 48 columns (a multiple of
-/// every register-panel height Eigen uses): the depth blocking and the kernel that computes each
-/// element, so its summation order, stay those of the serial product whatever the thread count.
-template <Real T>
-void eigen_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
-                const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
-  constexpr std::int64_t kAlign = 48;
-  const int threads = num_threads();
-  if (threads <= 1 || in_parallel_region() || m * n * k < (1 << 21) || n < 2 * kAlign)
-    return eigen_gemm_serial(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
-  const std::int64_t chunks = std::min<std::int64_t>(threads, n / kAlign);
-#pragma omp parallel for schedule(static) num_threads(static_cast<int>(chunks))
-  for (std::int64_t part = 0; part < chunks; ++part) {
-    const std::int64_t j0 = part * n / chunks / kAlign * kAlign;
-    const std::int64_t j1 = part + 1 == chunks ? n : (part + 1) * n / chunks / kAlign * kAlign;
-    eigen_gemm_serial(m, j1 - j0, k, a, rsa, csa, b + j0 * csb, rsb, csb, c + j0, ldc, accumulate);
-  }
-}
-
-#ifdef GKD_CONV_AVX2_SGEMM
-/// A packed, register-blocked float GEMM for AVX2/FMA CPUs (the BLIS scheme: B blocks of KC x NC
-/// in 16-column panels, A blocks of MC x KC in 6-row panels, a 6x16 micro-kernel with 12 vector
-/// accumulators). On such CPUs it runs conv's GEMM shapes about 1.3-1.5x faster than Eigen 3.4's
-/// kernel; on AVX-512 builds Eigen's wider kernel is used instead.
-namespace sgemm {
-
-inline constexpr std::int64_t kMR = 6, kNR = 16, kKC = 256, kMC = 96, kNC = 2048;
-
-struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
-};
-
-inline float* aligned_floats(std::size_t count) {
-  auto* p = static_cast<float*>(std::aligned_alloc(64, count * sizeof(float)));
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-
-/// Per-thread packing buffers (allocated once per thread: 96 KiB and 2 MiB).
-inline float* buffer_a() {
-  thread_local std::unique_ptr<float, AlignedFree> buf(aligned_floats(kMC * kKC));
-  return buf.get();
-}
-inline float* buffer_b() {
-  thread_local std::unique_ptr<float, AlignedFree> buf(aligned_floats(kKC * kNC));
-  return buf.get();
-}
-
-inline void pack_a(std::int64_t mc, std::int64_t kc, const float* a, std::int64_t rsa, std::int64_t csa, float* dst) {
-  for (std::int64_t i = 0; i < mc; i += kMR) {
-    const std::int64_t rows = std::min(kMR, mc - i);
-    for (std::int64_t p = 0; p < kc; ++p, dst += kMR) {
-      for (std::int64_t r = 0; r < rows; ++r) dst[r] = a[(i + r) * rsa + p * csa];
-      for (std::int64_t r = rows; r < kMR; ++r) dst[r] = 0.f;
-    }
-  }
-}
-
-inline void pack_b(std::int64_t kc, std::int64_t nc, const float* b, std::int64_t rsb, std::int64_t csb, float* dst) {
-  for (std::int64_t j = 0; j < nc; j += kNR, dst += kc * kNR) {
-    const std::int64_t cols = std::min(kNR, nc - j);
-    if (csb == 1 && cols == kNR) {
-      for (std::int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * kNR, b + p * rsb + j, kNR * sizeof(float));
-    } else if (csb == 1) {
-      for (std::int64_t p = 0; p < kc; ++p) {
-        for (std::int64_t q = 0; q < cols; ++q) dst[p * kNR + q] = b[p * rsb + j + q];
-        for (std::int64_t q = cols; q < kNR; ++q) dst[p * kNR + q] = 0.f;
-      }
-    } else {  // rsb == 1: each column is contiguous along p
-      for (std::int64_t q = 0; q < kNR; ++q) {
-        const float* src = b + (j + q) * csb;
-        for (std::int64_t p = 0; p < kc; ++p) dst[p * kNR + q] = q < cols ? src[p] : 0.f;
-      }
-    }
-  }
-}
-
-/// C[rows x cols] (+)= packed A panel (kc x 6) * packed B panel (kc x 16); rows <= 6, cols <= 16.
-/// The twelve accumulators are named variables: GCC keeps them in registers only that way.
-inline void micro_kernel(std::int64_t kc, const float* a, const float* b, float* c, std::int64_t rsc, std::int64_t csc,
-                         bool overwrite, std::int64_t rows, std::int64_t cols) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (std::int64_t p = 0; p < kc; ++p, a += kMR, b += kNR) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
-  }
-  const __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-  if (rows == kMR && cols == kNR && csc == 1) {
-    for (int r = 0; r < 6; ++r) {
-      float* cr = c + r * rsc;
-      if (overwrite) {
-        _mm256_storeu_ps(cr, acc[2 * r]);
-        _mm256_storeu_ps(cr + 8, acc[2 * r + 1]);
-      } else {
-        _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), acc[2 * r]));
-        _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), acc[2 * r + 1]));
-      }
-    }
-    return;
-  }
-  alignas(32) float tile[kMR * kNR];
-  for (int r = 0; r < 6; ++r) {
-    _mm256_store_ps(tile + r * kNR, acc[2 * r]);
-    _mm256_store_ps(tile + r * kNR + 8, acc[2 * r + 1]);
-  }
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t q = 0; q < cols; ++q) {
-      float& dst = c[r * rsc + q * csc];
-      dst = overwrite ? tile[r * kNR + q] : dst + tile[r * kNR + q];
-    }
-}
-
-/// Sum of the eight lanes.
-inline float hsum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
-  return _mm_cvtss_f32(x);
-}
-
-/// C [m x n] += A [m x k] · Bᵀ where A and B [n x k] are row-major with contiguous rows (strides lda,
-/// ldb) and C has row stride ldc: every C element is a dot product of two contiguous rows, so no
-/// packing is needed. 4x3 blocks of dot products keep twelve vector accumulators; depth runs in
-/// chunks that keep the three B rows in L1 across the row blocks of A.
-inline void gemm_nt(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t lda, const float* b,
-                    std::int64_t ldb, float* c, std::int64_t ldc) {
-  constexpr std::int64_t kChunk = 1024;
-  for (std::int64_t p0 = 0; p0 < k; p0 += kChunk) {
-    const std::int64_t kk = std::min(kChunk, k - p0), kv = kk & ~std::int64_t{7};
-    std::int64_t j = 0;
-    for (; j + 3 <= n; j += 3) {
-      const float* b0 = b + j * ldb + p0;
-      const float* b1 = b0 + ldb;
-      const float* b2 = b1 + ldb;
-      std::int64_t i = 0;
-      for (; i + 4 <= m; i += 4) {
-        const float* a0 = a + i * lda + p0;
-        const float* a1 = a0 + lda;
-        const float* a2 = a1 + lda;
-        const float* a3 = a2 + lda;
-        __m256 s00 = _mm256_setzero_ps(), s01 = _mm256_setzero_ps(), s02 = _mm256_setzero_ps();
-        __m256 s10 = _mm256_setzero_ps(), s11 = _mm256_setzero_ps(), s12 = _mm256_setzero_ps();
-        __m256 s20 = _mm256_setzero_ps(), s21 = _mm256_setzero_ps(), s22 = _mm256_setzero_ps();
-        __m256 s30 = _mm256_setzero_ps(), s31 = _mm256_setzero_ps(), s32 = _mm256_setzero_ps();
-        for (std::int64_t p = 0; p < kv; p += 8) {
-          const __m256 v0 = _mm256_loadu_ps(b0 + p), v1 = _mm256_loadu_ps(b1 + p), v2 = _mm256_loadu_ps(b2 + p);
-          __m256 u = _mm256_loadu_ps(a0 + p);
-          s00 = _mm256_fmadd_ps(u, v0, s00);
-          s01 = _mm256_fmadd_ps(u, v1, s01);
-          s02 = _mm256_fmadd_ps(u, v2, s02);
-          u = _mm256_loadu_ps(a1 + p);
-          s10 = _mm256_fmadd_ps(u, v0, s10);
-          s11 = _mm256_fmadd_ps(u, v1, s11);
-          s12 = _mm256_fmadd_ps(u, v2, s12);
-          u = _mm256_loadu_ps(a2 + p);
-          s20 = _mm256_fmadd_ps(u, v0, s20);
-          s21 = _mm256_fmadd_ps(u, v1, s21);
-          s22 = _mm256_fmadd_ps(u, v2, s22);
-          u = _mm256_loadu_ps(a3 + p);
-          s30 = _mm256_fmadd_ps(u, v0, s30);
-          s31 = _mm256_fmadd_ps(u, v1, s31);
-          s32 = _mm256_fmadd_ps(u, v2, s32);
-        }
-        float r[12] = {hsum(s00), hsum(s01), hsum(s02), hsum(s10), hsum(s11), hsum(s12),
-                       hsum(s20), hsum(s21), hsum(s22), hsum(s30), hsum(s31), hsum(s32)};
-        const float* as[4] = {a0, a1, a2, a3};
-        const float* bs[3] = {b0, b1, b2};
-        for (int x = 0; x < 4; ++x)
-          for (int y = 0; y < 3; ++y) {
-            float t = r[x * 3 + y];
-            for (std::int64_t p = kv; p < kk; ++p) t += as[x][p] * bs[y][p];
-            c[(i + x) * ldc + j + y] += t;
-          }
-      }
-      for (; i < m; ++i)
-        for (std::int64_t y = 0; y < 3; ++y) {
-          const float* ar = a + i * lda + p0;
-          const float* br = b0 + y * ldb;
-          __m256 acc = _mm256_setzero_ps();
-          for (std::int64_t p = 0; p < kv; p += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(ar + p), _mm256_loadu_ps(br + p), acc);
-          float t = hsum(acc);
-          for (std::int64_t p = kv; p < kk; ++p) t += ar[p] * br[p];
-          c[i * ldc + j + y] += t;
-        }
-    }
-    for (; j < n; ++j)
-      for (std::int64_t i = 0; i < m; ++i) {
-        const float* ar = a + i * lda + p0;
-        const float* br = b + j * ldb + p0;
-        __m256 acc = _mm256_setzero_ps();
-        for (std::int64_t p = 0; p < kv; p += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(ar + p), _mm256_loadu_ps(br + p), acc);
-        float t = hsum(acc);
-        for (std::int64_t p = kv; p < kk; ++p) t += ar[p] * br[p];
-        c[i * ldc + j] += t;
-      }
-  }
-}
-
-/// C (m x n, element (i, j) at c[i * rsc + j * csc]) = (accumulate ? C : 0) + A B.
-inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa, std::int64_t csa,
-                 const float* b, std::int64_t rsb, std::int64_t csb, float* c, std::int64_t rsc, std::int64_t csc,
-                 bool accumulate) {
-  float* pa = buffer_a();
-  float* pb = buffer_b();
-  // Outside a parallel region (e.g. a single image), split the column panels across threads.
-  const bool parallel = !in_parallel_region() && num_threads() > 1 && m * n * k > (1 << 21);
-  for (std::int64_t jc = 0; jc < n; jc += kNC) {
-    const std::int64_t nc = std::min(kNC, n - jc);
-    for (std::int64_t pc = 0; pc < k; pc += kKC) {
-      const std::int64_t kc = std::min(kKC, k - pc);
-      pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
-      const bool overwrite = !accumulate && pc == 0;
-      for (std::int64_t ic = 0; ic < m; ic += kMC) {
-        const std::int64_t mc = std::min(kMC, m - ic);
-        pack_a(mc, kc, a + ic * rsa + pc * csa, rsa, csa, pa);
-        const std::int64_t panels = (nc + kNR - 1) / kNR;
-#pragma omp parallel for schedule(static) if (parallel)
-        for (std::int64_t jp = 0; jp < panels; ++jp) {
-          const std::int64_t jr = jp * kNR;
-          for (std::int64_t ir = 0; ir < mc; ir += kMR)
-            micro_kernel(kc, pa + ir * kc, pb + jr * kc, c + (ic + ir) * rsc + (jc + jr) * csc, rsc, csc, overwrite,
-                         std::min(kMR, mc - ir), std::min(kNR, nc - jr));
-        }
-      }
-    }
-  }
-}
-
-}  // namespace sgemm
-#endif
-
 /// Whether the float weight gradient uses gkd's kernel (a switch for benchmarks).
 inline bool& use_gkd_weight_kernel() {
   static bool on = true;
   return on;
-}
-
-/// The GEMM of conv's forward pass and input gradient: gkd's AVX2 kernel for float where it is
-/// compiled in and the shape is large enough to fill its panels, Eigen otherwise.
-template <Real T>
-void conv_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
-               const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    if (!accumulate)
-      for (std::int64_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, T(0));
-    return;
-  }
-#ifdef GKD_CONV_AVX2_SGEMM
-  if constexpr (std::is_same_v<T, float>) {
-    if (m >= 4 && n >= 2 * sgemm::kNR)
-      return sgemm::gemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, std::int64_t{1}, accumulate);
-  }
-#endif
-  eigen_gemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
 }
 
 /// The GEMM of conv's weight gradient, dW [m x n] += dy [m x k] · colsᵀ, where dy rows (stride
@@ -469,7 +132,7 @@ template <Real T>
 void weight_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* dy, std::int64_t dy_stride, const T* cols,
                  std::int64_t cols_stride, T* dw, std::int64_t dw_stride) {
   if (m <= 0 || n <= 0 || k <= 0) return;
-#ifdef GKD_CONV_AVX2_SGEMM
+#ifdef GKD_AVX2_SGEMM
   if constexpr (std::is_same_v<T, float>) {
     if (use_gkd_weight_kernel() && m >= 4 * sgemm::kNR && n >= 2 * sgemm::kMR)
       return sgemm::gemm(n, m, k, cols, cols_stride, std::int64_t{1}, dy, std::int64_t{1}, dy_stride, dw,
@@ -705,7 +368,7 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometr
           const T* xg = xn + grp * g.in_cg() * g.in_plane();
           if (!pointwise) im2col(xg, g, oh0, oh1, cols);
           T* out = yn + grp * g.out_cg() * op + oh0 * g.out_w;
-          conv_gemm(g.out_cg(), cols_n, k, w + grp * g.out_cg() * k, k, std::int64_t{1}, pointwise ? xg : cols,
+          strided_gemm(g.out_cg(), cols_n, k, w + grp * g.out_cg() * k, k, std::int64_t{1}, pointwise ? xg : cols,
                     cols_n, std::int64_t{1}, out, op, false);
           if (bias)
             for (std::int64_t oc = 0; oc < g.out_cg(); ++oc) {
@@ -740,7 +403,7 @@ void conv_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
         for (std::int64_t grp = 0; grp < g.groups; ++grp) {
           T* dxg = dxn + grp * g.in_cg() * g.in_plane();
           // dcols [k x cols] = Wᵀ [k x out_cg] · dy [out_cg x cols]
-          conv_gemm(k, cols_n, g.out_cg(), w + grp * g.out_cg() * k, std::int64_t{1}, k,
+          strided_gemm(k, cols_n, g.out_cg(), w + grp * g.out_cg() * k, std::int64_t{1}, k,
                     dyn + grp * g.out_cg() * op + oh0 * g.out_w, op, std::int64_t{1}, pointwise ? dxg : cols,
                     cols_n, false);
           if (!pointwise) col2im(cols, g, oh0, oh1, dxg);
