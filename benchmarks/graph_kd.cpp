@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -120,24 +121,16 @@ void read_pytorch(const std::string& cmd, std::map<std::string, Measure>& out, s
   pclose(pipe);
 }
 
-// One PyTorch process per group of cases: the small ones with the usual warm-up and reps, the large ones
-// once after one warm-up.
-std::map<std::string, Measure> run_pytorch(const std::vector<Case>& all, int threads, int reps, double tau,
-                                           bool compile, std::string& version) {
-  std::map<std::string, Measure> out;
-  for (const bool large : {false, true}) {
-    std::ostringstream cmd;
-    cmd << "python3 " << GKD_BENCH_DIR << "/graph_kd_pytorch.py --threads " << threads << " --reps "
-        << (large ? 1 : reps) << " --warmup " << (large ? 1 : 2) << " --tau " << tau << (compile ? " --compile" : "")
-        << " --cases";
-    bool any = false;
-    for (const auto& c : all)
-      if (c.large == large) cmd << ' ' << key(c), any = true;
-    if (!any) continue;
-    cmd << " 2>/dev/null";
-    read_pytorch(cmd.str(), out, version);
-  }
-  return out;
+// Runs graph_kd_pytorch.py on `cases` (large ones once after one warm-up) into `out`.
+void run_pytorch(const std::vector<Case>& cases, int threads, int reps, double tau, bool compile,
+                 std::map<std::string, Measure>& out, std::string& version) {
+  const bool large = cases.front().large;
+  std::ostringstream cmd;
+  cmd << "python3 " << GKD_BENCH_DIR << "/graph_kd_pytorch.py --threads " << threads << " --reps " << (large ? 1 : reps)
+      << " --warmup " << (large ? 1 : 2) << " --tau " << tau << (compile ? " --compile" : "") << " --cases";
+  for (const auto& c : cases) cmd << ' ' << key(c);
+  cmd << " 2>/dev/null";
+  read_pytorch(cmd.str(), out, version);
 }
 
 }  // namespace
@@ -174,14 +167,6 @@ int main(int argc, char** argv) {
       cases.push_back({n, c, c, M::full(), "pixel graph", true});
   std::string version = "not run";
   std::map<std::string, Measure> eager, compiled;
-  if (pytorch) eager = run_pytorch(cases, threads, reps, tau, false, version);
-  if (pytorch && compile) compiled = run_pytorch(cases, threads, reps, tau, true, version);
-  std::printf("graph_kd_loss (KL, tau %.2f) forward+backward, CPU, %d thread(s), median of %d (large cases: 1 after 1 "
-              "warm-up); PyTorch %s\n",
-              tau, threads, reps, version.c_str());
-  std::printf("%-22s %6s %5s %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8s %9s %9s\n", "case", "N", "C", "mask",
-              "gkd f64 ms", "gkd f32 ms", "eager ms", "compile ms", "f64 x", "f32 x", "cmp x", "gkd MiB", "eager MiB",
-              "cmp MiB");
   auto cell = [](double v, bool oom, const char* format) {
     char buf[32];
     if (oom) return std::string("OOM");
@@ -193,19 +178,38 @@ int main(int argc, char** argv) {
     const auto it = m.find(key(c));
     return it == m.end() ? Measure{} : it->second;
   };
-  for (const auto& c : cases) {
-    const int n = c.large ? 1 : reps;
-    const Measure exact = run_gkd(c, false, n, tau), fast = run_gkd(c, true, n, tau);
-    const Measure e = find(eager, c), t = find(compiled, c);
-    auto ratio = [](const Measure& torch, const Measure& g) { return torch.ms > 0 && g.ms > 0 ? torch.ms / g.ms : -1.0; };
-    std::printf("%-22s %6lld %5lld %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8.1f %9s %9s\n", c.what,
-                static_cast<long long>(c.n), static_cast<long long>(c.cs), mask_arg(c.mask).c_str(),
-                cell(exact.ms, false, "%.2f").c_str(), cell(fast.ms, false, "%.2f").c_str(),
-                cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(),
-                cell(ratio(e, exact), false, "%.2f").c_str(), cell(ratio(e, fast), false, "%.2f").c_str(),
-                cell(ratio(t, fast), false, "%.2f").c_str(), std::max(exact.peak_mib, fast.peak_mib),
-                cell(e.peak_mib, e.oom, "%.1f").c_str(), cell(t.peak_mib, t.oom, "%.1f").c_str());
-    std::fflush(stdout);
+  // The small cases, then the large ones, each group PyTorch first and then gkd: PyTorch's attempts at
+  // the largest sizes (which may fill the machine's memory) come after every small gkd measurement.
+  for (const bool big : {false, true}) {
+    std::vector<Case> group;
+    std::copy_if(cases.begin(), cases.end(), std::back_inserter(group), [&](const Case& c) { return c.large == big; });
+    if (group.empty()) continue;
+    if (pytorch) run_pytorch(group, threads, reps, tau, false, eager, version);
+    if (pytorch && compile) run_pytorch(group, threads, reps, tau, true, compiled, version);
+    if (!big) {
+      std::printf("graph_kd_loss (KL, tau %.2f) forward+backward, CPU, %d thread(s), median of %d (large cases: 1 "
+                  "after 1 warm-up); PyTorch %s\n",
+                  tau, threads, reps, version.c_str());
+      std::printf("%-22s %6s %5s %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8s %9s %9s\n", "case", "N", "C", "mask",
+                  "gkd f64 ms", "gkd f32 ms", "eager ms", "compile ms", "f64 x", "f32 x", "cmp x", "gkd MiB",
+                  "eager MiB", "cmp MiB");
+    }
+    for (const auto& c : group) {
+      const int n = c.large ? 1 : reps;
+      const Measure exact = run_gkd(c, false, n, tau), fast = run_gkd(c, true, n, tau);
+      const Measure e = find(eager, c), t = find(compiled, c);
+      auto ratio = [](const Measure& torch, const Measure& g) {
+        return torch.ms > 0 && g.ms > 0 ? torch.ms / g.ms : -1.0;
+      };
+      std::printf("%-22s %6lld %5lld %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8.1f %9s %9s\n", c.what,
+                  static_cast<long long>(c.n), static_cast<long long>(c.cs), mask_arg(c.mask).c_str(),
+                  cell(exact.ms, false, "%.2f").c_str(), cell(fast.ms, false, "%.2f").c_str(),
+                  cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(),
+                  cell(ratio(e, exact), false, "%.2f").c_str(), cell(ratio(e, fast), false, "%.2f").c_str(),
+                  cell(ratio(t, fast), false, "%.2f").c_str(), std::max(exact.peak_mib, fast.peak_mib),
+                  cell(e.peak_mib, e.oom, "%.1f").c_str(), cell(t.peak_mib, t.oom, "%.1f").c_str());
+      std::fflush(stdout);
+    }
   }
   std::printf("x = PyTorch time / gkd time (> 1: gkd faster): f64 and f32 against eager, cmp = torch.compile against "
               "gkd f32. MiB: peak resident memory above the level before the timed loop. OOM: PyTorch could not "

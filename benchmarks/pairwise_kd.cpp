@@ -161,17 +161,6 @@ int main(int argc, char** argv) {
   if (!only.empty()) std::erase_if(cases, [&](const Case& c) { return c.kind != only; });
   std::string version = "-";
   std::map<std::string, Result> torch;
-  if (pytorch)
-    for (const bool big : {false, true}) {
-      std::vector<Case> group;
-      std::copy_if(cases.begin(), cases.end(), std::back_inserter(group), [&](const Case& c) { return c.large == big; });
-      run_pytorch(group, threads, big ? 1 : reps, 1, compile, torch, version);
-    }
-  std::printf("gkd vs PyTorch %s, CPU, %d threads, forward + backward (student), best of %d after 1 warm-up (large "
-              "cases: 1)\n",
-              version.c_str(), threads, reps);
-  std::printf("%-28s %10s %10s %10s | %8s %8s | %10s %10s %10s\n", "case kind:B:N:Cs:Ct:tau", "gkd ms", "eager ms",
-              "compile ms", "eager x", "cmp x", "gkd MiB", "eager MiB", "cmp MiB");
   auto cell = [](double v, bool oom, const char* format) {
     char buf[32];
     if (oom) return std::string("OOM");
@@ -179,19 +168,34 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, format, v);
     return std::string(buf);
   };
-  for (const auto& c : cases) {
-    const Result g = run_gkd(c, c.large ? 1 : reps);
-    auto torch_result = [&](const char* mode) {
-      const auto it = torch.find(std::string(mode) + ' ' + c.spec());
-      return it == torch.end() ? Result{} : it->second;
-    };
-    const Result e = torch_result("eager"), t = torch_result("compile");
-    auto ratio = [&](const Result& r) { return r.ms > 0 ? r.ms / g.ms : -1.0; };
-    std::printf("%-28s %10.2f %10s %10s | %8s %8s | %10.1f %10s %10s\n", c.spec().c_str(), g.ms,
-                cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(), cell(ratio(e), false, "%.2f").c_str(),
-                cell(ratio(t), false, "%.2f").c_str(), g.peak_mib, cell(e.peak_mib, e.oom, "%.1f").c_str(),
-                cell(t.peak_mib, t.oom, "%.1f").c_str());
-    std::fflush(stdout);
+  // The small cases, then the large ones, each group PyTorch first and then gkd: PyTorch's attempts at
+  // the largest sizes (which may fill the machine's memory) come after every small gkd measurement.
+  for (const bool big : {false, true}) {
+    std::vector<Case> group;
+    std::copy_if(cases.begin(), cases.end(), std::back_inserter(group), [&](const Case& c) { return c.large == big; });
+    if (group.empty()) continue;
+    if (pytorch) run_pytorch(group, threads, big ? 1 : reps, 1, compile, torch, version);
+    if (!big) {
+      std::printf("gkd vs PyTorch %s, CPU, %d threads, forward + backward (student), best of %d after 1 warm-up "
+                  "(large cases: 1)\n",
+                  version.c_str(), threads, reps);
+      std::printf("%-28s %10s %10s %10s | %8s %8s | %10s %10s %10s\n", "case kind:B:N:Cs:Ct:tau", "gkd ms",
+                  "eager ms", "compile ms", "eager x", "cmp x", "gkd MiB", "eager MiB", "cmp MiB");
+    }
+    for (const auto& c : group) {
+      const Result g = run_gkd(c, c.large ? 1 : reps);
+      auto torch_result = [&](const char* mode) {
+        const auto it = torch.find(std::string(mode) + ' ' + c.spec());
+        return it == torch.end() ? Result{} : it->second;
+      };
+      const Result e = torch_result("eager"), t = torch_result("compile");
+      auto ratio = [&](const Result& r) { return r.ms > 0 ? r.ms / g.ms : -1.0; };
+      std::printf("%-28s %10.2f %10s %10s | %8s %8s | %10.1f %10s %10s\n", c.spec().c_str(), g.ms,
+                  cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(),
+                  cell(ratio(e), false, "%.2f").c_str(), cell(ratio(t), false, "%.2f").c_str(), g.peak_mib,
+                  cell(e.peak_mib, e.oom, "%.1f").c_str(), cell(t.peak_mib, t.oom, "%.1f").c_str());
+      std::fflush(stdout);
+    }
   }
   std::printf("x = PyTorch time / gkd time (> 1: gkd faster). MiB: peak resident memory above the level before the "
               "step. OOM: PyTorch could not allocate within this machine's available memory.\n");

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Every GPU check of gkd in one command, for a machine with an NVIDIA GPU:
 #   1. configure and build the CUDA backend, the CUDA tests and the CUDA benchmarks (Release, sm_90 + PTX);
-#   2. run the CUDA tests (tests/cuda/);
+#   2. run the CUDA tests (tests/cuda/) and the CUDA examples (examples/cuda/);
 #   3. compute-sanitizer memcheck and racecheck on each CUDA test executable;
 #   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation), and the
 #      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda), in
@@ -82,9 +82,10 @@ if [[ -z ${GKD_GPU_BIN:-} ]]; then
                  -Dxtensor_DIR=$d/lib/x86_64-linux-gnu/cmake/xtensor -DCatch2_DIR=$d/lib/cmake/Catch2)
   fi
   step configure 300 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DGKD_WITH_CUDA=ON \
-    -DGKD_BUILD_EXAMPLES=OFF -DGKD_BUILD_BENCHMARKS=ON "${cmake_args[@]}" || exit 1
-  targets=$(ninja -C build-gpu -t targets all | grep -oE '^(test_cuda_[a-z0-9_]+|gkd_bench_[a-z0-9_]+): ' | tr -d ': ' |
-            grep -E '^test_cuda_|^gkd_bench_cuda_|^gkd_bench_models_step$' | sort -u)
+    -DGKD_BUILD_EXAMPLES=ON -DGKD_BUILD_BENCHMARKS=ON "${cmake_args[@]}" || exit 1
+  targets=$(ninja -C build-gpu -t targets all |
+            grep -oE '^(test_cuda_[a-z0-9_]+|gkd_bench_[a-z0-9_]+|gkd_example_cuda_[a-z0-9_]+): ' | tr -d ': ' |
+            grep -E '^test_cuda_|^gkd_bench_cuda_|^gkd_bench_models_step$|^gkd_example_cuda_' | sort -u)
   step build 900 cmake --build build-gpu -j "$(nproc)" -- -k 0 $targets
   bin=build-gpu
 else
@@ -92,6 +93,7 @@ else
 fi
 
 tests=$(find "$bin" -maxdepth 2 -type f -name 'test_cuda_*' -perm -u+x | sort)
+examples=$(find "$bin" -maxdepth 2 -type f -name 'gkd_example_cuda_*' -perm -u+x | sort)
 benches=$(find "$bin" -maxdepth 2 -type f -name 'gkd_bench_cuda_*' -perm -u+x | sort)
 models_step=$(find "$bin" -maxdepth 2 -type f -name gkd_bench_models_step -perm -u+x | head -1)
 steps=${GKD_GPU_STEPS:-tests bench memcheck racecheck}  # a subset can be chosen
@@ -109,7 +111,7 @@ parallel() {
 }
 for s in $steps; do
   case $s in
-    tests) parallel "" env -- $tests ;;
+    tests) parallel "" env -- $tests $examples ;;
     memcheck|racecheck)  # the fused-loss tests at their [sanitize] sizes: the full ones take minutes there
       light=() heavy=()
       for t in $tests; do

@@ -52,6 +52,7 @@ class Descriptor {
 constexpr std::int64_t kUidX = 'x', kUidW = 'w', kUidY = 'y';
 constexpr std::int64_t kMaxWorkspace = std::int64_t{1} << 30;
 constexpr int kTimedCandidates = 8;
+constexpr int kTimedRuntimeCompiled = 2;  // each costs an NVRTC compilation, about a second
 
 Descriptor tensor(std::int64_t uid, cudnnDataType_t type, const Shape& s, std::int64_t alignment) {
   const std::int64_t dims[4] = {s[0], s[1], s[2], s[3]};
@@ -239,7 +240,7 @@ bool allowed(const ConvProblem& p, const std::vector<cudnnBackendNumericalNote_t
 
 /// The fastest allowed plan for `p`, timed on the given buffers; null when there is none. Candidates
 /// come from heuristics mode A, then the fallback list (each engine once); engines that compile at run
-/// time are tried only when no precompiled one builds.
+/// time are tried only when no precompiled one builds, and then only the first two.
 std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, void* x, void* w, void* y) {
   std::vector<std::pair<Descriptor, EngineFacts>> configs;
   try {
@@ -268,8 +269,9 @@ std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, 
     std::vector<std::unique_ptr<Plan>> candidates;
     for (bool compiled_at_run_time : {false, true}) {
       if (compiled_at_run_time && !candidates.empty()) break;
+      const int most = compiled_at_run_time ? kTimedRuntimeCompiled : kTimedCandidates;
       for (const auto& [config, facts] : configs) {
-        if (static_cast<int>(candidates.size()) == kTimedCandidates) break;
+        if (static_cast<int>(candidates.size()) == most) break;
         if (facts.runtime_compiled != compiled_at_run_time || !allowed(p, facts.notes, relaxed)) continue;
         try {
           if (auto plan = build_plan(config)) candidates.push_back(std::move(plan));

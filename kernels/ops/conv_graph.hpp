@@ -6,7 +6,7 @@
 /// engine configurations; those whose numerical notes the precision forbids are dropped (down-converted
 /// inputs and reduced-precision sums always, tensor cores (TF32) for strict float32, non-deterministic
 /// engines for float64 when a deterministic one exists); engines that compile kernels at run time
-/// (NVRTC, about a second each) only when no precompiled one builds; the first few that finalise
+/// (NVRTC, about a second each) only when no precompiled one builds, two at most; the first few that finalise
 /// within a 1 GiB workspace are timed once on the real buffers, and the fastest plan is cached.
 #include <cstdint>
 

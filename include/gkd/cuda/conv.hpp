@@ -29,9 +29,9 @@ namespace gkd::cuda {
 /// - Graph: cuDNN's graph (backend) API, which reaches engines the legacy API does not. cuDNN's
 ///   heuristics list engine configurations; those the precision forbids are dropped (down-converting
 ///   engines always, tensor-core (TF32) ones for strict float32, non-deterministic ones for float64
-///   where a deterministic one exists), and engines compiled at run time unless no other builds; the
-///   first 8 that build within a 1 GiB workspace are timed once on the real buffers and the fastest
-///   plan is cached per geometry. A geometry with no usable engine runs on the legacy API
+///   where a deterministic one exists), and engines compiled at run time unless no other builds (then
+///   two at most); the first 8 that build within a 1 GiB workspace are timed once on the real buffers
+///   and the fastest plan is cached per geometry. A geometry with no usable engine runs on the legacy API
 ///   (`ConvCounters::graph_to_legacy` counts those).
 /// The environment variable GKD_CUDNN_API (legacy or graph) sets the initial choice.
 /// @code
