@@ -112,7 +112,7 @@ void read_pytorch(const std::string& cmd, std::map<std::string, Measure>& out, s
     std::string n, cs, ct, mask, group, tag;
     line >> n >> cs >> ct >> mask >> group >> tag;
     Measure m;
-    if (tag == "ms") line >> m.ms >> tag >> m.peak_mib, m.peak_mib = std::max(m.peak_mib, 0.0);
+    if (tag == "ms") line >> m.ms >> tag >> m.peak_mib, m.peak_mib = m.peak_mib > 0 ? m.peak_mib : 0.0;
     m.oom = tag == "oom";
     std::ostringstream k;
     k << n << ',' << cs << ',' << ct << ',' << mask << ',' << group;

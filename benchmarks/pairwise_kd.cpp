@@ -111,7 +111,7 @@ void run_pytorch(const std::vector<Case>& cases, int threads, int reps, int warm
     int t = 0;
     if (std::sscanf(line, "pytorch %127s threads %d", ver, &t) == 2) version = ver;
     if (std::sscanf(line, "case %127s mode %31s ms %lf peak_mib %lf", spec, mode, &ms, &peak) == 4)
-      out[std::string(mode) + ' ' + spec] = {ms, std::max(peak, 0.0), false};
+      out[std::string(mode) + ' ' + spec] = {ms, peak > 0 ? peak : 0.0, false};
     else if (std::sscanf(line, "case %127s mode %31s OOM", spec, mode) == 2)
       out[std::string(mode) + ' ' + spec] = {-1, -1, true};
   }
