@@ -25,6 +25,7 @@
 #include "gkd/core/parallel.hpp"
 #include "gkd/core/random.hpp"
 #include "gkd/losses/graph_kd.hpp"
+#include "table_cell.hpp"
 
 namespace {
 
@@ -167,13 +168,7 @@ int main(int argc, char** argv) {
       cases.push_back({n, c, c, M::full(), "pixel graph", true});
   std::string version = "not run";
   std::map<std::string, Measure> eager, compiled;
-  auto cell = [](double v, bool oom, const char* format) {
-    char buf[32];
-    if (oom) return std::string("OOM");
-    if (v < 0) return std::string("-");
-    std::snprintf(buf, sizeof buf, format, v);
-    return std::string(buf);
-  };
+  const auto cell = gkd::bench::table_cell;
   auto find = [&](const std::map<std::string, Measure>& m, const Case& c) {
     const auto it = m.find(key(c));
     return it == m.end() ? Measure{} : it->second;

@@ -24,6 +24,7 @@
 #include "gkd/gkd.hpp"
 #include "gkd/losses/cross_recon_kd.hpp"
 #include "gkd/losses/pairwise_kd.hpp"
+#include "table_cell.hpp"
 
 namespace {
 
@@ -161,13 +162,7 @@ int main(int argc, char** argv) {
   if (!only.empty()) std::erase_if(cases, [&](const Case& c) { return c.kind != only; });
   std::string version = "-";
   std::map<std::string, Result> torch;
-  auto cell = [](double v, bool oom, const char* format) {
-    char buf[32];
-    if (oom) return std::string("OOM");
-    if (v < 0) return std::string("-");
-    std::snprintf(buf, sizeof buf, format, v);
-    return std::string(buf);
-  };
+  const auto cell = gkd::bench::table_cell;
   // The small cases, then the large ones, each group PyTorch first and then gkd: PyTorch's attempts at
   // the largest sizes (which may fill the machine's memory) come after every small gkd measurement.
   for (const bool big : {false, true}) {
