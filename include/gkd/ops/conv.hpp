@@ -369,7 +369,7 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometr
           if (!pointwise) im2col(xg, g, oh0, oh1, cols);
           T* out = yn + grp * g.out_cg() * op + oh0 * g.out_w;
           strided_gemm(g.out_cg(), cols_n, k, w + grp * g.out_cg() * k, k, std::int64_t{1}, pointwise ? xg : cols,
-                    cols_n, std::int64_t{1}, out, op, false);
+                       cols_n, std::int64_t{1}, out, op, false);
           if (bias)
             for (std::int64_t oc = 0; oc < g.out_cg(); ++oc) {
               const T v = bias[grp * g.out_cg() + oc];
@@ -404,8 +404,8 @@ void conv_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
           T* dxg = dxn + grp * g.in_cg() * g.in_plane();
           // dcols [k x cols] = Wᵀ [k x out_cg] · dy [out_cg x cols]
           strided_gemm(k, cols_n, g.out_cg(), w + grp * g.out_cg() * k, std::int64_t{1}, k,
-                    dyn + grp * g.out_cg() * op + oh0 * g.out_w, op, std::int64_t{1}, pointwise ? dxg : cols,
-                    cols_n, false);
+                       dyn + grp * g.out_cg() * op + oh0 * g.out_w, op, std::int64_t{1}, pointwise ? dxg : cols,
+                       cols_n, false);
           if (!pointwise) col2im(cols, g, oh0, oh1, dxg);
         }
       }

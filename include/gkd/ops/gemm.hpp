@@ -395,7 +395,7 @@ inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
 /// for float where it is compiled in and the shape is large enough to fill its panels, Eigen otherwise.
 template <Real T>
 void strided_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t rsa, std::int64_t csa,
-               const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
+                  const T* b, std::int64_t rsb, std::int64_t csb, T* c, std::int64_t ldc, bool accumulate) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     if (!accumulate)
