@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Packs the GPU checks for a borrowed GPU machine whose device time is too scarce to build there: builds the
-# CUDA tests, the CUDA examples, the CUDA benchmarks and gkd_bench_models_step in BUILD_DIR (default build/, configured with
-# the CUDA backend: GKD_WITH_CUDA=AUTO or ON), strips them, adds the image-format libraries (TIFF, NIfTI,
+# CUDA tests, the CUDA examples, the CUDA benchmarks and gkd_bench_models_step in BUILD_DIR (default build/,
+# configured with the CUDA backend: GKD_WITH_CUDA=AUTO or ON), strips them, adds the image-format libraries (TIFF, NIfTI,
 # GDCM and theirs) that a bare GPU machine lacks, and records this checkout's path (the benchmarks find
 # their PyTorch scripts there). Writes .gpu/bundle.tar.xz; then, in a copy of this checkout on the GPU machine:
 #   GKD_GPU_BUNDLE=.gpu/bundle.tar.xz tools/gpu_check.sh RESULTS_DIR

@@ -26,9 +26,9 @@
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
 /// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM
 /// (gkd/ops/gemm.hpp), rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp,
-/// and only the two log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL form both
-/// similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its rows and,
-/// transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
+/// and only the two log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL
+/// form both similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its
+/// rows and, transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
 /// sweep (the materialised PyTorch formula takes 4, plus its N×N passes). Pairs are scheduled as rounds
 /// of a round-robin tournament, so parallel tasks never share an output row. The InfoNCE form (not
 /// symmetric) sweeps row blocks × column tiles. Memory: O(N·C + tile²·threads).
