@@ -11,6 +11,7 @@
 #include "gkd/core/device.hpp"
 #include "gkd/core/dtype.hpp"
 #include "gkd/core/error.hpp"
+#include "gkd/core/host_cache.hpp"
 #include "gkd/core/parallel.hpp"
 #include "gkd/core/random.hpp"
 #include "gkd/core/shape.hpp"

@@ -12,6 +12,7 @@
 #include "gkd/core/device.hpp"
 #include "gkd/core/dtype.hpp"
 #include "gkd/core/error.hpp"
+#include "gkd/core/host_cache.hpp"
 
 namespace gkd {
 
@@ -19,12 +20,14 @@ namespace gkd {
 template <Real T>
 class Storage {
  public:
-  /// Allocates `count` uninitialised elements on the host, aligned to 64 bytes for AVX-512.
+  /// Allocates `count` uninitialised elements on the host, aligned to 64 bytes for AVX-512, through
+  /// the host cache (gkd/core/host_cache.hpp).
   explicit Storage(std::size_t count) : size_(count), device_(kCPU) {
     if (count == 0) return;
-    void* p = ::operator new[](count * sizeof(T), std::align_val_t{64});
+    const std::size_t bytes = count * sizeof(T);
     data_ = std::unique_ptr<T, std::function<void(T*)>>(
-        static_cast<T*>(p), [](T* q) { ::operator delete[](q, std::align_val_t{64}); });
+        static_cast<T*>(detail::HostCache::instance().allocate(bytes)),
+        [bytes](T* q) { detail::HostCache::instance().release(q, bytes); });
   }
   /// Adopts memory allocated elsewhere (a device allocator, a memory-mapped file); `release`
   /// frees it when the last tensor that uses it goes away.
