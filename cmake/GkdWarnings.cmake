@@ -6,12 +6,14 @@
 # GCC 12 warns inside its own avx512fintrin.h when Eigen inlines AVX-512 permutes and unpacks
 # (pitfalls.md #1): -Wmaybe-uninitialized at -O2/-O3, and at the tests' -O1 -Wuninitialized ("'__Y' is
 # used uninitialized", from _mm512_undefined_ps). The second is kept fatal unless the build targets
-# AVX-512, where it cannot be avoided.
-if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND GKD_NATIVE)
+# AVX-512 (through -march=native or the user's own flags), where it cannot be avoided.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   include(CheckCXXSourceCompiles)
-  set(CMAKE_REQUIRED_FLAGS -march=native)
+  if(GKD_NATIVE)
+    set(CMAKE_REQUIRED_FLAGS -march=native)
+  endif()
   check_cxx_source_compiles("#ifndef __AVX512F__\n#error no AVX-512\n#endif\nint main() { return 0; }"
-                            GKD_NATIVE_HAS_AVX512)
+                            GKD_TARGETS_AVX512)
   unset(CMAKE_REQUIRED_FLAGS)
 endif()
 
@@ -22,7 +24,7 @@ function(gkd_project_target target)
     target_compile_options(${target} PRIVATE $<${cxx}:-Werror> $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
       target_compile_options(${target} PRIVATE $<${cxx}:-Wno-error=maybe-uninitialized>)
-      if(GKD_NATIVE_HAS_AVX512)
+      if(GKD_TARGETS_AVX512)
         target_compile_options(${target} PRIVATE $<${cxx}:-Wno-error=uninitialized>)
       endif()
     endif()
