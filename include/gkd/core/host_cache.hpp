@@ -15,9 +15,12 @@
 /// misses at 1.26x its live peak (266 against 211 MiB), while with the bound at 1x it kept missing and
 /// page-faulting (40 misses and 6,000 faults per step). An allocation that fails empties the cache and
 /// retries once.
-/// Under AddressSanitizer cached blocks are poisoned, so a use after free is still reported, and a
-/// reused block is filled with NaN bytes, so a read of uninitialised memory shows up in results.
-/// The cache is on unless the environment sets GKD_HOST_CACHE=0; set_host_cache_enabled overrides.
+/// Debugging: with GKD_HOST_CACHE_FILL_NAN=1 in the environment every block of 256 KiB or more is
+/// filled with NaN bytes when handed out (fresh from the system, whose pages are zero, or reused), so a
+/// read of tensor memory before its first write shows up in results (CI runs the whole suite so). Under
+/// AddressSanitizer that is the default, and cached blocks are poisoned, so a use after free is still
+/// reported. The cache is on unless the environment sets GKD_HOST_CACHE=0; set_host_cache_enabled
+/// overrides.
 /// Thread-safe.
 /// @code
 ///   auto t = gkd::Tensor<float>::empty({64, 1024, 1024});    // 256 MiB: a miss, from the system
@@ -86,6 +89,7 @@ class HostCache {
   void* allocate(std::size_t bytes) {
     const std::size_t size = class_bytes(bytes);
     if (size < kMinBytes) return ::operator new(size, kAlign);
+    void* reused = nullptr;
     {
       std::lock_guard lock(mutex_);
       live_bytes_ += size;
@@ -94,27 +98,30 @@ class HostCache {
         if (auto it = free_.find(size); it != free_.end() && !it->second.empty()) {
           const auto block = it->second.back();  // the most recently cached block of the class
           it->second.pop_back();
-          void* p = block->ptr;
+          reused = block->ptr;
           lru_.erase(block);
           cached_bytes_ -= size;
           ++stats_.hits;
 #ifdef GKD_DETAIL_ASAN
-          ASAN_UNPOISON_MEMORY_REGION(p, size);
-          std::memset(p, 0xff, size);  // NaN everywhere: a read before the first write shows up
+          ASAN_UNPOISON_MEMORY_REGION(reused, size);
 #endif
-          return p;
+        } else {
+          ++stats_.misses;
+          const std::size_t limit = kPeakMultiple * peak_live_;
+          if (live_bytes_ + cached_bytes_ > limit) evict_locked(live_bytes_ + cached_bytes_ - limit);
         }
-        ++stats_.misses;
-        const std::size_t limit = kPeakMultiple * peak_live_;
-        if (live_bytes_ + cached_bytes_ > limit) evict_locked(live_bytes_ + cached_bytes_ - limit);
       }
     }
+    if (reused) {
+      if (fill_nan_) std::memset(reused, 0xff, size);
+      return reused;
+    }
     try {
-      return ::operator new(size, kAlign);
+      return fresh(size);
     } catch (const std::bad_alloc&) {
       empty();
       try {
-        return ::operator new(size, kAlign);
+        return fresh(size);
       } catch (const std::bad_alloc&) {
         std::lock_guard lock(mutex_);
         live_bytes_ -= size;
@@ -154,6 +161,9 @@ class HostCache {
     enabled_ = on;
   }
 
+  /// Whether blocks are NaN-filled when handed out (GKD_HOST_CACHE_FILL_NAN, or AddressSanitizer).
+  [[nodiscard]] bool fills_nan() const { return fill_nan_; }
+
   [[nodiscard]] HostCacheStats stats() const {
     std::lock_guard lock(mutex_);
     HostCacheStats s = stats_;
@@ -173,6 +183,15 @@ class HostCache {
   HostCache() {
     const char* env = std::getenv("GKD_HOST_CACHE");
     enabled_ = !(env && std::strcmp(env, "0") == 0);
+    const char* fill = std::getenv("GKD_HOST_CACHE_FILL_NAN");
+    fill_nan_ = fill ? std::strcmp(fill, "0") != 0 : fill_nan_;
+  }
+
+  /// A block from the system, NaN-filled when fill_nan_.
+  void* fresh(std::size_t size) const {
+    void* p = ::operator new(size, kAlign);
+    if (fill_nan_) std::memset(p, 0xff, size);
+    return p;
   }
 
   /// Frees the least recently cached blocks until `bytes` are freed or the cache is empty.
@@ -194,6 +213,11 @@ class HostCache {
 
   mutable std::mutex mutex_;
   bool enabled_ = true;
+#ifdef GKD_DETAIL_ASAN
+  bool fill_nan_ = true;
+#else
+  bool fill_nan_ = false;
+#endif
   std::list<Block> lru_;                                                  ///< oldest first
   std::map<std::size_t, std::deque<std::list<Block>::iterator>> free_;  ///< by class, oldest first
   std::size_t cached_bytes_ = 0;
