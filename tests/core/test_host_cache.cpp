@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The caching host allocator behind CPU tensors (gkd/core/host_cache.hpp): size classes, reuse, the
-// footprint bound, switching it off, and concurrent use.
+// footprint bound, a repeated step without misses, switching it off, concurrent use, NaN fill and
+// (under ASan) poisoning.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
