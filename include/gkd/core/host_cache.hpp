@@ -101,12 +101,12 @@ class HostCache {
           reused = block->ptr;
           lru_.erase(block);
           cached_bytes_ -= size;
-          ++stats_.hits;
+          ++hits_;
 #ifdef GKD_DETAIL_ASAN
           ASAN_UNPOISON_MEMORY_REGION(reused, size);
 #endif
         } else {
-          ++stats_.misses;
+          ++misses_;
           const std::size_t limit = kPeakMultiple * peak_live_;
           if (live_bytes_ + cached_bytes_ > limit) evict_locked(live_bytes_ + cached_bytes_ - limit);
         }
@@ -166,12 +166,8 @@ class HostCache {
 
   [[nodiscard]] HostCacheStats stats() const {
     std::lock_guard lock(mutex_);
-    HostCacheStats s = stats_;
-    s.cached_bytes = cached_bytes_;
-    s.cached_blocks = lru_.size();
-    s.live_bytes = live_bytes_;
-    s.peak_live_bytes = peak_live_;
-    return s;
+    return {.cached_bytes = cached_bytes_, .cached_blocks = lru_.size(), .live_bytes = live_bytes_,
+            .peak_live_bytes = peak_live_, .hits = hits_, .misses = misses_};
   }
 
  private:
@@ -223,7 +219,7 @@ class HostCache {
   std::size_t cached_bytes_ = 0;
   std::size_t live_bytes_ = 0;  ///< cacheable blocks handed out and not yet released
   std::size_t peak_live_ = 0;
-  HostCacheStats stats_;
+  std::size_t hits_ = 0, misses_ = 0;
 };
 
 }  // namespace detail
