@@ -4,6 +4,10 @@
 #include "support/check.hpp"
 #include "support/golden.hpp"
 
+#if defined(GKD_TEST_REQUIRES_AVX2_SGEMM) && !defined(GKD_AVX2_SGEMM)
+#error "The AVX2 build of this test must compile gkd's AVX2 GEMM kernel (gkd/ops/gemm.hpp)."
+#endif
+
 using namespace gkd;
 using gkd::test::random;
 using gkd::test::require_gradcheck;
