@@ -4,7 +4,7 @@
 
 #include "gkd/losses/graph_kd.hpp"
 
-#if defined(GKD_TEST_REQUIRES_AVX2_SGEMM) && !defined(GKD_AVX2_SGEMM)
+#if defined(GKD_TEST_REQUIRES_AVX2_SGEMM) && (!defined(GKD_SGEMM) || defined(__AVX512F__))
 #error "The AVX2 build of this test must compile gkd's AVX2 GEMM kernel (gkd/ops/gemm.hpp)."
 #endif
 
