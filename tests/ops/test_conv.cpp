@@ -156,6 +156,25 @@ TEST_CASE("conv2d agrees with direct summation on larger shapes and views", "[co
   test::require_close(conv2d(x, wd, Tensor<double>(), 1, 2, 2, 6), naive_conv2d(x, wd, {}, 1, 2, 2, 6), 1e-12);
 }
 
+TEST_CASE("depthwise conv at column strides 1 to 3 agrees with direct summation", "[gradcheck][conv]") {
+  // Strides above 1 run on column-phase planes (PhasePlanes): odd and even widths, padding wider than
+  // the stride, dilation, a channel multiplier.
+  struct Case {
+    Size2 stride, padding, dilation;
+    std::int64_t width, mult;
+  };
+  for (const Case c : {Case{{1, 2}, {1, 1}, {1, 1}, 9, 1}, Case{{2, 2}, {1, 3}, {1, 1}, 10, 2},
+                       Case{{1, 3}, {0, 2}, {1, 2}, 11, 1}, Case{{2, 3}, {2, 4}, {2, 1}, 13, 3}}) {
+    INFO("stride " << c.stride.h << "x" << c.stride.w << " width " << c.width << " multiplier " << c.mult);
+    const auto x = random({2, 3, 7, c.width}, 44);
+    const auto w = random({3 * c.mult, 1, 3, 3}, 45), b = random({3 * c.mult}, 46);
+    test::require_close(conv2d(x, w, b, c.stride, c.padding, c.dilation, 3),
+                        naive_conv2d(x, w, b, c.stride, c.padding, c.dilation, 3), 1e-12);
+    require_gradcheck([&](const In& v) { return conv2d(v[0], v[1], v[2], c.stride, c.padding, c.dilation, 3); },
+                      {x, w, b});
+  }
+}
+
 TEST_CASE("conv results and gradients do not depend on the thread count", "[conv]") {
   const int saved = num_threads();
   auto run = [](int threads) {

@@ -29,6 +29,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <ostream>
 #include <type_traits>
 #include <utility>
@@ -250,34 +251,106 @@ void col2im(const T* cols, const ConvGeometry& g, std::int64_t oh0, std::int64_t
 }
 
 // ---- depthwise (one input channel per group): direct loops -----------------------------------------
+// At column stride s > 1 the input plane (or the input gradient's) is split into s phase planes, so
+// that every inner loop runs at unit stride and vectorises.
+
+/// A plane split by column phase modulo `stride`: row(r, q)[j] holds column stride * j + q of row r.
+/// Each phase row has a left margin of pad / stride + 1 columns, so that row(r, q) + shift with a
+/// negative shift (a padded tap) still points inside the buffer.
+template <Real T>
+class PhasePlanes {
+ public:
+  PhasePlanes(std::int64_t h, std::int64_t w, std::int64_t stride, std::int64_t pad)
+      : h_(h), stride_(stride), margin_(pad / stride + 1), width_(margin_ + (w + stride - 1) / stride),
+        buf_(static_cast<std::size_t>(stride * h * width_), T(0)) {}
+  [[nodiscard]] T* row(std::int64_t r, std::int64_t q) { return buf_.data() + (q * h_ + r) * width_ + margin_; }
+  /// Copies a row-major h x w plane in. Stride 2 (MobileNetV2's) deinterleaves both phases in one
+  /// loop with a constant stride, which GCC vectorises.
+  void split(const T* plane, std::int64_t w) {
+    for (std::int64_t r = 0; r < h_; ++r) {
+      const T* src = plane + r * w;
+      if (stride_ == 2) {
+        T* even = row(r, 0);
+        T* odd = row(r, 1);
+        for (std::int64_t j = 0; j < w / 2; ++j) {
+          even[j] = src[2 * j];
+          odd[j] = src[2 * j + 1];
+        }
+        if (w % 2) even[w / 2] = src[w - 1];
+        continue;
+      }
+      for (std::int64_t c = 0; c < w; ++c) row(r, c % stride_)[c / stride_] = src[c];
+    }
+  }
+  /// Copies the phases back out into a row-major h x w plane.
+  void merge_into(T* plane, std::int64_t w) {
+    for (std::int64_t r = 0; r < h_; ++r) {
+      T* dst = plane + r * w;
+      if (stride_ == 2) {
+        const T* even = row(r, 0);
+        const T* odd = row(r, 1);
+        for (std::int64_t j = 0; j < w / 2; ++j) {
+          dst[2 * j] = even[j];
+          dst[2 * j + 1] = odd[j];
+        }
+        if (w % 2) dst[w - 1] = even[w / 2];
+        continue;
+      }
+      for (std::int64_t c = 0; c < w; ++c) dst[c] = row(r, c % stride_)[c / stride_];
+    }
+  }
+  void zero() { std::fill(buf_.begin(), buf_.end(), T(0)); }
+
+ private:
+  std::int64_t h_, stride_, margin_, width_;
+  std::vector<T> buf_;
+};
+
+/// Per kernel column kj (computed once per call, since these divide): the output columns [lo, hi)
+/// whose input column ow * sw + off (off = kj * dw - pw) lies inside the row, and where that column
+/// is in the phase planes: PhasePlanes::row(r, phase)[ow + shift].
+struct TapColumns {
+  std::int64_t lo, hi, off, phase, shift;
+};
+inline std::vector<TapColumns> tap_columns(const ConvGeometry& g) {
+  std::vector<TapColumns> cols;
+  for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+    const auto [lo, hi] = g.valid_cols(kj);
+    const std::int64_t off = kj * g.dw - g.pw, phase = (off % g.sw + g.sw) % g.sw;
+    cols.push_back({lo, hi, off, phase, (off - phase) / g.sw});
+  }
+  return cols;
+}
 
 template <Real T>
 void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
   const std::int64_t mult = g.out_cg(), taps = g.kh * g.kw, total = g.batch * g.out_c;
-#pragma omp parallel for schedule(static) if (g.macs() > (1 << 17))
-  for (std::int64_t i = 0; i < total; ++i) {
-    const std::int64_t n = i / g.out_c, oc = i % g.out_c;
-    const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
-    T* yp = y + i * g.out_plane();
-    std::fill_n(yp, g.out_plane(), bias ? bias[oc] : T(0));
-    for (std::int64_t ki = 0; ki < g.kh; ++ki) {
-      for (std::int64_t kj = 0; kj < g.kw; ++kj) {
-        const T wv = w[oc * taps + ki * g.kw + kj];
-        const auto [lo, hi] = g.valid_cols(kj);
-        const std::int64_t off = kj * g.dw - g.pw;
-        for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-          const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
-          if (ih < 0 || ih >= g.in_h) continue;
-          const T* src = xp + ih * g.in_w + off;
-          T* dst = yp + oh * g.out_w;
-          if (g.sw == 1) {
+  const std::vector<TapColumns> cols = tap_columns(g);
+#pragma omp parallel if (g.macs() > (1 << 17))
+  {
+    std::optional<PhasePlanes<T>> phases;
+    if (g.sw > 1) phases.emplace(g.in_h, g.in_w, g.sw, g.pw);
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < total; ++i) {
+      const std::int64_t n = i / g.out_c, oc = i % g.out_c;
+      const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
+      if (phases) phases->split(xp, g.in_w);
+      const T* wp = w + oc * taps;
+      T* yp = y + i * g.out_plane();
+      std::fill_n(yp, g.out_plane(), bias ? bias[oc] : T(0));
+      for (std::int64_t ki = 0; ki < g.kh; ++ki)
+        for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+          const T wv = wp[ki * g.kw + kj];
+          const auto [lo, hi, off, phase, shift] = cols[static_cast<std::size_t>(kj)];
+          for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+            const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+            if (ih < 0 || ih >= g.in_h) continue;
+            const T* src = phases ? phases->row(ih, phase) + shift : xp + ih * g.in_w + off;  // read at ow >= lo
+            T* dst = yp + oh * g.out_w;
 #pragma omp simd
             for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
-          } else {
-            for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow * g.sw];
           }
         }
-      }
     }
   }
 }
@@ -285,33 +358,38 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const ConvGe
 template <Real T>
 void depthwise_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   const std::int64_t mult = g.out_cg(), taps = g.kh * g.kw, total = g.batch * g.in_c;
-#pragma omp parallel for schedule(static) if (g.macs() > (1 << 17))
-  for (std::int64_t i = 0; i < total; ++i) {
-    const std::int64_t n = i / g.in_c, ic = i % g.in_c;
-    T* dxp = dx + i * g.in_plane();
-    std::fill_n(dxp, g.in_plane(), T(0));
-    for (std::int64_t m = 0; m < mult; ++m) {
-      const std::int64_t oc = ic * mult + m;
-      const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
-      for (std::int64_t ki = 0; ki < g.kh; ++ki) {
-        for (std::int64_t kj = 0; kj < g.kw; ++kj) {
-          const T wv = w[oc * taps + ki * g.kw + kj];
-          const auto [lo, hi] = g.valid_cols(kj);
-          const std::int64_t off = kj * g.dw - g.pw;
-          for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-            const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
-            if (ih < 0 || ih >= g.in_h) continue;
-            T* dst = dxp + ih * g.in_w + off;
-            const T* src = dyp + oh * g.out_w;
-            if (g.sw == 1) {
+  const std::vector<TapColumns> cols = tap_columns(g);
+#pragma omp parallel if (g.macs() > (1 << 17))
+  {
+    std::optional<PhasePlanes<T>> phases;
+    if (g.sw > 1) phases.emplace(g.in_h, g.in_w, g.sw, g.pw);
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < total; ++i) {
+      const std::int64_t n = i / g.in_c, ic = i % g.in_c;
+      T* dxp = dx + i * g.in_plane();
+      if (phases)
+        phases->zero();
+      else
+        std::fill_n(dxp, g.in_plane(), T(0));
+      for (std::int64_t m = 0; m < mult; ++m) {
+        const std::int64_t oc = ic * mult + m;
+        const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
+        const T* wp = w + oc * taps;
+        for (std::int64_t ki = 0; ki < g.kh; ++ki)
+          for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+            const T wv = wp[ki * g.kw + kj];
+            const auto [lo, hi, off, phase, shift] = cols[static_cast<std::size_t>(kj)];
+            for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+              const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+              if (ih < 0 || ih >= g.in_h) continue;
+              T* dst = phases ? phases->row(ih, phase) + shift : dxp + ih * g.in_w + off;  // written at ow >= lo
+              const T* src = dyp + oh * g.out_w;
 #pragma omp simd
               for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
-            } else {
-              for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow * g.sw] += wv * src[ow];
             }
           }
-        }
       }
+      if (phases) phases->merge_into(dxp, g.in_w);
     }
   }
 }
@@ -319,31 +397,38 @@ void depthwise_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g)
 template <Real T>
 void depthwise_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
   const std::int64_t mult = g.out_cg(), taps = g.kh * g.kw;
-#pragma omp parallel for schedule(static) if (g.macs() > (1 << 17))
-  for (std::int64_t oc = 0; oc < g.out_c; ++oc) {
-    for (std::int64_t ki = 0; ki < g.kh; ++ki) {
-      for (std::int64_t kj = 0; kj < g.kw; ++kj) {
-        const auto [lo, hi] = g.valid_cols(kj);
-        const std::int64_t off = kj * g.dw - g.pw;
-        T acc = 0;
-        for (std::int64_t n = 0; n < g.batch; ++n) {
-          const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
-          const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
-          for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-            const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
-            if (ih < 0 || ih >= g.in_h) continue;
-            const T* src = xp + ih * g.in_w + off;
-            const T* gy = dyp + oh * g.out_w;
-            if (g.sw == 1) {
-#pragma omp simd reduction(+ : acc)
-              for (std::int64_t ow = lo; ow < hi; ++ow) acc += gy[ow] * src[ow];
-            } else {
-              for (std::int64_t ow = lo; ow < hi; ++ow) acc += gy[ow] * src[ow * g.sw];
+  const std::vector<TapColumns> cols = tap_columns(g);
+#pragma omp parallel if (g.macs() > (1 << 17))
+  {
+    std::optional<PhasePlanes<T>> phases;
+    if (g.sw > 1) phases.emplace(g.in_h, g.in_w, g.sw, g.pw);
+    std::vector<T> acc(static_cast<std::size_t>(taps));
+#pragma omp for schedule(static)
+    for (std::int64_t oc = 0; oc < g.out_c; ++oc) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      // Per tap, the sum runs over images, then rows, then columns, whatever the stride.
+      for (std::int64_t n = 0; n < g.batch; ++n) {
+        const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
+        const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
+        if (phases) phases->split(xp, g.in_w);
+        for (std::int64_t ki = 0; ki < g.kh; ++ki)
+          for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+            const auto [lo, hi, off, phase, shift] = cols[static_cast<std::size_t>(kj)];
+            T sum = acc[static_cast<std::size_t>(ki * g.kw + kj)];
+            for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
+              const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
+              if (ih < 0 || ih >= g.in_h) continue;
+              const T* src = phases ? phases->row(ih, phase) + shift : xp + ih * g.in_w + off;  // read at ow >= lo
+              const T* gy = dyp + oh * g.out_w;
+              T row = 0;
+#pragma omp simd reduction(+ : row)
+              for (std::int64_t ow = lo; ow < hi; ++ow) row += gy[ow] * src[ow];
+              sum += row;
             }
+            acc[static_cast<std::size_t>(ki * g.kw + kj)] = sum;
           }
-        }
-        dw[oc * taps + ki * g.kw + kj] = acc;
       }
+      std::copy(acc.begin(), acc.end(), dw + oc * taps);
     }
   }
 }
