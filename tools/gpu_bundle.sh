@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Packs the GPU checks for a borrowed GPU machine whose device time is too scarce to build there: builds the
-# CUDA tests, the CUDA examples, the CUDA benchmarks and gkd_bench_models_step in BUILD_DIR (default build/,
-# configured with the CUDA backend: GKD_WITH_CUDA=AUTO or ON), strips them, adds the image-format libraries (TIFF, NIfTI,
+# CUDA tests, the CUDA examples, the CUDA benchmarks and gkd_bench_models_step in BUILD_DIR, strips them, adds the image-format libraries (TIFF, NIfTI,
 # GDCM and theirs) that a bare GPU machine lacks, and records this checkout's path (the benchmarks find
 # their PyTorch scripts there). Writes .gpu/bundle.tar.xz; then, in a copy of this checkout on the GPU machine:
 #   GKD_GPU_BUNDLE=.gpu/bundle.tar.xz tools/gpu_check.sh RESULTS_DIR
-# Usage: tools/gpu_bundle.sh [BUILD_DIR]
+# The GPU machine's CPU is not this one: the executables are built for x86-64-v3 (AVX2 + FMA, which every
+# H100/H200 host has), never with -march=native, whose AVX-512 or AMX instructions a GPU host may lack.
+# Usage: tools/gpu_bundle.sh [BUILD_DIR]   (default build-gpu-bundle, configured here when new)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build}
+build=${1:-build-gpu-bundle}
+if [[ ! -f $build/build.ninja ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGKD_WITH_CUDA=ON -DGKD_NATIVE=OFF \
+        -DCMAKE_CXX_FLAGS=-march=x86-64-v3 -DGKD_BUILD_TESTS=ON -DGKD_BUILD_EXAMPLES=ON -DGKD_BUILD_BENCHMARKS=ON
+fi
+if grep -q '^GKD_NATIVE:BOOL=ON' "$build/CMakeCache.txt"; then
+  echo "$build is configured with GKD_NATIVE=ON (-march=native): its executables may not run on the GPU machine's CPU" >&2
+  exit 1
+fi
 targets=$(ninja -C "$build" -t targets all |
           grep -oE '^(test_cuda_[a-z0-9_]+|gkd_bench_[a-z0-9_]+|gkd_example_cuda_[a-z0-9_]+): ' | tr -d ': ' |
           grep -E '^test_cuda_|^gkd_bench_cuda_|^gkd_bench_models_step$|^gkd_example_cuda_' | sort -u)

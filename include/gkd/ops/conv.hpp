@@ -306,6 +306,13 @@ class PhasePlanes {
   std::vector<T> buf_;
 };
 
+/// Phase planes for the input of g when its column stride is above 1; none at stride 1.
+template <Real T>
+std::optional<PhasePlanes<T>> phase_planes(const ConvGeometry& g) {
+  if (g.sw == 1) return std::nullopt;
+  return PhasePlanes<T>(g.in_h, g.in_w, g.sw, g.pw);
+}
+
 /// Per kernel column kj (computed once per call, since these divide): the output columns [lo, hi)
 /// whose input column ow * sw + off (off = kj * dw - pw) lies inside the row, and where that column
 /// is in the phase planes: PhasePlanes::row(r, phase)[ow + shift].
@@ -328,8 +335,7 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const ConvGe
   const std::vector<TapColumns> cols = tap_columns(g);
 #pragma omp parallel if (g.macs() > (1 << 17))
   {
-    std::optional<PhasePlanes<T>> phases;
-    if (g.sw > 1) phases.emplace(g.in_h, g.in_w, g.sw, g.pw);
+    std::optional<PhasePlanes<T>> phases = phase_planes<T>(g);
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < total; ++i) {
       const std::int64_t n = i / g.out_c, oc = i % g.out_c;
@@ -361,8 +367,7 @@ void depthwise_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g)
   const std::vector<TapColumns> cols = tap_columns(g);
 #pragma omp parallel if (g.macs() > (1 << 17))
   {
-    std::optional<PhasePlanes<T>> phases;
-    if (g.sw > 1) phases.emplace(g.in_h, g.in_w, g.sw, g.pw);
+    std::optional<PhasePlanes<T>> phases = phase_planes<T>(g);
 #pragma omp for schedule(static)
     for (std::int64_t i = 0; i < total; ++i) {
       const std::int64_t n = i / g.in_c, ic = i % g.in_c;
@@ -400,8 +405,7 @@ void depthwise_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g
   const std::vector<TapColumns> cols = tap_columns(g);
 #pragma omp parallel if (g.macs() > (1 << 17))
   {
-    std::optional<PhasePlanes<T>> phases;
-    if (g.sw > 1) phases.emplace(g.in_h, g.in_w, g.sw, g.pw);
+    std::optional<PhasePlanes<T>> phases = phase_planes<T>(g);
     std::vector<T> acc(static_cast<std::size_t>(taps));
 #pragma omp for schedule(static)
     for (std::int64_t oc = 0; oc < g.out_c; ++oc) {

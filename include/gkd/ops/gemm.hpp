@@ -238,6 +238,30 @@ inline void pack_b(std::int64_t kc, std::int64_t nc, const float* b, std::int64_
   }
 }
 
+/// Writes a micro-kernel's result tile (row-major kMR x kNR) to the top-left rows x cols corner of C:
+/// C = tile when overwrite, C += tile otherwise.
+inline void write_tile(const float* tile, float* c, std::int64_t rsc, std::int64_t csc, bool overwrite,
+                       std::int64_t rows, std::int64_t cols) {
+  if (rows == kMR && cols == kNR && csc == 1) {
+    for (std::int64_t r = 0; r < kMR; ++r) {
+      float* cr = c + r * rsc;
+      const float* tr = tile + r * kNR;
+      if (overwrite) {
+        std::memcpy(cr, tr, kNR * sizeof(float));
+      } else {
+#pragma omp simd
+        for (std::int64_t q = 0; q < kNR; ++q) cr[q] += tr[q];
+      }
+    }
+    return;
+  }
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t q = 0; q < cols; ++q) {
+      float& dst = c[r * rsc + q * csc];
+      dst = overwrite ? tile[r * kNR + q] : dst + tile[r * kNR + q];
+    }
+}
+
 #ifdef __AVX512F__
 /// C[rows x cols] (+)= packed A panel (kc x 8) * packed B panel (kc x 32); rows <= 8, cols <= 32.
 /// The sixteen accumulators are named variables: GCC keeps them in registers only that way.
@@ -249,55 +273,24 @@ inline void micro_kernel(std::int64_t kc, const float* a, const float* b, float*
   __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
   for (std::int64_t p = 0; p < kc; ++p, a += kMR, b += kNR) {
     const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-    __m512 av = _mm512_set1_ps(a[0]);
-    c00 = _mm512_fmadd_ps(av, b0, c00);
-    c01 = _mm512_fmadd_ps(av, b1, c01);
-    av = _mm512_set1_ps(a[1]);
-    c10 = _mm512_fmadd_ps(av, b0, c10);
-    c11 = _mm512_fmadd_ps(av, b1, c11);
-    av = _mm512_set1_ps(a[2]);
-    c20 = _mm512_fmadd_ps(av, b0, c20);
-    c21 = _mm512_fmadd_ps(av, b1, c21);
-    av = _mm512_set1_ps(a[3]);
-    c30 = _mm512_fmadd_ps(av, b0, c30);
-    c31 = _mm512_fmadd_ps(av, b1, c31);
-    av = _mm512_set1_ps(a[4]);
-    c40 = _mm512_fmadd_ps(av, b0, c40);
-    c41 = _mm512_fmadd_ps(av, b1, c41);
-    av = _mm512_set1_ps(a[5]);
-    c50 = _mm512_fmadd_ps(av, b0, c50);
-    c51 = _mm512_fmadd_ps(av, b1, c51);
-    av = _mm512_set1_ps(a[6]);
-    c60 = _mm512_fmadd_ps(av, b0, c60);
-    c61 = _mm512_fmadd_ps(av, b1, c61);
-    av = _mm512_set1_ps(a[7]);
-    c70 = _mm512_fmadd_ps(av, b0, c70);
-    c71 = _mm512_fmadd_ps(av, b1, c71);
+    const auto row = [&](__m512& lo, __m512& hi, float av) {
+      const __m512 v = _mm512_set1_ps(av);
+      lo = _mm512_fmadd_ps(v, b0, lo);
+      hi = _mm512_fmadd_ps(v, b1, hi);
+    };
+    row(c00, c01, a[0]);
+    row(c10, c11, a[1]);
+    row(c20, c21, a[2]);
+    row(c30, c31, a[3]);
+    row(c40, c41, a[4]);
+    row(c50, c51, a[5]);
+    row(c60, c61, a[6]);
+    row(c70, c71, a[7]);
   }
   const __m512 acc[16] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71};
-  if (rows == kMR && cols == kNR && csc == 1) {
-    for (int r = 0; r < 8; ++r) {
-      float* cr = c + r * rsc;
-      if (overwrite) {
-        _mm512_storeu_ps(cr, acc[2 * r]);
-        _mm512_storeu_ps(cr + 16, acc[2 * r + 1]);
-      } else {
-        _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), acc[2 * r]));
-        _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), acc[2 * r + 1]));
-      }
-    }
-    return;
-  }
   alignas(64) float tile[kMR * kNR];
-  for (int r = 0; r < 8; ++r) {
-    _mm512_store_ps(tile + r * kNR, acc[2 * r]);
-    _mm512_store_ps(tile + r * kNR + 16, acc[2 * r + 1]);
-  }
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t q = 0; q < cols; ++q) {
-      float& dst = c[r * rsc + q * csc];
-      dst = overwrite ? tile[r * kNR + q] : dst + tile[r * kNR + q];
-    }
+  for (int v = 0; v < 16; ++v) _mm512_store_ps(tile + 16 * v, acc[v]);
+  write_tile(tile, c, rsc, csc, overwrite, rows, cols);
 }
 #else
 /// C[rows x cols] (+)= packed A panel (kc x 6) * packed B panel (kc x 16); rows <= 6, cols <= 16.
@@ -309,51 +302,23 @@ inline void micro_kernel(std::int64_t kc, const float* a, const float* b, float*
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
   for (std::int64_t p = 0; p < kc; ++p, a += kMR, b += kNR) {
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    __m256 av = _mm256_broadcast_ss(a);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
+    const auto row = [&](__m256& lo, __m256& hi, const float* av) {
+      const __m256 v = _mm256_broadcast_ss(av);
+      lo = _mm256_fmadd_ps(v, b0, lo);
+      hi = _mm256_fmadd_ps(v, b1, hi);
+    };
+    row(c00, c01, a);
+    row(c10, c11, a + 1);
+    row(c20, c21, a + 2);
+    row(c30, c31, a + 3);
+    row(c40, c41, a + 4);
+    row(c50, c51, a + 5);
   }
   const __m256 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-  if (rows == kMR && cols == kNR && csc == 1) {
-    for (int r = 0; r < 6; ++r) {
-      float* cr = c + r * rsc;
-      if (overwrite) {
-        _mm256_storeu_ps(cr, acc[2 * r]);
-        _mm256_storeu_ps(cr + 8, acc[2 * r + 1]);
-      } else {
-        _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), acc[2 * r]));
-        _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), acc[2 * r + 1]));
-      }
-    }
-    return;
-  }
   alignas(32) float tile[kMR * kNR];
-  for (int r = 0; r < 6; ++r) {
-    _mm256_store_ps(tile + r * kNR, acc[2 * r]);
-    _mm256_store_ps(tile + r * kNR + 8, acc[2 * r + 1]);
-  }
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t q = 0; q < cols; ++q) {
-      float& dst = c[r * rsc + q * csc];
-      dst = overwrite ? tile[r * kNR + q] : dst + tile[r * kNR + q];
-    }
+  for (int v = 0; v < 12; ++v) _mm256_store_ps(tile + 8 * v, acc[v]);
+  write_tile(tile, c, rsc, csc, overwrite, rows, cols);
 }
-
 #endif
 
 /// Sum of the eight lanes.
