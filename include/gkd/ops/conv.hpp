@@ -126,7 +126,8 @@ inline bool& use_gkd_weight_kernel() {
 /// The GEMM of conv's weight gradient, dW [m x n] += dy [m x k] · colsᵀ, where dy rows (stride
 /// dy_stride) and cols rows (n rows, stride cols_stride) are both contiguous along k. For float on
 /// AVX2: gkd's packed kernel computing dWᵀ = cols · dyᵀ (so that the big operand is packed along
-/// its contiguous rows) for 64+ output channels, where it beats Eigen by 10-25%; the dot-product
+/// its contiguous rows) for 64+ output channels, where it beats Eigen by 10-25%, and a depth of 64+
+/// (at depth 16 writing the transposed tiles made it 2.5x slower than Eigen); the dot-product
 /// kernel for few packed rows (a 1-channel first layer: 1.7x Eigen); Eigen otherwise (measured on
 /// a Zen 3 core: at 16-32 output channels the weight gradient is bound by packing either way). On
 /// AVX-512 builds Eigen throughout: it ran these shapes 7-30% faster than gkd's 8x32 kernel did
@@ -137,7 +138,7 @@ void weight_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* dy, st
   if (m <= 0 || n <= 0 || k <= 0) return;
 #if defined(GKD_SGEMM) && !defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (use_gkd_weight_kernel() && m >= 4 * sgemm::kNR && n >= 2 * sgemm::kMR)
+    if (use_gkd_weight_kernel() && m >= 4 * sgemm::kNR && n >= 2 * sgemm::kMR && k >= 64)
       return sgemm::gemm(n, m, k, cols, cols_stride, std::int64_t{1}, dy, std::int64_t{1}, dy_stride, dw,
                          std::int64_t{1}, dw_stride, true);
     if (use_gkd_weight_kernel() && m >= 4 && n >= 3 && n < 2 * sgemm::kMR)

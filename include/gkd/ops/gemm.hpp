@@ -255,6 +255,13 @@ inline void write_tile(const float* tile, float* c, std::int64_t rsc, std::int64
     }
     return;
   }
+  if (rsc == 1) {  // C stored transposed (conv's weight gradient): each tile column is contiguous in C
+    for (std::int64_t q = 0; q < cols; ++q) {
+      float* cq = c + q * csc;
+      for (std::int64_t r = 0; r < rows; ++r) cq[r] = overwrite ? tile[r * kNR + q] : cq[r] + tile[r * kNR + q];
+    }
+    return;
+  }
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t q = 0; q < cols; ++q) {
       float& dst = c[r * rsc + q * csc];
