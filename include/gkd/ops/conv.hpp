@@ -262,12 +262,13 @@ template <Real T>
 class PhasePlanes {
  public:
   PhasePlanes(std::int64_t h, std::int64_t w, std::int64_t stride, std::int64_t pad)
-      : h_(h), stride_(stride), margin_(pad / stride + 1), width_(margin_ + (w + stride - 1) / stride),
+      : h_(h), w_(w), stride_(stride), margin_(pad / stride + 1), width_(margin_ + (w + stride - 1) / stride),
         buf_(static_cast<std::size_t>(stride * h * width_), T(0)) {}
   [[nodiscard]] T* row(std::int64_t r, std::int64_t q) { return buf_.data() + (q * h_ + r) * width_ + margin_; }
   /// Copies a row-major h x w plane in. Stride 2 (MobileNetV2's) deinterleaves both phases in one
   /// loop with a constant stride, which GCC vectorises.
-  void split(const T* plane, std::int64_t w) {
+  void split(const T* plane) {
+    const std::int64_t w = w_;
     for (std::int64_t r = 0; r < h_; ++r) {
       const T* src = plane + r * w;
       if (stride_ == 2) {
@@ -284,7 +285,8 @@ class PhasePlanes {
     }
   }
   /// Copies the phases back out into a row-major h x w plane.
-  void merge_into(T* plane, std::int64_t w) {
+  void merge_into(T* plane) {
+    const std::int64_t w = w_;
     for (std::int64_t r = 0; r < h_; ++r) {
       T* dst = plane + r * w;
       if (stride_ == 2) {
@@ -303,7 +305,7 @@ class PhasePlanes {
   void zero() { std::fill(buf_.begin(), buf_.end(), T(0)); }
 
  private:
-  std::int64_t h_, stride_, margin_, width_;
+  std::int64_t h_, w_, stride_, margin_, width_;
   std::vector<T> buf_;
 };
 
@@ -315,17 +317,18 @@ std::optional<PhasePlanes<T>> phase_planes(const ConvGeometry& g) {
 }
 
 /// Per kernel column kj (computed once per call, since these divide): the output columns [lo, hi)
-/// whose input column ow * sw + off (off = kj * dw - pw) lies inside the row, and where that column
-/// is in the phase planes: PhasePlanes::row(r, phase)[ow + shift].
+/// whose input column ow * sw + kj * dw - pw lies inside the row, and where that column is: in the
+/// phase planes at PhasePlanes::row(r, phase)[ow + shift]; at stride 1 (phase 0) in the row itself at
+/// [ow + shift].
 struct TapColumns {
-  std::int64_t lo, hi, off, phase, shift;
+  std::int64_t lo, hi, phase, shift;
 };
 inline std::vector<TapColumns> tap_columns(const ConvGeometry& g) {
   std::vector<TapColumns> cols;
   for (std::int64_t kj = 0; kj < g.kw; ++kj) {
     const auto [lo, hi] = g.valid_cols(kj);
     const std::int64_t off = kj * g.dw - g.pw, phase = (off % g.sw + g.sw) % g.sw;
-    cols.push_back({lo, hi, off, phase, (off - phase) / g.sw});
+    cols.push_back({lo, hi, phase, (off - phase) / g.sw});
   }
   return cols;
 }
@@ -341,18 +344,18 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const ConvGe
     for (std::int64_t i = 0; i < total; ++i) {
       const std::int64_t n = i / g.out_c, oc = i % g.out_c;
       const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
-      if (phases) phases->split(xp, g.in_w);
+      if (phases) phases->split(xp);
       const T* wp = w + oc * taps;
       T* yp = y + i * g.out_plane();
       std::fill_n(yp, g.out_plane(), bias ? bias[oc] : T(0));
       for (std::int64_t ki = 0; ki < g.kh; ++ki)
         for (std::int64_t kj = 0; kj < g.kw; ++kj) {
           const T wv = wp[ki * g.kw + kj];
-          const auto [lo, hi, off, phase, shift] = cols[static_cast<std::size_t>(kj)];
+          const auto [lo, hi, phase, shift] = cols[static_cast<std::size_t>(kj)];
           for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
             const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
             if (ih < 0 || ih >= g.in_h) continue;
-            const T* src = phases ? phases->row(ih, phase) + shift : xp + ih * g.in_w + off;  // read at ow >= lo
+            const T* src = phases ? phases->row(ih, phase) + shift : xp + ih * g.in_w + shift;  // read at ow >= lo
             T* dst = yp + oh * g.out_w;
 #pragma omp simd
             for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
@@ -384,18 +387,18 @@ void depthwise_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g)
         for (std::int64_t ki = 0; ki < g.kh; ++ki)
           for (std::int64_t kj = 0; kj < g.kw; ++kj) {
             const T wv = wp[ki * g.kw + kj];
-            const auto [lo, hi, off, phase, shift] = cols[static_cast<std::size_t>(kj)];
+            const auto [lo, hi, phase, shift] = cols[static_cast<std::size_t>(kj)];
             for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
               const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
               if (ih < 0 || ih >= g.in_h) continue;
-              T* dst = phases ? phases->row(ih, phase) + shift : dxp + ih * g.in_w + off;  // written at ow >= lo
+              T* dst = phases ? phases->row(ih, phase) + shift : dxp + ih * g.in_w + shift;  // written at ow >= lo
               const T* src = dyp + oh * g.out_w;
 #pragma omp simd
               for (std::int64_t ow = lo; ow < hi; ++ow) dst[ow] += wv * src[ow];
             }
           }
       }
-      if (phases) phases->merge_into(dxp, g.in_w);
+      if (phases) phases->merge_into(dxp);
     }
   }
 }
@@ -415,15 +418,15 @@ void depthwise_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g
       for (std::int64_t n = 0; n < g.batch; ++n) {
         const T* xp = x + (n * g.in_c + oc / mult) * g.in_plane();
         const T* dyp = dy + (n * g.out_c + oc) * g.out_plane();
-        if (phases) phases->split(xp, g.in_w);
+        if (phases) phases->split(xp);
         for (std::int64_t ki = 0; ki < g.kh; ++ki)
           for (std::int64_t kj = 0; kj < g.kw; ++kj) {
-            const auto [lo, hi, off, phase, shift] = cols[static_cast<std::size_t>(kj)];
+            const auto [lo, hi, phase, shift] = cols[static_cast<std::size_t>(kj)];
             T sum = acc[static_cast<std::size_t>(ki * g.kw + kj)];
             for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
               const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
               if (ih < 0 || ih >= g.in_h) continue;
-              const T* src = phases ? phases->row(ih, phase) + shift : xp + ih * g.in_w + off;  // read at ow >= lo
+              const T* src = phases ? phases->row(ih, phase) + shift : xp + ih * g.in_w + shift;  // read at ow >= lo
               const T* gy = dyp + oh * g.out_w;
               T row = 0;
 #pragma omp simd reduction(+ : row)
