@@ -10,8 +10,11 @@
 #      graph API (--conv-api), and under bf16 autocast (--autocast); and graph_kd's panel-height sweep
 #      (--panel-sweep). The TF32 steps and the sweep run first, the strict-FP32 steps last.
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
-# Every step writes <step>.log into RESULTS_DIR and one line into summary.txt; a failing step does not stop
-# the others. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
+# Every step writes <step>.log into a log folder (GKD_GPU_LOGS, default a new temporary one) and one line
+# into RESULTS_DIR/summary.txt; a failing step does not stop the others. After every step the logs are
+# archived into RESULTS_DIR/logs.tar.gz and the end of a failing step's log is added to failures.txt, so
+# RESULTS_DIR holds four files (machine.txt, summary.txt, logs.tar.gz, failures.txt) even when the run is
+# cut short: a borrowed GPU machine returns at most 8 files. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
 # one at a time, after the tests and before the sanitizers, so that nothing else shares the GPU.
 #   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps, run in the order given
 #   GKD_GPU_STEP_LIMIT=400                          seconds per executable and step
@@ -26,9 +29,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results=$(realpath -m "${1:-build-gpu/results}")
-mkdir -p "$results"
+logs=$(realpath -m "${GKD_GPU_LOGS:-$(mktemp -d /tmp/gkd-gpu-logs.XXXXXX)}")
+mkdir -p "$results" "$logs"
 summary=$results/summary.txt
 : >"$summary"
+: >"$results/failures.txt"
 deadline=$(( $(date +%s) + ${GKD_GPU_DEADLINE:-86400} ))
 step() {  # step <name> <timeout-seconds> <command...>
   local name=$1 limit=$2; shift 2
@@ -38,9 +43,15 @@ step() {  # step <name> <timeout-seconds> <command...>
     return 124
   fi
   (( limit > left )) && limit=$left
-  timeout "$limit" "$@" >"$results/$name.log" 2>&1
+  timeout "$limit" "$@" >"$logs/$name.log" 2>&1
   local rc=$?
   printf '%-40s rc=%-4s %4ds\n' "$name" "$rc" $((SECONDS - start)) | tee -a "$summary"
+  (  # one writer at a time: steps run in parallel
+    flock 9
+    (( rc == 0 )) || { printf '===== %s rc=%s\n' "$name" "$rc"; tail -c 3000 "$logs/$name.log"; echo; } >>"$results/failures.txt"
+    tar -C "$logs" -czf "$results/logs.tar.gz.part" --exclude=.lock --warning=no-file-changed . 2>/dev/null
+    [[ -s $results/logs.tar.gz.part ]] && mv "$results/logs.tar.gz.part" "$results/logs.tar.gz"
+  ) 9>"$logs/.lock"
   return $rc
 }
 
@@ -105,7 +116,7 @@ parallel() {
   local prefix=$1; shift
   local cmd=()
   while [[ $1 != -- ]]; do cmd+=("$1"); shift; done; shift
-  export -f step; export results summary deadline
+  export -f step; export results logs summary deadline
   printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c \
     'step "$0$(basename "$1")" "$2" "${@:3}" "$1"' "$prefix" {} "$limit" "${cmd[@]}"
 }
@@ -146,4 +157,8 @@ for s in $steps; do
       done ;;
   esac
 done
+if [[ -s $results/failures.txt ]]; then
+  echo "failing steps (the end of each log; all logs in $results/logs.tar.gz):"
+  tail -c 6000 "$results/failures.txt"
+fi
 cat "$summary"

@@ -18,40 +18,13 @@
 #include "gkd/core/autocast.hpp"
 #include "gkd/cuda/pairwise_kd.hpp"
 #include "gkd/losses/pairwise_kd.hpp"
-#include "support/check.hpp"
+#include "support/device_buffer.hpp"
+
+using gkd::test::DeviceBuffer;
+using gkd::test::random_floats;
+using gkd::test::relative_l2;
 
 namespace {
-
-template <class T>
-struct DeviceBuffer {
-  T* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t n) { REQUIRE(cudaMalloc(reinterpret_cast<void**>(&ptr), sizeof(T) * std::max<std::size_t>(n, 1)) == cudaSuccess); }
-  explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) {
-    REQUIRE(cudaMemcpy(ptr, host.data(), sizeof(T) * host.size(), cudaMemcpyHostToDevice) == cudaSuccess);
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  std::vector<T> download(std::size_t n) const {
-    std::vector<T> host(n);
-    REQUIRE(cudaMemcpy(host.data(), ptr, sizeof(T) * n, cudaMemcpyDeviceToHost) == cudaSuccess);
-    return host;
-  }
-};
-
-std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, double scale = 1.0) {
-  const auto v = gkd::test::random<double>({n}, seed, scale).to_vector();
-  return {v.begin(), v.end()};
-}
-
-double relative_l2(const std::vector<float>& actual, const std::vector<double>& expected) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < actual.size(); ++i) {
-    num += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
-    den += expected[i] * expected[i];
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 enum class Loss { Mse, Kl };
 

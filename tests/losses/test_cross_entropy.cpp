@@ -5,23 +5,12 @@
 #include "gkd/losses/cross_entropy.hpp"
 
 using namespace gkd;
+using gkd::test::labels;
 using gkd::test::random;
 using gkd::test::flat;
 using gkd::test::require_gradcheck;
 using gkd::test::require_thread_count_invariant;
 using In = std::vector<Tensor<double>>;
-
-namespace {
-/// Labels in [0, classes) with every `every`-th position set to `ignore`.
-Tensor<double> labels(const Shape& shape, std::int64_t classes, std::uint64_t seed, std::int64_t every = 0,
-                      double ignore = -100) {
-  Generator gen(seed);
-  auto t = randint<double>(shape, classes, gen);
-  if (every > 0)
-    for (std::int64_t i = 0; i < t.numel(); i += every) t.data()[i] = ignore;
-  return t;
-}
-}  // namespace
 
 TEST_CASE("cross_entropy and nll_loss gradcheck", "[gradcheck][cross_entropy]") {
   const auto x = random({2, 4, 3, 5}, 61, 2.0);

@@ -10,16 +10,12 @@
 #include "gkd/losses/region_affinity.hpp"
 
 using namespace gkd;
+using gkd::test::labels;
 using gkd::test::random;
 using gkd::test::require_gradcheck;
 using In = std::vector<Tensor<double>>;
 
 namespace {
-
-Tensor<double> labels(const Shape& shape, std::int64_t classes, std::uint64_t seed) {
-  Generator gen(seed);
-  return randint<double>(shape, classes, gen);
-}
 
 /// Runs `loss(student, teacher)` with both requiring a gradient: the student gets one, the teacher none.
 template <class F>

@@ -83,4 +83,14 @@ Tensor<T> random(const Shape& shape, std::uint64_t seed, T stddev = T(1)) {
   return randn<T>(shape, gen, T(0), stddev);
 }
 
+/// Class labels in [0, classes) with a fixed seed; every `every`-th position (when > 0) set to `ignore`.
+inline Tensor<double> labels(const Shape& shape, std::int64_t classes, std::uint64_t seed, std::int64_t every = 0,
+                             double ignore = -100) {
+  Generator gen(seed);
+  auto t = randint<double>(shape, classes, gen);
+  if (every > 0)
+    for (std::int64_t i = 0; i < t.numel(); i += every) t.data()[i] = ignore;
+  return t;
+}
+
 }  // namespace gkd::test
