@@ -221,14 +221,16 @@ TEST_CASE("conv results and gradients do not depend on the thread count", "[conv
 TEST_CASE("conv GEMM kernels agree with a double reference", "[conv]") {
   // Covers gkd's float kernels where they are compiled in, 6x16 (AVX2) and 8x32 (AVX-512): edges of
   // every blocking level (rows past MR, columns past NR, depth past KC, more rows than MC and columns
-  // than NC), transposed operands, accumulation; and the Eigen path everywhere.
+  // than NC), transposed operands, accumulation, B read in place for few rows (m <= 32: partial last
+  // strip, depth past KC); and the Eigen path everywhere.
   Generator gen(70);
   struct Dims {
     std::int64_t m, n, k;
   };
   for (const Dims d : {Dims{1, 1, 1}, Dims{4, 32, 7}, Dims{6, 16, 256}, Dims{7, 33, 257}, Dims{97, 50, 300},
                        Dims{13, 2100, 20}, Dims{16, 9, 2048}, Dims{64, 576, 40},
-                       Dims{70, 13, 600}, Dims{100, 200, 300}, Dims{197, 131, 513}, Dims{200, 2100, 20}}) {
+                       Dims{70, 13, 600}, Dims{100, 200, 300}, Dims{197, 131, 513}, Dims{200, 2100, 20},
+                       Dims{17, 40, 513}, Dims{32, 1000, 300}, Dims{30, 3000, 150}}) {
     INFO("m " << d.m << " n " << d.n << " k " << d.k);
     std::vector<float> a(static_cast<std::size_t>(d.m * d.k)), b(static_cast<std::size_t>(d.k * d.n)),
         c0(static_cast<std::size_t>(d.m * d.n));
