@@ -124,24 +124,32 @@ inline bool& use_gkd_weight_kernel() {
 }
 
 /// The GEMM of conv's weight gradient, dW [m x n] += dy [m x k] · colsᵀ, where dy rows (stride
-/// dy_stride) and cols rows (n rows, stride cols_stride) are both contiguous along k. For float on
-/// AVX2: gkd's packed kernel computing dWᵀ = cols · dyᵀ (so that the big operand is packed along
-/// its contiguous rows) for 64+ output channels, where it beats Eigen by 10-25%, and a depth of 64+
-/// (at depth 16 writing the transposed tiles made it 2.5x slower than Eigen); the dot-product
-/// kernel for few packed rows (a 1-channel first layer: 1.7x Eigen); Eigen otherwise (measured on
-/// a Zen 3 core: at 16-32 output channels the weight gradient is bound by packing either way). On
-/// AVX-512 builds Eigen throughout: it ran these shapes 7-30% faster than gkd's 8x32 kernel did
-/// either way round (Xeon, 1 thread).
+/// dy_stride) and cols rows (n rows, stride cols_stride) are both contiguous along k. For float:
+/// - few output channels (2 to 16 on AVX-512 builds, 2 to 32 on AVX2): the dot-product kernel, which
+///   packs nothing (Xeon, 1 thread: 1.0-2x Eigen, the most at 2-8 channels);
+/// - AVX2, 64+ output channels and a depth of 64+: gkd's packed kernel computing dWᵀ = cols · dyᵀ (so
+///   that the big operand is packed along its contiguous rows), 10-25% faster than Eigen on a Zen 3
+///   core (at depth 16 writing the transposed tiles made it 2.5x slower); the dot-product kernel also
+///   for few packed rows (a 1-channel first layer: 1.7x Eigen);
+/// - Eigen otherwise: on AVX-512 builds it ran the larger shapes 7-30% faster than gkd's 8x32 kernel
+///   did either way round (Xeon, 1 thread).
 template <Real T>
 void weight_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* dy, std::int64_t dy_stride, const T* cols,
                  std::int64_t cols_stride, T* dw, std::int64_t dw_stride) {
   if (m <= 0 || n <= 0 || k <= 0) return;
-#if defined(GKD_SGEMM) && !defined(__AVX512F__)
+#ifdef GKD_SGEMM
   if constexpr (std::is_same_v<T, float>) {
+#ifdef __AVX512F__
+    constexpr std::int64_t few_channels = 16;
+#else
+    constexpr std::int64_t few_channels = 32;
     if (use_gkd_weight_kernel() && m >= 4 * sgemm::kNR && n >= 2 * sgemm::kMR && k >= 64)
       return sgemm::gemm(n, m, k, cols, cols_stride, std::int64_t{1}, dy, std::int64_t{1}, dy_stride, dw,
                          std::int64_t{1}, dw_stride, true);
     if (use_gkd_weight_kernel() && m >= 4 && n >= 3 && n < 2 * sgemm::kMR)
+      return sgemm::gemm_nt(m, n, k, dy, dy_stride, cols, cols_stride, dw, dw_stride);
+#endif
+    if (use_gkd_weight_kernel() && m >= 2 && m <= few_channels)
       return sgemm::gemm_nt(m, n, k, dy, dy_stride, cols, cols_stride, dw, dw_stride);
   }
 #endif
@@ -196,6 +204,7 @@ struct ConvGeometry {
 template <Real T>
 void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh1, T* cols) {
   const std::int64_t n = (oh1 - oh0) * g.out_w;
+  const bool same_width = g.sh == 1 && g.sw == 1 && g.in_w == g.out_w;  // input rows map to output rows 1:1
   T* row = cols;
   for (std::int64_t c = 0; c < g.in_cg(); ++c) {
     const T* plane = x + c * g.in_plane();
@@ -203,7 +212,27 @@ void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh
       for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
         const auto [lo, hi] = g.valid_cols(kj);
         const std::int64_t off = kj * g.dw - g.pw;
-        for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+        std::int64_t oh = oh0;
+        if (same_width && lo < hi) {
+          // Rows whose input row exists are one shifted copy of the input plane: copy them at once, then
+          // zero the columns outside [lo, hi), which picked up the neighbouring rows' ends.
+          const std::int64_t first = std::clamp(g.ph - ki * g.dh, oh0, oh1);
+          const std::int64_t last = std::clamp(g.in_h + g.ph - ki * g.dh, first, oh1);
+          std::fill(row, row + (first - oh0) * g.out_w, T(0));
+          if (first < last) {
+            T* dst = row + (first - oh0) * g.out_w;
+            const T* src = plane + (first - g.ph + ki * g.dh) * g.in_w + off;
+            const std::int64_t count = (last - first) * g.out_w;
+            std::copy(src + lo, src + count - (g.out_w - hi), dst + lo);
+            for (std::int64_t r = 0; r < last - first; ++r) {
+              std::fill(dst + r * g.out_w, dst + r * g.out_w + lo, T(0));
+              std::fill(dst + r * g.out_w + hi, dst + (r + 1) * g.out_w, T(0));
+            }
+          }
+          std::fill(row + (last - oh0) * g.out_w, row + n, T(0));
+          continue;
+        }
+        for (; oh < oh1; ++oh) {
           T* dst = row + (oh - oh0) * g.out_w;
           const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
           if (ih < 0 || ih >= g.in_h) {
