@@ -18,6 +18,36 @@ TEST_CASE("binary ops broadcast and gradcheck", "[gradcheck][elementwise]") {
   require_gradcheck([](const In& x) { return where(gt(x[0], Tensor<double>::scalar(0)), x[0], x[1]); }, {a, b});
 }
 
+TEST_CASE("broadcasting binary ops agree with element-by-element indexing on strided layouts", "[elementwise]") {
+  // Every kind of run: unit stride on both sides, a broadcast scalar on either side, and strided
+  // (transposed, sliced) operands, in shapes whose dims merge partly.
+  const auto base = random({4, 5, 6}, 21);
+  const std::vector<Tensor<double>> lefts = {base, base.transpose(0, 2).transpose(0, 1), base.slice(2, 0, 6, 2),
+                                             base.permute({0, 2, 1})};
+  for (const auto& a : lefts) {
+    const std::int64_t d0 = a.shape()[0], d1 = a.shape()[1], d2 = a.shape()[2];
+    const std::vector<Tensor<double>> rights = {
+        random({d2}, 22), random({d1, 1}, 23), random({d0, 1, 1}, 24), random({1}, 25),
+        random({d2, d1}, 26).transpose(0, 1), random({d0, d1, d2}, 27), random({d0, 1, d2}, 28)};
+    for (const auto& b : rights) {
+      INFO("a " << to_string(a.shape()) << (a.is_contiguous() ? "" : " strided") << ", b " << to_string(b.shape())
+                << (b.is_contiguous() ? "" : " strided"));
+      const auto ab = mul(a, b), ba = sub(b, a);
+      REQUIRE(ab.shape() == a.shape());
+      for (std::int64_t i = 0; i < d0; ++i)
+        for (std::int64_t j = 0; j < d1; ++j)
+          for (std::int64_t k = 0; k < d2; ++k) {
+            const std::int64_t bi = b.dim() == 3 && b.shape()[0] > 1 ? i : 0;
+            const std::int64_t bj = b.dim() >= 2 && b.shape()[b.dim() - 2] > 1 ? j : 0;
+            const std::int64_t bk = b.shape().back() > 1 ? k : 0;
+            const double bv = b.dim() == 1 ? b.at({bk}) : b.dim() == 2 ? b.at({bj, bk}) : b.at({bi, bj, bk});
+            REQUIRE(ab.at({i, j, k}) == a.at({i, j, k}) * bv);
+            REQUIRE(ba.at({i, j, k}) == bv - a.at({i, j, k}));
+          }
+    }
+  }
+}
+
 TEST_CASE("unary ops and activations gradcheck", "[gradcheck][elementwise]") {
   const auto x = random({3, 5}, 5, 2.0);
   const auto pos = add(abs(x), 0.1);

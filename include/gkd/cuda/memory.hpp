@@ -25,6 +25,7 @@
 
 #include "gkd/core/device.hpp"
 #include "gkd/core/dtype.hpp"
+#include "gkd/core/strided.hpp"
 
 namespace gkd::cuda {
 
@@ -72,20 +73,16 @@ struct StridedPair {
 /// fully contiguous pair becomes rank 1 with unit strides). Rank 0 means a single element.
 /// Example: shape {2, 3, 4} with both strides {12, 4, 1} merges to shape {24}, strides {1}.
 inline StridedPair merge_dims(const StridedPair& layout) {
+  const Shape shape(layout.shape, layout.shape + layout.rank);
+  const Strides dst(layout.dst_stride, layout.dst_stride + layout.rank);
+  const Strides src(layout.src_stride, layout.src_stride + layout.rank);
+  const gkd::detail::MergedLayout<2> merged(shape, {&dst, &src});
   StridedPair m;
-  for (int d = 0; d < layout.rank; ++d) {
-    if (layout.shape[d] == 1) continue;
-    const int last = m.rank - 1;
-    if (last >= 0 && m.dst_stride[last] == layout.dst_stride[d] * layout.shape[d] &&
-        m.src_stride[last] == layout.src_stride[d] * layout.shape[d]) {
-      m.shape[last] *= layout.shape[d];
-      m.dst_stride[last] = layout.dst_stride[d];
-      m.src_stride[last] = layout.src_stride[d];
-      continue;
-    }
-    m.shape[m.rank] = layout.shape[d];
-    m.dst_stride[m.rank] = layout.dst_stride[d];
-    m.src_stride[m.rank++] = layout.src_stride[d];
+  if (numel(merged.shape) == 1) return m;  // rank 0: a single element
+  for (std::size_t d = 0; d < merged.shape.size(); ++d) {
+    m.shape[m.rank] = merged.shape[d];
+    m.dst_stride[m.rank] = merged.strides[0][d];
+    m.src_stride[m.rank++] = merged.strides[1][d];
   }
   return m;
 }

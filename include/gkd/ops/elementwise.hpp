@@ -68,10 +68,34 @@ Tensor<T> zip(const Tensor<T>& a, const Tensor<T>& b, F f, std::string_view op) 
     for (std::int64_t i = 0; i < n; ++i) y[i] = f(pa[i], s);
     return out;
   }
+  // Broadcast or strided: runs of the merged layout, with unit-stride and broadcast-scalar runs vectorised
+  // (x [N, C, H, W] * a [N, C, 1, 1] is N·C runs of H·W against one value of a).
   const Strides sa = broadcast_strides(a.shape(), a.strides(), shape);
   const Strides sb = broadcast_strides(b.shape(), b.strides(), shape);
-  std::int64_t i = 0;
-  strided_for_each<2>(shape, {&sa, &sb}, [&](const auto& o) { y[i++] = f(pa[o[0]], pb[o[1]]); });
+  const MergedLayout<2> m(shape, {&sa, &sb});
+  const std::int64_t len = m.run_length(), runs = m.runs();
+  const std::int64_t ia = m.strides[0].back(), ib = m.strides[1].back();
+#pragma omp parallel for schedule(static) if (n > kParallelGrain && runs > 1)
+  for (std::int64_t r = 0; r < runs; ++r) {
+    const auto o = m.run_start(r);
+    const T* ra = pa + o[0];
+    const T* rb = pb + o[1];
+    T* ry = y + r * len;
+    if (ia == 1 && ib == 1) {
+#pragma omp simd
+      for (std::int64_t j = 0; j < len; ++j) ry[j] = f(ra[j], rb[j]);
+    } else if (ia == 1 && ib == 0) {
+      const T s = rb[0];
+#pragma omp simd
+      for (std::int64_t j = 0; j < len; ++j) ry[j] = f(ra[j], s);
+    } else if (ia == 0 && ib == 1) {
+      const T s = ra[0];
+#pragma omp simd
+      for (std::int64_t j = 0; j < len; ++j) ry[j] = f(s, rb[j]);
+    } else {
+      for (std::int64_t j = 0; j < len; ++j) ry[j] = f(ra[j * ia], rb[j * ib]);
+    }
+  }
   return out;
 }
 
