@@ -212,7 +212,6 @@ void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh
       for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
         const auto [lo, hi] = g.valid_cols(kj);
         const std::int64_t off = kj * g.dw - g.pw;
-        std::int64_t oh = oh0;
         if (same_width && lo < hi) {
           // Rows whose input row exists are one shifted copy of the input plane: copy them at once, then
           // zero the columns outside [lo, hi), which picked up the neighbouring rows' ends.
@@ -232,7 +231,7 @@ void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh
           std::fill(row + (last - oh0) * g.out_w, row + n, T(0));
           continue;
         }
-        for (; oh < oh1; ++oh) {
+        for (std::int64_t oh = oh0; oh < oh1; ++oh) {
           T* dst = row + (oh - oh0) * g.out_w;
           const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
           if (ih < 0 || ih >= g.in_h) {
