@@ -252,17 +252,36 @@ void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh
   }
 }
 
-/// The adjoint of im2col: adds the packed band back into the input image group `x`.
+/// The adjoint of im2col: adds the packed band back into the input image group `x`. The band is
+/// scratch and is overwritten (its entries for padding positions are zeroed).
 template <Real T>
-void col2im(const T* cols, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh1, T* x) {
+void col2im(T* cols, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh1, T* x) {
   const std::int64_t n = (oh1 - oh0) * g.out_w;
-  const T* row = cols;
+  const bool same_width = g.sh == 1 && g.sw == 1 && g.in_w == g.out_w;  // input rows map to output rows 1:1
+  T* row = cols;
   for (std::int64_t c = 0; c < g.in_cg(); ++c) {
     T* plane = x + c * g.in_plane();
     for (std::int64_t ki = 0; ki < g.kh; ++ki) {
       for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
         const auto [lo, hi] = g.valid_cols(kj);
         const std::int64_t off = kj * g.dw - g.pw;
+        if (same_width && lo < hi) {
+          // As in im2col: the rows whose input row exists add to one shifted block of the plane, once
+          // their padding columns (which would land in the neighbouring rows) are zeroed.
+          const std::int64_t first = std::clamp(g.ph - ki * g.dh, oh0, oh1);
+          const std::int64_t last = std::clamp(g.in_h + g.ph - ki * g.dh, first, oh1);
+          if (first == last) continue;
+          T* src = row + (first - oh0) * g.out_w;
+          for (std::int64_t r = 0; r < last - first; ++r) {
+            std::fill(src + r * g.out_w, src + r * g.out_w + lo, T(0));
+            std::fill(src + r * g.out_w + hi, src + (r + 1) * g.out_w, T(0));
+          }
+          T* dst = plane + (first - g.ph + ki * g.dh) * g.in_w + off;
+          const std::int64_t end = (last - first) * g.out_w - (g.out_w - hi);
+#pragma omp simd
+          for (std::int64_t t = lo; t < end; ++t) dst[t] += src[t];
+          continue;
+        }
         for (std::int64_t oh = oh0; oh < oh1; ++oh) {
           const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
           if (ih < 0 || ih >= g.in_h) continue;
