@@ -121,3 +121,20 @@ TEST_CASE("batch_norm2d on the GPU rejects bad input like the CPU", "[cuda][norm
   REQUIRE_THROWS(gkd::batch_norm2d(x, Tensor<float>::ones({3}), c3, c3, c3, true));  // weight on the host
   REQUIRE_THROWS(gkd::batch_norm2d(random<float>({3, 4, 4}, 152).cuda(), c3, c3, c3, c3, true));
 }
+
+TEST_CASE("batch_norm2d with a fused ReLU or ReLU6 matches the CPU's fused op", "[cuda][norm]") {
+  // float64, so that no value lies close enough to a kink for the two devices to disagree on its side.
+  const Tensor<double> x = (random<double>({4, 3, 5, 6}, 300, 2.0) + 0.7).detach();
+  const Tensor<double> w = random<double>({3}, 301, 5.0), b = random<double>({3}, 302);  // outputs past 6
+  for (const auto act : {gkd::FusedActivation::ReLU, gkd::FusedActivation::ReLU6}) {
+    for (const bool training : {true, false}) {
+      Running<double> running(3, 303);
+      require_gpu_matches_cpu<double>(
+          [&](const auto& in) {
+            return gkd::batch_norm2d(in[0], in[1], in[2], running.mean(in[0]), running.var(in[0]), training, 0.1, 1e-5,
+                                     act);
+          },
+          {x, w, b}, 1e-10, 1e-10, std::string(training ? "training " : "evaluation ") + std::to_string(int(act)));
+    }
+  }
+}

@@ -174,6 +174,45 @@ TEST_CASE("every layer type passes a float64 gradcheck", "[nn][gradcheck]") {
   }
 }
 
+TEST_CASE("Sequential applies a ReLU or ReLU6 after a BatchNorm2d inside the batch norm", "[nn]") {
+  Generator gen(4);
+  const auto x = test::random<float>({2, 3, 5, 5}, 31, 2.0f), gout = test::random<float>({2, 4, 5, 5}, 32);
+  using Chain = Sequential<Conv2d<float>, BatchNorm2d<float>, ReLU6<float>, Identity<float>>;
+  auto make = [&] {
+    Generator g(7);
+    Chain c(Conv2d<float>({.in = 3, .out = 4, .kernel = 3, .padding = 1}, g), BatchNorm2d<float>({.channels = 4}), {}, {});
+    gkd::detail::copy_into(c.get<1>().weight, Tensor<float>::full({4}, 5.0f));  // outputs past 6
+    return c;
+  };
+  Chain fused = make(), separate = make();
+  const auto xf = x.clone().requires_grad(), xs = x.clone().requires_grad();
+  const auto yf = fused.forward(xf);
+  const auto ys = Identity<float>{}.forward(relu6(separate.get<1>().forward(separate.get<0>().forward(xs))));
+  REQUIRE(yf.meta()->grad_fn->op == "batch_norm2d_relu6");
+  REQUIRE(yf.to_vector() == ys.to_vector());
+  yf.backward(gout);
+  ys.backward(gout);
+  REQUIRE(xf.grad().to_vector() == xs.grad().to_vector());
+  REQUIRE(fused.get<0>().weight.grad().to_vector() == separate.get<0>().weight.grad().to_vector());
+  REQUIRE(fused.get<1>().weight.grad().to_vector() == separate.get<1>().weight.grad().to_vector());
+  REQUIRE(fused.get<1>().running_var.to_vector() == separate.get<1>().running_var.to_vector());
+  const auto yv = yf.to_vector();
+  REQUIRE(std::count(yv.begin(), yv.end(), 6.0f) > 0);
+  REQUIRE(std::count(yv.begin(), yv.end(), 0.0f) > 0);
+
+  // Only an activation that names its fused form right after a layer that takes one is absorbed.
+  BatchNorm2d<float> bn({.channels = 3});
+  ReLU<float> relu_layer;
+  GELU<float> gelu_layer;
+  REQUIRE(forward_then(bn, relu_layer, x).meta()->grad_fn->op == "batch_norm2d_relu");
+  REQUIRE(forward_then(bn, gelu_layer, x).meta()->grad_fn->op == "gelu");
+  Sequential<Conv2d<float>, ReLU<float>> conv_relu(Conv2d<float>({.in = 3, .out = 2, .kernel = 1}, gen), {});
+  REQUIRE(conv_relu.forward(x).meta()->grad_fn->op == "relu");
+  Sequential<BatchNorm2d<float>, ReLU<float>> bn_relu(BatchNorm2d<float>({.channels = 3}), {});
+  eval(bn_relu);
+  REQUIRE(bn_relu.forward(x).meta()->grad_fn->op == "batch_norm2d_relu");
+}
+
 TEST_CASE("composition templates pass a float64 gradcheck", "[nn][gradcheck]") {
   Generator gen(9);
   const auto x = test::random<double>({2, 3, 4, 4}, 12);

@@ -26,9 +26,55 @@ TEST_CASE("batch_norm2d gradcheck", "[gradcheck][norm]") {
     require_gradcheck([&](const In& v) { return batch_norm2d(v[0], v[1], v[2], rm, rv, false); }, {x, w, b});
     require_gradcheck([&](const In& v) { return batch_norm2d(v[0], {}, {}, rm, rv, false); }, {x});
   }
+  SECTION("fused ReLU and ReLU6, training and evaluation") {
+    const auto w6 = mul(w, 4.0);  // outputs past 6, so that relu6 clips on both sides
+    for (const auto act : {FusedActivation::ReLU, FusedActivation::ReLU6}) {
+      for (const bool training : {true, false}) {
+        require_gradcheck([&](const In& v) { return batch_norm2d(v[0], v[1], v[2], rm, rv, training, 0.1, 1e-5, act); },
+                          {x, w6, b});
+        require_gradcheck([&](const In& v) { return batch_norm2d(v[0], {}, {}, rm, rv, training, 0.1, 1e-5, act); },
+                          {x});
+      }
+    }
+  }
 }
 
-TEMPLATE_TEST_CASE("batch_norm2d matches PyTorch, running statistics included", "[golden][norm]", float, double) {
+TEMPLATE_TEST_CASE("batch_norm2d with a fused activation equals the separate ops bit for bit", "[norm]", float,
+                   double) {
+  using T = TestType;
+  const auto x = gkd::test::random<T>({3, 4, 5, 6}, 21, 2.0);
+  const auto w = mul(gkd::test::random<T>({4}, 22), T(4)), b = gkd::test::random<T>({4}, 23);
+  const auto gout = gkd::test::random<T>({3, 4, 5, 6}, 24);
+  for (const auto act : {FusedActivation::ReLU, FusedActivation::ReLU6}) {
+    for (const bool training : {true, false}) {
+      for (const bool affine : {true, false}) {
+        INFO("activation " << static_cast<int>(act) << ", training " << training << ", affine " << affine);
+        auto run = [&](bool fused) {
+          auto rm = Tensor<T>::zeros({4}), rv = Tensor<T>::ones({4});
+          const std::vector<Tensor<T>> in{x.clone().requires_grad(), w.clone().requires_grad(),
+                                          b.clone().requires_grad()};
+          const auto wi = affine ? in[1] : Tensor<T>(), bi = affine ? in[2] : Tensor<T>();
+          const auto y = fused ? batch_norm2d(in[0], wi, bi, rm, rv, training, 0.1, 1e-5, act)
+                               : activate(batch_norm2d(in[0], wi, bi, rm, rv, training), act);
+          y.backward(gout);
+          std::vector<std::vector<T>> values{y.to_vector(), in[0].grad().to_vector(), rm.to_vector(), rv.to_vector()};
+          if (affine) values.insert(values.end(), {in[1].grad().to_vector(), in[2].grad().to_vector()});
+          return std::pair{values, y.meta()->grad_fn->op};
+        };
+        const auto [fused, fused_op] = run(true);
+        const auto [separate, separate_op] = run(false);
+        REQUIRE(fused == separate);
+        REQUIRE(fused_op == (act == FusedActivation::ReLU ? "batch_norm2d_relu" : "batch_norm2d_relu6"));
+        REQUIRE(separate_op == (act == FusedActivation::ReLU ? "relu" : "relu6"));
+        const auto y = fused[0];
+        REQUIRE(std::count(y.begin(), y.end(), T(0)) > 0);  // the activation clipped something
+        if (act == FusedActivation::ReLU6 && affine) REQUIRE(std::count(y.begin(), y.end(), T(6)) > 0);
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("batch_norm2d matches PyTorch, running statistics and fused activations included", "[golden][norm]", float, double) {
   using T = TestType;
   using V = std::vector<Tensor<T>>;
   const gkd::test::Golden g("norm");
@@ -37,10 +83,16 @@ TEMPLATE_TEST_CASE("batch_norm2d matches PyTorch, running statistics included", 
     const char* name;
     bool training, running;
     double momentum, eps;
+    FusedActivation activation = FusedActivation::None;
   };
+  constexpr auto relu = FusedActivation::ReLU, relu6 = FusedActivation::ReLU6;
   for (const Case c : {Case{"bn_train", true, true, 0.1, 1e-5}, Case{"bn_train_plain", true, true, 0.3, 1e-3},
                        Case{"bn_train_no_running", true, false, 0.1, 1e-5}, Case{"bn_eval", false, true, 0.1, 1e-5},
-                       Case{"bn_eval_plain", false, true, 0.1, 1e-3}, Case{"bn_single_image", true, true, 0.5, 1e-5}}) {
+                       Case{"bn_eval_plain", false, true, 0.1, 1e-3}, Case{"bn_single_image", true, true, 0.5, 1e-5},
+                       Case{"bn_relu_train", true, true, 0.1, 1e-5, relu},
+                       Case{"bn_relu6_train", true, true, 0.1, 1e-5, relu6},
+                       Case{"bn_relu_eval", false, true, 0.1, 1e-5, relu},
+                       Case{"bn_relu6_eval_plain", false, true, 0.1, 1e-5, relu6}}) {
     INFO(c.name);
     Tensor<T> rm, rv;
     if (c.running) {
@@ -50,7 +102,7 @@ TEMPLATE_TEST_CASE("batch_norm2d matches PyTorch, running statistics included", 
     const auto rm_before = rm.defined() ? rm.clone() : Tensor<T>();
     gkd::test::check_golden_case<T>(g, c.name, [&](const V& v) {
       const auto w = v.size() > 1 ? v[1] : Tensor<T>(), b = v.size() > 2 ? v[2] : Tensor<T>();
-      return batch_norm2d(v[0], w, b, rm, rv, c.training, c.momentum, c.eps);
+      return batch_norm2d(v[0], w, b, rm, rv, c.training, c.momentum, c.eps, c.activation);
     });
     const double tol = std::is_same_v<T, double> ? 1e-10 : 1e-5;
     if (c.running && c.training) {

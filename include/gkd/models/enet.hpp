@@ -171,7 +171,8 @@ struct UpsamplingBottleneck {
   Tensor<T> forward(const Tensor<T>& x, const nn::PoolIndices& indices) {
     const Tensor<T> main = nn::max_unpool2d(main_conv1.forward(x), indices);
     const Size2 size{indices.input_shape[2], indices.input_shape[3]};
-    Tensor<T> e = ext_tconv1_activation.forward(ext_tconv1_bnorm.forward(ext_tconv1.forward_to(ext_conv1.forward(x), size)));
+    Tensor<T> e = nn::forward_then(ext_tconv1_bnorm, ext_tconv1_activation,
+                                   ext_tconv1.forward_to(ext_conv1.forward(x), size));
     e = ext_regul.forward(ext_conv2.forward(e));
     return out_activation.forward(add(main, e));
   }

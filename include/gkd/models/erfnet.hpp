@@ -35,7 +35,7 @@ struct DownsamplerBlock {
   }
   std::int64_t in_channels() const { return conv.spec.in; }
   std::int64_t out_channels() const { return bn.spec.channels; }
-  Tensor<T> forward(const Tensor<T>& x) { return relu(bn.forward(concat({conv.forward(x), max_pool2d(x, 2)}, 1))); }
+  Tensor<T> forward(const Tensor<T>& x) { return bn.forward(concat({conv.forward(x), max_pool2d(x, 2)}, 1), FusedActivation::ReLU); }
   template <class V>
   void visit(V& v) {
     v.child("conv", conv);
@@ -63,7 +63,7 @@ struct NonBottleneck1d {
   std::int64_t in_channels() const { return conv3x1_1.spec.in; }
   std::int64_t out_channels() const { return in_channels(); }
   Tensor<T> forward(const Tensor<T>& x) {
-    Tensor<T> h = relu(bn1.forward(conv1x3_1.forward(relu(conv3x1_1.forward(x)))));
+    Tensor<T> h = bn1.forward(conv1x3_1.forward(relu(conv3x1_1.forward(x))), FusedActivation::ReLU);
     h = bn2.forward(conv1x3_2.forward(relu(conv3x1_2.forward(h))));
     return relu(add(dropout.forward(h), x));
   }
@@ -90,7 +90,7 @@ struct UpsamplerBlock {
         bn({.channels = out, .eps = 1e-3}) {}
   std::int64_t in_channels() const { return conv.spec.in; }
   std::int64_t out_channels() const { return conv.spec.out; }
-  Tensor<T> forward(const Tensor<T>& x) { return relu(bn.forward(conv.forward(x))); }
+  Tensor<T> forward(const Tensor<T>& x) { return bn.forward(conv.forward(x), FusedActivation::ReLU); }
   template <class V>
   void visit(V& v) {
     v.child("conv", conv);

@@ -47,8 +47,9 @@ struct InvertedResidual {
   std::int64_t out_channels() const { return project.spec.out; }
   Tensor<T> forward(const Tensor<T>& x) {
     Tensor<T> h = x;
-    if (expand) h = relu6(expand_bn->forward(expand->forward(h)));
-    h = project_bn.forward(project.forward(relu6(depthwise_bn.forward(depthwise.forward(h)))));
+    constexpr auto act = FusedActivation::ReLU6;
+    if (expand) h = expand_bn->forward(expand->forward(h), act);
+    h = project_bn.forward(project.forward(depthwise_bn.forward(depthwise.forward(h), act)));
     return residual ? add(x, h) : h;
   }
   template <class V>

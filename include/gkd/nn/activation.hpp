@@ -25,12 +25,29 @@ namespace gkd::nn {
     void visit(V&) {}                                  \
   };
 
-GKD_NN_STATELESS(ReLU, relu(x))
-GKD_NN_STATELESS(ReLU6, relu6(x))
 GKD_NN_STATELESS(GELU, gelu(x))
 GKD_NN_STATELESS(Sigmoid, sigmoid(x))
 GKD_NN_STATELESS(Identity, x)
 #undef GKD_NN_STATELESS
+
+/// ReLU and ReLU6 name their `fused_activation`: inside a Sequential, a layer right before them whose
+/// forward takes a FusedActivation (BatchNorm2d) applies them in its own pass.
+template <Real T>
+struct ReLU {
+  using value_type = T;
+  static constexpr FusedActivation fused_activation = FusedActivation::ReLU;
+  Tensor<T> forward(const Tensor<T>& x) const { return relu(x); }
+  template <class V>
+  void visit(V&) {}
+};
+template <Real T>
+struct ReLU6 {
+  using value_type = T;
+  static constexpr FusedActivation fused_activation = FusedActivation::ReLU6;
+  Tensor<T> forward(const Tensor<T>& x) const { return relu6(x); }
+  template <class V>
+  void visit(V&) {}
+};
 
 template <Real T>
 struct PReLU {

@@ -7,6 +7,7 @@
 /// @code
 ///   gkd::nn::BatchNorm2d<float> bn({.channels = 64});
 ///   auto y = bn.forward(x);      // training: batch statistics
+///   auto r = bn.forward(x, gkd::FusedActivation::ReLU);   // relu(bn.forward(x)) in one pass
 ///   bn.training = false;         // or gkd::nn::eval(model)
 /// @endcode
 #include "gkd/nn/module.hpp"
@@ -37,12 +38,14 @@ struct BatchNorm2d {
   }
   std::int64_t in_channels() const { return spec.channels; }
   std::int64_t out_channels() const { return spec.channels; }
-  Tensor<T> forward(const Tensor<T>& x) {
+  /// The normalised x, then `activation` in the same pass (a Sequential passes the ReLU or ReLU6 that
+  /// follows this layer here).
+  Tensor<T> forward(const Tensor<T>& x, FusedActivation activation = FusedActivation::None) {
     GKD_CHECK(x.dim() == 4 && x.shape()[1] == spec.channels, "BatchNorm2d",
               "expected input [N, " << spec.channels << ", H, W], got " << to_string(x.shape()));
     if (training)  // in place, on the buffer's device
       gkd::detail::accumulate(num_batches_tracked, Tensor<T>::full({}, T(1), num_batches_tracked.device()));
-    return batch_norm2d(x, weight, bias, running_mean, running_var, training, spec.momentum, spec.eps);
+    return batch_norm2d(x, weight, bias, running_mean, running_var, training, spec.momentum, spec.eps, activation);
   }
   template <class V>
   void visit(V& v) {

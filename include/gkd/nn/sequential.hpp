@@ -2,7 +2,8 @@
 #pragma once
 /// @file
 /// Compile-time composition, flat (fold expressions, no nested recursion):
-/// - `Sequential<M...>`: layers applied in order, children named "0", "1", ... as `nn.Sequential`;
+/// - `Sequential<M...>`: layers applied in order, children named "0", "1", ... as `nn.Sequential`; a
+///   ReLU or ReLU6 after a BatchNorm2d runs inside the batch norm's pass;
 /// - `Residual<Body, Shortcut>`: body(x) + shortcut(x), children "body" and "shortcut" (an `Identity`
 ///   shortcut has no tensors);
 /// - `SkipConcat<Inner>`: concat([x, inner(x)], channels), the U-Net skip around a deeper level;
@@ -17,6 +18,7 @@
 ///       Conv2d<float>({.in = 1, .out = 8, .kernel = 3, .padding = 1}, gen), BatchNorm2d<float>({.channels = 8}), {});
 ///   auto y = block.forward(x);                 // state_dict keys "0.weight", "1.running_mean", ...
 /// @endcode
+#include <concepts>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -52,6 +54,13 @@ struct FirstValueType<M0, M...> {
   using type = typename M0::value_type;
 };
 
+/// Layer applies Next (an activation naming its `fused_activation`) in its own forward pass.
+template <class Layer, class Next>
+concept AbsorbsActivation = requires(Layer& layer, const Tensor<typename Layer::value_type>& x) {
+  { Next::fused_activation } -> std::convertible_to<FusedActivation>;
+  { layer.forward(x, Next::fused_activation) } -> std::same_as<Tensor<typename Layer::value_type>>;
+};
+
 }  // namespace detail
 
 template <class... M>
@@ -71,9 +80,11 @@ class Sequential {
 
   explicit Sequential(M... ms) : layers(std::move(ms)...) { check_channels(); }
 
+  /// The layers in order. A ReLU or ReLU6 right after a layer that can apply it in its own pass
+  /// (BatchNorm2d) runs inside that layer: same values and gradients, one tensor and two passes fewer.
   Tensor<value_type> forward(const Tensor<value_type>& x) {
     Tensor<value_type> y = x;
-    std::apply([&](auto&... m) { ((y = m.forward(y)), ...); }, layers);
+    [&]<std::size_t... I>(std::index_sequence<I...>) { ((y = step<I>(y)), ...); }(std::index_sequence_for<M...>{});
     return y;
   }
   template <std::size_t I>
@@ -98,6 +109,26 @@ class Sequential {
   }
 
  private:
+  using Layers = std::tuple<M...>;
+  /// Whether layer I + 1 is an activation that layer I applies itself.
+  template <std::size_t I>
+  static constexpr bool absorbs_next() {
+    if constexpr (I + 1 >= sizeof...(M)) return false;
+    else return detail::AbsorbsActivation<std::tuple_element_t<I, Layers>, std::tuple_element_t<I + 1, Layers>>;
+  }
+  template <std::size_t I>
+  static constexpr bool absorbed_by_previous() {
+    if constexpr (I == 0) return false;
+    else return absorbs_next<I - 1>();
+  }
+  template <std::size_t I>
+  Tensor<value_type> step(const Tensor<value_type>& y) {
+    if constexpr (absorbed_by_previous<I>()) return y;  // already applied by layer I - 1
+    else if constexpr (absorbs_next<I>())
+      return std::get<I>(layers).forward(y, std::tuple_element_t<I + 1, Layers>::fused_activation);
+    else return std::get<I>(layers).forward(y);
+  }
+
   void check_channels() const {
     std::optional<std::int64_t> current;
     std::size_t i = 0, producer = 0;
@@ -112,6 +143,14 @@ class Sequential {
     std::apply([&](const auto&... m) { (step(m), ...); }, layers);
   }
 };
+
+/// act.forward(layer.forward(x)), in one pass when the layer applies the activation itself (what a
+/// Sequential does with adjacent layers), for blocks that chain their layers by hand.
+template <class Layer, class Act>
+Tensor<typename Layer::value_type> forward_then(Layer& layer, Act& act, const Tensor<typename Layer::value_type>& x) {
+  if constexpr (detail::AbsorbsActivation<Layer, Act>) return layer.forward(x, Act::fused_activation);
+  else return act.forward(layer.forward(x));
+}
 
 template <class Body, class Shortcut = Identity<typename Body::value_type>>
 struct Residual {

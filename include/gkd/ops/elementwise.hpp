@@ -8,9 +8,11 @@
 /// @code
 ///   auto y = gkd::relu(gkd::add(gkd::mul(x, w), b));   // or: relu(x * w + b)
 /// @endcode
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <string_view>
+#include <type_traits>
 
 #include "gkd/core/tensor.hpp"
 #if GKD_DETAIL_CUDA_LINKED
@@ -338,19 +340,63 @@ Tensor<T> eq(const Tensor<T>& a, const Tensor<T>& b) {
 
 // ---- activations ------------------------------------------------------------------------------------
 
+/// An activation that an op applies to its own output in the same pass over memory, instead of a
+/// separate op reading and writing the whole tensor again (see batch_norm2d).
+enum class FusedActivation { None, ReLU, ReLU6 };
+
+namespace detail {
+
+/// One value through activation A.
+template <FusedActivation A, Real T>
+constexpr T activation_value(T v) {
+  if constexpr (A == FusedActivation::ReLU) return v > 0 ? v : T(0);
+  if constexpr (A == FusedActivation::ReLU6) return std::min(std::max(v, T(0)), T(6));
+  return v;
+}
+/// Whether the gradient passes activation A at output y (y > 0 iff x > 0, and y < 6 iff x < 6; gradient 0
+/// at the kinks, as PyTorch).
+template <FusedActivation A, Real T>
+constexpr bool activation_passes(T y) {
+  if constexpr (A == FusedActivation::ReLU) return y > 0;
+  if constexpr (A == FusedActivation::ReLU6) return (y > 0) & (y < 6);
+  return true;
+}
+/// f(std::integral_constant<FusedActivation, a>{}): turns the run-time choice into a compile-time one.
+template <class F>
+decltype(auto) with_fused_activation(FusedActivation a, F&& f) {
+  using enum FusedActivation;
+  switch (a) {
+    case ReLU: return f(std::integral_constant<FusedActivation, ReLU>{});
+    case ReLU6: return f(std::integral_constant<FusedActivation, ReLU6>{});
+    case None: break;
+  }
+  return f(std::integral_constant<FusedActivation, None>{});
+}
+
+}  // namespace detail
+
 /// max(x, 0); gradient 0 at 0.
 template <Real T>
 Tensor<T> relu(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu", relu(x));
-  return detail::unary<detail::GradientReads::Output>("relu", x, [](T v) { return v > 0 ? v : T(0); },
-                                                     [](T g, T y) { return y > 0 ? g : T(0); });  // y > 0 iff x > 0
+  constexpr auto A = FusedActivation::ReLU;
+  return detail::unary<detail::GradientReads::Output>(
+      "relu", x, [](T v) { return detail::activation_value<A>(v); },
+      [](T g, T y) { return detail::activation_passes<A>(y) ? g : T(0); });
 }
 /// min(max(x, 0), 6).
 template <Real T>
 Tensor<T> relu6(const Tensor<T>& x) {
   GKD_CUDA_DISPATCH(x.device(), "relu6", relu6(x));
-  return detail::unary<detail::GradientReads::Output>("relu6", x, [](T v) { return std::min(std::max(v, T(0)), T(6)); },
-                                                     [](T g, T y) { return (y > 0) & (y < 6) ? g : T(0); });  // as for x
+  constexpr auto A = FusedActivation::ReLU6;
+  return detail::unary<detail::GradientReads::Output>(
+      "relu6", x, [](T v) { return detail::activation_value<A>(v); },
+      [](T g, T y) { return detail::activation_passes<A>(y) ? g : T(0); });
+}
+/// relu(x), relu6(x) or x itself, as separate ops (what a fused op computes in its own pass).
+template <Real T>
+Tensor<T> activate(const Tensor<T>& x, FusedActivation a) {
+  return a == FusedActivation::ReLU ? relu(x) : a == FusedActivation::ReLU6 ? relu6(x) : x;
 }
 /// x for x > 0, slope * x otherwise.
 template <Real T>

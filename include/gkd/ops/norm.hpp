@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// Batch normalisation over NCHW tensors with PyTorch's semantics, as one fused, differentiable op.
+/// Batch normalisation over NCHW tensors with PyTorch's semantics, as one fused, differentiable op,
+/// optionally followed by ReLU or ReLU6 in the same pass.
 ///
 /// Example (a BatchNorm2d layer; the running statistics are updated in place while training):
 /// @code
 ///   auto mean = gkd::Tensor<float>::zeros({16}), var = gkd::Tensor<float>::ones({16});
 ///   auto y = gkd::batch_norm2d(x, gamma, beta, mean, var, /*training=*/true);
 ///   auto z = gkd::batch_norm2d(x, gamma, beta, mean, var, /*training=*/false);   // inference
+///   auto r = gkd::batch_norm2d(x, gamma, beta, mean, var, true, 0.1, 1e-5, gkd::FusedActivation::ReLU);
 /// @endcode
 #include <cmath>
 #include <vector>
@@ -47,6 +49,80 @@ void channel_moments(const T* x, std::int64_t batch, std::int64_t channels, std:
   }
 }
 
+/// What batch_norm2d's backward reads: the contiguous input and weight (undefined without one), the
+/// output when an activation was fused (its gradient mask), and the statistics used.
+template <Real T>
+struct BatchNormSaved {
+  Tensor<T> x, weight, out;
+  std::vector<double> mean, invstd;
+  bool training;
+  std::int64_t batch, channels, plane;
+};
+
+/// Gradients of x, weight and bias (each only when asked for) from the output gradient g, with the
+/// gradient of the fused activation A applied on the fly.
+template <FusedActivation A, Real T>
+std::vector<Tensor<T>> batch_norm_backward(const BatchNormSaved<T>& s, const Tensor<T>& g, bool gx, bool gw,
+                                           bool gb) {
+  const Tensor<T> gc = g.contiguous_copy_if_needed();
+  const std::int64_t batch = s.batch, channels = s.channels, plane = s.plane;
+  const T* px = s.x.data();
+  const T* pg = gc.data();
+  Tensor<T> dx = gx ? Tensor<T>::empty(s.x.shape()) : Tensor<T>();
+  Tensor<T> dw = gw ? Tensor<T>::empty({channels}) : Tensor<T>();
+  Tensor<T> db = gb ? Tensor<T>::empty({channels}) : Tensor<T>();
+  // With an activation, the gradient through it (a select on the output) is written out first, row by
+  // row, into dx's memory, and both passes below read it instead of g: GCC does not vectorise the select
+  // inside the double-precision reductions.
+  constexpr bool masked = A != FusedActivation::None;
+  const Tensor<T> masked_g = !masked ? Tensor<T>() : gx ? dx : Tensor<T>::empty(s.x.shape());
+  const double count = static_cast<double>(batch * plane);
+#pragma omp parallel for schedule(dynamic) if (batch * channels * plane > (1 << 15))
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const double m = s.mean[static_cast<std::size_t>(c)], is = s.invstd[static_cast<std::size_t>(c)];
+    // sum of dy and of dy * (x - mean) over the channel
+    double sum_dy = 0, dot = 0;
+    for (std::int64_t n = 0; n < batch; ++n) {
+      const std::int64_t at = (n * channels + c) * plane;
+      const T* xp = px + at;
+      const T* gp = pg + at;
+      if constexpr (masked) {
+        const T* op = s.out.data() + at;
+        T* mp = masked_g.data() + at;
+#pragma omp simd
+        for (std::int64_t j = 0; j < plane; ++j) {
+          const T gj = gp[j];
+          mp[j] = activation_passes<A>(op[j]) ? gj : T(0);
+        }
+        gp = mp;
+      }
+#pragma omp simd reduction(+ : sum_dy, dot)
+      for (std::int64_t j = 0; j < plane; ++j) {
+        const double gj = static_cast<double>(gp[j]);
+        sum_dy += gj;
+        dot += gj * (static_cast<double>(xp[j]) - m);
+      }
+    }
+    if (dw.defined()) dw.data()[c] = static_cast<T>(dot * is);
+    if (db.defined()) db.data()[c] = static_cast<T>(sum_dy);
+    if (!dx.defined()) continue;
+    const double w = s.weight.defined() ? static_cast<double>(s.weight.data()[c]) : 1.0;
+    // training: dx = (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))) * invstd * w
+    const T k_scale = static_cast<T>(is * w);
+    const T k_proj = static_cast<T>(s.training ? dot * is * is / count : 0.0);
+    const T k_mean = static_cast<T>(m), k_grad_mean = static_cast<T>(s.training ? sum_dy / count : 0.0);
+    for (std::int64_t n = 0; n < batch; ++n) {
+      const std::int64_t at = (n * channels + c) * plane;
+      const T* xp = px + at;
+      const T* gp = (masked ? masked_g.data() : pg) + at;  // in place when masked
+      T* dp = dx.data() + at;
+#pragma omp simd
+      for (std::int64_t j = 0; j < plane; ++j) dp[j] = (gp[j] - k_grad_mean - (xp[j] - k_mean) * k_proj) * k_scale;
+    }
+  }
+  return {dx, dw, db};
+}
+
 }  // namespace detail
 
 /// Batch normalisation of x [N, C, H, W] per channel: y = (x - mean) / sqrt(var + eps) * weight + bias.
@@ -58,11 +134,18 @@ void channel_moments(const T* x, std::int64_t batch, std::int64_t channels, std:
 /// @param weight, bias      [C] or undefined tensors (`{}`) for no affine transform
 /// @param running_mean, running_var [C], written in place when training (their autograd state is
 ///        ignored); may be undefined when training, required for evaluation
+/// @param activation        applied to y in the same pass: relu(batch_norm2d(...)) and
+///        relu6(batch_norm2d(...)) with the same values and gradients, bit for bit, one tensor fewer and
+///        two passes over it fewer (recorded as "batch_norm2d_relu" / "batch_norm2d_relu6"; on a GPU the
+///        activation runs as its own op after cuDNN's batch norm)
 template <Real T>
 Tensor<T> batch_norm2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
                        const Tensor<T>& running_mean, const Tensor<T>& running_var, bool training,
-                       double momentum = 0.1, double eps = 1e-5) {
-  constexpr std::string_view op = "batch_norm2d";
+                       double momentum = 0.1, double eps = 1e-5, FusedActivation activation = FusedActivation::None) {
+  if (activation != FusedActivation::None && x.device().is_cuda())
+    return activate(batch_norm2d(x, weight, bias, running_mean, running_var, training, momentum, eps), activation);
+  constexpr std::string_view names[] = {"batch_norm2d", "batch_norm2d_relu", "batch_norm2d_relu6"};
+  const std::string_view op = names[static_cast<int>(activation)];
   GKD_CUDA_DISPATCH(x.device(), op, batch_norm2d(x, weight, bias, running_mean, running_var, training, momentum, eps));
   detail::check_cpu(x, op);
   GKD_CHECK(x.dim() == 4, op, "input must be 4-D (N, C, H, W), got " << to_string(x.shape()));
@@ -112,9 +195,10 @@ Tensor<T> batch_norm2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor
   const Tensor<T> wc = weight.defined() ? weight.contiguous_copy_if_needed() : Tensor<T>();
   const Tensor<T> bc = bias.defined() ? bias.contiguous_copy_if_needed() : Tensor<T>();
 
-  // y = x * alpha + beta with alpha = invstd * weight, beta = bias - mean * alpha.
+  // y = activation(x * alpha + beta) with alpha = invstd * weight, beta = bias - mean * alpha.
   Tensor<T> y = Tensor<T>::empty(x.shape());
-  {
+  detail::with_fused_activation(activation, [&](auto act) {
+    constexpr FusedActivation A = decltype(act)::value;
     const T* px = xc.data();
     T* py = y.data();
 #pragma omp parallel for schedule(static) if (batch * channels * plane > (1 << 16))
@@ -127,59 +211,21 @@ Tensor<T> batch_norm2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor
       const T* src = px + i * plane;
       T* dst = py + i * plane;
 #pragma omp simd
-      for (std::int64_t j = 0; j < plane; ++j) dst[j] = src[j] * alpha + beta;
+      for (std::int64_t j = 0; j < plane; ++j) dst[j] = detail::activation_value<A>(src[j] * alpha + beta);
     }
-  }
+  });
 
   const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
-  return record(op, y, {x, weight, bias},
-                [xc, wc, mean = std::move(mean), invstd = std::move(invstd), training, batch, channels, plane, gx, gw,
-                 gb](const Tensor<T>& g) {
-                  const Tensor<T> gc = g.contiguous_copy_if_needed();
-                  const T* px = xc.data();
-                  const T* pg = gc.data();
-                  Tensor<T> dx = gx ? Tensor<T>::empty(xc.shape()) : Tensor<T>();
-                  Tensor<T> dw = gw ? Tensor<T>::empty({channels}) : Tensor<T>();
-                  Tensor<T> db = gb ? Tensor<T>::empty({channels}) : Tensor<T>();
-                  const double count = static_cast<double>(batch * plane);
-#pragma omp parallel for schedule(dynamic) if (batch * channels * plane > (1 << 15))
-                  for (std::int64_t c = 0; c < channels; ++c) {
-                    const double m = mean[static_cast<std::size_t>(c)], s = invstd[static_cast<std::size_t>(c)];
-                    // sum of dy and of dy * (x - mean) over the channel
-                    double sum_dy = 0, dot = 0;
-                    for (std::int64_t n = 0; n < batch; ++n) {
-                      const T* xp = px + (n * channels + c) * plane;
-                      const T* gp = pg + (n * channels + c) * plane;
-#pragma omp simd reduction(+ : sum_dy, dot)
-                      for (std::int64_t j = 0; j < plane; ++j) {
-                        const double gj = static_cast<double>(gp[j]);
-                        sum_dy += gj;
-                        dot += gj * (static_cast<double>(xp[j]) - m);
-                      }
-                    }
-                    if (dw.defined()) dw.data()[c] = static_cast<T>(dot * s);
-                    if (db.defined()) db.data()[c] = static_cast<T>(sum_dy);
-                    if (!dx.defined()) continue;
-                    const double w = wc.defined() ? static_cast<double>(wc.data()[c]) : 1.0;
-                    const double scale = s * w;
-                    // training: dx = (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))) * invstd * w
-                    const double grad_mean = training ? sum_dy / count : 0.0;
-                    const double proj = training ? dot * s * s / count : 0.0;
-                    const T k_scale = static_cast<T>(scale), k_proj = static_cast<T>(proj);
-                    const T k_mean = static_cast<T>(m), k_grad_mean = static_cast<T>(grad_mean);
-                    for (std::int64_t n = 0; n < batch; ++n) {
-                      const T* xp = px + (n * channels + c) * plane;
-                      const T* gp = pg + (n * channels + c) * plane;
-                      T* dp = dx.data() + (n * channels + c) * plane;
-#pragma omp simd
-                      for (std::int64_t j = 0; j < plane; ++j)
-                        dp[j] = (gp[j] - k_grad_mean - (xp[j] - k_mean) * k_proj) * k_scale;
-                    }
-                  }
-                  return std::vector<Tensor<T>>{dx, dw, db};
-                });
+  // The activation's gradient mask is read from the output, as relu's and relu6's own backward do.
+  detail::BatchNormSaved<T> saved{xc, wc, activation == FusedActivation::None ? Tensor<T>() : y.detach(),
+                                  std::move(mean), std::move(invstd), training, batch, channels, plane};
+  return record(op, y, {x, weight, bias}, [saved = std::move(saved), activation, gx, gw, gb](const Tensor<T>& g) {
+    return detail::with_fused_activation(activation, [&](auto act) {
+      return detail::batch_norm_backward<decltype(act)::value>(saved, g, gx, gw, gb);
+    });
+  });
 }
 
 }  // namespace gkd
 
-GKD_REGISTER_OPS(norm, "batch_norm2d")
+GKD_REGISTER_OPS(norm, "batch_norm2d", "batch_norm2d_relu", "batch_norm2d_relu6")
