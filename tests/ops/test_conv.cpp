@@ -304,6 +304,41 @@ TEST_CASE("conv float gradients track the double ones on layer-sized shapes", "[
   }
 }
 
+TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with direct summation", "[conv]") {
+  // Where gkd's float kernel is compiled in, these run as an implicit GEMM (padded planes read in place
+  // through row pointers): kernel shapes, paddings (none, asymmetric), dilation, groups, output widths
+  // at, past and between strips (32 wide on AVX-512, 16 on AVX2), up to 100 output channels per group,
+  // one image (the GEMM splits its runs across threads) and several, with and without bias.
+  struct Case {
+    Shape x, w;
+    Size2 padding, dilation;
+    std::int64_t groups;
+    bool bias;
+  };
+  for (const Case& c : {Case{{2, 3, 9, 32}, {8, 3, 3, 3}, {1, 1}, {1, 1}, 1, true},
+                        Case{{1, 16, 6, 70}, {16, 16, 3, 3}, {1, 1}, {1, 1}, 1, false},
+                        Case{{3, 4, 7, 47}, {32, 4, 5, 5}, {2, 2}, {1, 1}, 1, true},
+                        Case{{2, 5, 8, 40}, {6, 5, 3, 3}, {0, 0}, {1, 1}, 1, true},
+                        Case{{2, 4, 8, 36}, {12, 4, 1, 3}, {0, 1}, {1, 1}, 1, false},
+                        Case{{2, 4, 9, 33}, {7, 4, 3, 1}, {2, 0}, {2, 1}, 1, true},
+                        Case{{2, 6, 10, 50}, {10, 3, 3, 3}, {2, 2}, {2, 2}, 2, true},
+                        Case{{1, 8, 5, 64}, {64, 4, 3, 3}, {1, 1}, {1, 1}, 2, false},
+                        Case{{2, 4, 4, 40}, {100, 4, 3, 3}, {1, 1}, {1, 1}, 1, true}}) {
+    INFO("input " << to_string(c.x) << " weight " << to_string(c.w));
+    auto xd = random(c.x, 90), wd = random(c.w, 91, 0.3), bd = c.bias ? random({c.w[0]}, 92) : Tensor<double>();
+    auto to_float = [](Tensor<double>& t) {  // rounds t to float in place and returns the float copy
+      Tensor<float> f = Tensor<float>::empty(t.shape());
+      for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = f.data()[i] = static_cast<float>(t.data()[i]);
+      return f;
+    };
+    const auto xf = to_float(xd), wf = to_float(wd), bf = c.bias ? to_float(bd) : Tensor<float>();
+    const auto expected = naive_conv2d(xd, wd, bd, {1, 1}, c.padding, c.dilation, c.groups);
+    const auto yf = conv2d(xf, wf, bf, 1, c.padding, c.dilation, c.groups);
+    REQUIRE(yf.shape() == expected.shape());
+    test::require_close(yf, expected, 1e-4);  // float sums of up to 100 products
+  }
+}
+
 TEST_CASE("conv2d float forward tracks the double result", "[conv]") {
   // Inputs rounded to float first, so that only the float arithmetic differs.
   auto x = random({2, 8, 16, 16}, 50), w = random({8, 8, 3, 3}, 51, 0.2);

@@ -238,6 +238,32 @@ inline void pack_b(std::int64_t kc, std::int64_t nc, const float* b, std::int64_
   }
 }
 
+/// Where row p of a B operand with contiguous columns starts: b + p * ld.
+struct StridedRows {
+  const float* b;
+  std::int64_t ld;
+  const float* operator[](std::int64_t p) const { return b + p * ld; }
+  /// The operand from row p, column j on.
+  StridedRows at(std::int64_t p, std::int64_t j) const { return {b + p * ld + j, ld}; }
+};
+/// Where row p of a B operand gathered by pointer starts: rows[p] + offset (conv's implicit im2col,
+/// whose rows are shifted rows of the padded input).
+struct GatheredRows {
+  const float* const* rows;
+  std::int64_t offset;
+  const float* operator[](std::int64_t p) const { return rows[p] + offset; }
+  GatheredRows at(std::int64_t p, std::int64_t j) const { return {rows + p, offset + j}; }
+};
+
+/// Copies B[kc x cols] (cols <= kNR) into one NR-column panel, zero-padded to kNR columns.
+template <class Rows>
+void pack_partial_strip(std::int64_t kc, std::int64_t cols, const Rows& b, float* dst) {
+  for (std::int64_t p = 0; p < kc; ++p, dst += kNR) {
+    std::memcpy(dst, b[p], static_cast<std::size_t>(cols) * sizeof(float));
+    std::fill(dst + cols, dst + kNR, 0.f);
+  }
+}
+
 /// Writes a micro-kernel's result tile (row-major kMR x kNR) to the top-left rows x cols corner of C:
 /// C = tile when overwrite, C += tile otherwise.
 inline void write_tile(const float* tile, float* c, std::int64_t rsc, std::int64_t csc, bool overwrite,
@@ -270,17 +296,19 @@ inline void write_tile(const float* tile, float* c, std::int64_t rsc, std::int64
 }
 
 #ifdef __AVX512F__
-/// C[rows x cols] (+)= packed A panel (kc x 8) * B panel (kc x 32, rows ldb apart: kNR when packed);
-/// rows <= 8, cols <= 32. The sixteen accumulators are named variables: GCC keeps them in registers
-/// only that way.
-inline void micro_kernel(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
-                         std::int64_t csc, bool overwrite, std::int64_t rows, std::int64_t cols) {
+/// C[rows x cols] (+)= packed A panel (kc x 8) * B panel (kc x 32; row p at b[p]: a packed panel is
+/// StridedRows{panel, kNR}); rows <= 8, cols <= 32. The sixteen accumulators are named variables: GCC
+/// keeps them in registers only that way.
+template <class Rows>
+void micro_kernel(std::int64_t kc, const float* a, const Rows& b, float* c, std::int64_t rsc, std::int64_t csc,
+                  bool overwrite, std::int64_t rows, std::int64_t cols) {
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
   __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
   __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-  for (std::int64_t p = 0; p < kc; ++p, a += kMR, b += ldb) {
-    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+  for (std::int64_t p = 0; p < kc; ++p, a += kMR) {
+    const float* bp = b[p];
+    const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
     const auto row = [&](__m512& lo, __m512& hi, float av) {
       const __m512 v = _mm512_set1_ps(av);
       lo = _mm512_fmadd_ps(v, b0, lo);
@@ -301,16 +329,18 @@ inline void micro_kernel(std::int64_t kc, const float* a, const float* b, std::i
   write_tile(tile, c, rsc, csc, overwrite, rows, cols);
 }
 #else
-/// C[rows x cols] (+)= packed A panel (kc x 6) * B panel (kc x 16, rows ldb apart: kNR when packed);
-/// rows <= 6, cols <= 16. The twelve accumulators are named variables: GCC keeps them in registers
-/// only that way.
-inline void micro_kernel(std::int64_t kc, const float* a, const float* b, std::int64_t ldb, float* c, std::int64_t rsc,
-                         std::int64_t csc, bool overwrite, std::int64_t rows, std::int64_t cols) {
+/// C[rows x cols] (+)= packed A panel (kc x 6) * B panel (kc x 16; row p at b[p]: a packed panel is
+/// StridedRows{panel, kNR}); rows <= 6, cols <= 16. The twelve accumulators are named variables: GCC
+/// keeps them in registers only that way.
+template <class Rows>
+void micro_kernel(std::int64_t kc, const float* a, const Rows& b, float* c, std::int64_t rsc, std::int64_t csc,
+                  bool overwrite, std::int64_t rows, std::int64_t cols) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (std::int64_t p = 0; p < kc; ++p, a += kMR, b += ldb) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+  for (std::int64_t p = 0; p < kc; ++p, a += kMR) {
+    const float* bp = b[p];
+    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
     const auto row = [&](__m256& lo, __m256& hi, const float* av) {
       const __m256 v = _mm256_broadcast_ss(av);
       lo = _mm256_fmadd_ps(v, b0, lo);
@@ -438,8 +468,8 @@ inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
         for (std::int64_t jp = 0; jp < panels; ++jp) {
           const std::int64_t jr = jp * kNR;
           for (std::int64_t ir = 0; ir < mc; ir += kMR)
-            micro_kernel(kc, pa + ir * kc, pb + jr * kc, kNR, c + (ic + ir) * rsc + (jc + jr) * csc, rsc, csc,
-                         overwrite, std::min(kMR, mc - ir), std::min(kNR, nc - jr));
+            micro_kernel(kc, pa + ir * kc, StridedRows{pb + jr * kc, kNR}, c + (ic + ir) * rsc + (jc + jr) * csc, rsc,
+                         csc, overwrite, std::min(kMR, mc - ir), std::min(kNR, nc - jr));
         }
       }
     }
@@ -455,31 +485,43 @@ inline bool unpacked_b_pays_off(std::int64_t m, std::int64_t n, std::int64_t k, 
   return csb == 1 && m <= 32 && n >= kNR && (m <= 16 || k * n <= (std::int64_t{3} << 17));
 }
 
-/// C (row stride ldc) = (accumulate ? C : 0) + A B for B with contiguous rows (row stride rsb) and at
-/// most kMC rows of A: A is packed, B is read in place, kNR columns at a time, each strip serving every
-/// row panel from L1 (the last, partial strip is packed with zero padding).
-inline void gemm_unpacked_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa,
-                            std::int64_t csa, const float* b, std::int64_t rsb, float* c, std::int64_t ldc,
-                            bool accumulate) {
+/// Column runs of a product computed in pieces: run r covers `cols` columns, read from B column
+/// r * b_step and written to C column r * c_step (conv's implicit GEMM: one run per output row, whose
+/// B columns are one row of the padded input). One run of n columns by default.
+struct ColumnRuns {
+  std::int64_t count = 1, b_step = 0, c_step = 0;
+};
+
+/// C (row stride ldc) = (accumulate ? C : 0) + A B for B with contiguous rows (StridedRows, or rows
+/// gathered by pointer) and at most kMC rows of A: A is packed, B is read in place, kNR columns at a
+/// time, each strip serving every row panel from L1 (a partial last strip is packed with zero padding).
+/// With `runs`, n is the width of one run (see ColumnRuns).
+template <class Rows>
+void gemm_unpacked_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa,
+                     std::int64_t csa, const Rows& b, float* c, std::int64_t ldc, bool accumulate,
+                     ColumnRuns runs = {}) {
   float* pa = buffer_a();
-  const bool parallel = !in_parallel_region() && num_threads() > 1 && m * n * k > (1 << 21);
+  const bool parallel = !in_parallel_region() && num_threads() > 1 && m * n * runs.count * k > (1 << 21);
   const std::int64_t strips = (n + kNR - 1) / kNR;
   for (std::int64_t pc = 0; pc < k; pc += kKC) {
     const std::int64_t kc = std::min(kKC, k - pc);
     pack_a(m, kc, a + pc * csa, rsa, csa, pa);
     const bool overwrite = !accumulate && pc == 0;
 #pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t s = 0; s < strips; ++s) {
-      const std::int64_t j = s * kNR, cols = std::min(kNR, n - j);
-      const float* strip = b + pc * rsb + j;
-      std::int64_t ldb = rsb;
+    for (std::int64_t t = 0; t < runs.count * strips; ++t) {
+      const std::int64_t r = t / strips, j = (t % strips) * kNR, cols = std::min(kNR, n - j);
+      const Rows strip = b.at(pc, r * runs.b_step + j);
+      float* ct = c + r * runs.c_step + j;
       if (cols < kNR) {
         float* pb = buffer_b();
-        pack_b(kc, cols, strip, rsb, 1, pb);
-        strip = pb, ldb = kNR;
+        pack_partial_strip(kc, cols, strip, pb);
+        for (std::int64_t ir = 0; ir < m; ir += kMR)
+          micro_kernel(kc, pa + ir * kc, StridedRows{pb, kNR}, ct + ir * ldc, ldc, 1, overwrite, std::min(kMR, m - ir),
+                       cols);
+      } else {
+        for (std::int64_t ir = 0; ir < m; ir += kMR)
+          micro_kernel(kc, pa + ir * kc, strip, ct + ir * ldc, ldc, 1, overwrite, std::min(kMR, m - ir), cols);
       }
-      for (std::int64_t ir = 0; ir < m; ir += kMR)
-        micro_kernel(kc, pa + ir * kc, strip, ldb, c + ir * ldc + j, ldc, 1, overwrite, std::min(kMR, m - ir), cols);
     }
   }
 }
@@ -501,7 +543,7 @@ void strided_gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, st
 #ifdef GKD_SGEMM
   if constexpr (std::is_same_v<T, float>) {
     if (sgemm::unpacked_b_pays_off(m, n, k, csb))
-      return sgemm::gemm_unpacked_b(m, n, k, a, rsa, csa, b, rsb, c, ldc, accumulate);
+      return sgemm::gemm_unpacked_b(m, n, k, a, rsa, csa, sgemm::StridedRows{b, rsb}, c, ldc, accumulate);
     if (sgemm::pays_off(m, n))
       return sgemm::gemm(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc, std::int64_t{1}, accumulate);
   }
