@@ -331,12 +331,26 @@ TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with 
       for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = f.data()[i] = static_cast<float>(t.data()[i]);
       return f;
     };
-    const auto xf = to_float(xd), wf = to_float(wd), bf = c.bias ? to_float(bd) : Tensor<float>();
+    const auto xf = to_float(xd).requires_grad(), wf = to_float(wd), bf = c.bias ? to_float(bd) : Tensor<float>();
     const auto expected = naive_conv2d(xd, wd, bd, {1, 1}, c.padding, c.dilation, c.groups);
     const auto yf = conv2d(xf, wf, bf, 1, c.padding, c.dilation, c.groups);
     REQUIRE(yf.shape() == expected.shape());
     test::require_close(yf, expected, 1e-4);  // float sums of up to 100 products
+    // The input gradient (for stride 1, the implicit GEMM of a convolution of dy with the flipped
+    // weight) against the double op's, which col2im computes and the gradchecks cover.
+    auto gd = random(expected.shape(), 93);
+    const auto gf = to_float(gd);
+    yf.backward(gf);
+    xd.requires_grad();
+    conv2d(xd, wd, bd, 1, c.padding, c.dilation, c.groups).backward(gd);
+    test::require_close(xf.grad(), xd.grad(), 1e-4, "input gradient");
   }
+  // A stride-1 transposed convolution's forward is that input gradient too.
+  auto xd = random({2, 8, 6, 40}, 94), wd = random({8, 12, 3, 3}, 95, 0.3);
+  Tensor<float> xf = Tensor<float>::empty(xd.shape()), wf = Tensor<float>::empty(wd.shape());
+  for (std::int64_t i = 0; i < xd.numel(); ++i) xd.data()[i] = xf.data()[i] = static_cast<float>(xd.data()[i]);
+  for (std::int64_t i = 0; i < wd.numel(); ++i) wd.data()[i] = wf.data()[i] = static_cast<float>(wd.data()[i]);
+  test::require_close(conv_transpose2d(xf, wf, {}, 1, 1), conv_transpose2d(xd, wd, {}, 1, 1), 1e-4, "transposed");
 }
 
 TEST_CASE("conv2d float forward tracks the double result", "[conv]") {

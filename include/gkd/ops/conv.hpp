@@ -592,10 +592,46 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometr
   }
 }
 
-/// dx = conv(., w)ᵀ dy for the whole batch: GEMM with the transposed weight, then col2im.
+#ifdef GKD_SGEMM
+/// The input gradient of a stride-1 convolution is itself a stride-1 convolution: of dy, with the
+/// weight's channels swapped and its taps flipped, padded by (k - 1) d - p. Its geometry, where that
+/// padding is not negative.
+inline std::optional<ConvGeometry> input_grad_as_conv(const ConvGeometry& g) {
+  if (g.sh != 1 || g.sw != 1 || g.ph > (g.kh - 1) * g.dh || g.pw > (g.kw - 1) * g.dw) return std::nullopt;
+  return ConvGeometry{.batch = g.batch, .in_c = g.out_c, .in_h = g.out_h, .in_w = g.out_w, .out_c = g.in_c,
+                      .out_h = g.in_h, .out_w = g.in_w, .kh = g.kh, .kw = g.kw, .ph = (g.kh - 1) * g.dh - g.ph,
+                      .pw = (g.kw - 1) * g.dw - g.pw, .dh = g.dh, .dw = g.dw, .groups = g.groups};
+}
+
+/// w [out_c, in_cg, kh, kw] -> [in_c, out_cg, kh, kw] with the taps flipped (see input_grad_as_conv).
+inline void swap_and_flip(const float* w, const ConvGeometry& g, float* flipped) {
+  const std::int64_t taps = g.kh * g.kw;
+  for (std::int64_t grp = 0; grp < g.groups; ++grp)
+    for (std::int64_t o = 0; o < g.out_cg(); ++o)
+      for (std::int64_t c = 0; c < g.in_cg(); ++c) {
+        const float* src = w + ((grp * g.out_cg() + o) * g.in_cg() + c) * taps;
+        float* dst = flipped + ((grp * g.in_cg() + c) * g.out_cg() + o) * taps;
+        for (std::int64_t t = 0; t < taps; ++t) dst[t] = src[taps - 1 - t];
+      }
+}
+#endif
+
+/// dx = conv(., w)ᵀ dy for the whole batch: GEMM with the transposed weight, then col2im. Float
+/// stride-1 convolutions run the implicit GEMM of the equivalent convolution (input_grad_as_conv)
+/// instead: Xeon, 1 thread, batch 4, 3x3 and 5x5, 1.3-2.5x up to 32 channels, 0.98-1.08x for 64-128
+/// (AVX2 build 1.4-2.2x and 1.0-1.2x).
 template <Real T>
 void conv_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
   if (g.depthwise()) return depthwise_input_grad(dy, w, dx, g);
+#ifdef GKD_SGEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (const auto gt = input_grad_as_conv(g); gt && implicit_gemm_pays_off(*gt)) {
+      float* const flipped = scratch<float>(static_cast<std::size_t>(g.out_c * g.k()), 1);
+      swap_and_flip(w, g, flipped);
+      return conv_forward_implicit(dy, flipped, nullptr, dx, *gt);
+    }
+  }
+#endif
   const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
   const bool pointwise = g.pointwise();
   const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
