@@ -502,17 +502,19 @@ void add_band_bias(T* y, const T* bias, std::int64_t channels, std::int64_t plan
 }
 
 #ifdef GKD_SGEMM
+/// Whether float convolutions may use the implicit GEMM (a switch for benchmarks).
+inline bool& use_implicit_gemm() {
+  static bool on = true;
+  return on;
+}
 /// Whether a float convolution runs as an implicit GEMM (conv_forward_implicit): stride 1, not
 /// pointwise or depthwise, output rows at least one kernel strip wide, and at most kMC output channels
 /// per group (one packed A block). Measured (Xeon, 1 thread, batch 4, 3x3 and 5x5): 1.5-1.9x the
 /// im2col path up to 32 output channels, 1.03-1.46x for 48-128 (AVX-512 build); 1.4-1.8x and 1.0-1.5x
 /// in the AVX2 build.
-inline bool& use_implicit_gemm() {  // a switch for benchmarks
-  static bool on = true;
-  return on;
-}
 inline bool implicit_gemm_pays_off(const ConvGeometry& g) {
-  return use_implicit_gemm() && g.sh == 1 && g.sw == 1 && !g.pointwise() && !g.depthwise() && g.out_w >= sgemm::kNR && g.out_cg() <= sgemm::kMC;
+  return use_implicit_gemm() && g.sh == 1 && g.sw == 1 && !g.pointwise() && !g.depthwise() &&
+         g.out_w >= sgemm::kNR && g.out_cg() <= sgemm::kMC;
 }
 
 /// Copies the channels of one image into zero-padded planes [in_c][in_h + 2 ph][in_w + 2 pw].

@@ -485,9 +485,9 @@ inline bool unpacked_b_pays_off(std::int64_t m, std::int64_t n, std::int64_t k, 
   return csb == 1 && m <= 32 && n >= kNR && (m <= 16 || k * n <= (std::int64_t{3} << 17));
 }
 
-/// Column runs of a product computed in pieces: run r covers `cols` columns, read from B column
-/// r * b_step and written to C column r * c_step (conv's implicit GEMM: one run per output row, whose
-/// B columns are one row of the padded input). One run of n columns by default.
+/// Column runs of a product computed in pieces: run r covers n columns, read from B column r * b_step
+/// on and written to C column r * c_step on (conv's implicit GEMM: one run per output row, whose B
+/// columns are one row of the padded input). One run by default.
 struct ColumnRuns {
   std::int64_t count = 1, b_step = 0, c_step = 0;
 };
