@@ -59,8 +59,8 @@ struct BatchNormSaved {
   std::int64_t batch, channels, plane;
 };
 
-/// Gradients of x, weight and bias (each only when asked for) from the output gradient g, with the
-/// gradient of the fused activation A applied on the fly.
+/// Gradients of x, weight and bias (each only when asked for) from the output gradient g, through the
+/// fused activation A first.
 template <FusedActivation A, Real T>
 std::vector<Tensor<T>> batch_norm_backward(const BatchNormSaved<T>& s, const Tensor<T>& g, bool gx, bool gw,
                                            bool gb) {
