@@ -67,10 +67,14 @@ Descriptor tensor(std::int64_t uid, cudnnDataType_t type, const Shape& s, std::i
   return t;
 }
 
-/// The operation graph of one convolution direction (a single node).
-Descriptor operation_graph(const ConvProblem& p, std::int64_t alignment) {
-  const Descriptor x = tensor(kUidX, p.type, p.xs, alignment), w = tensor(kUidW, p.type, p.ws, alignment),
-                   y = tensor(kUidY, p.type, p.ys, alignment);
+/// The operation graph of one convolution direction (a single node) with every descriptor it refers
+/// to. Plans keep it alive: the backend API does not promise to copy what a descriptor refers to, and
+/// cudnn-frontend keeps these alive too.
+struct OperationGraph {
+  Descriptor x, w, y, conv{CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR}, op, graph{CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR};
+};
+
+std::shared_ptr<const OperationGraph> operation_graph(const ConvProblem& p, std::int64_t alignment) {
   const std::int64_t spatial = 2;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   Descriptor conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
@@ -108,23 +112,26 @@ Descriptor operation_graph(const ConvProblem& p, std::int64_t alignment) {
                   CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,      CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
                   CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,   CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA};
   const auto [type, x_name, w_name, y_name, conv_name, alpha_name, beta_name] = names;
-  Descriptor op(type);
-  op.set(x_name, x).set(w_name, w).set(y_name, y).set(conv_name, conv);
-  op.set(alpha_name, scalar, 1, alpha).set(beta_name, scalar, 1, beta);
-  op.finalize();
+  auto g = std::make_shared<OperationGraph>(OperationGraph{.x = tensor(kUidX, p.type, p.xs, alignment),
+                                                           .w = tensor(kUidW, p.type, p.ws, alignment),
+                                                           .y = tensor(kUidY, p.type, p.ys, alignment),
+                                                           .conv = std::move(conv),
+                                                           .op = Descriptor(type)});
+  g->op.set(x_name, g->x).set(w_name, g->w).set(y_name, g->y).set(conv_name, g->conv);
+  g->op.set(alpha_name, scalar, 1, alpha).set(beta_name, scalar, 1, beta);
+  g->op.finalize();
 
   cudnnHandle_t h = handle();
-  const cudnnBackendDescriptor_t ops = op.get();
-  Descriptor graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
-  graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h)
+  const cudnnBackendDescriptor_t ops = g->op.get();
+  g->graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h)
       .set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ops);
-  graph.finalize();
-  return graph;
+  g->graph.finalize();
+  return g;
 }
 
 /// The engine configurations cuDNN's heuristics list for `graph` in `mode`, best first (none if the
 /// heuristic cannot serve the graph).
-std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode) {
+std::vector<std::shared_ptr<Descriptor>> engine_configs(const Descriptor& graph, cudnnBackendHeurMode_t mode) {
   Descriptor heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   heur.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph).set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
   if (!heur.try_finalize()) return {};
@@ -132,11 +139,11 @@ std::vector<Descriptor> engine_configs(const Descriptor& graph, cudnnBackendHeur
   if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
                                nullptr) != CUDNN_STATUS_SUCCESS)
     return {};
-  std::vector<Descriptor> configs;
+  std::vector<std::shared_ptr<Descriptor>> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (std::int64_t i = 0; i < count; ++i) {
-    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-    raw.push_back(configs.back().get());
+    configs.push_back(std::make_shared<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+    raw.push_back(configs.back()->get());
   }
   std::int64_t returned = 0;
   GKD_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
@@ -174,18 +181,21 @@ EngineFacts engine_facts(const Descriptor& config) {
   return f;
 }
 
+/// An execution plan and the descriptors it was built from.
 struct Plan {
+  std::shared_ptr<const OperationGraph> graph;
+  std::shared_ptr<const Descriptor> config;
   Descriptor plan{CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR};
   std::int64_t workspace = 0;
 };
 
 /// A finalised execution plan of `config`, or null when cuDNN cannot build it or it needs more than
 /// the workspace cap.
-std::unique_ptr<Plan> build_plan(const Descriptor& config) {
-  auto p = std::make_unique<Plan>();
+std::unique_ptr<Plan> build_plan(std::shared_ptr<const OperationGraph> graph, std::shared_ptr<const Descriptor> config) {
+  auto p = std::make_unique<Plan>(Plan{.graph = std::move(graph), .config = std::move(config)});
   cudnnHandle_t h = handle();
   p->plan.set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h)
-      .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, config);
+      .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *p->config);
   if (!p->plan.try_finalize()) return nullptr;
   std::int64_t n = 0;
   GKD_CUDNN_CHECK(cudnnBackendGetAttribute(p->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
@@ -242,18 +252,19 @@ bool allowed(const ConvProblem& p, const std::vector<cudnnBackendNumericalNote_t
 /// come from heuristics mode A, then the fallback list (each engine once); engines that compile at run
 /// time are tried only when no precompiled one builds, and then only the first two.
 std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, void* x, void* w, void* y) {
-  std::vector<std::pair<Descriptor, EngineFacts>> configs;
+  std::shared_ptr<const OperationGraph> graph;
+  std::vector<std::pair<std::shared_ptr<Descriptor>, EngineFacts>> configs;
   try {
-    const Descriptor graph = operation_graph(p, alignment);
+    graph = operation_graph(p, alignment);
     for (auto mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
-      std::vector<Descriptor> listed;
+      std::vector<std::shared_ptr<Descriptor>> listed;
       try {
-        listed = engine_configs(graph, mode);
+        listed = engine_configs(graph->graph, mode);
       } catch (const Error&) {  // this heuristic cannot serve the graph; the other may
       }
       for (auto& c : listed) {
         try {
-          EngineFacts f = engine_facts(c);
+          EngineFacts f = engine_facts(*c);
           const bool seen = std::any_of(configs.begin(), configs.end(),
                                         [&](const auto& known) { return known.second.index == f.index; });
           if (!seen) configs.emplace_back(std::move(c), std::move(f));
@@ -274,7 +285,7 @@ std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, 
         if (static_cast<int>(candidates.size()) == most) break;
         if (facts.runtime_compiled != compiled_at_run_time || !allowed(p, facts.notes, relaxed)) continue;
         try {
-          if (auto plan = build_plan(config)) candidates.push_back(std::move(plan));
+          if (auto plan = build_plan(graph, config)) candidates.push_back(std::move(plan));
         } catch (const Error&) {  // an engine cuDNN cannot build here
         }
       }

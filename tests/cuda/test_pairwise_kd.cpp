@@ -28,7 +28,10 @@ namespace {
 
 enum class Loss { Mse, Kl };
 
-void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::PairwiseArgs args, double tol) {
+/// Requires the GPU loss within tol·|loss| + loss_floor of the CPU's and the gradient within relative
+/// L2 error tol (absolute where the CPU's gradient vanishes).
+void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::PairwiseArgs args, double tol,
+                       double loss_floor = 1e-7) {
   INFO((loss == Loss::Mse ? "similarity_mse" : "pixel_pair_kl") << " B " << shape.batch << " N " << shape.nodes << " C_s "
                                                                   << shape.cs << " C_t " << shape.ct << " tau "
                                                                   << args.temperature << " mean " << args.mean
@@ -60,7 +63,7 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
   const auto grad_gpu = dgrad.download(static_cast<std::size_t>(ns));
   INFO("loss gpu " << loss_gpu << " cpu " << loss_ref);
   REQUIRE(std::isfinite(loss_gpu));
-  REQUIRE(std::abs(loss_gpu - loss_ref) <= tol * std::abs(loss_ref) + 1e-7);
+  REQUIRE(std::abs(loss_gpu - loss_ref) <= tol * std::abs(loss_ref) + loss_floor);
   const double err = relative_l2(grad_gpu, grad_ref);
   INFO("gradient relative L2 error " << err);
   REQUIRE(err <= tol);
@@ -104,10 +107,15 @@ TEST_CASE("CUDA pixel_pair_kl equals the CPU op", "[cuda][pairwise_kd]") {
 
 TEST_CASE("CUDA SKD and CIRKD with bf16 similarities on bf16 inputs equal the CPU op", "[cuda][pairwise_kd]") {
   using gkd::cuda::PairwiseShape;
+  // One node: the exact SKD loss and gradient are 0 (a row's similarity with itself is 1), but each
+  // bf16 self-similarity Σ ŝ_k²(1 + δ_k)², |δ_k| ≤ 2^-8 relative (a rounded unit row), is 1 within
+  // 2·2^-8 = 7.8e-3, so the GPU loss (a_s − a_t)² may reach (1.6e-2)² = 2.4e-4, and its gradient,
+  // 4(a_s − a_t)(I − ŝŝᵀ)ŝ_bf16 / ‖s‖ with ‖ŝ_bf16 − ŝ‖ ≤ 2^-8 and ‖s‖ ≈ 2.4 here, about 1e-4.
   for (const PairwiseShape shape : {PairwiseShape{1, 1, 8, 8}, PairwiseShape{2, 37, 5, 11}, PairwiseShape{2, 130, 64, 48},
                                     PairwiseShape{1, 1100, 8, 12}, PairwiseShape{2, 600, 24, 12}})
     for (bool mean : {true, false}) {
-      check_against_cpu(Loss::Mse, shape, {.mean = mean, .bf16 = true}, shape.nodes == 1 ? 1e-4 : 8e-2);
+      if (shape.nodes == 1) check_against_cpu(Loss::Mse, shape, {.mean = mean, .bf16 = true}, 2e-4, 2.4e-4);
+      else check_against_cpu(Loss::Mse, shape, {.mean = mean, .bf16 = true}, 8e-2);
       check_against_cpu(Loss::Kl, shape, {.temperature = 1.0, .mean = mean, .bf16 = true}, 8e-2);
       check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .bf16 = true}, 8e-2);
     }

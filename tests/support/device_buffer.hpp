@@ -45,14 +45,15 @@ inline std::vector<float> random_floats(std::int64_t n, std::uint64_t seed, doub
   return {v.begin(), v.end()};
 }
 
-/// ‖actual − expected‖ / ‖expected‖ (the absolute norm where expected is zero).
+/// ‖actual − expected‖ / ‖expected‖; the absolute norm ‖actual − expected‖ where ‖expected‖ is below
+/// 1e-12, i.e. zero up to double round-off (a relative error there would compare noise with noise).
 inline double relative_l2(const std::vector<float>& actual, const std::vector<double>& expected) {
   double num = 0, den = 0;
   for (std::size_t i = 0; i < actual.size(); ++i) {
     num += (double(actual[i]) - expected[i]) * (double(actual[i]) - expected[i]);
     den += expected[i] * expected[i];
   }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return den > 1e-24 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
 }  // namespace gkd::test
