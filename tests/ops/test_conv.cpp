@@ -202,8 +202,12 @@ TEST_CASE("conv results and gradients do not depend on the thread count", "[conv
     auto xf = to_float(x1.detach()).requires_grad(), wf = to_float(w1.detach()).requires_grad();
     auto yf = conv2d(xf, wf, {}, 1, 1);
     yf.backward(to_float(g3));
+    // Several images with 64 x 64 planes: float weight gradients summed in per-slot partial sums.
+    auto x4 = to_float(random({3, 8, 64, 64}, 69)), w4 = to_float(random({16, 8, 3, 3}, 70)).requires_grad();
+    auto y4 = conv2d(x4, w4, {}, 1, 1);
+    y4.backward(to_float(random(y4.shape(), 71)));
     for (const auto& t : {x1.grad(), w1.grad(), y3.detach()}) out.push_back(t.to_vector());
-    for (const auto& t : {xf.grad(), wf.grad(), yf.detach()}) {
+    for (const auto& t : {xf.grad(), wf.grad(), yf.detach(), w4.grad()}) {
       const auto v = t.to_vector();
       out.emplace_back(v.begin(), v.end());
     }
@@ -351,6 +355,47 @@ TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with 
   for (std::int64_t i = 0; i < xd.numel(); ++i) xd.data()[i] = xf.data()[i] = static_cast<float>(xd.data()[i]);
   for (std::int64_t i = 0; i < wd.numel(); ++i) wd.data()[i] = wf.data()[i] = static_cast<float>(wd.data()[i]);
   test::require_close(conv_transpose2d(xf, wf, {}, 1, 1), conv_transpose2d(xd, wd, {}, 1, 1), 1e-4, "transposed");
+}
+
+TEST_CASE("stride-1 float weight gradients without im2col agree with the double ones", "[conv]") {
+  // Where gkd's float kernel is compiled in, weight gradients with at least two kernel strips of im2col
+  // rows (in_cg kh kw >= 64 on AVX-512, >= 32 on AVX2) pack their GEMM's B panels straight from padded
+  // planes: planes of 64 x 64 and more sum images into per-slot partial sums, smaller ones split dW's
+  // columns by input channel. Cases: both schemes, one image and several, paddings from none to more
+  // than the kernel, dilation, groups, 5x5, output rows shorter than 8 and not a multiple of 8.
+  struct Case {
+    Shape x, w;
+    Size2 padding, dilation;
+    std::int64_t groups;
+  };
+  for (const Case& c : {Case{{2, 8, 9, 37}, {12, 8, 3, 3}, {1, 1}, {1, 1}, 1},
+                        Case{{1, 16, 6, 70}, {16, 16, 3, 3}, {1, 1}, {1, 1}, 1},
+                        Case{{3, 4, 7, 47}, {32, 4, 5, 5}, {2, 2}, {1, 1}, 1},
+                        Case{{2, 12, 5, 5}, {20, 12, 3, 3}, {1, 1}, {1, 1}, 1},
+                        Case{{2, 8, 6, 11}, {9, 8, 3, 3}, {0, 0}, {1, 1}, 1},
+                        Case{{2, 8, 6, 13}, {9, 8, 3, 3}, {3, 2}, {1, 1}, 1},
+                        Case{{2, 9, 10, 30}, {10, 9, 3, 3}, {2, 2}, {2, 2}, 1},
+                        Case{{2, 16, 8, 24}, {12, 8, 3, 3}, {1, 1}, {1, 1}, 2},
+                        Case{{2, 8, 64, 66}, {6, 8, 3, 3}, {1, 0}, {1, 1}, 1}}) {  // 64 x 64 output: slots
+    INFO("input " << to_string(c.x) << " weight " << to_string(c.w) << " padding " << c.padding.h << ","
+                  << c.padding.w);
+    auto xd = random(c.x, 96), wd = random(c.w, 97, 0.3);
+    auto to_float = [](Tensor<double>& t) {  // rounds t to float in place and returns the float copy
+      Tensor<float> f = Tensor<float>::empty(t.shape());
+      for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = f.data()[i] = static_cast<float>(t.data()[i]);
+      return f;
+    };
+    const auto xf = to_float(xd), wf = to_float(wd).requires_grad();
+    wd.requires_grad();
+    const auto yd = conv2d(xd, wd, {}, 1, c.padding, c.dilation, c.groups);
+    auto gd = random(yd.shape(), 98);
+    const auto gf = to_float(gd);
+    yd.backward(gd);
+    conv2d(xf, wf, {}, 1, c.padding, c.dilation, c.groups).backward(gf);
+    // Each value sums batch x plane products (up to 8,448) in float: 1e-4 relative to the largest
+    // value (require_close's floor) leaves about 10x the expected rounding error.
+    test::require_close(wf.grad(), wd.grad(), 1e-4, "weight gradient");
+  }
 }
 
 TEST_CASE("conv2d float forward tracks the double result", "[conv]") {

@@ -517,10 +517,14 @@ inline bool implicit_gemm_pays_off(const ConvGeometry& g) {
          g.out_w >= sgemm::kNR && g.out_cg() <= sgemm::kMC;
 }
 
-/// Copies the channels of one image into zero-padded planes [in_c][in_h + 2 ph][in_w + 2 pw].
-inline void pad_planes(const float* x, const ConvGeometry& g, float* padded) {
+/// Values in one zero-padded plane (pad_planes).
+inline std::int64_t padded_plane(const ConvGeometry& g) { return (g.in_h + 2 * g.ph) * (g.in_w + 2 * g.pw); }
+
+/// Copies `channels` input planes (of one image, from x on) into zero-padded planes
+/// [channels][in_h + 2 ph][in_w + 2 pw].
+inline void pad_planes(const float* x, std::int64_t channels, const ConvGeometry& g, float* padded) {
   const std::int64_t wp = g.in_w + 2 * g.pw;
-  for (std::int64_t c = 0; c < g.in_c; ++c) {
+  for (std::int64_t c = 0; c < channels; ++c) {
     float* dst = padded + c * (g.in_h + 2 * g.ph) * wp;
     std::fill_n(dst, g.ph * wp + g.pw, 0.f);  // top rows, first row's left padding
     dst += g.ph * wp + g.pw;
@@ -532,23 +536,32 @@ inline void pad_planes(const float* x, const ConvGeometry& g, float* padded) {
   }
 }
 
+/// Where row (c, ki, kj) of im2col's matrix starts in `channels` padded planes (pad_planes), for
+/// output row 0: padded row ki dh of channel c, from column kj dw on; output row oh is oh (in_w + 2 pw)
+/// values further on. Rows are in im2col's order (channel, then tap).
+inline std::vector<const float*> padded_rows(const float* padded, std::int64_t channels, const ConvGeometry& g) {
+  const std::int64_t wp = g.in_w + 2 * g.pw, pp = padded_plane(g);
+  std::vector<const float*> rows;
+  rows.reserve(static_cast<std::size_t>(channels * g.kh * g.kw));
+  for (std::int64_t c = 0; c < channels; ++c)
+    for (std::int64_t ki = 0; ki < g.kh; ++ki)
+      for (std::int64_t kj = 0; kj < g.kw; ++kj) rows.push_back(padded + c * pp + ki * g.dh * wp + kj * g.dw);
+  return rows;
+}
+
 /// Stride-1 float convolution as an implicit GEMM: each image is copied once into zero-padded planes,
 /// and row (c, ki, kj) of its im2col matrix, for output row oh, is padded row oh + ki dh of channel c
 /// from column kj dw on. The GEMM reads those rows in place through a table of row pointers, one run
 /// of out_w columns per output row, so nothing is unfolded (stride 1 makes each run contiguous).
 inline void conv_forward_implicit(const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
-  const std::int64_t wp = g.in_w + 2 * g.pw, pp = (g.in_h + 2 * g.ph) * wp, k = g.k(), op = g.out_plane();
+  const std::int64_t wp = g.in_w + 2 * g.pw, k = g.k(), op = g.out_plane();
 #pragma omp parallel if (g.parallel_batch())
   {
-    float* const padded = scratch<float>(static_cast<std::size_t>(g.in_c * pp), 0);
-    std::vector<const float*> rows;  // group grp's rows are rows[grp * k, (grp + 1) * k)
-    rows.reserve(static_cast<std::size_t>(g.in_c * g.kh * g.kw));
-    for (std::int64_t c = 0; c < g.in_c; ++c)
-      for (std::int64_t ki = 0; ki < g.kh; ++ki)
-        for (std::int64_t kj = 0; kj < g.kw; ++kj) rows.push_back(padded + c * pp + ki * g.dh * wp + kj * g.dw);
+    float* const padded = scratch<float>(static_cast<std::size_t>(g.in_c * padded_plane(g)), 0);
+    const std::vector<const float*> rows = padded_rows(padded, g.in_c, g);  // group grp's: [grp k, (grp + 1) k)
 #pragma omp for schedule(dynamic)
     for (std::int64_t n = 0; n < g.batch; ++n) {
-      pad_planes(x + n * g.in_c * g.in_plane(), g, padded);
+      pad_planes(x + n * g.in_c * g.in_plane(), g.in_c, g, padded);
       for (std::int64_t grp = 0; grp < g.groups; ++grp) {
         float* out = y + (n * g.out_c + grp * g.out_cg()) * op;
         sgemm::gemm_unpacked_b(g.out_cg(), g.out_w, k, w + grp * g.out_cg() * k, k, std::int64_t{1},
@@ -664,42 +677,117 @@ void conv_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g) {
 /// slots are added in order, so the result does not depend on the thread count or the schedule.
 inline std::int64_t weight_grad_slots(std::int64_t batch) { return std::clamp<std::int64_t>(batch, 1, 8); }
 
-/// dw = dy · im2col(x)ᵀ summed over the batch; deterministic (see weight_grad_slots).
-template <Real T>
-void conv_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
-  if (g.depthwise()) return depthwise_weight_grad(x, dy, dw, g);
-  const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
-  const std::int64_t wsize = g.out_c * k, slots = weight_grad_slots(g.batch);
-  const bool pointwise = g.pointwise();
-  const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
+/// dw = the sum over images n of image_share(state, n, acc), each adding image n's share into acc: dw
+/// itself or slot n % S's partial sum (see weight_grad_slots), images run in parallel by slot.
+/// `thread_state()` makes each thread's scratch state first.
+template <Real T, class ThreadState, class ImageShare>
+void sum_over_slots(T* dw, std::int64_t wsize, const ConvGeometry& g, const ThreadState& thread_state,
+                    const ImageShare& image_share) {
+  const std::int64_t slots = weight_grad_slots(g.batch);
   T* const partial = scratch<T>(static_cast<std::size_t>((slots - 1) * wsize), 1);
 #pragma omp parallel if (g.parallel_batch())
   {
-    T* const cols = scratch<T>(buffer, 0);
+    auto state = thread_state();
 #pragma omp for schedule(dynamic)
     for (std::int64_t slot = 0; slot < slots; ++slot) {
       T* acc = slot == 0 ? dw : partial + (slot - 1) * wsize;
       std::fill_n(acc, wsize, T(0));
-      for (std::int64_t n = slot; n < g.batch; n += slots) {
-        const T* xn = x + n * g.in_c * g.in_plane();
-        const T* dyn = dy + n * g.out_c * op;
-        for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
-          const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
-          for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-            const T* xg = xn + grp * g.in_cg() * g.in_plane();
-            if (!pointwise) im2col(xg, g, oh0, oh1, cols);
-            // dW [out_cg x k] += dy [out_cg x cols] · colsᵀ [cols x k]
-            weight_gemm(g.out_cg(), k, cols_n, dyn + grp * g.out_cg() * op + oh0 * g.out_w, op,
-                        pointwise ? xg : cols, cols_n, acc + grp * g.out_cg() * k, k);
-          }
-        }
-      }
+      for (std::int64_t n = slot; n < g.batch; n += slots) image_share(state, n, acc);
     }
   }
   for (std::int64_t slot = 1; slot < slots; ++slot) {
     const T* p = partial + (slot - 1) * wsize;
     for (std::int64_t i = 0; i < wsize; ++i) dw[i] += p[i];
   }
+}
+
+#ifdef GKD_SGEMM
+/// Whether a float weight gradient skips im2col (conv_weight_grad_implicit): stride 1, not pointwise or
+/// depthwise, and im2col rows (k = in_cg kh kw) filling at least two kernel strips. Measured against
+/// the im2col path (Xeon, batch 4, 3x3 and 5x5, 16 to 1024 channels at 8x8 to 128x128): AVX-512 build
+/// 1.1-2.0x on 1 thread, 1.1-2.1x on 2 (the most for 512-1024 channels at 8x8 and 16x16, where the
+/// im2col path's per-image partial sums of large weights cost as much as the products); AVX2 build
+/// 1.0-1.3x on 1 thread, 0.9-1.5x on 2. With 1 or 3 input channels (k of 9 or 27) it was 0.4-0.9x.
+inline bool implicit_weight_grad_pays_off(const ConvGeometry& g) {
+  return use_implicit_gemm() && g.sh == 1 && g.sw == 1 && !g.pointwise() && !g.depthwise() &&
+         g.k() >= 2 * sgemm::kNR;
+}
+
+/// Stride-1 float weight gradient without im2col. With an image's channels in zero-padded planes,
+/// column (c, ki, kj) of im2col(x)ᵀ is, per output row, a window of channel c's plane, so the GEMM
+/// dW [out_cg x k] += dy [out_cg x plane] · im2col(x)ᵀ packs its B panels straight from there
+/// (sgemm::GatheredColumns), one GEMM per image over its whole plane. Large planes (64 x 64 and up)
+/// sum images in parallel into partial sums (sum_over_slots); smaller ones, whose weights are large
+/// next to their planes, sum the images in order into dW, the threads splitting dW's columns by input
+/// channel (each pads only its own channels). Either way every value's summation order is fixed by
+/// the geometry, whatever the thread count.
+inline void conv_weight_grad_implicit(const float* x, const float* dy, float* dw, const ConvGeometry& g) {
+  const std::int64_t k = g.k(), taps = g.kh * g.kw, op = g.out_plane(), wp = g.in_w + 2 * g.pw;
+  // acc's columns of input channels [c0, c0 + channels) in every group += image n's share; the padded
+  // planes and their row table `columns` hold those channels.
+  const auto image_share = [&](std::int64_t n, std::int64_t c0, std::int64_t channels, float* padded,
+                               const std::vector<const float*>& columns, float* acc) {
+    const sgemm::GatheredColumns b{columns.data(), g.out_w, wp};
+    const auto pack_block = [&](std::int64_t pc, std::int64_t kc, std::int64_t jc, std::int64_t nc, float* dst) {
+      sgemm::pack_b(pc, kc, jc, nc, b, dst);
+    };
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+      pad_planes(x + (n * g.in_c + grp * g.in_cg() + c0) * g.in_plane(), channels, g, padded);
+      sgemm::gemm_packing_b(g.out_cg(), channels * taps, op, dy + (n * g.out_c + grp * g.out_cg()) * op, op,
+                            std::int64_t{1}, pack_block, acc + grp * g.out_cg() * k + c0 * taps, k, std::int64_t{1},
+                            true);
+    }
+  };
+  if (op >= 4096) {
+    const auto thread_state = [&] {
+      float* const padded = scratch<float>(static_cast<std::size_t>(g.in_cg() * padded_plane(g)), 0);
+      return std::pair{padded, padded_rows(padded, g.in_cg(), g)};
+    };
+    return sum_over_slots(dw, g.out_c * k, g, thread_state,
+                          [&](auto& state, std::int64_t n, float* acc) {
+                            image_share(n, 0, g.in_cg(), state.first, state.second, acc);
+                          });
+  }
+  const std::int64_t parts =
+      in_parallel_region() || g.macs() < (1 << 21) ? 1 : std::min<std::int64_t>(num_threads(), g.in_cg());
+  std::fill_n(dw, g.out_c * k, 0.f);
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(parts)) if (parts > 1)
+  for (std::int64_t part = 0; part < parts; ++part) {
+    const std::int64_t c0 = part * g.in_cg() / parts, channels = (part + 1) * g.in_cg() / parts - c0;
+    float* const padded = scratch<float>(static_cast<std::size_t>(channels * padded_plane(g)), 0);
+    const std::vector<const float*> columns = padded_rows(padded, channels, g);
+    for (std::int64_t n = 0; n < g.batch; ++n) image_share(n, c0, channels, padded, columns, dw);
+  }
+}
+#endif
+
+/// dw = dy · im2col(x)ᵀ summed over the batch; deterministic (see weight_grad_slots).
+template <Real T>
+void conv_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g) {
+  if (g.depthwise()) return depthwise_weight_grad(x, dy, dw, g);
+#ifdef GKD_SGEMM
+  if constexpr (std::is_same_v<T, float>)
+    if (implicit_weight_grad_pays_off(g)) return conv_weight_grad_implicit(x, dy, dw, g);
+#endif
+  const std::int64_t k = g.k(), op = g.out_plane(), band = g.band_rows(sizeof(T));
+  const bool pointwise = g.pointwise();
+  const std::size_t buffer = pointwise ? 0 : static_cast<std::size_t>(k * band * g.out_w);
+  const auto thread_state = [&] { return scratch<T>(buffer, 0); };
+  const auto image_share = [&](T* cols, std::int64_t n, T* acc) {
+    const T* xn = x + n * g.in_c * g.in_plane();
+    const T* dyn = dy + n * g.out_c * op;
+    for (std::int64_t oh0 = 0; oh0 < g.out_h; oh0 += band) {
+      const std::int64_t oh1 = std::min(g.out_h, oh0 + band), cols_n = (oh1 - oh0) * g.out_w;
+      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+        const T* xg = xn + grp * g.in_cg() * g.in_plane();
+        if (!pointwise) im2col(xg, g, oh0, oh1, cols);
+        // dW [out_cg x k] += dy [out_cg x cols] · colsᵀ [cols x k]
+        weight_gemm(g.out_cg(), k, cols_n, dyn + grp * g.out_cg() * op + oh0 * g.out_w, op, pointwise ? xg : cols,
+                    cols_n, acc + grp * g.out_cg() * k, k);
+      }
+    }
+  };
+  sum_over_slots(dw, g.out_c * k, g, thread_state, image_share);
 }
 
 /// db[c] = sum of dy[n, c, :, :] over the batch; dy is [batch, channels, plane].

@@ -446,10 +446,45 @@ inline void gemm_nt(std::int64_t m, std::int64_t n, std::int64_t k, const float*
   }
 }
 
-/// C (m x n, element (i, j) at c[i * rsc + j * csc]) = (accumulate ? C : 0) + A B.
-inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa, std::int64_t csa,
-                 const float* b, std::int64_t rsb, std::int64_t csb, float* c, std::int64_t rsc, std::int64_t csc,
-                 bool accumulate) {
+/// B [k x n] whose columns are gathered by pointer and are contiguous along k in runs of `run` values,
+/// `stride` apart: B(p, j) = columns[j][(p / run) * stride + p % run] (conv's implicit weight gradient:
+/// column (c, ki, kj) of im2colᵀ is a shifted window of padded channel c, one run per output row).
+struct GatheredColumns {
+  const float* const* columns;
+  std::int64_t run, stride;
+};
+
+/// Packs B[p0 .. p0 + kc) x [j0 .. j0 + nc) of a GatheredColumns operand like pack_b: NR-column panels,
+/// p-major, columns past nc zero; 8 x 8 blocks within a run are transposed with AVX.
+inline void pack_b(std::int64_t p0, std::int64_t kc, std::int64_t j0, std::int64_t nc, const GatheredColumns& b,
+                   float* dst) {
+  for (std::int64_t j = 0; j < nc; j += kNR, dst += kc * kNR) {
+    const std::int64_t cols = std::min(kNR, nc - j);
+    const float* const* col = b.columns + j0 + j;
+    for (std::int64_t p = 0; p < kc;) {
+      const std::int64_t q = p0 + p, offset = q / b.run * b.stride + q % b.run;
+      const std::int64_t len = std::min(kc - p, b.run - q % b.run);  // the rest of this run
+      std::int64_t r = 0;
+      if (cols == kNR)
+        for (; r + 8 <= len; r += 8)
+          for (std::int64_t half = 0; half < kNR; half += 8) {
+            __m256 v[8];
+            for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_ps(col[half + i] + offset + r);
+            transpose8(v);
+            for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (p + r + i) * kNR + half, v[i]);
+          }
+      for (; r < len; ++r)
+        for (std::int64_t i = 0; i < kNR; ++i) dst[(p + r) * kNR + i] = i < cols ? col[i][offset + r] : 0.f;
+      p += len;
+    }
+  }
+}
+
+/// C (m x n, element (i, j) at c[i * rsc + j * csc]) = (accumulate ? C : 0) + A B, where
+/// `pack_block(pc, kc, jc, nc, dst)` packs B's block [pc, pc + kc) x [jc, jc + nc) as pack_b does.
+template <class PackB>
+void gemm_packing_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa, std::int64_t csa,
+                    const PackB& pack_block, float* c, std::int64_t rsc, std::int64_t csc, bool accumulate) {
   float* pa = buffer_a();
   float* pb = buffer_b();
   // Outside a parallel region (e.g. a single image), split the column panels across threads.
@@ -458,7 +493,7 @@ inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
     const std::int64_t nc = std::min(kNC, n - jc);
     for (std::int64_t pc = 0; pc < k; pc += kKC) {
       const std::int64_t kc = std::min(kKC, k - pc);
-      pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, pb);
+      pack_block(pc, kc, jc, nc, pb);
       const bool overwrite = !accumulate && pc == 0;
       for (std::int64_t ic = 0; ic < m; ic += kMC) {
         const std::int64_t mc = std::min(kMC, m - ic);
@@ -474,6 +509,16 @@ inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
       }
     }
   }
+}
+
+/// C (m x n, element (i, j) at c[i * rsc + j * csc]) = (accumulate ? C : 0) + A B.
+inline void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa, std::int64_t csa,
+                 const float* b, std::int64_t rsb, std::int64_t csb, float* c, std::int64_t rsc, std::int64_t csc,
+                 bool accumulate) {
+  const auto pack_block = [&](std::int64_t pc, std::int64_t kc, std::int64_t jc, std::int64_t nc, float* dst) {
+    pack_b(kc, nc, b + pc * rsb + jc * csb, rsb, csb, dst);
+  };
+  gemm_packing_b(m, n, k, a, rsa, csa, pack_block, c, rsc, csc, accumulate);
 }
 
 /// Whether C = A B with few rows of A and a B of contiguous rows (csb == 1) runs faster with B read in
