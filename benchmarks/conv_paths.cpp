@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Float conv2d forward and input-gradient time (stride 1, padding k / 2, no bias) on the two CPU paths
-// of gkd/ops/conv.hpp: im2col + GEMM (+ col2im) and the implicit GEMM that reads padded planes in place;
-// then PyTorch on the same shapes in the same invocation (benchmarks/conv_pytorch.py). Best of --reps
-// means of --iters calls; ratios > 1: the implicit path (or gkd) faster.
+// Float conv2d forward, input-gradient and weight-gradient time (stride 1, padding k / 2, no bias) on
+// the two CPU paths of gkd/ops/conv.hpp: im2col + GEMM (+ col2im) and the implicit GEMMs that read
+// padded planes in place; then PyTorch on the same shapes in the same invocation
+// (benchmarks/conv_pytorch.py). Best of --reps means of --iters calls; ratios > 1: the implicit path
+// (or gkd) faster.
 //
 //   build/benchmarks/gkd_bench_conv_paths --threads 1 [--iters 3] [--reps 4] [--no-pytorch]
 #include <algorithm>
@@ -45,14 +46,27 @@ double since_ms(std::chrono::steady_clock::time_point t0) {
 }
 
 struct Times {
-  double forward = -1, input_grad = -1;
+  double forward = -1, input_grad = -1, weight_grad = -1;
 };
+
+/// Milliseconds of y.backward(ones) for y = conv2d(x, w) (the gradient of whichever requires it).
+double backward_ms(gkd::Tensor<float> x, gkd::Tensor<float> w, const Shape4& s) {
+  auto y = gkd::conv2d(x, w, {}, 1, s.k / 2);
+  const auto gy = gkd::Tensor<float>::ones(y.shape());
+  const auto t0 = std::chrono::steady_clock::now();
+  y.backward(gy);
+  const double ms = since_ms(t0);
+  x.zero_grad();
+  w.zero_grad();
+  return ms;
+}
 
 Times time_gkd(const Shape4& s, bool implicit, int iters, int reps) {
   gkd::detail::use_implicit_gemm() = implicit;
   gkd::Generator gen(1);
-  auto x = gkd::randn<float>({s.n, s.c, s.h, s.w}, gen).requires_grad();
+  const auto x = gkd::randn<float>({s.n, s.c, s.h, s.w}, gen);
   const auto w = gkd::randn<float>({s.o, s.c, s.k, s.k}, gen);
+  const auto x_grad = x.detach().requires_grad(), w_grad = w.detach().requires_grad();
   Times t;
   t.forward = best_ms(
       [&] {
@@ -62,17 +76,8 @@ Times time_gkd(const Shape4& s, bool implicit, int iters, int reps) {
         return since_ms(t0);
       },
       iters, reps);
-  t.input_grad = best_ms(
-      [&] {
-        auto y = gkd::conv2d(x, w, {}, 1, s.k / 2);
-        const auto gy = gkd::Tensor<float>::ones(y.shape());
-        const auto t0 = std::chrono::steady_clock::now();
-        y.backward(gy);
-        const double ms = since_ms(t0);
-        x.zero_grad();
-        return ms;
-      },
-      iters, reps);
+  t.input_grad = best_ms([&] { return backward_ms(x_grad, w, s); }, iters, reps);
+  t.weight_grad = best_ms([&] { return backward_ms(x, w_grad, s); }, iters, reps);
   gkd::detail::use_implicit_gemm() = true;
   return t;
 }
@@ -92,8 +97,8 @@ std::map<std::string, Times> run_pytorch(const std::vector<Shape4>& shapes, int 
   while (std::fgets(line, sizeof line, pipe)) {
     char ver[128] = {}, spec[128] = {};
     Times t;
-    if (std::sscanf(line, "pytorch %127s shape %127s forward_ms %lf input_grad_ms %lf", ver, spec, &t.forward,
-                    &t.input_grad) == 4) {
+    if (std::sscanf(line, "pytorch %127s shape %127s forward_ms %lf input_grad_ms %lf weight_grad_ms %lf", ver, spec,
+                    &t.forward, &t.input_grad, &t.weight_grad) == 5) {
       version = ver;
       out[spec] = t;
     }
@@ -120,24 +125,28 @@ int main(int argc, char** argv) {
   }
   gkd::set_num_threads(threads);
   // The `cpu` preset's narrow networks and the small U-Net (4-32 channels), then the teacher's widths.
-  const std::vector<Shape4> shapes = {{4, 4, 128, 128, 8, 3},   {4, 8, 128, 128, 8, 3},   {4, 16, 128, 128, 16, 3},
-                                      {4, 32, 64, 64, 32, 3},   {4, 16, 64, 64, 16, 5},   {4, 64, 32, 32, 32, 3},
-                                      {4, 64, 128, 128, 64, 3}, {4, 128, 64, 64, 128, 3}, {4, 256, 32, 32, 256, 3}};
+  const std::vector<Shape4> shapes = {{4, 4, 128, 128, 8, 3},   {4, 8, 128, 128, 8, 3},    {4, 16, 128, 128, 16, 3},
+                                      {4, 32, 64, 64, 32, 3},   {4, 16, 64, 64, 16, 5},    {4, 64, 32, 32, 32, 3},
+                                      {4, 64, 128, 128, 64, 3}, {4, 128, 64, 64, 128, 3},  {4, 256, 32, 32, 256, 3},
+                                      {4, 512, 16, 16, 512, 3}, {4, 1024, 8, 8, 512, 3}};
   std::string version = "-";
   const auto torch = pytorch ? run_pytorch(shapes, threads, iters, reps, version) : std::map<std::string, Times>{};
   std::printf("gkd conv paths, float32, %d thread(s); PyTorch %s\n", threads, version.c_str());
-  std::printf("%-22s %9s %9s %9s %6s %6s | %9s %9s %9s %6s %6s\n", "N,C,H,W,O,K", "fwd i2c", "fwd impl", "fwd torch",
-              "i2c/im", "pt/im", "dx c2i", "dx impl", "dx torch", "c2i/im", "pt/im");
+  std::printf("%-22s %9s %9s %9s %6s %6s | %9s %9s %9s %6s %6s | %9s %9s %9s %6s %6s\n", "N,C,H,W,O,K", "fwd i2c",
+              "fwd impl", "fwd torch", "i2c/im", "pt/im", "dx c2i", "dx impl", "dx torch", "c2i/im", "pt/im", "dw i2c",
+              "dw impl", "dw torch", "i2c/im", "pt/im");
   for (const auto& s : shapes) {
     const Times unfolded = time_gkd(s, false, iters, reps), implicit = time_gkd(s, true, iters, reps);
     const auto it = torch.find(s.spec());
     const Times pt = it == torch.end() ? Times{} : it->second;
     auto ratio = [](double a, double b) { return a > 0 && b > 0 ? a / b : 0.0; };
-    std::printf("%-22s %9.3f %9.3f %9.3f %6.2f %6.2f | %9.3f %9.3f %9.3f %6.2f %6.2f\n", s.spec().c_str(),
-                unfolded.forward, implicit.forward, pt.forward, ratio(unfolded.forward, implicit.forward),
+    std::printf("%-22s %9.3f %9.3f %9.3f %6.2f %6.2f | %9.3f %9.3f %9.3f %6.2f %6.2f | %9.3f %9.3f %9.3f %6.2f %6.2f\n",
+                s.spec().c_str(), unfolded.forward, implicit.forward, pt.forward, ratio(unfolded.forward, implicit.forward),
                 ratio(pt.forward, implicit.forward), unfolded.input_grad, implicit.input_grad, pt.input_grad,
-                ratio(unfolded.input_grad, implicit.input_grad), ratio(pt.input_grad, implicit.input_grad));
+                ratio(unfolded.input_grad, implicit.input_grad), ratio(pt.input_grad, implicit.input_grad),
+                unfolded.weight_grad, implicit.weight_grad, pt.weight_grad,
+                ratio(unfolded.weight_grad, implicit.weight_grad), ratio(pt.weight_grad, implicit.weight_grad));
   }
-  std::printf("(ms; i2c: im2col + GEMM, c2i: GEMM + col2im, impl: implicit GEMM where it applies; 256 channels\n"
-              " exceed its row block, so both gkd columns run the same path there)\n");
+  std::printf("(ms; i2c: im2col + GEMM, c2i: GEMM + col2im, impl: implicit GEMM where it applies; the forward and\n"
+              " input gradient's row block is 192 output channels (96 on AVX2): past it both gkd columns run im2col)\n");
 }

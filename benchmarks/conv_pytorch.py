@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """The PyTorch side of benchmarks/conv_paths: for each shape N,C,H,W,O,K (stride 1, padding K // 2, no
 bias), the best of `reps` mean times of `iters` float32 conv2d forwards, and of as many input-gradient
-backwards (weight not requiring grad). Prints one line per shape:
-`pytorch <version> shape <N,C,H,W,O,K> forward_ms <t> input_grad_ms <t>`.
+backwards (weight not requiring grad) and weight-gradient backwards (input not requiring grad). Prints
+one line per shape:
+`pytorch <version> shape <N,C,H,W,O,K> forward_ms <t> input_grad_ms <t> weight_grad_ms <t>`.
 
     python3 benchmarks/conv_pytorch.py --threads 1 --shapes 4,16,128,128,16,3 4,32,64,64,32,3
 """
@@ -44,15 +45,20 @@ def main():
                 F.conv2d(x, wt, padding=k // 2)
             return (time.perf_counter() - t0) * 1e3
 
-        def input_grad():
-            y = F.conv2d(x, wt, padding=k // 2)
+        def gradient(inp, weight, wrt):
+            y = F.conv2d(inp, weight, padding=k // 2)
             gy = torch.ones_like(y)
             t0 = time.perf_counter()
-            (gx,) = torch.autograd.grad(y, x, gy)
+            torch.autograd.grad(y, wrt, gy)
             return (time.perf_counter() - t0) * 1e3
 
-        fwd, bwd = best_ms(forward, a.iters, a.reps), best_ms(input_grad, a.iters, a.reps)
-        print(f"pytorch {torch.__version__} shape {spec} forward_ms {fwd:.4f} input_grad_ms {bwd:.4f}", flush=True)
+        wt_grad = wt.detach().requires_grad_()
+        x_const = x.detach()
+        fwd = best_ms(forward, a.iters, a.reps)
+        dx = best_ms(lambda: gradient(x, wt, x), a.iters, a.reps)
+        dw = best_ms(lambda: gradient(x_const, wt_grad, wt_grad), a.iters, a.reps)
+        print(f"pytorch {torch.__version__} shape {spec} forward_ms {fwd:.4f} input_grad_ms {dx:.4f} "
+              f"weight_grad_ms {dw:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -358,8 +358,8 @@ TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with 
 }
 
 TEST_CASE("stride-1 float weight gradients without im2col agree with the double ones", "[conv]") {
-  // Where gkd's float kernel is compiled in, weight gradients with at least two kernel strips of im2col
-  // rows (in_cg kh kw >= 64 on AVX-512, >= 32 on AVX2) pack their GEMM's B panels straight from padded
+  // Where gkd's float kernel is compiled in, weight gradients with 16 or more output channels per group
+  // and at least two kernel strips of im2col rows (in_cg kh kw >= 64 on AVX-512, >= 32 on AVX2) pack their GEMM's B panels straight from padded
   // planes: planes of 64 x 64 and more sum images into per-slot partial sums, smaller ones split dW's
   // columns by input channel. Cases: both schemes, one image and several, paddings from none to more
   // than the kernel, dilation, groups, 5x5, output rows shorter than 8 and not a multiple of 8.
@@ -368,15 +368,15 @@ TEST_CASE("stride-1 float weight gradients without im2col agree with the double 
     Size2 padding, dilation;
     std::int64_t groups;
   };
-  for (const Case& c : {Case{{2, 8, 9, 37}, {12, 8, 3, 3}, {1, 1}, {1, 1}, 1},
+  for (const Case& c : {Case{{2, 8, 9, 37}, {16, 8, 3, 3}, {1, 1}, {1, 1}, 1},
                         Case{{1, 16, 6, 70}, {16, 16, 3, 3}, {1, 1}, {1, 1}, 1},
                         Case{{3, 4, 7, 47}, {32, 4, 5, 5}, {2, 2}, {1, 1}, 1},
                         Case{{2, 12, 5, 5}, {20, 12, 3, 3}, {1, 1}, {1, 1}, 1},
-                        Case{{2, 8, 6, 11}, {9, 8, 3, 3}, {0, 0}, {1, 1}, 1},
-                        Case{{2, 8, 6, 13}, {9, 8, 3, 3}, {3, 2}, {1, 1}, 1},
-                        Case{{2, 9, 10, 30}, {10, 9, 3, 3}, {2, 2}, {2, 2}, 1},
-                        Case{{2, 16, 8, 24}, {12, 8, 3, 3}, {1, 1}, {1, 1}, 2},
-                        Case{{2, 8, 64, 66}, {6, 8, 3, 3}, {1, 0}, {1, 1}, 1}}) {  // 64 x 64 output: slots
+                        Case{{2, 8, 6, 11}, {17, 8, 3, 3}, {0, 0}, {1, 1}, 1},
+                        Case{{2, 8, 6, 13}, {17, 8, 3, 3}, {3, 2}, {1, 1}, 1},
+                        Case{{2, 9, 10, 30}, {18, 9, 3, 3}, {2, 2}, {2, 2}, 1},
+                        Case{{2, 16, 8, 24}, {32, 8, 3, 3}, {1, 1}, {1, 1}, 2},
+                        Case{{2, 8, 64, 66}, {16, 8, 3, 3}, {1, 0}, {1, 1}, 1}}) {  // 64 x 64 output: slots
     INFO("input " << to_string(c.x) << " weight " << to_string(c.w) << " padding " << c.padding.h << ","
                   << c.padding.w);
     auto xd = random(c.x, 96), wd = random(c.w, 97, 0.3);

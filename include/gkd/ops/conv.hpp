@@ -703,13 +703,15 @@ void sum_over_slots(T* dw, std::int64_t wsize, const ConvGeometry& g, const Thre
 
 #ifdef GKD_SGEMM
 /// Whether a float weight gradient skips im2col (conv_weight_grad_implicit): stride 1, not pointwise or
-/// depthwise, and im2col rows (k = in_cg kh kw) filling at least two kernel strips. Measured against
-/// the im2col path (Xeon, batch 4, 3x3 and 5x5, 16 to 1024 channels at 8x8 to 128x128): AVX-512 build
-/// 1.1-2.0x on 1 thread, 1.1-2.1x on 2 (the most for 512-1024 channels at 8x8 and 16x16, where the
-/// im2col path's per-image partial sums of large weights cost as much as the products); AVX2 build
-/// 1.0-1.3x on 1 thread, 0.9-1.5x on 2. With 1 or 3 input channels (k of 9 or 27) it was 0.4-0.9x.
+/// depthwise, at least 16 output channels per group, and im2col rows (k = in_cg kh kw) filling at least
+/// two kernel strips. Measured against the im2col path (Xeon, batch 4, 3x3 and 5x5, 16 to 1024 channels
+/// at 8x8 to 128x128): AVX-512 build 1.0-2.0x on 1 thread, 1.1-2.1x on 2 (the most for 512-1024
+/// channels at 8x8 and 16x16, where the im2col path's per-image partial sums of large weights cost as
+/// much as the products); AVX2 build 1.0-1.3x on 1 thread, 0.9-1.5x on 2. Outside the rule it lost:
+/// 8 output channels 0.35-0.45x (the dot-product kernel, weight_gemm, suits them), 1 or 3 input
+/// channels (k of 9 or 27) 0.4-0.9x.
 inline bool implicit_weight_grad_pays_off(const ConvGeometry& g) {
-  return use_implicit_gemm() && g.sh == 1 && g.sw == 1 && !g.pointwise() && !g.depthwise() &&
+  return use_implicit_gemm() && g.sh == 1 && g.sw == 1 && !g.pointwise() && !g.depthwise() && g.out_cg() >= 16 &&
          g.k() >= 2 * sgemm::kNR;
 }
 
