@@ -9,6 +9,11 @@
 // 1e-9 in float64 (the same formulas), 1e-4 in float32 (float sums on the GPU, double on the CPU).
 #include <catch2/catch.hpp>
 
+#include <array>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "compare.hpp"
 #include "gkd/losses/attention_transfer.hpp"
 #include "gkd/losses/bce.hpp"
@@ -132,6 +137,78 @@ TEST_CASE("losses composed of device ops match their CPU kernels", "[cuda][losse
   REQUIRE_THROWS_WITH(gkd::one_hot(bad.cuda(), 3), Catch::Contains("outside [0, 3)"));
   REQUIRE_THROWS_WITH(gkd::mse_loss(random<float>({4}, 60).cuda(), random<float>({4}, 61)),
                       Catch::Contains("CUDA"));
+}
+
+namespace {
+
+/// x [N, C, H, W] with the feature vectors (dim 1) at positions (n, h, w) set to zero, and the 0/1 mask of
+/// those vectors (1 on them), of x's shape.
+template <gkd::Real T>
+std::pair<Tensor<T>, Tensor<T>> with_zero_rows(Tensor<T> x, const std::vector<std::array<std::int64_t, 3>>& rows) {
+  const auto& s = x.shape();
+  auto mask = Tensor<T>::zeros(s);
+  for (const auto& [n, h, w] : rows)
+    for (std::int64_t c = 0; c < s[1]; ++c) {
+      const std::int64_t i = ((n * s[1] + c) * s[2] + h) * s[3] + w;
+      x.data()[i] = T(0);
+      mask.data()[i] = T(1);
+    }
+  return {x, mask};
+}
+
+/// Requires the GPU gradient `actual` to match the CPU's `expected` on the masked elements and, apart,
+/// on the others: the gradients of zero rows are O(1/eps) (1e12 for normalize, 1e8 for cosine
+/// similarity), and judged together with the O(1) rest against 1% of the largest value (require_close)
+/// they would hide any error there.
+template <gkd::Real T>
+void require_close_apart(const Tensor<T>& actual, const Tensor<T>& expected, const Tensor<T>& mask, double tol,
+                         const std::string& what) {
+  REQUIRE(actual.device().is_cuda());
+  const Tensor<T> a = actual.cpu(), keep = gkd::sub(Tensor<T>::ones(mask.shape()), mask);
+  gkd::test::require_close(gkd::mul(a, mask), gkd::mul(expected, mask), tol, what + " on the zero rows");
+  gkd::test::require_close(gkd::mul(a, keep), gkd::mul(expected, keep), tol, what + " on the other rows");
+}
+
+/// normalize and cosine_similarity along dim 1 with all-zero rows (the eps-clamped branch): the CPU's
+/// fused kernels (include/gkd/ops/similarity.hpp) divide by max(‖x‖, eps) and send no gradient through a
+/// clamped norm, as the GPU's device-op composition (detail::clamped_norm) does. Tolerances of
+/// require_composed_losses_match: a zero row's value is 0 and its gradient one IEEE quotient by eps (by
+/// eps·‖b‖ for cosine similarity) on both devices.
+template <gkd::Real T>
+void require_zero_rows_match(double tol) {
+  const gkd::Shape shape{2, 3, 5, 6};
+  // (1, 2, 5) is a zero row of both a and b
+  const auto [a, zero_a] = with_zero_rows(random<T>(shape, 65, T(2)), {{0, 1, 2}, {1, 4, 0}, {1, 2, 5}});
+  const auto [b, zero_b] = with_zero_rows(random<T>(shape, 66, T(2)), {{0, 3, 3}, {1, 2, 5}});
+  {
+    const auto xc = a.clone().requires_grad(), xg = a.cuda().requires_grad();
+    const auto yc = gkd::normalize(xc, 1), yg = gkd::normalize(xg, 1);
+    REQUIRE(yg.device().is_cuda());
+    gkd::test::require_close(yg, yc, tol, "normalize with zero rows");
+    const auto g = random<T>(shape, 67);
+    yc.backward(g);
+    yg.backward(g.cuda());
+    require_close_apart(xg.grad(), xc.grad(), zero_a, tol, "normalize gradient");
+  }
+  {
+    const auto ac = a.clone().requires_grad(), bc = b.clone().requires_grad();
+    const auto ag = a.cuda().requires_grad(), bg = b.cuda().requires_grad();
+    const auto yc = gkd::cosine_similarity(ac, bc, 1), yg = gkd::cosine_similarity(ag, bg, 1);
+    REQUIRE(yg.device().is_cuda());
+    gkd::test::require_close(yg, yc, tol, "cosine_similarity with zero rows");
+    const auto g = random<T>(yc.shape(), 68);
+    yc.backward(g);
+    yg.backward(g.cuda());
+    require_close_apart(ag.grad(), ac.grad(), zero_a, tol, "cosine_similarity gradient of a");
+    require_close_apart(bg.grad(), bc.grad(), zero_b, tol, "cosine_similarity gradient of b");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("normalize and cosine_similarity on the GPU clamp zero rows like the CPU", "[cuda][losses]") {
+  require_zero_rows_match<double>(1e-9);
+  require_zero_rows_match<float>(1e-4);
 }
 
 TEST_CASE("metrics read GPU tensors through host copies", "[cuda][metrics]") {

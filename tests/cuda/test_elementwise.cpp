@@ -73,6 +73,37 @@ TEST_CASE("unary ops match the CPU (float64)", "[cuda][elementwise]") { check_un
 TEST_CASE("binary ops match the CPU (float32)", "[cuda][elementwise]") { check_binary_ops<float>(kFloatTol); }
 TEST_CASE("binary ops match the CPU (float64)", "[cuda][elementwise]") { check_binary_ops<double>(kDoubleTol); }
 
+namespace {
+// kernels/launch.hpp caps every grid-stride launch at 132 * 32 blocks of 256 threads: only a kernel
+// given more work items than that goes round its loop a second time.
+constexpr std::int64_t kGridThreads = 132 * 32 * 256;  // 1,081,344
+}  // namespace
+
+TEST_CASE("elementwise kernels past the first grid-stride pass match the CPU", "[cuda][elementwise]") {
+  // sigmoid: the forward runs on 16-byte packs (numel / 2 threads' worth in float64), the backward one
+  // thread per element. float64, because kFloatTol was set on about a thousand elements: over millions,
+  // inputs beyond ±4 meet gradients beyond ±4, where a one-ulp difference of y in y(1 − y) already reaches
+  // ~2.5e-5 of require_close's floor (1% of the largest gradient). The loop is the same template code for
+  // both types, and float64 stays within kDoubleTol (a few ulp of 1e-16 against that floor, ~1e-13).
+  static_assert(std::int64_t{2} * 3 * 480 * 800 / 2 > kGridThreads);
+  require_gpu_matches_cpu<double>([](const auto& in) { return gkd::sigmoid(in[0]); },
+                                  {random<double>({2, 3, 480, 800}, 81)}, kDoubleTol, kDoubleTol,
+                                  "sigmoid of 2,304,000 elements");
+  // Broadcasting add and where (index-computing kernels, one thread per output element) in float32,
+  // compared exactly: each output is one IEEE addition or a selection on both devices, the gradient of
+  // the operand broadcast over dim 0 is fl(g0 + g1) in either order (a two-term sum from 0 is
+  // order-independent), and the other gradients are g itself or a selection of it.
+  const auto a = random<float>({2, 3, 480, 400}, 82);
+  const auto b = random<float>({1, 3, 480, 400}, 83);
+  static_assert(std::int64_t{2} * 3 * 480 * 400 > kGridThreads);
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::add(in[0], in[1]); }, {a, b}, 0.0, 0.0,
+                                 "add broadcast over dim 0, 1,152,000 outputs");
+  // cond [2, 1, 480, 400]: its gradient masks (KeepIf/DropIf of cond and g) also broadcast, over all outputs
+  const auto cond = gkd::gt(random<float>({2, 1, 480, 400}, 84), Tensor<float>::scalar(0.f));
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::where(in[0], in[1], in[2]); }, {cond, a, b}, 0.0,
+                                 0.0, "where with broadcast condition and b, 1,152,000 outputs", {0});
+}
+
 TEST_CASE("mixed devices are refused clearly", "[cuda][elementwise]") {
   const auto a = random<float>({3}, 31);
   REQUIRE_THROWS_WITH(gkd::add(a.cuda(), a), Catch::Contains("expected a CUDA tensor"));

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -29,9 +30,12 @@ namespace {
 enum class Loss { Mse, Kl };
 
 /// Requires the GPU loss within tol·|loss| + loss_floor of the CPU's and the gradient within relative
-/// L2 error tol (absolute where the CPU's gradient vanishes).
+/// L2 error tol (absolute where the CPU's gradient vanishes). With `zero_s` / `zero_t` ≥ 0, that student
+/// row / teacher row (of the B·N rows) is all zero: the eps-clamped branch of the row normalisation
+/// (ŝ = 0, gradient dŝ / eps on both sides). The zero row's gradient is O(1/eps) and the others' O(1), so
+/// each is then compared on its own (one relative L2 error over both would see the zero row alone).
 void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::PairwiseArgs args, double tol,
-                       double loss_floor = 1e-7) {
+                       double loss_floor = 1e-7, std::int64_t zero_s = -1, std::int64_t zero_t = -1) {
   INFO((loss == Loss::Mse ? "similarity_mse" : "pixel_pair_kl") << " B " << shape.batch << " N " << shape.nodes << " C_s "
                                                                   << shape.cs << " C_t " << shape.ct << " tau "
                                                                   << args.temperature << " mean " << args.mean
@@ -42,6 +46,9 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
   if (args.bf16)
     for (auto* v : {&s, &t})
       for (float& x : *v) x = gkd::round_to(gkd::Precision::bf16, x);
+  INFO("zero student row " << zero_s << ", zero teacher row " << zero_t);
+  if (zero_s >= 0) std::fill(s.begin() + zero_s * shape.cs, s.begin() + (zero_s + 1) * shape.cs, 0.0f);
+  if (zero_t >= 0) std::fill(t.begin() + zero_t * shape.ct, t.begin() + (zero_t + 1) * shape.ct, 0.0f);
   // CPU oracle in double on the same float values
   const std::vector<double> s64(s.begin(), s.end()), t64(t.begin(), t.end());
   std::vector<double> grad_ref(static_cast<std::size_t>(ns));
@@ -64,9 +71,26 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
   INFO("loss gpu " << loss_gpu << " cpu " << loss_ref);
   REQUIRE(std::isfinite(loss_gpu));
   REQUIRE(std::abs(loss_gpu - loss_ref) <= tol * std::abs(loss_ref) + loss_floor);
-  const double err = relative_l2(grad_gpu, grad_ref);
-  INFO("gradient relative L2 error " << err);
-  REQUIRE(err <= tol);
+  if (zero_s < 0) {
+    const double err = relative_l2(grad_gpu, grad_ref);
+    INFO("gradient relative L2 error " << err);
+    REQUIRE(err <= tol);
+  } else {
+    std::vector<float> zero_gpu, rest_gpu;
+    std::vector<double> zero_ref, rest_ref;
+    double largest = 0;
+    for (std::int64_t i = 0; i < ns; ++i) {
+      const bool in_zero_row = i / shape.cs == zero_s;
+      (in_zero_row ? zero_gpu : rest_gpu).push_back(grad_gpu[std::size_t(i)]);
+      (in_zero_row ? zero_ref : rest_ref).push_back(grad_ref[std::size_t(i)]);
+      if (in_zero_row) largest = std::max(largest, std::abs(grad_ref[std::size_t(i)]));
+    }
+    REQUIRE(largest > 1e6);  // the case does reach the clamped branch (a gradient of order 1/eps)
+    const double zero_err = relative_l2(zero_gpu, zero_ref), rest_err = relative_l2(rest_gpu, rest_ref);
+    INFO("gradient relative L2 error: zero row " << zero_err << ", other rows " << rest_err);
+    REQUIRE(zero_err <= tol);
+    REQUIRE(rest_err <= tol);
+  }
   // loss-only call: same loss
   if (loss == Loss::Mse) gkd::cuda::similarity_mse_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, nullptr, ws.ptr, bytes);
   else gkd::cuda::pixel_pair_kl_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, nullptr, ws.ptr, bytes);
@@ -134,6 +158,20 @@ TEST_CASE("CUDA SKD and CIRKD at sizes small enough for compute-sanitizer", "[cu
   for (bool kl : {false, true})
     check_against_cpu(kl ? Loss::Kl : Loss::Mse, PairwiseShape{1, 600, 8, 12},
                       {.temperature = 0.5, .mean = false, .bf16 = true}, 8e-2);
+}
+
+TEST_CASE("CUDA SKD and CIRKD with an all-zero student row and teacher row equal the CPU op", "[cuda][pairwise_kd]") {
+  // Student row 3 (image 0) and teacher row N + 20 (image 1) zero. 3xTF32 similarities and their 1e-4:
+  // the clamped row's gradient is one division of dŝ, accumulated like every other row's.
+  using gkd::cuda::PairwiseShape;
+  for (const auto schedule : {gkd::cuda::Schedule::Tiles, gkd::cuda::Schedule::Panels})
+    for (const PairwiseShape shape : {PairwiseShape{2, 37, 5, 11}, PairwiseShape{2, 130, 64, 48}})
+      for (bool mean : {true, false}) {
+        check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = true, .schedule = schedule}, 1e-4, 1e-7, 3,
+                          shape.nodes + 20);
+        check_against_cpu(Loss::Kl, shape, {.temperature = 0.5, .mean = mean, .precise = true, .schedule = schedule},
+                          1e-4, 1e-7, 3, shape.nodes + 20);
+      }
 }
 
 TEST_CASE("CUDA pairwise_kd_backward scales the gradient", "[cuda][pairwise_kd]") {

@@ -7,9 +7,11 @@
 // gradient exact.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "compare.hpp"
 #include "gkd/nn/max_unpool.hpp"
@@ -97,6 +99,19 @@ TEST_CASE("adaptive_avg_pool2d matches the CPU forward and backward", "[cuda][po
     require_gpu_matches_cpu<float>(f, {random<float>(c.x, 115)}, 1e-5, 1e-5, "float32 " + c.name);
     require_gpu_matches_cpu<double>(f, {random<double>(c.x, 116)}, 1e-12, 1e-12, "float64 " + c.name);
   }
+}
+
+TEST_CASE("max_pool2d on our kernels past the first grid-stride pass matches the CPU", "[cuda][pool]") {
+  // Dilation sends max pooling to our kernels (pool_kernels.cu: one thread per output forward, per input
+  // backward), whose launches kernels/launch.hpp caps at 132 * 32 blocks of 256 threads. Kernel 2,
+  // stride 1, dilation 2 on [2, 3, 482, 402] has [2, 3, 480, 400] outputs, more than that cap (and more
+  // inputs): the first threads take a second element. Tolerances of the cases above: the forward selects
+  // elements, the backward sums the same dy in the same (increasing window) order as the CPU.
+  constexpr std::int64_t kGridThreads = 132 * 32 * 256;  // 1,081,344
+  static_assert(std::int64_t{2} * 3 * 480 * 400 > kGridThreads);
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::max_pool2d(in[0], 2, 1, 0, 2); },
+                                 {random<float>({2, 3, 482, 402}, 128)}, 1e-6, 1e-5,
+                                 "dilated max pooling, 1,152,000 outputs");
 }
 
 TEST_CASE("max_pool2d on the GPU propagates NaN like the CPU", "[cuda][pool]") {
@@ -194,6 +209,111 @@ void check_indices_and_unpool() {
 TEST_CASE("max_pool2d_indices and max_unpool2d match the CPU forward and backward", "[cuda][pool]") {
   check_indices_and_unpool<float>();
   check_indices_and_unpool<double>();
+}
+
+namespace {
+
+/// Whether kernels/ops/pool.cpp runs max pooling case `c` on cuDNN (cudnn_expressible): no dilation, and
+/// the floor-mode output size.
+bool runs_on_cudnn(const Case& c) {
+  const std::int64_t in_h = c.x[c.x.size() - 2], in_w = c.x.back();
+  auto same_as_floor = [&c](std::int64_t in, std::int64_t k, std::int64_t pad, std::int64_t stride) {
+    return gkd::detail::pool_output_size(in, k, pad, stride, 1, c.ceil_mode) ==
+           gkd::detail::pool_output_size(in, k, pad, stride, 1, false);
+  };
+  return c.dilation.h == 1 && c.dilation.w == 1 && same_as_floor(in_h, c.kernel.h, c.padding.h, c.stride.h) &&
+         same_as_floor(in_w, c.kernel.w, c.padding.w, c.stride.w);
+}
+
+/// cuDNN max pooling (CUDNN_POOLING_MAX_DETERMINISTIC) backward on inputs with tied maxima. The CPU gives
+/// each window's gradient to its first maximal element (row-major); cuDNN documents neither which tied
+/// element it picks nor that it picks only one, so the gradients are NOT compared with the CPU's here.
+/// Asserted instead is what every valid max-pooling gradient satisfies (each window's dy spread over its
+/// maximal elements, weights summing to 1):
+/// - the forward equals the CPU's exactly (the maximum is the same value whichever element holds it);
+/// - the gradient is zero on every element that is not maximal in some window holding it;
+/// - per plane Σ dx = Σ dy and, where windows do not overlap, per window Σ_window dx = dy.
+/// Sums are formed in long double (exact enough for ≤ 240 values of T). Tolerance: spreading dy over at
+/// most kh·kw tied elements and summing at most kh·kw windows' shares into one element each round by at
+/// most eps/2 relative, so |Σ dx − Σ dy| ≤ kh·kw·eps·Σ|dy| (to first order); a gradient sent to several
+/// maxima whole, or lost, misses by about |dy|.
+template <gkd::Real T>
+void check_cudnn_max_pool_ties(const Case& c, std::uint64_t seed) {
+  INFO((std::is_same_v<T, float> ? "float32 " : "float64 ") << c.name);
+  REQUIRE(runs_on_cudnn(c));
+  const auto x = with_ties<T>(c.x, seed);
+  auto pool = [&c](const Tensor<T>& in) {
+    return gkd::max_pool2d(in, c.kernel, c.stride, c.padding, c.dilation, c.ceil_mode);
+  };
+  const auto y = pool(x);
+  const auto xg = x.cuda().requires_grad();
+  const auto yg = pool(xg);
+  REQUIRE(yg.device().is_cuda());
+  gkd::test::require_close(yg, y, 0.0, "forward on tied inputs");
+  const auto dy = random<T>(y.shape(), seed + 1);
+  yg.backward(dy.cuda());
+  REQUIRE(xg.grad().defined());
+  REQUIRE(xg.grad().shape() == x.shape());
+  const auto xv = x.to_vector(), yv = y.to_vector(), dyv = dy.to_vector(), dxv = xg.grad().cpu().to_vector();
+  const std::size_t rank = c.x.size();
+  const std::int64_t in_h = c.x[rank - 2], in_w = c.x[rank - 1];
+  const std::int64_t out_h = y.shape()[rank - 2], out_w = y.shape()[rank - 1];
+  const std::int64_t planes = x.numel() / (in_h * in_w);
+  const bool overlapping = c.stride.h < c.kernel.h || c.stride.w < c.kernel.w;
+  const long double slack = static_cast<long double>(std::numeric_limits<T>::epsilon()) * c.kernel.h * c.kernel.w;
+  std::vector<char> maximal(xv.size(), 0);  // maximal in some window that holds it
+  std::int64_t tied_windows = 0, empty_windows = 0, bad_windows = 0, bad_planes = 0;
+  for (std::int64_t p = 0; p < planes; ++p) {
+    long double sum_dy = 0, sum_abs_dy = 0, sum_dx = 0;
+    for (std::int64_t oh = 0; oh < out_h; ++oh) {
+      const std::int64_t h0 = std::max<std::int64_t>(oh * c.stride.h - c.padding.h, 0);
+      const std::int64_t h1 = std::min(oh * c.stride.h - c.padding.h + c.kernel.h, in_h);
+      for (std::int64_t ow = 0; ow < out_w; ++ow) {
+        const std::int64_t w0 = std::max<std::int64_t>(ow * c.stride.w - c.padding.w, 0);
+        const std::int64_t w1 = std::min(ow * c.stride.w - c.padding.w + c.kernel.w, in_w);
+        const auto o = static_cast<std::size_t>((p * out_h + oh) * out_w + ow);
+        std::int64_t maxima = 0;
+        long double window_dx = 0;
+        for (std::int64_t ih = h0; ih < h1; ++ih)
+          for (std::int64_t iw = w0; iw < w1; ++iw) {
+            const auto i = static_cast<std::size_t>((p * in_h + ih) * in_w + iw);
+            if (xv[i] == yv[o]) {
+              maximal[i] = 1;
+              ++maxima;
+            }
+            window_dx += dxv[i];
+          }
+        empty_windows += maxima == 0;  // the window geometry above disagrees with the op
+        tied_windows += maxima > 1;
+        const long double dyo = dyv[o];
+        if (!overlapping && std::abs(window_dx - dyo) > slack * std::abs(dyo)) ++bad_windows;
+        sum_dy += dyo;
+        sum_abs_dy += std::abs(dyo);
+      }
+    }
+    for (std::int64_t i = p * in_h * in_w; i < (p + 1) * in_h * in_w; ++i) sum_dx += dxv[static_cast<std::size_t>(i)];
+    if (std::abs(sum_dx - sum_dy) > slack * sum_abs_dy) ++bad_planes;
+  }
+  std::int64_t stray = 0;
+  for (std::size_t i = 0; i < dxv.size(); ++i) stray += dxv[i] != T(0) && !maximal[i];
+  REQUIRE(empty_windows == 0);
+  REQUIRE(tied_windows > 0);  // the input exercises the tie rule
+  REQUIRE(stray == 0);        // gradient only on maximal elements
+  REQUIRE(bad_planes == 0);   // Σ dx = Σ dy per plane
+  REQUIRE(bad_windows == 0);  // Σ_window dx = dy per window (non-overlapping windows)
+}
+
+}  // namespace
+
+TEST_CASE("cuDNN max_pool2d backward on tied maxima conserves the gradient on maximal elements", "[cuda][pool]") {
+  int on_cudnn = 0;
+  for (const auto& c : pool_cases()) {
+    if (!runs_on_cudnn(c)) continue;  // ceil_mode's extra windows: our kernels, compared with the CPU above
+    ++on_cudnn;
+    check_cudnn_max_pool_ties<float>(c, 131);
+    check_cudnn_max_pool_ties<double>(c, 133);
+  }
+  REQUIRE(on_cudnn == 7);
 }
 
 TEST_CASE("max_pool2d_indices on the GPU follows the CPU's NaN rule", "[cuda][pool]") {

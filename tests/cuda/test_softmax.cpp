@@ -57,3 +57,30 @@ TEST_CASE("cross_entropy matches the CPU with weights, ignore_index and every re
   REQUIRE_THROWS_WITH(gkd::cross_entropy(logits.cuda(), bad.cuda(), Tensor<float>(), 255),
                       Catch::Contains("not a class index"));
 }
+
+TEST_CASE("softmax, log_softmax and cross_entropy past the first grid-stride pass match the CPU", "[cuda][reduce]") {
+  // These kernels run one thread per (outer, inner) position and loop over the class dim
+  // (kernels/ops/reduce_kernels.cu); kernels/launch.hpp caps a launch at 132 * 32 blocks of 256 threads.
+  // [8, 2, 384, 384] over dim 1 has 8 * 384 * 384 positions, more than that cap: the first threads take
+  // a second position. (The target check of cross_entropy runs one thread per target, as many.)
+  constexpr std::int64_t kGridThreads = 132 * 32 * 256;  // 1,081,344
+  static_assert(std::int64_t{8} * 384 * 384 > kGridThreads);
+  // softmax / log_softmax in float64 with the float64 tolerance above: the per-position math is the
+  // small case's, a few ulp (1e-16) apart. Not float32: its 2e-5 was set on a few hundred elements, and the
+  // backward y (g − Σ g y) loses up to ~1e-6 absolute (|g| ≈ 5) against a floor of ~0.02 in the tails of
+  // 2.4 million elements, beyond 2e-5.
+  const auto x = random<double>({8, 2, 384, 384}, 48, 3.0);
+  require_gpu_matches_cpu<double>([](const auto& in) { return gkd::softmax(in[0], 1); }, {x}, 1e-12, 1e-12,
+                                  "softmax over 1,179,648 positions");
+  require_gpu_matches_cpu<double>([](const auto& in) { return gkd::log_softmax(in[0], 1); }, {x}, 1e-12, 1e-12,
+                                  "log_softmax over 1,179,648 positions");
+  // cross_entropy in float32, per-position map (no float sum of a million terms on the GPU): both devices
+  // compute each position in double and round once to float (a float ulp, 6e-8), so the tolerance
+  // of the small case above holds at any size. Every tenth target is ignored.
+  const auto logits = random<float>({8, 2, 384, 384}, 49, 2.f);
+  auto target = gkd::test::random_integers<float>({8, 384, 384}, 2, 50);
+  for (std::int64_t i = 0; i < target.numel(); i += 10) target.data()[i] = 255.f;
+  require_gpu_matches_cpu<float>(
+      [](const auto& in) { return gkd::cross_entropy(in[0], in[1], Tensor<float>(), 255, gkd::Reduction::None); },
+      {logits, target}, 1e-5, 1e-5, "cross_entropy map over 1,179,648 positions", {1});
+}

@@ -60,6 +60,27 @@ TEST_CASE("nearest upsampling matches the CPU", "[cuda][upsample]") {
   check_nearest<double>();
 }
 
+TEST_CASE("upsampling past the first grid-stride pass matches the CPU", "[cuda][upsample]") {
+  // One thread per output element, forward and backward (upsample_kernels.cu), in launches that
+  // kernels/launch.hpp caps at 132 * 32 blocks of 256 threads: [2, 3, 240, 200] doubled has
+  // [2, 3, 480, 400] outputs, more than that cap, so the first threads take a second output.
+  constexpr std::int64_t kGridThreads = 132 * 32 * 256;  // 1,081,344
+  static_assert(std::int64_t{2} * 3 * 480 * 400 > kGridThreads);
+  // Bilinear in float64 with the float64 tolerances above: each input gradient sums 16 weighted terms by
+  // atomics in any order, at most 15 roundings of 1.1e-16 of partial sums below ~20 (4 × the largest |dy|),
+  // i.e. < 5e-13 of require_close's floor (1% of the largest gradient, ~0.07) even in the worst case. Not
+  // float32: its forward 2e-5 was set on 378 outputs, and a few-ulp difference (FMA contraction on the GPU)
+  // of products near 4 that cancel to near the ~0.03 floor reaches 1e-5 to 2e-5 among a million outputs.
+  require_gpu_matches_cpu<double>(
+      [](const auto& in) { return gkd::upsample_bilinear2d(in[0], gkd::Scale2{2.0}, false); },
+      {random<double>({2, 3, 240, 200}, 104)}, 1e-12, 1e-12, "bilinear x2 to 1,152,000 outputs");
+  // Nearest in float32 with the tolerances of check_nearest: copies forward (exact); backward, sums of 4
+  // terms by atomics: 3 roundings of 6e-8 of at most ~20, < 4e-5 of the ~0.09 floor in the worst case.
+  require_gpu_matches_cpu<float>([](const auto& in) { return gkd::upsample_nearest2d(in[0], gkd::Scale2{2.0}); },
+                                 {random<float>({2, 3, 240, 200}, 105)}, 0.0, 1e-4,
+                                 "nearest x2 to 1,152,000 outputs");
+}
+
 TEST_CASE("upsampling refuses bad input on the GPU", "[cuda][upsample]") {
   const auto x = random<float>({2, 3, 4}, 103).cuda();
   REQUIRE_THROWS_WITH(gkd::upsample_bilinear2d(x, gkd::Size2{8, 8}), Catch::Contains("4-D"));
