@@ -53,9 +53,10 @@ struct ConvDesc {
 enum Direction { kForward = 0, kBackwardData = 1, kBackwardFilter = 2 };
 
 /// Everything an algorithm choice depends on: data type, strict FP32 (no TF32), the input,
-/// filter and output shapes, stride, padding, dilation, groups and the direction.
+/// filter and output shapes, stride, padding, dilation, groups, the direction and the buffers'
+/// alignment (dnn::alignment_of).
 using GeometryKey = std::tuple<int, bool, Shape, Shape, Shape, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                               std::int64_t, std::int64_t, std::int64_t, int>;
+                               std::int64_t, std::int64_t, std::int64_t, int, std::int64_t>;
 
 struct Choice {
   int algo = 0;
@@ -146,9 +147,9 @@ struct Convolution {
         w(data, ws, op), conv(compute, p, op), strict(data == CUDNN_DATA_FLOAT && !allow_tf32()),
         deterministic(data == CUDNN_DATA_DOUBLE), half(data == CUDNN_DATA_BFLOAT16 || data == CUDNN_DATA_HALF) {}
 
-  GeometryKey key(Direction d) const {
+  GeometryKey key(Direction d, const void* a, const void* b, const void* c) const {
     return {static_cast<int>(data), strict, xs, ws, ys, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dilation_h,
-            p.dilation_w, p.groups, static_cast<int>(d)};
+            p.dilation_w, p.groups, static_cast<int>(d), dnn::alignment_of(a, b, c)};
   }
   /// The math type the benchmark may use: FMA only when strict, tensor cores for 16-bit data, cuDNN's
   /// default otherwise.
@@ -198,7 +199,7 @@ struct Convolution {
   bool forward(const void* xp, const void* wp, void* yp) const {
     if (graph_api(dnn::ConvDirection::Forward, xp, wp, yp)) return true;
     const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
-        key(kForward), strict, deterministic, half, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+        key(kForward, xp, wp, yp), strict, deterministic, half, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionForwardWorkspaceSize(dnn::handle(), x.d, w.d, conv.d, y.d,
@@ -223,7 +224,7 @@ struct Convolution {
   bool backward_data(const void* wp, const void* gp, void* dxp) const {
     if (graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp)) return true;
     const Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
-        key(kBackwardData), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+        key(kBackwardData, wp, gp, dxp), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionBackwardDataWorkspaceSize(dnn::handle(), w.d, y.d, conv.d, x.d,
@@ -248,7 +249,7 @@ struct Convolution {
   bool backward_filter(const void* xp, const void* gp, void* dwp) const {
     if (graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp)) return true;
     const Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
-        key(kBackwardFilter), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+        key(kBackwardFilter, xp, gp, dwp), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
           if (a == 0) reset_math();
           return cudnnGetConvolutionBackwardFilterWorkspaceSize(dnn::handle(), x.d, y.d, conv.d, w.d,

@@ -319,13 +319,6 @@ std::unique_ptr<Plan> choose_plan(const ConvProblem& p, std::int64_t alignment, 
   return nullptr;
 }
 
-/// The largest power of two up to 16 that divides every pointer.
-std::int64_t alignment_of(const void* x, const void* w, const void* y) {
-  const auto bits = reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(w) |
-                    reinterpret_cast<std::uintptr_t>(y) | std::uintptr_t{16};
-  return static_cast<std::int64_t>(bits & (~bits + 1));
-}
-
 }  // namespace
 
 bool run_graph_convolution(const ConvProblem& p, void* x, void* w, void* y) {

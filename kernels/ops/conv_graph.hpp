@@ -29,6 +29,14 @@ struct ConvProblem {
   std::int64_t stride[2] = {1, 1}, pad[2] = {0, 0}, dilation[2] = {1, 1};
 };
 
+/// The largest power of two up to 16 that divides every pointer: part of every cached choice of
+/// algorithm or plan, since cuDNN may choose differently for less aligned buffers (a batch slice).
+inline std::int64_t alignment_of(const void* x, const void* w, const void* y) {
+  const auto bits = reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(w) |
+                    reinterpret_cast<std::uintptr_t>(y) | std::uintptr_t{16};
+  return static_cast<std::int64_t>(bits & (~bits + 1));
+}
+
 /// Runs `p` with beta = 0: Forward writes y from x and w, BackwardData writes x (dx) from w and y (dy),
 /// BackwardFilter writes w (dw) from x and y (dy). Returns false, having run nothing, when the graph
 /// API has no usable engine for the problem; the caller then uses the legacy API. Plans are cached

@@ -103,6 +103,16 @@ TEST_CASE("each cuDNN interface really serves the directions it is chosen for", 
   require_gpu_matches_cpu<float>([](const auto& in) { return gkd::conv2d(in[0].narrow(0, 1, 2), in[1], in[2], 1, 1); },
                                  {big, random<float>({4, 3, 3, 3}, 96), random<float>({4}, 97)}, 1e-4, 1e-4,
                                  "4-byte aligned input, graph API");
+  // The legacy API's algorithm cache also keys on alignment: the same geometry on aligned buffers
+  // first, then on the 4-byte aligned slice.
+  const gkd::test::UseConvApi legacy(gkd::cuda::ConvApi::Legacy);
+  for (const bool aligned : {true, false})
+    require_gpu_matches_cpu<float>(
+        [aligned](const auto& in) {
+          return gkd::conv2d(in[0].narrow(0, aligned ? 0 : 1, 2), in[1], in[2], 1, 1);
+        },
+        {big, random<float>({4, 3, 3, 3}, 98), random<float>({4}, 99)}, 1e-4, 1e-4,
+        aligned ? "aligned input, legacy API" : "4-byte aligned input, legacy API");
 }
 
 TEST_CASE("GKD_CUDNN_API and set_conv_api choose the cuDNN interface", "[cuda][conv]") {
