@@ -4,6 +4,9 @@
 // CPU op on the same float32 inputs. Tolerances are the kernels' own (tests/cuda/test_graph_kd.cpp,
 // test_pairwise_kd.cpp, test_cross_recon_kd.cpp): 1e-3 for 3xTF32 similarities, 1e-4 for DICD.
 // Unsupported requests (float64, DICD's per-pixel map, mixed devices) raise gkd::Error.
+// The baselines' feature losses that run on a GPU only in the pipeline (FSP, EMKD's region affinity and
+// its IMD, attention transfer with p = 4 summed over positions) and DCGD's graph terms as the pipeline adds
+// them (add_dcgd_terms, "kl" and "infonce") equal the CPU's, at the same tolerances.
 // The losses composed of device ops on a GPU (mse, l1, BCE, distillation KL, Dice, normalize, cosine
 // similarity, one_hot, and the AT / IFVD / CWD baselines built on them) equal their fused CPU kernels:
 // 1e-9 in float64 (the same formulas), 1e-4 in float32 (float sums on the GPU, double on the CPU).
@@ -19,11 +22,14 @@
 #include "gkd/losses/bce.hpp"
 #include "gkd/losses/channel_wise_kd.hpp"
 #include "gkd/losses/cross_recon_kd.hpp"
+#include "gkd/distill/dcgd.hpp"
 #include "gkd/losses/dice.hpp"
+#include "gkd/losses/fsp.hpp"
 #include "gkd/losses/graph_kd.hpp"
 #include "gkd/losses/ifvd.hpp"
 #include "gkd/losses/kl_div.hpp"
 #include "gkd/losses/pairwise_kd.hpp"
+#include "gkd/losses/region_affinity.hpp"
 #include "gkd/losses/regression.hpp"
 #include "gkd/metrics/hausdorff.hpp"
 #include "gkd/metrics/roc_auc.hpp"
@@ -137,6 +143,80 @@ TEST_CASE("losses composed of device ops match their CPU kernels", "[cuda][losse
   REQUIRE_THROWS_WITH(gkd::one_hot(bad.cuda(), 3), Catch::Contains("outside [0, 3)"));
   REQUIRE_THROWS_WITH(gkd::mse_loss(random<float>({4}, 60).cuda(), random<float>({4}, 61)),
                       Catch::Contains("CUDA"));
+}
+
+namespace {
+
+/// FSP, region affinity (RAD) and attention transfer as EMKD's IMD (p = 4, summed over positions), composed
+/// of device ops: the tolerances of require_composed_losses_match (1e-9 float64, same formulas; 1e-4
+/// float32, float sums on the GPU). The features are independent, so no loss is a difference of nearly
+/// equal terms that would magnify round-off.
+template <gkd::Real T>
+void require_feature_losses_match(double tol) {
+  // FSP as in the pipeline (baselines.hpp): the second feature of each pair smaller than the first (adaptive
+  // average pooling up to it), and once larger (pooled down) and once of the same size; teacher constant.
+  const auto s1 = random<T>({2, 3, 4, 4}, 71), s2 = random<T>({2, 5, 2, 2}, 72);
+  const auto t1 = random<T>({2, 3, 8, 8}, 73), t2 = random<T>({2, 5, 4, 4}, 74);
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::fsp_loss(in[0], in[1], in[2], in[3]); },
+                             {s1, s2, t1, t2}, tol, tol, "fsp_loss (second features pooled up)", {2, 3});
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::fsp_loss(in[0], in[1], in[2], in[3]); },
+                             {s1, random<T>({2, 5, 7, 9}, 75), t1, random<T>({2, 5, 8, 8}, 76)}, tol, tol,
+                             "fsp_loss (pooled down, same size)", {2, 3});
+
+  // RAD: the student at 8x8 (mask nearest-resized from 16x16), the teacher at the mask's 16x16 (no resize).
+  // Sample 0: a random mask; sample 1: no foreground at all; sample 2: foreground on odd rows and columns
+  // only, which nearest resizing to 8x8 (rows and columns 2i) drops, so the student sees no foreground
+  // while the teacher does. An empty foreground gives r1 = 0 (EMKD's +1 smoothing) and c = cos(r0, 0) = 0
+  // through the eps clamp, with a zero gradient (the mask multiplies it) on both devices.
+  auto mask = gkd::test::random_integers<T>({3, 16, 16}, 2, 77);
+  for (std::int64_t i = 0; i < 256; ++i) {
+    mask.data()[256 + i] = T(0);
+    const std::int64_t h = i / 16, w = i % 16;
+    mask.data()[512 + i] = T(h % 2 == 1 && w % 2 == 1 && h < 9 && w < 11);
+  }
+  const auto fs = random<T>({3, 4, 8, 8}, 78), ft = random<T>({3, 6, 16, 16}, 79);
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::region_affinity_loss(in[0], in[1], in[2]); },
+                             {fs, ft, mask}, tol, tol, "region_affinity_loss", {1, 2});
+  require_gpu_matches_cpu<T>([](const auto& in) { return gkd::region_contrast(in[0], in[1]); }, {ft, mask}, tol, tol,
+                             "region_contrast", {1});
+
+  // IMD: p = 4 summed over positions, the student bilinearly resized to the teacher's size, and not.
+  const gkd::AttentionTransferOptions imd{.p = 4.0, .sum_over_positions = true};
+  require_gpu_matches_cpu<T>([&](const auto& in) { return gkd::attention_transfer_loss(in[0], in[1], imd); },
+                             {random<T>({2, 3, 5, 6}, 80), random<T>({2, 4, 10, 12}, 81)}, tol, tol,
+                             "attention_transfer_loss p = 4, summed over positions (resized)", {1});
+  require_gpu_matches_cpu<T>([&](const auto& in) { return gkd::attention_transfer_loss(in[0], in[1], imd); },
+                             {random<T>({2, 3, 5, 6}, 82), random<T>({2, 5, 5, 6}, 83)}, tol, tol,
+                             "attention_transfer_loss p = 4, summed over positions", {1});
+}
+
+}  // namespace
+
+TEST_CASE("FSP, region affinity and EMKD's attention transfer on the GPU match the CPU", "[cuda][losses]") {
+  require_feature_losses_match<double>(1e-9);
+  require_feature_losses_match<float>(1e-4);
+}
+
+TEST_CASE("DCGD's graph terms on the GPU match the CPU with either graph loss", "[cuda][graph_kd]") {
+  // add_dcgd_terms as the student stage calls it: B = 4 samples, the anchor and K = 2 views of C = 16
+  // (stacked sample-major on the device), intra (star graphs of 3) and inter (full graph over the 8 views)
+  // weighted and summed; teacher vectors constant. float32 only (the graph kernels' precision), at the
+  // graph kernels' tolerance (3xTF32 similarities: 1e-3, as above).
+  std::vector<Tensor<float>> z;
+  for (std::uint64_t v = 0; v < 6; ++v) z.push_back(random<float>({4, 16}, 90 + v));
+  for (const char* loss : {"kl", "infonce"}) {
+    gkd::distill::GkdConfig c;
+    c.graph_loss = loss;
+    c.intra = 1.0, c.inter = 0.5;
+    require_gpu_matches_cpu<float>(
+        [&c](const auto& in) {
+          gkd::distill::LossTerms<float> terms;
+          gkd::distill::add_dcgd_terms(terms, {in[0], in[1], in[2]}, {in[3], in[4], in[5]}, c);
+          REQUIRE(terms.terms.size() == 2);
+          return terms.total();
+        },
+        z, 1e-3, 1e-3, std::string("add_dcgd_terms, graph_loss = ") + loss, {3, 4, 5});
+  }
 }
 
 namespace {

@@ -147,9 +147,19 @@ void require_gpu_close(const GraphKDConfig& c, const std::vector<float>& a, cons
   REQUIRE(rel <= tol);
 }
 
+/// Student row and teacher row made all zero: the eps-clamped branch of the row normalisation,
+/// ŝ = x / max(‖x‖, eps) = 0 and dF_s = dŝ / eps, on the GPU (normalise_rows, normalise_backward) as in
+/// the CPU oracle. The zero row's gradient is O(1/eps) = O(1e12) and the others' O(1), so each is
+/// compared on its own (judged together, require_close's floor of 1% of the largest value would hide
+/// every other row), with the same tolerance: the clamped row is one division of the same accumulated dŝ
+/// that the other rows project.
+struct ZeroRows {
+  std::int64_t student = -1, teacher = -1;
+};
+
 /// GPU = CPU oracle for one configuration, with reduction None (per-row losses, random grad_rows) and
 /// with the configured reduction (scalar loss, upstream gradient 1.5).
-void check_config(GraphKDConfig c, double scale = 1.0) {
+void check_config(GraphKDConfig c, double scale = 1.0, ZeroRows zero = {}) {
   const bool bf16_inputs = c.precision == GraphKDPrecision::BF16;
   INFO("n " << c.n << " C_s " << c.student_channels << " C_t " << c.teacher_channels << " form "
             << (c.form == GraphKDForm::KL ? "kl" : "infonce") << " mask " << int(c.mask) << " group " << c.group_size
@@ -161,6 +171,9 @@ void check_config(GraphKDConfig c, double scale = 1.0) {
     detail::round_in_place(s, Precision::bf16);
     detail::round_in_place(t, Precision::bf16);
   }
+  const std::int64_t cs = c.student_channels, ct = c.teacher_channels;
+  if (zero.student >= 0) std::fill_n(s.data() + zero.student * cs, cs, 0.0f);
+  if (zero.teacher >= 0) std::fill_n(t.data() + zero.teacher * ct, ct, 0.0f);
   const auto g = test::random<float>({c.n}, 300 + std::uint64_t(c.n));
   const bool nce = c.form == GraphKDForm::InfoNCE;
   const double tol = tolerance(c, false), gtol = tolerance(c, true);
@@ -188,66 +201,21 @@ void check_config(GraphKDConfig c, double scale = 1.0) {
       }
       for (float v : gpu.grad) REQUIRE(std::isfinite(v));
       report("grad", cc, gpu.grad, x.grad());
-      require_gpu_close(c, gpu.grad, x.grad(), gtol, "student gradient");
-    }
-  }
-}
-
-/// check_config with student row `zero_s` and teacher row `zero_t` all zero: the eps-clamped branch of the
-/// row normalisation, ŝ = x / max(‖x‖, eps) = 0 and dF_s = dŝ / eps, on the GPU (normalise_rows,
-/// normalise_backward) as in the CPU oracle (GraphProblem::normalise_row / normalise_backward, eps = c.eps).
-/// The zero row's gradient is O(1/eps) = O(1e12) and the others' O(1), so each is compared on its own
-/// (judged together, require_close's floor of 1% of the largest value would hide every other row), with the
-/// gradient tolerance of its configuration: the clamped row is dŝ / eps, one division of the same
-/// accumulated dŝ the other rows project.
-void check_zero_rows(GraphKDConfig c, std::int64_t zero_s, std::int64_t zero_t) {
-  INFO("zero student row " << zero_s << ", zero teacher row " << zero_t << "; n " << c.n << " C_s "
-                           << c.student_channels << " C_t " << c.teacher_channels << " form "
-                           << (c.form == GraphKDForm::KL ? "kl" : "infonce") << " tau " << c.temperature
-                           << " precision " << int(c.precision) << " (0 tf32, 1 tf32x3, 2 bf16) schedule "
-                           << int(c.schedule));
-  const std::int64_t cs = c.student_channels, ct = c.teacher_channels;
-  auto s = test::random<float>({c.n, cs}, 400 + std::uint64_t(c.n));
-  auto t = test::random<float>({c.n, ct}, 500 + std::uint64_t(c.n));
-  for (std::int64_t k = 0; k < cs; ++k) s.data()[zero_s * cs + k] = 0.0f;
-  for (std::int64_t k = 0; k < ct; ++k) t.data()[zero_t * ct + k] = 0.0f;
-  const auto g = test::random<float>({c.n}, 600 + std::uint64_t(c.n));
-  const bool nce = c.form == GraphKDForm::InfoNCE;
-  const double tol = tolerance(c, false), gtol = tolerance(c, true);
-  for (GraphKDReduction red : {GraphKDReduction::None, c.reduction}) {
-    GraphKDConfig cc = c;
-    cc.reduction = red;
-    const Reduction r = red == GraphKDReduction::None ? Reduction::None
-                        : red == GraphKDReduction::Sum ? Reduction::Sum
-                                                       : Reduction::Mean;
-    auto x = s.clone().requires_grad();
-    const GraphKDOptions o = cpu_options(cc, r);
-    auto cpu = nce ? graph_infonce_loss(x, t, o) : graph_kd_loss(x, t, o);
-    if (r == Reduction::None) cpu.backward(g);
-    else cpu.backward(Tensor<float>::scalar(1.5f));
-    // split the gradients into the zero row and the others
-    const auto expected = x.grad().to_vector();
-    std::vector<float> zero_cpu, rest_cpu;
-    for (std::int64_t i = 0; i < c.n * cs; ++i)
-      (i / cs == zero_s ? zero_cpu : rest_cpu).push_back(expected[std::size_t(i)]);
-    float largest = 0;
-    for (float v : zero_cpu) largest = std::max(largest, std::abs(v));
-    REQUIRE(largest > 1e6f);  // the case does reach the clamped branch (a gradient of order 1/eps)
-    for (bool fused : {false, true}) {
-      if (fused && r == Reduction::None) continue;
-      INFO((fused ? "run_with_gradient" : "run, then GraphKDBackward"));
-      const Result gpu = run_cuda(cc, s.to_vector(), t.to_vector(), g.to_vector(), fused);
-      if (r == Reduction::None) {
-        for (float v : gpu.row_loss) REQUIRE(std::isfinite(v));
-        require_gpu_close(c, gpu.row_loss, cpu, tol, "row losses");
-      } else {
-        REQUIRE(std::isfinite(gpu.loss[0]));
-        require_gpu_close(c, gpu.loss, cpu, tol, "reduced loss");
+      if (zero.student < 0) {
+        require_gpu_close(c, gpu.grad, x.grad(), gtol, "student gradient");
+        continue;
       }
-      for (float v : gpu.grad) REQUIRE(std::isfinite(v));
-      std::vector<float> zero_gpu, rest_gpu;
-      for (std::int64_t i = 0; i < c.n * cs; ++i)
-        (i / cs == zero_s ? zero_gpu : rest_gpu).push_back(gpu.grad[std::size_t(i)]);
+      // the zero student row and the other rows, each on its own
+      const auto expected = x.grad().to_vector();
+      std::vector<float> zero_cpu, rest_cpu, zero_gpu, rest_gpu;
+      for (std::int64_t i = 0; i < c.n * cs; ++i) {
+        const bool in_zero_row = i / cs == zero.student;
+        (in_zero_row ? zero_cpu : rest_cpu).push_back(expected[std::size_t(i)]);
+        (in_zero_row ? zero_gpu : rest_gpu).push_back(gpu.grad[std::size_t(i)]);
+      }
+      float largest = 0;
+      for (float v : zero_cpu) largest = std::max(largest, std::abs(v));
+      REQUIRE(largest > 1e6f);  // the case does reach the clamped branch (a gradient of order 1/eps)
       require_gpu_close(c, zero_gpu, Tensor<float>::from({1, cs}, zero_cpu), gtol, "gradient of the zero student row");
       require_gpu_close(c, rest_gpu, Tensor<float>::from({c.n - 1, cs}, rest_cpu), gtol, "gradient of the other rows");
     }
@@ -394,7 +362,7 @@ TEST_CASE("cuda graph_kd with an all-zero student row and teacher row equals the
       auto c = config(100, 24, form == GraphKDForm::InfoNCE ? 24 : 40, GraphKDMask::Full, 0, 0.2f, form);
       c.precision = GraphKDPrecision::TF32x3;  // element-wise tolerances
       c.schedule = schedule;
-      check_zero_rows(c, 3, 70);
+      check_config(c, 1.0, {.student = 3, .teacher = 70});
     }
 }
 

@@ -3,18 +3,24 @@
 // with tensor ops: an MLP (linear -> relu -> linear -> cross-entropy) and a small segmentation net
 // (conv -> relu -> conv -> per-pixel cross-entropy); and the student networks MobileNetV2UNet and ENet
 // (max pooling with indices and max-unpooling) and the teacher UnetSKA2 with Adam, moved to the GPU with
-// nn::to. The loss curves must agree.
+// nn::to. The loss curves must agree. The student also trains under gkd::Autocast, bf16 and f16 with
+// the dynamic loss scaler, as the pipeline's run_stage does: its loss curve follows the CPU's autocast and
+// the scaler skips and rescales alike.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <functional>
+#include <vector>
 
 #include "compare.hpp"
+#include "gkd/core/autocast.hpp"
 #include "gkd/models/enet.hpp"
 #include "gkd/models/mobilenet_v2_unet.hpp"
 #include "gkd/models/unet_ska2.hpp"
 #include "gkd/nn/dropout.hpp"
 #include "gkd/nn/module.hpp"
 #include "gkd/optim/adam.hpp"
+#include "gkd/optim/grad_scaler.hpp"
 
 using gkd::Tensor;
 using gkd::test::random;
@@ -176,4 +182,117 @@ TEST_CASE("a short GPU training run of the teacher network follows the CPU loss 
   // 3 float64 steps and the float32 forward: see train_teacher
   require_follows_cpu(
       [](auto scalar, gkd::Device device, int steps) { return train_teacher<decltype(scalar)>(device, steps); }, 3, 1);
+}
+
+namespace {
+
+/// What a mixed-precision run of the student records.
+struct MixedRun {
+  std::vector<double> losses;
+  std::vector<int> stepped;  ///< per step: whether the GradScaler stepped the optimizer
+  std::vector<double> scales;  ///< per step: the scale after update()
+  std::int64_t growth_tracker = 0;
+  std::int64_t adam_steps = 0;
+};
+
+/// The student, batch, target and Adam of train_student (float32 master weights), `steps` steps with the
+/// forward and the loss under gkd::Autocast(p) and backward outside it, as distill/stage_runner.hpp's
+/// run_stage does; the loss goes through a GradScaler enabled for f16 only, as there.
+///
+/// The scaler's options make every decision far from the threshold (measured on the CPU, with the
+/// perturbations described at require_mixed_follows_cpu): at 2^17 the first step's f16 gradients overflow
+/// (the same weights' largest gradient is 2.1e4-4.4e4 at 2^14, so 1.7e5 or more at 2^17: 2.5x past
+/// 65504); backoff 1/8 gives 2^14, at which steps 1 and 2 are clean with 1.25x headroom (still clean at
+/// 1.25 x 2^14); growth_interval 2 then doubles the scale after step 2. So: skip, step, step, and the scale
+/// 16384, 16384, 32768. With the default options (2^16, backoff 1/2) the second step's largest gradient
+/// lands within 5% of 65504 at 2^15 and its decision changes under one-ulp perturbations: not comparable.
+MixedRun train_student_mixed(gkd::Device device, gkd::Precision p, int steps) {
+  gkd::Generator gen(5);
+  gkd::models::MobileNetV2UNet<float> net({.width = 0.25}, gen);
+  gkd::nn::train(net);
+  gkd::nn::to(net, device);
+  gkd::Adam<float> opt(gkd::nn::parameters(net), {.lr = 1e-3});
+  gkd::GradScaler<float> scaler({.init_scale = 131072.0, .growth_factor = 2.0, .backoff_factor = 0.125,
+                                 .growth_interval = 2, .enabled = p == gkd::Precision::f16});
+  const auto x = random<float>({8, 1, 64, 64}, 501).to(device);
+  auto t = Tensor<float>::empty({8, 64, 64});
+  for (std::int64_t i = 0; i < t.numel(); ++i) t.data()[i] = float((i / 7 + i / 64) % 2);
+  const auto target = t.to(device);
+  MixedRun r;
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    Tensor<float> loss;
+    {
+      gkd::Autocast scope(p);
+      loss = gkd::cross_entropy(net.forward(x).logits, target);
+    }
+    REQUIRE(loss.device() == device);
+    r.losses.push_back(double(loss.item()));
+    scaler.scale(loss).backward();
+    r.stepped.push_back(scaler.step(opt) ? 1 : 0);
+    scaler.update();
+    r.scales.push_back(scaler.get_scale());
+  }
+  r.growth_tracker = scaler.growth_tracker();
+  r.adam_steps = opt.state(0).step;
+  for (const auto& q : gkd::nn::state_dict(net)) REQUIRE(q.tensor.device() == device);
+  return r;
+}
+
+/// Requires the GPU's losses within tol[i] (relative) of the CPU's at each step i, and both curves to fall.
+///
+/// The tolerance is measured, not derived from one rounding: each rounding is within 2^-9 (bf16) or 2^-12
+/// (f16) relative, but the loss is far more sensitive to which way the ~50 rounded convolutions (forward and
+/// backward) round than that suggests, and Adam's first step moves every weight by lr x sign(g), the sign
+/// of small gradients being decided by 16-bit round-off. The GPU rounds the same values as the CPU, after
+/// float32 sums in another order: where a sum lands near a 16-bit rounding boundary the two round apart by
+/// one 16-bit unit. On the CPU, 16 perturbed runs (4 seeds each: every weight, or every input pixel, moved
+/// by one 16-bit unit up or down at random; every weight scaled by 1 +- 1e-6 or 1 +- 1e-7 at random, the
+/// latter about one float32 unit, i.e. differences of the GPU's kind, which flip a few roundings) moved the
+/// loss, relative, at most by:
+///   bf16: 6.2e-3 (step 0), 7.3e-3 (step 1), 8.8e-3 (step 2); the 1e-7 nudges alone 6.7e-4, 5.8e-3, 8.8e-3;
+///   f16:  1.6e-3 (steps 0 and 1: the same weights, step 0 being skipped), 1.2e-2 (step 2).
+/// The tolerances are about twice these. They do not tell bf16 from float32 (the CPU's float32 curve is
+/// 2e-3, 7e-3 and 9e-4 from its bf16 one): the per-op roundings are checked in tests/cuda/test_conv.cpp;
+/// this checks the whole network under autocast on the GPU, with float32 master weights, batch norm, Adam
+/// and, for f16, the scaler. The curves fall by 10% (bf16) and 5% (f16) over the 3 steps, well beyond these.
+void require_mixed_follows_cpu(const MixedRun& cpu, const MixedRun& gpu, const std::vector<double>& tol) {
+  REQUIRE(cpu.losses.size() == tol.size());
+  REQUIRE(gpu.losses.size() == tol.size());
+  REQUIRE(cpu.losses.back() < cpu.losses.front());
+  for (std::size_t i = 0; i < tol.size(); ++i) {
+    INFO("step " << i << ": cpu " << cpu.losses[i] << " gpu " << gpu.losses[i] << ", tolerance " << tol[i]);
+    REQUIRE(std::isfinite(gpu.losses[i]));
+    REQUIRE(std::abs(gpu.losses[i] - cpu.losses[i]) <= tol[i] * std::abs(cpu.losses[i]));
+  }
+  REQUIRE(gpu.losses.back() < gpu.losses.front());
+}
+
+}  // namespace
+
+TEST_CASE("a short GPU training run of the student under bf16 autocast follows the CPU", "[cuda][training][autocast]") {
+  const auto cpu = train_student_mixed(gkd::kCPU, gkd::Precision::bf16, 3);
+  const auto gpu = train_student_mixed(gkd::cuda_device(), gkd::Precision::bf16, 3);
+  require_mixed_follows_cpu(cpu, gpu, {1.5e-2, 1.5e-2, 2e-2});
+  REQUIRE(gpu.stepped == std::vector<int>{1, 1, 1});  // the scaler is off in bf16 (as in run_stage)
+  REQUIRE(gpu.adam_steps == 3);
+}
+
+TEST_CASE("a short GPU training run of the student under f16 autocast with loss scaling follows the CPU",
+          "[cuda][training][autocast]") {
+  const auto cpu = train_student_mixed(gkd::kCPU, gkd::Precision::f16, 3);
+  const auto gpu = train_student_mixed(gkd::cuda_device(), gkd::Precision::f16, 3);
+  // The scaler's decisions (see train_student_mixed); in float32 nothing would overflow at 2^17, so a
+  // skipped first step also shows that the GPU's gradients really pass through half precision.
+  REQUIRE(cpu.stepped == std::vector<int>{0, 1, 1});
+  REQUIRE(cpu.scales == std::vector<double>{16384, 16384, 32768});
+  INFO("gpu stepped " << gpu.stepped[0] << gpu.stepped[1] << gpu.stepped[2] << ", scales " << gpu.scales[0] << ", "
+                      << gpu.scales[1] << ", " << gpu.scales[2]);
+  REQUIRE(gpu.stepped == cpu.stepped);
+  REQUIRE(gpu.scales == cpu.scales);
+  REQUIRE(gpu.growth_tracker == cpu.growth_tracker);
+  REQUIRE(gpu.adam_steps == cpu.adam_steps);
+  REQUIRE(cpu.adam_steps == 2);
+  // Step 1 repeats step 0's forward (skipped step, unchanged weights): the same tolerance for both.
+  require_mixed_follows_cpu(cpu, gpu, {4e-3, 4e-3, 2.5e-2});
 }
