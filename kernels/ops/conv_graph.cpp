@@ -71,7 +71,7 @@ Descriptor tensor(std::int64_t uid, cudnnDataType_t type, const Shape& s, std::i
 /// to. Plans keep it alive: the backend API does not promise to copy what a descriptor refers to, and
 /// cudnn-frontend keeps these alive too.
 struct OperationGraph {
-  Descriptor x, w, y, conv{CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR}, op, graph{CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR};
+  Descriptor x, w, y, conv, op, graph{CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR};  // destroyed graph first
 };
 
 std::shared_ptr<const OperationGraph> operation_graph(const ConvProblem& p, std::int64_t alignment) {
