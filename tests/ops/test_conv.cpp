@@ -308,11 +308,13 @@ TEST_CASE("conv float gradients track the double ones on layer-sized shapes", "[
   }
 }
 
-TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with direct summation", "[conv]") {
+TEST_CASE("stride-1 float convolutions as implicit GEMMs agree with direct summation", "[conv]") {
   // Where gkd's float kernel is compiled in, these run as an implicit GEMM (padded planes read in place
   // through row pointers): kernel shapes, paddings (none, asymmetric), dilation, groups, output widths
-  // at, past and between strips (32 wide on AVX-512, 16 on AVX2), up to 100 output channels per group,
-  // one image (the GEMM splits its runs across threads) and several, with and without bias.
+  // at, past and between strips (32 wide on AVX-512, 16 on AVX2), narrower rows computed over the padded
+  // width (16 and 12 x 20 on AVX-512, 8 on AVX2), more output channels per group than one packed A block
+  // holds (192 on AVX-512, 96 on AVX2; in the input gradient, more input channels), one image (the GEMM
+  // splits its runs across threads) and several, with and without bias.
   struct Case {
     Shape x, w;
     Size2 padding, dilation;
@@ -327,7 +329,15 @@ TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with 
                         Case{{2, 4, 9, 33}, {7, 4, 3, 1}, {2, 0}, {2, 1}, 1, true},
                         Case{{2, 6, 10, 50}, {10, 3, 3, 3}, {2, 2}, {2, 2}, 2, true},
                         Case{{1, 8, 5, 64}, {64, 4, 3, 3}, {1, 1}, {1, 1}, 2, false},
-                        Case{{2, 4, 4, 40}, {100, 4, 3, 3}, {1, 1}, {1, 1}, 1, true}}) {
+                        Case{{2, 4, 4, 40}, {100, 4, 3, 3}, {1, 1}, {1, 1}, 1, true},
+                        Case{{2, 8, 16, 16}, {24, 8, 3, 3}, {1, 1}, {1, 1}, 1, true},
+                        Case{{2, 6, 8, 8}, {16, 6, 3, 3}, {1, 1}, {1, 1}, 1, false},
+                        Case{{1, 4, 12, 20}, {10, 2, 3, 3}, {2, 2}, {2, 2}, 2, true},
+                        Case{{2, 3, 12, 12}, {5, 3, 3, 1}, {1, 0}, {1, 1}, 1, true},
+                        Case{{1, 3, 4, 40}, {200, 3, 3, 3}, {1, 1}, {1, 1}, 1, true},
+                        Case{{1, 4, 3, 36}, {400, 2, 3, 3}, {1, 1}, {1, 1}, 2, false},
+                        Case{{1, 2, 16, 16}, {200, 2, 3, 3}, {1, 1}, {1, 1}, 1, true},
+                        Case{{1, 200, 3, 36}, {4, 200, 3, 3}, {1, 1}, {1, 1}, 1, false}}) {
     INFO("input " << to_string(c.x) << " weight " << to_string(c.w));
     auto xd = random(c.x, 90), wd = random(c.w, 91, 0.3), bd = c.bias ? random({c.w[0]}, 92) : Tensor<double>();
     auto to_float = [](Tensor<double>& t) {  // rounds t to float in place and returns the float copy
@@ -339,7 +349,7 @@ TEST_CASE("stride-1 float convolutions with rows a kernel strip wide agree with 
     const auto expected = naive_conv2d(xd, wd, bd, {1, 1}, c.padding, c.dilation, c.groups);
     const auto yf = conv2d(xf, wf, bf, 1, c.padding, c.dilation, c.groups);
     REQUIRE(yf.shape() == expected.shape());
-    test::require_close(yf, expected, 1e-4);  // float sums of up to 100 products
+    test::require_close(yf, expected, 1e-4);  // float sums of up to 1800 products
     // The input gradient (for stride 1, the implicit GEMM of a convolution of dy with the flipped
     // weight) against the double op's, which col2im computes and the gradchecks cover.
     auto gd = random(expected.shape(), 93);

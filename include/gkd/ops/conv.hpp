@@ -100,12 +100,12 @@ inline ConvTuning& conv_tuning() {
 
 /// Per-thread scratch memory that grows and is kept: im2col bands and partial sums reuse it across
 /// calls instead of fresh allocations, whose page faults cost ~10% of a U-Net step otherwise.
-/// `slot` separates buffers that are alive at the same time.
+/// `slot` (0, 1 or 2) separates buffers that are alive at the same time.
 template <Real T>
 T* scratch(std::size_t count, int slot) {
   struct Buffers {
-    std::unique_ptr<T[]> data[2];
-    std::size_t size[2] = {0, 0};
+    std::unique_ptr<T[]> data[3];
+    std::size_t size[3] = {0, 0, 0};
   };
   thread_local Buffers buffers;
   const auto k = static_cast<std::size_t>(slot);
@@ -507,14 +507,24 @@ inline bool& use_implicit_gemm() {
   static bool on = true;
   return on;
 }
-/// Whether a float convolution runs as an implicit GEMM (conv_forward_implicit): stride 1, not
-/// pointwise or depthwise, output rows at least one kernel strip wide, and at most kMC output channels
-/// per group (one packed A block). Measured (Xeon, 1 thread, batch 4, 3x3 and 5x5): 1.5-1.9x the
-/// im2col path up to 32 output channels, 1.03-1.46x for 48-128 (AVX-512 build); 1.4-1.8x and 1.0-1.5x
-/// in the AVX2 build.
+/// Whether conv_forward_implicit computes each image as one run over the padded width (columns
+/// oh (in_w + 2 pw) + ow for ow < in_w + 2 pw, the 2 pw columns past each row's end discarded) rather
+/// than one run per output row (narrow rows: 16 wide, or 8 in the AVX2 build): when the run's kernel
+/// strips waste at most a quarter of their columns and the im2col matrix has fewer than 1024 rows.
+/// Measured (Xeon, 1 thread, batch 4, 16 x 16, AVX-512): 1.1-1.6x im2col up to 64 channels, even at
+/// 128, 0.90-0.95x from 256 on, where the packed GEMM over im2col's columns is the faster kernel.
+inline bool implicit_gemm_over_padded_width(const ConvGeometry& g) {
+  const std::int64_t strips = ((g.out_h - 1) * (g.in_w + 2 * g.pw) + g.out_w + sgemm::kNR - 1) / sgemm::kNR;
+  return g.k() < 1024 && 4 * strips * sgemm::kNR <= 5 * g.out_plane();
+}
+
+/// Whether a float convolution runs as an implicit GEMM (conv_forward_implicit): stride 1, not pointwise
+/// or depthwise, and rows at least one kernel strip wide or narrow ones over the padded width. Measured
+/// (Xeon, 1 thread, batch 4, 3x3 and 5x5): 1.5-1.9x the im2col path up to 32 output channels, 1.03-1.46x
+/// for 48-256 (AVX-512 build); 1.4-1.8x and 1.0-1.5x in the AVX2 build.
 inline bool implicit_gemm_pays_off(const ConvGeometry& g) {
   return use_implicit_gemm() && g.sh == 1 && g.sw == 1 && !g.pointwise() && !g.depthwise() &&
-         g.out_w >= sgemm::kNR && g.out_cg() <= sgemm::kMC;
+         (g.out_w >= sgemm::kNR || implicit_gemm_over_padded_width(g));
 }
 
 /// Values in one zero-padded plane (pad_planes).
@@ -551,23 +561,42 @@ inline std::vector<const float*> padded_rows(const float* padded, std::int64_t c
 
 /// Stride-1 float convolution as an implicit GEMM: each image is copied once into zero-padded planes,
 /// and row (c, ki, kj) of its im2col matrix, for output row oh, is padded row oh + ki dh of channel c
-/// from column kj dw on. The GEMM reads those rows in place through a table of row pointers, one run
-/// of out_w columns per output row, so nothing is unfolded (stride 1 makes each run contiguous).
+/// from column kj dw on. The GEMM reads those rows in place through a table of row pointers, so nothing
+/// is unfolded: one run of out_w columns per output row (stride 1 makes each run contiguous), or, for
+/// narrow rows, one run over the padded width (implicit_gemm_over_padded_width) whose valid columns are
+/// then copied out. Output channels come in blocks of at most kMC rows (one packed A block each).
 inline void conv_forward_implicit(const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const std::int64_t wp = g.in_w + 2 * g.pw, k = g.k(), op = g.out_plane();
+  const bool padded_width = g.out_w < sgemm::kNR;
+  const std::int64_t run = padded_width ? (g.out_h - 1) * wp + g.out_w : g.out_w;  // columns per run
+  const std::int64_t row_blocks = (g.out_cg() + sgemm::kMC - 1) / sgemm::kMC;
+  const std::int64_t block = ((g.out_cg() + row_blocks - 1) / row_blocks + sgemm::kMR - 1) / sgemm::kMR * sgemm::kMR;
 #pragma omp parallel if (g.parallel_batch())
   {
     float* const padded = scratch<float>(static_cast<std::size_t>(g.in_c * padded_plane(g)), 0);
+    float* const wide = padded_width ? scratch<float>(static_cast<std::size_t>(block * run), 2) : nullptr;
     const std::vector<const float*> rows = padded_rows(padded, g.in_c, g);  // group grp's: [grp k, (grp + 1) k)
 #pragma omp for schedule(dynamic)
     for (std::int64_t n = 0; n < g.batch; ++n) {
       pad_planes(x + n * g.in_c * g.in_plane(), g.in_c, g, padded);
       for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-        float* out = y + (n * g.out_c + grp * g.out_cg()) * op;
-        sgemm::gemm_unpacked_b(g.out_cg(), g.out_w, k, w + grp * g.out_cg() * k, k, std::int64_t{1},
-                               sgemm::GatheredRows{rows.data() + grp * k, 0}, out, op, false,
-                               {.count = g.out_h, .b_step = wp, .c_step = g.out_w});
-        if (bias) add_band_bias(out, bias + grp * g.out_cg(), g.out_cg(), op, op);
+        const sgemm::GatheredRows b{rows.data() + grp * k, 0};
+        for (std::int64_t m0 = 0; m0 < g.out_cg(); m0 += block) {
+          const std::int64_t m = std::min(block, g.out_cg() - m0);
+          const float* wb = w + (grp * g.out_cg() + m0) * k;
+          float* out = y + (n * g.out_c + grp * g.out_cg() + m0) * op;
+          if (padded_width) {
+            sgemm::gemm_unpacked_b(m, run, k, wb, k, std::int64_t{1}, b, wide, run, false);
+            for (std::int64_t o = 0; o < m; ++o)
+              for (std::int64_t oh = 0; oh < g.out_h; ++oh)
+                std::memcpy(out + o * op + oh * g.out_w, wide + o * run + oh * wp,
+                            static_cast<std::size_t>(g.out_w) * sizeof(float));
+          } else {
+            sgemm::gemm_unpacked_b(m, g.out_w, k, wb, k, std::int64_t{1}, b, out, op, false,
+                                   {.count = g.out_h, .b_step = wp, .c_step = g.out_w});
+          }
+          if (bias) add_band_bias(out, bias + grp * g.out_cg() + m0, m, op, op);
+        }
       }
     }
   }
