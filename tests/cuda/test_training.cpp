@@ -252,6 +252,8 @@ MixedRun train_student_mixed(gkd::Device device, gkd::Precision p, int steps) {
 /// loss, relative, at most by:
 ///   bf16: 6.2e-3 (step 0), 7.3e-3 (step 1), 8.8e-3 (step 2); the 1e-7 nudges alone 6.7e-4, 5.8e-3, 8.8e-3;
 ///   f16:  1.6e-3 (steps 0 and 1: the same weights, step 0 being skipped), 1.2e-2 (step 2).
+/// A second sample of 40 bf16 runs (weights scaled by 1 +- 1e-6 or 1 +- 1e-7, 20 seeds each) reached
+/// 1.5e-3, 1.05e-2 and 1.31e-2 (8 such f16 runs: 2.1e-4, 2.1e-4, 6.3e-3), so bf16's steps 1 and 2 get 2.5e-2 and 3e-2.
 /// The tolerances are about twice these. They do not tell bf16 from float32 (the CPU's float32 curve is
 /// 2e-3, 7e-3 and 9e-4 from its bf16 one): the per-op roundings are checked in tests/cuda/test_conv.cpp;
 /// this checks the whole network under autocast on the GPU, with float32 master weights, batch norm, Adam
@@ -273,7 +275,7 @@ void require_mixed_follows_cpu(const MixedRun& cpu, const MixedRun& gpu, const s
 TEST_CASE("a short GPU training run of the student under bf16 autocast follows the CPU", "[cuda][training][autocast]") {
   const auto cpu = train_student_mixed(gkd::kCPU, gkd::Precision::bf16, 3);
   const auto gpu = train_student_mixed(gkd::cuda_device(), gkd::Precision::bf16, 3);
-  require_mixed_follows_cpu(cpu, gpu, {1.5e-2, 1.5e-2, 2e-2});
+  require_mixed_follows_cpu(cpu, gpu, {1.5e-2, 2.5e-2, 3e-2});
   REQUIRE(gpu.stepped == std::vector<int>{1, 1, 1});  // the scaler is off in bf16 (as in run_stage)
   REQUIRE(gpu.adam_steps == 3);
 }
