@@ -124,11 +124,13 @@ int main(int argc, char** argv) {
     }
   }
   gkd::set_num_threads(threads);
-  // The `cpu` preset's narrow networks and the small U-Net (4-32 channels), then the teacher's widths.
+  // The `cpu` preset's narrow networks and the small U-Net (4-64 channels, down to 16 x 16), then the
+  // teacher's widths.
   const std::vector<Shape4> shapes = {{4, 4, 128, 128, 8, 3},   {4, 8, 128, 128, 8, 3},    {4, 16, 128, 128, 16, 3},
                                       {4, 32, 64, 64, 32, 3},   {4, 16, 64, 64, 16, 5},    {4, 64, 32, 32, 32, 3},
-                                      {4, 64, 128, 128, 64, 3}, {4, 128, 64, 64, 128, 3},  {4, 256, 32, 32, 256, 3},
-                                      {4, 512, 16, 16, 512, 3}, {4, 1024, 8, 8, 512, 3}};
+                                      {4, 32, 16, 16, 32, 3},   {4, 64, 16, 16, 64, 3},    {4, 64, 128, 128, 64, 3},
+                                      {4, 128, 64, 64, 128, 3}, {4, 256, 32, 32, 256, 3},  {4, 512, 16, 16, 512, 3},
+                                      {4, 1024, 8, 8, 512, 3}};
   std::string version = "-";
   const auto torch = pytorch ? run_pytorch(shapes, threads, iters, reps, version) : std::map<std::string, Times>{};
   std::printf("gkd conv paths, float32, %d thread(s); PyTorch %s\n", threads, version.c_str());
@@ -147,6 +149,6 @@ int main(int argc, char** argv) {
                 unfolded.weight_grad, implicit.weight_grad, pt.weight_grad,
                 ratio(unfolded.weight_grad, implicit.weight_grad), ratio(pt.weight_grad, implicit.weight_grad));
   }
-  std::printf("(ms; i2c: im2col + GEMM, c2i: GEMM + col2im, impl: implicit GEMM where it applies; the forward and\n"
-              " input gradient's row block is 192 output channels (96 on AVX2): past it both gkd columns run im2col)\n");
+  std::printf("(ms; i2c: im2col + GEMM, c2i: GEMM + col2im, impl: implicit GEMM where it applies; rows narrower\n"
+              " than a kernel strip (32 on AVX-512, 16 on AVX2) with 1024 or more im2col rows run im2col in both gkd columns)\n");
 }
