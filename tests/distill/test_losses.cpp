@@ -43,12 +43,9 @@ TEST_CASE("ACT: every term reaches TAN and SAN with correct gradients", "[distil
     if (std::string(only) == "sem") w.sem = 0.5;
     if (std::string(only) == "align") w.align = 2;
     if (std::string(only) == "cross") w.cross = 1;
-    // sem_pull stops the gradient at the P-SAE's vector z_P = E_T(P_E(y)), which TAN's encoder also
-    // computes: finite differences of E_T's weights would move that constant too, so for "sem" the
-    // check differentiates w.r.t. parameters z_P does not depend on.
-    std::vector<Tensor<double>*> params{&n.tan.MLPheader.upfc1.weight, &n.san.MLPheader.downfc2.weight,
-                                        &n.san.MLPheader.upfc1.weight};
-    if (std::string(only) != "sem") params.push_back(&n.tan.MLPheader.downfc2.weight);
+    // TAN's encoder weights reach sem_pull through both z_T and the P-SAE's vector z_P = E_T(P_E(y)).
+    const std::vector<Tensor<double>*> params{&n.tan.MLPheader.upfc1.weight, &n.san.MLPheader.downfc2.weight,
+                                              &n.san.MLPheader.upfc1.weight, &n.tan.MLPheader.downfc2.weight};
     std::vector<Tensor<double>> inputs;
     for (auto* p : params) inputs.push_back(*p);
     INFO("term " << only);

@@ -165,7 +165,7 @@ def act(w, dtype):
         "rec": F.mse_loss(tan_header(tan, z_t), c4) + F.mse_loss(san_header(san, z_s), x5),
         "sem_rec": F.binary_cross_entropy_with_logits(
             psae_decode(psae, tan.MLPheader.decode(z_p).reshape(psae_middle.shape)), y),
-        "sem_pull": F.mse_loss(z_t, z_p.detach()) + F.mse_loss(z_s, z_p.detach()),
+        "sem_pull": F.mse_loss(z_t, z_p) + F.mse_loss(z_s, z_p),
         "align": F.mse_loss(z_t, z_s),
         "cross": distillation_kl(teacher(images, tan_header(tan, z_s))["logits"], teacher_logits, tau)
         + distillation_kl(student(images, san_header(san, z_t))["logits"], student_logits, tau),
