@@ -19,12 +19,13 @@
 ///              of DICD is trained here to be meaningful)
 ///
 /// sem_rec and sem_pull share the weight `sem`. KL_τ is `distillation_kl` (pixel mean, τ²-scaled).
-/// sem_pull's gradient also reaches z_P = E_T(P_E(y)): with z_P stopped as a target, E_T chased a target
-/// that its own updates move (a semi-gradient through shared weights), and on a briefly trained teacher
-/// (4 epochs, `cpu` preset) sem_pull's epoch mean went from 0.96 to 45 over 12 MSAN epochs at lr 3e-4,
-/// and from 9.5 to 1.3e5 at the preset's 3e-3; pulled both ways (3e-3) it fell from 0.05 to 0.006. rec (E_T must keep what H_T needs to rebuild c4) and
-/// sem_rec (what the P-SAE decoder needs to rebuild the mask) keep the vectors from collapsing. Gradients reach TAN and SAN only (everything else is frozen by the caller:
-/// `freeze_for_inference`). A term with weight 0 is not computed.
+/// sem_pull's gradient also reaches z_P = E_T(P_E(y)). With z_P a stopped target, E_T chased a target
+/// that its own updates move (a semi-gradient through shared weights): on a briefly trained teacher
+/// (4 epochs, `cpu` preset), sem_pull's epoch mean went from 0.96 to 45 over 12 MSAN epochs at lr 3e-4,
+/// and from 9.5 to 1.3e5 at the preset's 3e-3; pulled both ways (3e-3), it fell from 0.05 to 0.006.
+/// rec (E_T must keep what H_T needs to rebuild c4) and sem_rec (what the P-SAE decoder needs to rebuild
+/// the mask) keep the vectors from collapsing. Gradients reach TAN and SAN only (everything else is
+/// frozen by the caller: `freeze_for_inference`). A term with weight 0 is not computed.
 /// @code
 ///   auto terms = gkd::distill::act_losses(teacher, student, psae, tan, san, images, masks, cfg.act);
 ///   terms.total().backward();   // gradients in tan's and san's parameters
