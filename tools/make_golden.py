@@ -4,7 +4,9 @@
 optimizer trajectory that the C++ tests compare against.
 
 Each module tools/golden/<area>.py defines `generate(w)` and writes tests/golden/<area>.txt. Values are
-stored as hex floats, so a file holds PyTorch's exact bits and the script reproduces it byte for byte:
+stored as hex floats, so a file holds PyTorch's exact bits and the script reproduces it byte for byte on
+the same kind of CPU (on another, PyTorch's vectorised kernels can round differently: float64 results in
+their last bits, float32 ones by a few units in the last place):
 
     python3 tools/make_golden.py            # all areas
     python3 tools/make_golden.py elementwise  # one area
