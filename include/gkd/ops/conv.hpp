@@ -567,7 +567,7 @@ inline std::vector<const float*> padded_rows(const float* padded, std::int64_t c
 /// then copied out. Output channels come in blocks of at most kMC rows (one packed A block each).
 inline void conv_forward_implicit(const float* x, const float* w, const float* bias, float* y, const ConvGeometry& g) {
   const std::int64_t wp = g.in_w + 2 * g.pw, k = g.k(), op = g.out_plane();
-  const bool padded_width = g.out_w < sgemm::kNR;
+  const bool padded_width = g.out_w < sgemm::kNR;  // implicit_gemm_pays_off admits these only over the padded width
   const std::int64_t run = padded_width ? (g.out_h - 1) * wp + g.out_w : g.out_w;  // columns per run
   const std::int64_t row_blocks = (g.out_cg() + sgemm::kMC - 1) / sgemm::kMC;
   const std::int64_t block = ((g.out_cg() + row_blocks - 1) / row_blocks + sgemm::kMR - 1) / sgemm::kMR * sgemm::kMR;
