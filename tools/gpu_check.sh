@@ -16,7 +16,8 @@
 # RESULTS_DIR holds four files (machine.txt, summary.txt, logs.tar.gz, failures.txt) even when the run is
 # cut short: a borrowed GPU machine returns at most 8 files. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
 # one at a time, after the tests and before the sanitizers, so that nothing else shares the GPU.
-#   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps, run in the order given
+#   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps, run in the order given; bench_kernels and
+#                                                   bench_models are the two halves of bench
 #   GKD_GPU_STEP_LIMIT=400                          seconds per executable and step
 #   GKD_GPU_DEADLINE=540                            seconds for everything: each step gets at most what is
 #                                                   left, and steps that would start with under 10 s left
@@ -120,6 +121,33 @@ parallel() {
   printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c \
     'step "$0$(basename "$1")" "$2" "${@:3}" "$1"' "$prefix" {} "$limit" "${cmd[@]}"
 }
+# The training step at batch 16, 128x128: tf32 = TF32 through each cuDNN API, then bf16 autocast; fp32 = strict FP32.
+ms() { [[ -n $models_step ]] && step "models_step_cuda_$1" "$limit" "$models_step" --device cuda --batch 16 \
+         --steps 10 --warmup 3 "${@:2}"; }
+run_bench_models() {
+  for net in student teacher; do
+    for api in legacy graph; do
+      if [[ $1 == tf32 ]]; then ms "${net}_${api}_tf32" --net $net --conv-api $api --tf32; else ms "${net}_$api" --net $net --conv-api $api; fi
+    done
+  done
+  if [[ $1 == tf32 ]]; then for net in student teacher; do ms "${net}_autocast" --net $net --autocast; done; fi
+}
+# The CUDA benchmarks (each against PyTorch in the same invocation): graph_kd's panel sweep first, ops also through the graph API.
+run_bench_kernels() {
+  local b
+  for b in $benches; do
+    [[ $(basename "$b") == gkd_bench_cuda_graph_kd ]] && step panel_sweep "$limit" "$b" --panel-sweep
+  done
+  for b in $benches; do
+    case $(basename "$b") in
+      gkd_bench_cuda_graph_kd) step "$(basename "$b")" "$limit" "$b" --no-compile ;;
+      *) step "$(basename "$b")" "$limit" "$b" ;;
+    esac
+  done
+  for b in $benches; do
+    [[ $(basename "$b") == gkd_bench_cuda_ops ]] && step gkd_bench_cuda_ops_graph_api "$limit" env GKD_CUDNN_API=graph "$b"
+  done
+}
 for s in $steps; do
   case $s in
     tests) parallel "" env -- $tests $examples ;;
@@ -133,28 +161,9 @@ for s in $steps; do
       done
       parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- "${light[@]}"
       wait ;;
-    bench)  # what decides the next changes first: TF32 steps through each cuDNN API, the panel sweep
-      ms() { [[ -n $models_step ]] && step "models_step_cuda_$1" "$limit" "$models_step" --device cuda --batch 16 \
-               --steps 10 --warmup 3 "${@:2}"; }
-      for net in student teacher; do
-        for api in legacy graph; do ms "${net}_${api}_tf32" --net $net --conv-api $api --tf32; done
-      done
-      for b in $benches; do
-        [[ $(basename "$b") == gkd_bench_cuda_graph_kd ]] && step panel_sweep "$limit" "$b" --panel-sweep
-      done
-      for net in student teacher; do ms "${net}_autocast" --net $net --autocast; done
-      for b in $benches; do
-        case $(basename "$b") in
-          gkd_bench_cuda_graph_kd) step "$(basename "$b")" "$limit" "$b" --no-compile ;;
-          *) step "$(basename "$b")" "$limit" "$b" ;;
-        esac
-      done
-      for b in $benches; do
-        [[ $(basename "$b") == gkd_bench_cuda_ops ]] && step gkd_bench_cuda_ops_graph_api "$limit" env GKD_CUDNN_API=graph "$b"
-      done
-      for net in student teacher; do  # strict FP32 on both sides
-        for api in legacy graph; do ms "${net}_$api" --net $net --conv-api $api; done
-      done ;;
+    bench) run_bench_models tf32; run_bench_kernels; run_bench_models fp32 ;;
+    bench_kernels) run_bench_kernels ;;         # the loss-kernel and op benchmarks alone
+    bench_models) run_bench_models tf32; run_bench_models fp32 ;;  # the training steps alone
   esac
 done
 if [[ -s $results/failures.txt ]]; then
