@@ -8,6 +8,7 @@
 // gradient GEMMs the kernels run (2 N² C per N × N × C product).
 //
 //   build/benchmarks/gkd_bench_cuda_pairwise_kd --reps 5 [--no-pytorch] [--precise | --bf16] [--schedule auto|tiles|panels]
+//       [--panel-rows R]   (panel height; default: gkd::cuda::default_panel_rows)
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -62,14 +63,17 @@ std::vector<float> host_random(std::size_t n, unsigned seed) {
   return v;
 }
 
-Result run_gkd(const Case& c, int reps, bool precise, bool bf16, gkd::cuda::Schedule schedule) {
+Result run_gkd(const Case& c, int reps, bool precise, bool bf16, gkd::cuda::Schedule schedule,
+               std::int64_t panel_rows) {
   const bool dicd = c.kind == "dicd";
   const std::size_t ns = std::size_t(c.b * c.n * c.cs), nt = dicd ? ns : std::size_t(c.b * c.n * c.ct);
   std::size_t bytes = 0;
   gkd::cuda::PairwiseShape shape{c.b, c.n, c.cs, c.ct};
+  const gkd::cuda::PairwiseArgs args{.temperature = c.tau, .mean = true, .precise = precise,
+                                     .schedule = schedule, .bf16 = bf16, .panel_rows = panel_rows};
   if (dicd) bytes = gkd::cuda::cross_recon_kd_workspace(c.b, c.n, c.cs);
-  else bytes = c.kind == "skd" ? gkd::cuda::similarity_mse_workspace(shape, schedule, bf16)
-                               : gkd::cuda::pixel_pair_kl_workspace(shape, schedule, bf16);
+  else bytes = c.kind == "skd" ? gkd::cuda::similarity_mse_workspace(shape, args)
+                               : gkd::cuda::pixel_pair_kl_workspace(shape, args);
   float *s = nullptr, *t = nullptr, *x2 = nullptr, *g1 = nullptr, *g2 = nullptr, *loss = nullptr, *one = nullptr;
   void* ws = nullptr;
   Result r;
@@ -95,7 +99,6 @@ Result run_gkd(const Case& c, int reps, bool precise, bool bf16, gkd::cuda::Sche
     const float f = 1.f;
     BENCH_CUDA(cudaMemcpy(one, &f, 4, cudaMemcpyHostToDevice));
   }
-  gkd::cuda::PairwiseArgs args{.temperature = c.tau, .mean = true, .precise = precise, .schedule = schedule, .bf16 = bf16};
   auto call = [&] {
     if (dicd) {
       gkd::cuda::cross_recon_kd_forward(t, s, x2, c.b, c.n, c.cs, {.temperature = c.tau}, loss, g1, g2, ws, bytes);
@@ -175,17 +178,22 @@ int main(int argc, char** argv) {
   int reps = 5;
   bool pytorch = true, precise = false, bf16 = false;
   auto schedule = gkd::cuda::Schedule::Auto;
+  std::int64_t panel_rows = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--no-pytorch") pytorch = false;
     else if (a == "--precise") precise = true;
     else if (a == "--bf16") bf16 = true;
+    else if (a == "--panel-rows" && i + 1 < argc) panel_rows = std::atoll(argv[++i]);
     else if (a == "--schedule" && i + 1 < argc) {
       const std::string v = argv[++i];
       schedule = v == "tiles" ? gkd::cuda::Schedule::Tiles : v == "panels" ? gkd::cuda::Schedule::Panels : gkd::cuda::Schedule::Auto;
     } else {
-      std::fprintf(stderr, "usage: %s [--reps N] [--no-pytorch] [--precise | --bf16] [--schedule auto|tiles|panels]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--reps N] [--no-pytorch] [--precise | --bf16] [--schedule auto|tiles|panels] "
+                   "[--panel-rows R]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -200,11 +208,13 @@ int main(int argc, char** argv) {
   const char* schedule_name = schedule == gkd::cuda::Schedule::Tiles    ? "tiles"
                               : schedule == gkd::cuda::Schedule::Panels ? "panels"
                                                                         : "auto (panels from N = 2048)";
-  std::printf("GPU: %s; gkd %s similarities, schedule %s; forward + student gradient, best of %d\n", prop.name,
-              precise ? "fp32-level" : bf16 ? "bf16" : "TF32", schedule_name, reps);
+  std::printf("GPU: %s; gkd %s similarities, schedule %s, panel rows %s; forward + student gradient, best of %d\n",
+              prop.name, precise ? "fp32-level" : bf16 ? "bf16" : "TF32", schedule_name,
+              panel_rows > 0 ? std::to_string(panel_rows).c_str() : "default", reps);
   std::map<std::string, Result> gkd_results;
   for (const auto& c : cases) {
-    gkd_results[c.spec()] = run_gkd(c, c.n >= 65536 ? 2 : reps, precise, bf16 && c.kind != "dicd", schedule);
+    gkd_results[c.spec()] =
+        run_gkd(c, c.n >= 65536 ? 2 : reps, precise, bf16 && c.kind != "dicd", schedule, panel_rows);
     const Result& g = gkd_results[c.spec()];
     std::printf("gkd %-28s %10.3f ms %9.1f MiB %8.1f TFLOP/s\n", c.spec().c_str(), g.ms, g.mib,
                 c.flops() > 0 && g.ms > 0 ? c.flops() / (g.ms * 1e9) : 0.0);

@@ -73,7 +73,7 @@ int main() {
   // 2. SKD similarity MSE on the same features (one image of 4096 pixels): loss and gradient in one call.
   const gkd::cuda::PairwiseShape shape{.batch = 1, .nodes = n, .cs = cs, .ct = ct};
   const gkd::cuda::PairwiseArgs args{};
-  const std::size_t skd_bytes = gkd::cuda::similarity_mse_workspace(shape, args.schedule, args.bf16);
+  const std::size_t skd_bytes = gkd::cuda::similarity_mse_workspace(shape, args);
   void* skd_workspace = nullptr;
   check(cudaMalloc(&skd_workspace, skd_bytes), "cudaMalloc");
   gkd::cuda::similarity_mse_forward(student, teacher, shape, args, losses + 1, skd_grad, skd_workspace, skd_bytes,

@@ -30,7 +30,6 @@ constexpr int kBlock = 64;              // rows per block and columns per tile
 constexpr int kThreads = 128;           // 4 warps: warp w owns rows 16w … 16w + 15 of the tile GEMMs
 constexpr int kLds = kBlock + 4;        // leading dim of the shared tiles (floats)
 constexpr std::int64_t kChannelPad = 16;
-constexpr std::int64_t kPanelRows = 512;       // rows per panel (Panels schedule) unless configured
 constexpr std::int64_t kPanelMinGroup = 1024;  // Auto: block-diagonal groups from this size on run as panels
 constexpr int kRowThreads = 256;               // threads of the per-row panel kernels
 
@@ -109,8 +108,8 @@ Dims make_dims(const GraphKDConfig& c) {
   d.fp32_gemm = c.precision == GraphKDPrecision::TF32x3;
   d.bf16_sims = c.precision == GraphKDPrecision::BF16;
   d.group = c.mask == GraphKDMask::Full ? c.n : c.group_size;
-  d.panel_rows = std::min(c.panel_rows > 0 ? c.panel_rows : kPanelRows, d.group);
   d.panel_ld = round_up(d.group, 32);
+  d.panel_rows = std::min(c.panel_rows > 0 ? c.panel_rows : default_panel_rows(d.panel_ld, d.nce ? 1 : 2), d.group);
   return d;
 }
 

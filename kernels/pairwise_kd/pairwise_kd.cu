@@ -12,7 +12,7 @@
 // statistics (online log-sum-exp and KL), row gradients, column gradients (the same kernel with the
 // roles of rows and columns swapped). Loss partials are per block in double, summed in a fixed order.
 //
-// The Panels schedule (large N, gkd/cuda/schedule.hpp) instead has cuBLAS compute 512-row panels of
+// The Panels schedule (large N, gkd/cuda/schedule.hpp) instead has cuBLAS compute panels of rows of
 // the student and teacher similarity matrices of one image (pair) into the workspace; one block per
 // panel row reduces its row (loss partial, and for CIRKD the row's log-sum-exps) and overwrites the
 // student panel with the gradient coefficients G; the gradient is then G · Ŝ (and Gᵀ · Ŝ_panel for
@@ -37,7 +37,7 @@ namespace {
 using namespace nvcuda;
 
 constexpr int kTile = 64, kChunk = 16, kThreads = 128, kPadK = kChunk + 4, kPadT = kTile + 4;
-constexpr std::int64_t kPanelRows = 512, kPanelMinNodes = 2048;
+constexpr std::int64_t kPanelMinNodes = 2048;
 constexpr int kRowThreads = 256;
 
 struct Geometry {
@@ -56,12 +56,14 @@ std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m *
 
 // Enough blocks to fill the GPU (about 4 resident blocks of 45 KiB shared memory per SM): small
 // problems split every row tile's column walk over up to 16 blocks, each with its own gradient slice.
-Geometry geometry(const PairwiseShape& s, bool kl, Schedule schedule, bool bf16) {
+Geometry geometry(const PairwiseShape& s, bool kl, const PairwiseArgs& args) {
+  const Schedule schedule = args.schedule;
+  const bool bf16 = args.bf16;
   Geometry g{s.batch, s.nodes, round_up(s.nodes, kTile), s.cs, s.ct, round_up(s.cs, kChunk), round_up(s.ct, kChunk), 1,
              false, bf16, 0, 0};
   g.panels = schedule == Schedule::Panels || (schedule == Schedule::Auto && (bf16 || s.nodes >= kPanelMinNodes));
-  g.panel_rows = std::min(kPanelRows, s.nodes);
   g.panel_ld = round_up(s.nodes, 32);
+  g.panel_rows = std::min(args.panel_rows > 0 ? args.panel_rows : default_panel_rows(g.panel_ld, 2), s.nodes);
   if (g.panels) return g;
   int device = 0, sms = 132;
   if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
@@ -113,9 +115,10 @@ Layout layout(const Geometry& g, bool kl) {
   return l;
 }
 
-void check_shape(const char* op, const PairwiseShape& s) {
+void check_shape(const char* op, const PairwiseShape& s, const PairwiseArgs& args) {
   GKD_CHECK(s.batch > 0 && s.nodes > 0 && s.cs > 0 && s.ct > 0, op,
             "needs B, N, C_s, C_t > 0, got B " << s.batch << " N " << s.nodes << " C_s " << s.cs << " C_t " << s.ct);
+  GKD_CHECK(args.panel_rows >= 0, op, "panel_rows must be non-negative (0: the default), got " << args.panel_rows);
 }
 
 // ---- device helpers ------------------------------------------------------------------------------
@@ -500,7 +503,7 @@ struct Prepared {
 
 Prepared prepare(const char* op, const float* student, const float* teacher, const PairwiseShape& shape,
                  const PairwiseArgs& args, float* loss, bool kl, void* workspace, std::size_t bytes, void* stream) {
-  check_shape(op, shape);
+  check_shape(op, shape, args);
   GKD_CHECK(student != nullptr && teacher != nullptr && loss != nullptr && workspace != nullptr, op,
             "student, teacher, loss and workspace must be device pointers, got a null one");
   GKD_CHECK(args.eps >= 0 && std::isfinite(args.eps), op, "eps must be finite and >= 0, got " << args.eps);
@@ -509,7 +512,7 @@ Prepared prepare(const char* op, const float* student, const float* teacher, con
   GKD_CHECK(!args.bf16 || (!args.precise && args.schedule != Schedule::Tiles), op,
             "bf16 similarities run on the Panels schedule only, and exclude precise (got precise "
                 << args.precise << ", schedule " << (args.schedule == Schedule::Tiles ? "Tiles" : "Panels/Auto") << ")");
-  Prepared p{geometry(shape, kl, args.schedule, args.bf16), {}, static_cast<char*>(workspace),
+  Prepared p{geometry(shape, kl, args), {}, static_cast<char*>(workspace),
              static_cast<cudaStream_t>(stream)};
   p.lay = layout(p.geo, kl);
   p.compute = args.precise ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
@@ -607,14 +610,14 @@ void cirkd_panels(const Prepared& p, float inv_tau, double weight, float g_scale
 
 }  // namespace
 
-std::size_t similarity_mse_workspace(const PairwiseShape& shape, Schedule schedule, bool bf16) {
-  check_shape("similarity_mse", shape);
-  return layout(geometry(shape, false, schedule, bf16), false).total;
+std::size_t similarity_mse_workspace(const PairwiseShape& shape, const PairwiseArgs& args) {
+  check_shape("similarity_mse", shape, args);
+  return layout(geometry(shape, false, args), false).total;
 }
 
-std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, Schedule schedule, bool bf16) {
-  check_shape("pixel_pair_kl", shape);
-  return layout(geometry(shape, true, schedule, bf16), true).total;
+std::size_t pixel_pair_kl_workspace(const PairwiseShape& shape, const PairwiseArgs& args) {
+  check_shape("pixel_pair_kl", shape, args);
+  return layout(geometry(shape, true, args), true).total;
 }
 
 void similarity_mse_forward(const float* student, const float* teacher, const PairwiseShape& shape,

@@ -34,13 +34,18 @@ enum class Loss { Mse, Kl };
 /// row / teacher row (of the B·N rows) is all zero: the eps-clamped branch of the row normalisation
 /// (ŝ = 0, gradient dŝ / eps on both sides). The zero row's gradient is O(1/eps) and the others' O(1), so
 /// each is then compared on its own (one relative L2 error over both would see the zero row alone).
+/// Panels are 512 rows here where args.panel_rows is 0, so that N > 512 runs several (the default height
+/// would hold these graphs in one panel); -1 asks for the default height.
 void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::PairwiseArgs args, double tol,
                        double loss_floor = 1e-7, std::int64_t zero_s = -1, std::int64_t zero_t = -1) {
   INFO((loss == Loss::Mse ? "similarity_mse" : "pixel_pair_kl") << " B " << shape.batch << " N " << shape.nodes << " C_s "
                                                                   << shape.cs << " C_t " << shape.ct << " tau "
                                                                   << args.temperature << " mean " << args.mean
                                                                   << " precise " << args.precise << " schedule "
-                                                                  << int(args.schedule) << " bf16 " << args.bf16);
+                                                                  << int(args.schedule) << " bf16 " << args.bf16
+                                                                  << " panel_rows " << args.panel_rows);
+  if (args.panel_rows == 0) args.panel_rows = 512;
+  else if (args.panel_rows < 0) args.panel_rows = 0;  // -1: the default height
   const std::int64_t ns = shape.batch * shape.nodes * shape.cs, nt = shape.batch * shape.nodes * shape.ct;
   auto s = random_floats(ns, 1000 + shape.nodes, 1.5), t = random_floats(nt, 2000 + shape.nodes, 0.7);
   if (args.bf16)
@@ -60,8 +65,8 @@ void check_against_cpu(Loss loss, gkd::cuda::PairwiseShape shape, gkd::cuda::Pai
           : gkd::pixel_pair_kl_raw(s64.data(), t64.data(), shape.batch, shape.nodes, shape.cs, shape.ct,
                                    {.temperature = args.temperature, .eps = args.eps, .reduction = r}, grad_ref.data());
   DeviceBuffer<float> ds(s), dt(t), dloss(1), dgrad(static_cast<std::size_t>(ns));
-  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape, args.schedule, args.bf16)
-                                              : gkd::cuda::pixel_pair_kl_workspace(shape, args.schedule, args.bf16);
+  const std::size_t bytes = loss == Loss::Mse ? gkd::cuda::similarity_mse_workspace(shape, args)
+                                              : gkd::cuda::pixel_pair_kl_workspace(shape, args);
   DeviceBuffer<char> ws(bytes);
   if (loss == Loss::Mse) gkd::cuda::similarity_mse_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
   else gkd::cuda::pixel_pair_kl_forward(ds.ptr, dt.ptr, shape, args, dloss.ptr, dgrad.ptr, ws.ptr, bytes);
@@ -112,6 +117,18 @@ TEST_CASE("CUDA similarity_mse equals the CPU op", "[cuda][pairwise_kd]") {
         check_against_cpu(Loss::Mse, shape, {.mean = mean, .precise = true, .schedule = schedule}, 1e-4);
       }
     }
+}
+
+TEST_CASE("CUDA SKD and CIRKD on panels of any height, the default one included, equal the CPU op",
+          "[cuda][pairwise_kd]") {
+  using gkd::cuda::PairwiseShape;
+  const PairwiseShape shape{2, 1100, 24, 12};
+  for (const std::int64_t rows : {std::int64_t{-1}, std::int64_t{300}, std::int64_t{1100}}) {  // -1: default_panel_rows
+    const gkd::cuda::PairwiseArgs args{.temperature = 0.5, .precise = true, .schedule = gkd::cuda::Schedule::Panels,
+                                       .panel_rows = rows};
+    check_against_cpu(Loss::Mse, shape, args, 1e-4);
+    check_against_cpu(Loss::Kl, shape, args, 1e-4);
+  }
 }
 
 TEST_CASE("CUDA pixel_pair_kl equals the CPU op", "[cuda][pairwise_kd]") {
@@ -190,6 +207,7 @@ TEST_CASE("CUDA pair-wise losses reject bad arguments", "[cuda][pairwise_kd]") {
   DeviceBuffer<float> s(40), t(40), loss(1);
   DeviceBuffer<char> ws(bytes);
   REQUIRE_THROWS_AS(gkd::cuda::similarity_mse_workspace(PairwiseShape{1, 0, 4, 4}), gkd::Error);
+  REQUIRE_THROWS_WITH(gkd::cuda::pixel_pair_kl_workspace(shape, {.panel_rows = -1}), Catch::Contains("panel_rows"));
   REQUIRE_THROWS_WITH(gkd::cuda::similarity_mse_forward(s.ptr, t.ptr, shape, {.precise = true, .bf16 = true}, loss.ptr,
                                                         nullptr, ws.ptr, bytes),
                       Catch::Contains("bf16"));

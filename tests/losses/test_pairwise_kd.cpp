@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "gkd/cuda/schedule.hpp"  // default_panel_rows: host code, no CUDA needed
 #include "gkd/losses/pairwise_kd.hpp"
 #include "support/check.hpp"
 #include "support/golden.hpp"
@@ -207,4 +208,21 @@ TEST_CASE("similarity_mse and pixel_pair_kl match PyTorch", "[pairwise_kd][golde
   check("cirkd_mean_t0.5", kl(0.5, Reduction::Mean));
   check("cirkd_sum_t0.1", kl(0.1, Reduction::Sum));
   check("cirkd_t4", kl(4.0, Reduction::Mean));
+}
+
+TEST_CASE("the GPU Panels schedule's default height is the tallest power of two whose panels fit the budget",
+          "[pairwise_kd][panels]") {
+  using gkd::cuda::default_panel_rows;
+  using gkd::cuda::kPanelBudgetBytes;
+  STATIC_REQUIRE(default_panel_rows(16384, 2) == 2048);
+  STATIC_REQUIRE(default_panel_rows(65536, 2) == 512);
+  STATIC_REQUIRE(default_panel_rows(262144, 2) == 512);  // never below 512, even over the budget
+  for (const std::int64_t floats : {32, 1024, 4096, 5000, 16384, 65536})
+    for (const std::int64_t panels : {1, 2}) {
+      const std::int64_t rows = default_panel_rows(floats, panels), bytes = rows * floats * panels * 4;
+      INFO("row floats " << floats << " panels " << panels << " rows " << rows);
+      REQUIRE((rows >= 512 && (rows & (rows - 1)) == 0));
+      REQUIRE(bytes <= kPanelBudgetBytes);
+      REQUIRE(2 * bytes > kPanelBudgetBytes);
+    }
 }

@@ -18,11 +18,12 @@
 /// accumulates dF̂_s = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j] in shared memory (no atomics), then applies the
 /// normalisation's backward. Memory: O(n · C); the n × n matrices never reach global memory.
 /// Large graphs (Full and BlockDiagonal masks) run as *panels* instead: each graph is cut into panels of
-/// 512 rows; cuBLAS computes a panel's similarity rows [512 × graph size] into the workspace (TF32 tensor
-/// cores, or FP32 for `TF32x3`), one block per row reduces them, and the backward recomputes the panel,
-/// turns it into G in place and adds G F̂ and Gᵀ F̂_panel with two more GEMMs. Memory: O(n · C + 512 · graph
-/// size), never n × n. `schedule` picks (gkd/cuda/schedule.hpp): Auto uses panels for a Full mask, for
-/// block-diagonal groups of ≥ 1024 nodes and wherever the tiles' backward would not fit in shared memory.
+/// rows (`panel_rows`); cuBLAS computes a panel's similarity rows [rows × graph size] into the workspace
+/// (TF32 tensor cores, or FP32 for `TF32x3`), one block per row reduces them, and the backward recomputes
+/// the panel, turns it into G in place and adds G F̂ and Gᵀ F̂_panel with two more GEMMs. Memory:
+/// O(n · C + rows · graph size), never n × n. `schedule` picks (gkd/cuda/schedule.hpp): Auto uses panels
+/// for a Full mask, for block-diagonal groups of ≥ 1024 nodes and wherever the tiles' backward would not
+/// fit in shared memory.
 /// Gradients flow to the student only (the teacher is frozen).
 /// Limits: the Tiles schedule needs student_channels ≤ ~700 for the backward (its per-block accumulator
 /// lives in shared memory; run() throws gkd::Error naming the limit of the device otherwise); the Panels
@@ -65,9 +66,10 @@ struct GraphKDConfig {
   GraphKDPrecision precision = GraphKDPrecision::TF32;
   float eps = 1e-12f;                 ///< norm clamp of the row normalisation
   Schedule schedule = Schedule::Auto;  ///< gkd/cuda/schedule.hpp; Panels needs a Full or BlockDiagonal mask
-  /// Panels: rows per similarity panel; 0 means 512 (the fastest on an H100 at N = 4096 so far). Capped
-  /// at the graph size. Extra memory: panel_rows × (graph size rounded up to 32) floats per panel, two
-  /// panels for KL and one for InfoNCE (the graph size is N for Full, group_size for BlockDiagonal).
+  /// Panels: rows per similarity panel; 0 means default_panel_rows (gkd/cuda/schedule.hpp: as many as
+  /// fit in 256 MiB of panels, at least 512). Capped at the graph size. Extra memory: panel_rows × (graph
+  /// size rounded up to 32) floats per panel, two panels for KL and one for InfoNCE (the graph size is N
+  /// for Full, group_size for BlockDiagonal).
   std::int64_t panel_rows = 0;
 };
 
