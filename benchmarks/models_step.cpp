@@ -7,7 +7,7 @@
 //
 //   build/benchmarks/gkd_bench_models_step --net student|teacher --threads 1 [--steps 5] [--warmup 2]
 //                                          [--width 1] [--batch 4] [--device cpu|cuda] [--tf32] [--no-pytorch]
-//                                          [--conv-api legacy|graph]   (cuDNN interface, gkd/cuda/conv.hpp)
+//                                          [--conv-api legacy|graph|auto]   (cuDNN interface, gkd/cuda/conv.hpp)
 //                                          [--autocast]   (forward and loss under bf16 autocast on both sides)
 // Float32 on both sides is strict FP32 unless --tf32 lets both use TF32 tensor cores for convolutions and
 // GEMMs (gkd::cuda::set_allow_tf32; PyTorch's cudnn.allow_tf32 and matmul.allow_tf32). PyTorch's own default
@@ -49,7 +49,7 @@ struct Settings {
   double width = 1.0;
   gkd::Device device = gkd::kCPU;
   bool tf32 = false;
-  std::string conv_api = "legacy";
+  std::string conv_api = "auto";
   bool autocast = false;
 };
 
@@ -166,12 +166,12 @@ int main(int argc, char** argv) {
     else {
       std::cerr << "usage: " << argv[0]
                 << " [--net student|teacher] [--threads N] [--steps N] [--warmup N] [--width W] [--batch N]"
-                   " [--device cpu|cuda] [--tf32] [--no-pytorch] [--conv-api legacy|graph] [--autocast]\n";
+                   " [--device cpu|cuda] [--tf32] [--no-pytorch] [--conv-api legacy|graph|auto] [--autocast]\n";
       return 2;
     }
   }
-  if (s.conv_api != "legacy" && s.conv_api != "graph") {
-    std::cerr << "--conv-api must be legacy or graph\n";
+  if (s.conv_api != "legacy" && s.conv_api != "graph" && s.conv_api != "auto") {
+    std::cerr << "--conv-api must be legacy, graph or auto\n";
     return 2;
   }
   if (s.net != "student" && s.net != "teacher") {
@@ -181,7 +181,9 @@ int main(int argc, char** argv) {
   gkd::set_num_threads(s.threads);
 #if defined(GKD_HAS_CUDA)
   gkd::cuda::set_allow_tf32(s.tf32);
-  gkd::cuda::set_conv_api(s.conv_api == "graph" ? gkd::cuda::ConvApi::Graph : gkd::cuda::ConvApi::Legacy);
+  gkd::cuda::set_conv_api(s.conv_api == "graph"  ? gkd::cuda::ConvApi::Graph
+                          : s.conv_api == "auto" ? gkd::cuda::ConvApi::Auto
+                                                 : gkd::cuda::ConvApi::Legacy);
 #else
   if (s.tf32 && s.device.is_cuda()) std::cerr << "--tf32: this build has no CUDA backend\n";
 #endif

@@ -6,9 +6,10 @@
 #   3. compute-sanitizer memcheck and racecheck on each CUDA test executable;
 #   4. the CUDA benchmarks (each compares against PyTorch on the same GPU in the same invocation), and the
 #      student and teacher training step at batch 16, 128x128 (gkd_bench_models_step --device cuda), in
-#      strict FP32 and in TF32 (--tf32) on both sides, with gkd's convolutions through cuDNN's legacy and
-#      graph API (--conv-api), and under bf16 autocast (--autocast); and graph_kd's panel-height sweep
-#      (--panel-sweep). The TF32 steps and the sweep run first, the strict-FP32 steps last.
+#      strict FP32 and in TF32 (--tf32) on both sides, with gkd's convolutions through cuDNN's legacy
+#      API, its graph API and the faster of the two per geometry (--conv-api legacy|graph|auto), and under
+#      bf16 autocast (--autocast); and graph_kd's panel-height sweep (--panel-sweep). The TF32 steps run
+#      first, then the kernel benchmarks and the sweep, the strict-FP32 steps last.
 # Usage:  tools/gpu_check.sh [RESULTS_DIR]          (default: build-gpu/results)
 # Every step writes <step>.log into a log folder (GKD_GPU_LOGS, default a new temporary one) and one line
 # into RESULTS_DIR/summary.txt; a failing step does not stop the others. After every step the logs are
@@ -126,7 +127,7 @@ ms() { [[ -n $models_step ]] && step "models_step_cuda_$1" "$limit" "$models_ste
          --steps 10 --warmup 3 "${@:2}"; }
 run_bench_models() {
   for net in student teacher; do
-    for api in legacy graph; do
+    for api in legacy graph auto; do
       if [[ $1 == tf32 ]]; then ms "${net}_${api}_tf32" --net $net --conv-api $api --tf32; else ms "${net}_$api" --net $net --conv-api $api; fi
     done
   done

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // conv2d and conv_transpose2d through cuDNN with autograd: the graph API (ops/conv_graph.hpp) when
-// chosen and it has an engine, else the legacy API, where each direction's algorithm
-// is benchmarked once per geometry (cudnnFind*AlgorithmEx) and cached; workspaces come from the
-// caching allocator; float32 runs FMA math unless TF32 is allowed; float64 prefers deterministic
-// algorithms. Under autocast they round as the CPU ops do (gkd/ops/autocast.hpp), computing in float32.
+// chosen (or, under ConvApi::Auto, when it ran faster) and it has an engine, else the legacy API, where
+// each direction's algorithm is benchmarked once per geometry (cudnnFind*AlgorithmEx) and cached;
+// workspaces come from the caching allocator; float32 runs FMA math unless TF32 is allowed; float64
+// prefers deterministic algorithms. Under autocast they round as the CPU ops do (gkd/ops/autocast.hpp), computing in float32.
 #include "gkd/cuda/conv.hpp"
 
 #include <algorithm>
@@ -67,18 +67,35 @@ struct Choice {
 /// Upper bound of the workspace offered to the benchmark (and so to any chosen algorithm).
 constexpr std::size_t kMaxWorkspace = std::size_t{1} << 30;
 
+/// Whether a legacy algorithm computes through an FFT or a Winograd transform.
+constexpr bool transforms(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+constexpr bool transforms(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+constexpr bool transforms(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 /// Benchmarks every algorithm of one direction once per key (cudnnFind*AlgorithmEx through `find`,
 /// which runs them on the real buffers; `sizes(0, ...)` first sets the benchmark's math type) and
 /// caches the fastest one that succeeded within the offered workspace: never one that converts its
 /// inputs down (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), never a tensor-op (TF32) one when `strict`
 /// (float32 without TF32; it then runs with FMA math, as benchmarked), and a
-/// deterministic one when `deterministic` (float64) if any. The offered workspace is the largest
-/// that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
+/// deterministic one when `deterministic` (float64) if any. For `half` (16-bit data) never an FFT or
+/// Winograd transform, which rounds the transformed operands to 16 bits too, nor a non-deterministic
+/// algorithm, which adds partial sums into the 16-bit output atomically: autocast promises the CPU's
+/// roundings, the 16-bit operands' exact products summed in float32 and rounded once. The offered workspace is the
+/// largest that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
 /// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math)
-/// with `found` false, also when the benchmark itself fails and `may_fail` (16-bit data, whose caller
-/// then computes in float32).
+/// with `found` false, also when the benchmark itself fails on 16-bit data (whose caller then computes
+/// in float32).
 template <class Perf, class Sizes, class Find>
-Choice choose(const GeometryKey& key, bool strict, bool deterministic, bool may_fail, int count, Sizes sizes,
+Choice choose(const GeometryKey& key, bool strict, bool deterministic, bool half, int count, Sizes sizes,
               Find find) {
   static std::mutex mutex;
   static std::map<GeometryKey, Choice> cache;
@@ -101,7 +118,7 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, bool may_
   try {
     find(ws->ptr, ws->bytes, kMax, &returned, perf);
   } catch (const Error&) {
-    if (!may_fail) throw;
+    if (!half) throw;
     returned = 0;
   }
   auto pick = [&](bool need_determinism) -> const Perf* {
@@ -110,6 +127,7 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, bool may_
       if (r.status != CUDNN_STATUS_SUCCESS || r.memory > ws->bytes) continue;
       if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // converts float32 down to 16 bits
       if (strict && r.mathType == CUDNN_TENSOR_OP_MATH) continue;
+      if (half && (transforms(r.algo) || r.determinism != CUDNN_DETERMINISTIC)) continue;
       if (need_determinism && r.determinism != CUDNN_DETERMINISTIC) continue;
       return &r;
     }
@@ -125,6 +143,25 @@ Choice choose(const GeometryKey& key, bool strict, bool deterministic, bool may_
   }
   cache.emplace(key, choice);
   return choice;
+}
+
+/// ConvApi::Auto's interface for one direction of one geometry (`key`), chosen once: each interface runs
+/// the direction twice on the real buffers (the first run makes and caches its own choice, the second
+/// is timed) and the graph API serves it where it has an engine and ran faster. Every direction
+/// overwrites its output (beta = 0), so the extra runs change nothing.
+template <class Graph, class Legacy>
+bool auto_prefers_graph(const GeometryKey& key, Graph graph, Legacy legacy) {
+  static std::mutex mutex;
+  static std::map<GeometryKey, bool> cache;
+  std::lock_guard lock(mutex);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  bool prefer = graph();
+  if (prefer && legacy()) {  // both interfaces can run it: the faster one
+    const float graph_ms = dnn::elapsed_ms(graph), legacy_ms = dnn::elapsed_ms(legacy);
+    prefer = graph_ms < legacy_ms;
+  }
+  cache.emplace(key, prefer);
+  return prefer;
 }
 
 /// The three cuDNN calls of one convolution geometry on `data` tensors: input xs, filter ws, output ys.
@@ -163,9 +200,9 @@ struct Convolution {
   static constexpr double kOneD = 1, kZeroD = 0;
   static constexpr float kOneF = 1, kZeroF = 0;
 
-  /// Runs direction `d` through the graph API when it is chosen and has an engine for this geometry.
+  /// Runs direction `d` through the graph API; false, having run nothing, when it has no engine for
+  /// this geometry.
   bool graph_api(dnn::ConvDirection d, const void* xp, const void* wp, const void* yp) const {
-    if (conv_api() != ConvApi::Graph) return false;
     dnn::ConvProblem q;
     q.direction = d;
     q.type = data;
@@ -176,17 +213,22 @@ struct Convolution {
     q.stride[0] = p.stride_h, q.stride[1] = p.stride_w;
     q.pad[0] = p.pad_h, q.pad[1] = p.pad_w;
     q.dilation[0] = p.dilation_h, q.dilation[1] = p.dilation_w;
-    const bool ran =
-        dnn::run_graph_convolution(q, const_cast<void*>(xp), const_cast<void*>(wp), const_cast<void*>(yp));
-    ++(ran ? counters.graph : counters.graph_to_legacy);
-    if (ran && half) ++counters.runs_16bit;
-    return ran;
+    return dnn::run_graph_convolution(q, const_cast<void*>(xp), const_cast<void*>(wp), const_cast<void*>(yp));
   }
 
-  /// Whether the legacy API runs with choice `c` (not for 16-bit data without a 16-bit algorithm),
-  /// counted.
-  bool legacy_can_run(const Choice& c) const {
-    if (half && !c.found) {
+  /// Runs one direction through the interface that conv_api() names, counted: `graph()` through the
+  /// graph API (false: no engine; the legacy API then runs), `legacy()` through the legacy API (false:
+  /// 16-bit data without a 16-bit algorithm, nothing ran; the caller computes in float32).
+  template <class Graph, class Legacy>
+  bool dispatch(const GeometryKey& key, Graph graph, Legacy legacy) const {
+    const ConvApi api = conv_api();
+    if ((api == ConvApi::Graph || (api == ConvApi::Auto && auto_prefers_graph(key, graph, legacy))) && graph()) {
+      ++counters.graph;
+      if (half) ++counters.runs_16bit;
+      return true;
+    }
+    if (api == ConvApi::Graph) ++counters.graph_to_legacy;
+    if (!legacy()) {
       ++counters.no_16bit;
       return false;
     }
@@ -197,7 +239,24 @@ struct Convolution {
 
   /// y = conv(x, w).
   bool forward(const void* xp, const void* wp, void* yp) const {
-    if (graph_api(dnn::ConvDirection::Forward, xp, wp, yp)) return true;
+    return dispatch(
+        key(kForward, xp, wp, yp), [&] { return graph_api(dnn::ConvDirection::Forward, xp, wp, yp); },
+        [&] { return legacy_forward(xp, wp, yp); });
+  }
+  /// dx = the input gradient of conv for output gradient g (overwritten).
+  bool backward_data(const void* wp, const void* gp, void* dxp) const {
+    return dispatch(
+        key(kBackwardData, wp, gp, dxp), [&] { return graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp); },
+        [&] { return legacy_backward_data(wp, gp, dxp); });
+  }
+  /// dw = the filter gradient of conv for input x and output gradient g (overwritten).
+  bool backward_filter(const void* xp, const void* gp, void* dwp) const {
+    return dispatch(
+        key(kBackwardFilter, xp, gp, dwp), [&] { return graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp); },
+        [&] { return legacy_backward_filter(xp, gp, dwp); });
+  }
+
+  bool legacy_forward(const void* xp, const void* wp, void* yp) const {
     const Choice c = choose<cudnnConvolutionFwdAlgoPerf_t>(
         key(kForward, xp, wp, yp), strict, deterministic, half, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
@@ -209,7 +268,7 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(dnn::handle(), x.d, xp, w.d, wp, conv.d, y.d, yp, n, r,
                                                                  perf, ws_ptr, ws_bytes));
         });
-    if (!legacy_can_run(c)) return false;
+    if (half && !c.found) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(c.algo);
     std::size_t bytes = 0;
@@ -220,9 +279,7 @@ struct Convolution {
     return true;
   }
 
-  /// dx = the input gradient of conv for output gradient g (overwritten).
-  bool backward_data(const void* wp, const void* gp, void* dxp) const {
-    if (graph_api(dnn::ConvDirection::BackwardData, dxp, wp, gp)) return true;
+  bool legacy_backward_data(const void* wp, const void* gp, void* dxp) const {
     const Choice c = choose<cudnnConvolutionBwdDataAlgoPerf_t>(
         key(kBackwardData, wp, gp, dxp), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
@@ -234,7 +291,7 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(dnn::handle(), w.d, wp, y.d, gp, conv.d, x.d, dxp,
                                                                       n, r, perf, ws_ptr, ws_bytes));
         });
-    if (!legacy_can_run(c)) return false;
+    if (half && !c.found) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo);
     std::size_t bytes = 0;
@@ -245,9 +302,7 @@ struct Convolution {
     return true;
   }
 
-  /// dw = the filter gradient of conv for input x and output gradient g (overwritten).
-  bool backward_filter(const void* xp, const void* gp, void* dwp) const {
-    if (graph_api(dnn::ConvDirection::BackwardFilter, xp, dwp, gp)) return true;
+  bool legacy_backward_filter(const void* xp, const void* gp, void* dwp) const {
     const Choice c = choose<cudnnConvolutionBwdFilterAlgoPerf_t>(
         key(kBackwardFilter, xp, gp, dwp), strict, deterministic, half, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
         [&](int a, std::size_t* bytes) {
@@ -259,7 +314,7 @@ struct Convolution {
           GKD_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(dnn::handle(), x.d, xp, y.d, gp, conv.d, w.d,
                                                                         dwp, n, r, perf, ws_ptr, ws_bytes));
         });
-    if (!legacy_can_run(c)) return false;
+    if (half && !c.found) return false;
     GKD_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, c.math));
     const auto algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo);
     std::size_t bytes = 0;
@@ -391,10 +446,10 @@ ConvApi conv_api() {
   int api = chosen_api.load();
   if (api < 0) {
     const char* env = std::getenv("GKD_CUDNN_API");
-    const std::string_view value = env ? env : "legacy";
-    GKD_CHECK(value == "legacy" || value == "graph", "conv_api",
-              "environment variable GKD_CUDNN_API is '" << value << "'; expected legacy or graph");
-    api = static_cast<int>(value == "graph" ? ConvApi::Graph : ConvApi::Legacy);
+    const std::string_view value = env ? env : "auto";
+    GKD_CHECK(value == "legacy" || value == "graph" || value == "auto", "conv_api",
+              "environment variable GKD_CUDNN_API is '" << value << "'; expected legacy, graph or auto");
+    api = static_cast<int>(value == "graph" ? ConvApi::Graph : value == "auto" ? ConvApi::Auto : ConvApi::Legacy);
     int unset = -1;
     chosen_api.compare_exchange_strong(unset, api);  // a concurrent set_conv_api wins
     api = chosen_api.load();

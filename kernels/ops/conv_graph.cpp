@@ -216,31 +216,23 @@ void execute(const Plan& plan, void* x, void* w, void* y, void* workspace) {
 
 /// Milliseconds of one run of `plan` on the real buffers (after one untimed run).
 float time_plan(const Plan& plan, void* x, void* w, void* y, void* workspace) {
-  cudaEvent_t start, stop;
-  GKD_CUDA_CHECK(cudaEventCreate(&start));
-  GKD_CUDA_CHECK(cudaEventCreate(&stop));
-  float ms = 0;
-  try {
-    execute(plan, x, w, y, workspace);
-    GKD_CUDA_CHECK(cudaEventRecord(start));
-    execute(plan, x, w, y, workspace);
-    GKD_CUDA_CHECK(cudaEventRecord(stop));
-    GKD_CUDA_CHECK(cudaEventSynchronize(stop));
-    GKD_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  } catch (...) {
-    (void)cudaEventDestroy(start), (void)cudaEventDestroy(stop);
-    throw;
-  }
-  (void)cudaEventDestroy(start), (void)cudaEventDestroy(stop);
-  return ms;
+  execute(plan, x, w, y, workspace);
+  return elapsed_ms([&] { execute(plan, x, w, y, workspace); });
 }
 
 /// Whether the precision allows an engine with these notes (`relaxed`: a non-deterministic float64 one).
 /// Inputs converted below the element type, or reduced-precision sums, never are; tensor cores (TF32
-/// for float32) only unless strict.
+/// for float32) only unless strict; FFT and Winograd transforms not on 16-bit data, where they round the
+/// transformed operands to 16 bits too (autocast promises the CPU's roundings: the 16-bit operands'
+/// exact products summed in float32).
 bool allowed(const ConvProblem& p, const std::vector<cudnnBackendNumericalNote_t>& notes, bool relaxed) {
+  const bool half = p.type == CUDNN_DATA_HALF || p.type == CUDNN_DATA_BFLOAT16;
   for (auto n : notes) {
     if (n == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS || n == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)
+      return false;
+    if (half && (n == CUDNN_NUMERICAL_NOTE_FFT || n == CUDNN_NUMERICAL_NOTE_WINOGRAD ||
+                 n == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4 || n == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6 ||
+                 n == CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13))
       return false;
     if (p.strict && n == CUDNN_NUMERICAL_NOTE_TENSOR_CORE) return false;
     if (p.deterministic && !relaxed && n == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) return false;

@@ -32,12 +32,14 @@ class UseConvApi {
   ~UseConvApi() { cuda::set_conv_api(previous_); }
   UseConvApi(const UseConvApi&) = delete;
   UseConvApi& operator=(const UseConvApi&) = delete;
-  static std::string name(cuda::ConvApi api) { return api == cuda::ConvApi::Graph ? "graph API" : "legacy API"; }
+  static std::string name(cuda::ConvApi api) {
+    return api == cuda::ConvApi::Graph ? "graph API" : api == cuda::ConvApi::Auto ? "auto API" : "legacy API";
+  }
 
  private:
   cuda::ConvApi previous_;
 };
-inline constexpr cuda::ConvApi kConvApis[] = {cuda::ConvApi::Legacy, cuda::ConvApi::Graph};
+inline constexpr cuda::ConvApi kConvApis[] = {cuda::ConvApi::Legacy, cuda::ConvApi::Graph, cuda::ConvApi::Auto};
 
 /// Requires f(gpu inputs) == f(cpu inputs) within `forward_tol` and the input gradients within
 /// `backward_tol` (relative, see require_close). Inputs that should get no gradient are listed in

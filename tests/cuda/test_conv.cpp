@@ -71,6 +71,15 @@ TEST_CASE("each cuDNN interface really serves the directions it is chosen for", 
     CHECK(c.legacy_runs == 3);
     CHECK(c.graph_runs + c.graph_to_legacy == 0);
   }
+  {  // Auto: each direction through one interface, its timed trial runs not counted
+    const gkd::test::UseConvApi use(gkd::cuda::ConvApi::Auto);
+    for (int pass = 0; pass < 2; ++pass) {  // choosing, then chosen
+      const auto c = count_directions(x, w);
+      INFO("pass " << pass << ": graph " << c.graph_runs << ", legacy " << c.legacy_runs);
+      CHECK(c.graph_runs + c.legacy_runs == 3);
+      CHECK(c.graph_to_legacy == 0);
+    }
+  }
   // float32 3x3 convolutions have graph-API engines in every cuDNN 9. Whether float64 and the 16-bit
   // weight gradient have one that passes our numerical filter depends on the cuDNN release: those
   // directions may fall back to the legacy API, counted and reported, never silently.
@@ -120,6 +129,8 @@ TEST_CASE("GKD_CUDNN_API and set_conv_api choose the cuDNN interface", "[cuda][c
   REQUIRE(gkd::cuda::conv_api() == gkd::cuda::ConvApi::Graph);
   gkd::cuda::set_conv_api(gkd::cuda::ConvApi::Legacy);
   REQUIRE(gkd::cuda::conv_api() == gkd::cuda::ConvApi::Legacy);
+  gkd::cuda::set_conv_api(gkd::cuda::ConvApi::Auto);
+  REQUIRE(gkd::cuda::conv_api() == gkd::cuda::ConvApi::Auto);
 }
 
 TEST_CASE("conv2d on the GPU rejects bad shapes like the CPU", "[cuda][conv]") {

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// CUDA conv2d and conv_transpose2d through cuDNN (legacy or graph API): forward, input and weight gradients,
-/// with groups (depthwise included), stride, padding, dilation and (transposed) output_padding.
-/// The algorithm of each direction is benchmarked once per geometry, element type and TF32 setting
-/// (cudnnFindConvolution*AlgorithmEx, on the real buffers, with a workspace from the caching
-/// allocator of at most 1 GiB) and the fastest one that succeeded is cached, never one that converts
-/// float32 down to 16 bits; float64 prefers deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
+/// CUDA conv2d and conv_transpose2d through cuDNN (legacy or graph API, see ConvApi): forward, input and
+/// weight gradients, with groups (depthwise included), stride, padding, dilation and (transposed)
+/// output_padding. The algorithm of each direction is benchmarked once per geometry, element type and
+/// TF32 setting (on the real buffers, with a workspace from the caching allocator of at most 1 GiB) and
+/// the fastest one that succeeded is cached, never one that converts float32 down to 16 bits; float64
+/// prefers deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
 /// `gkd::cuda::set_allow_tf32(true)`. Under a 16-bit gkd::Autocast, conv2d without a bias runs on
 /// bfloat16 or half operands (tensor cores, float32 accumulation; gkd/core/autocast.hpp), falling back to
 /// float32 on the rounded values for a geometry cuDNN has no 16-bit algorithm for.
@@ -25,7 +25,7 @@
 namespace gkd::cuda {
 
 /// The cuDNN interface that runs conv2d and conv_transpose2d on the GPU.
-/// - Legacy (the default): cudnnFind*AlgorithmEx as described above.
+/// - Legacy: cudnnFind*AlgorithmEx as described above.
 /// - Graph: cuDNN's graph (backend) API, which reaches engines the legacy API does not. cuDNN's
 ///   heuristics list engine configurations; those the precision forbids are dropped (down-converting
 ///   engines always, tensor-core (TF32) ones for strict float32, non-deterministic ones for float64
@@ -33,18 +33,23 @@ namespace gkd::cuda {
 ///   two at most); the first 8 that build within a 1 GiB workspace are timed once on the real buffers
 ///   and the fastest plan is cached per geometry. A geometry with no usable engine runs on the legacy API
 ///   (`ConvCounters::graph_to_legacy` counts those).
-/// The environment variable GKD_CUDNN_API (legacy or graph) sets the initial choice.
+/// - Auto (the default): per direction and geometry, whichever of the two ran faster, timed once on the
+///   real buffers after each made its own choice (where the graph API has no engine: the legacy API). On
+///   an H100 it made the student's training step 2x faster than Legacy and kept the teacher's within 4% of
+///   the faster interface (benchmarks/README.md).
+/// The environment variable GKD_CUDNN_API (legacy, graph or auto) sets the initial choice.
 /// @code
 ///   gkd::cuda::set_conv_api(gkd::cuda::ConvApi::Graph);
 /// @endcode
-enum class ConvApi { Legacy, Graph };
+enum class ConvApi { Legacy, Graph, Auto };
 void set_conv_api(ConvApi api);
 /// The current choice (reads GKD_CUDNN_API on first use; throws gkd::Error for any other value).
 ConvApi conv_api();
 
 /// How the convolution directions (forward, input gradient, weight gradient: each counts once) ran since
 /// the program started or the last `reset_conv_counters()`: which interface served them and whether
-/// 16-bit ones found a 16-bit algorithm. Shows, for instance, that `ConvApi::Graph` was really used.
+/// 16-bit ones found a 16-bit algorithm. Shows, for instance, that `ConvApi::Graph` was really used. The
+/// runs that ConvApi::Auto times to make its choice are not counted.
 /// @code
 ///   gkd::cuda::reset_conv_counters();
 ///   auto y = gkd::conv2d(x, w);
