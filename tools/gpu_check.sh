@@ -113,12 +113,12 @@ steps=${GKD_GPU_STEPS:-tests bench memcheck racecheck}  # a subset can be chosen
 limit=${GKD_GPU_STEP_LIMIT:-400}                          # seconds per executable and step
 jobs=${GKD_GPU_JOBS:-$(nproc)}
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+export -f step; export results logs summary deadline
 # parallel <name-prefix> <command-prefix...> -- <executables...>: one step per executable, $jobs at a time.
 parallel() {
   local prefix=$1; shift
   local cmd=()
   while [[ $1 != -- ]]; do cmd+=("$1"); shift; done; shift
-  export -f step; export results logs summary deadline
   printf '%s\n' "$@" | xargs -P "$jobs" -I{} bash -c \
     'step "$0$(basename "$1")" "$2" "${@:3}" "$1"' "$prefix" {} "$limit" "${cmd[@]}"
 }
@@ -152,16 +152,16 @@ run_bench_kernels() {
 for s in $steps; do
   case $s in
     tests) parallel "" env -- $tests $examples ;;
-    memcheck|racecheck)  # the fused-loss tests at their [sanitize] sizes: the full ones take minutes there
-      light=() heavy=()
+    memcheck|racecheck)  # one job per test case (${s}_cases.txt in the logs maps the step numbers to the
+      # cases); the fused-loss tests at their [sanitize] sizes only (the full ones take minutes there)
       for t in $tests; do
-        case $(basename "$t") in test_cuda_graph_kd|test_cuda_pairwise_kd) heavy+=("$t") ;; *) light+=("$t") ;; esac
-      done
-      for t in "${heavy[@]}"; do
-        step "${s}_$(basename "$t")_sanitize" "$limit" "$sanitizer" --tool "$s" --error-exitcode 1 "$t" "[sanitize]" &
-      done
-      parallel "${s}_" "$sanitizer" --tool "$s" --error-exitcode 1 -- "${light[@]}"
-      wait ;;
+        case $(basename "$t") in
+          test_cuda_graph_kd|test_cuda_pairwise_kd) printf '%s\t%s\t%s\n' "$t" sanitize '[sanitize]' ;;
+          *) "$t" --list-test-names-only | sed -e '/^$/d' -e 's/[][\\,*"]/\\&/g' | awk -v t="$t" '{printf "%s\t%d\t%s\n", t, NR, $0}' ;;
+        esac
+      done | tee "$logs/${s}_cases.txt" | xargs -P "$jobs" -d '\n' -I{} bash -c 'IFS=$'"'"'\t'"'"' read -r exe n spec <<<"$1"
+        step "$2_$(basename "$exe")_$n" "$3" "$4" --tool "$2" --error-exitcode 1 "$exe" -w NoTests "$spec"' \
+        _ {} "$s" "$limit" "$sanitizer" ;;
     bench) run_bench_models tf32; run_bench_kernels; run_bench_models fp32 ;;
     bench_kernels) run_bench_kernels ;;         # the loss-kernel and op benchmarks alone
     bench_models) run_bench_models tf32; run_bench_models fp32 ;;  # the training steps alone
