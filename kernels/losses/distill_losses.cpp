@@ -133,7 +133,8 @@ Tensor<float> pairwise_loss(std::string_view op, const Tensor<float>& student, c
   const PairwiseArgs args{.temperature = temperature, .eps = eps, .mean = reduction == Reduction::Mean, .precise = true};
   const Device device = student.device();
   const Tensor<float> sc = student.detach().contiguous_copy_if_needed(), tc = teacher.detach().contiguous_copy_if_needed();
-  const std::size_t bytes = pixel_pair ? pixel_pair_kl_workspace(shape) : similarity_mse_workspace(shape);
+  const std::size_t bytes =
+      pixel_pair ? pixel_pair_kl_workspace(shape, args) : similarity_mse_workspace(shape, args);
   const Tensor<float> ws = workspace(bytes, device);
   Tensor<float> loss = Tensor<float>::empty({}, device);
   Tensor<float> grad = needs_grad(student) ? Tensor<float>::empty(student.shape(), device) : Tensor<float>();
