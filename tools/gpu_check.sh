@@ -112,6 +112,9 @@ models_step=$(find "$bin" -maxdepth 2 -type f -name gkd_bench_models_step -perm 
 steps=${GKD_GPU_STEPS:-tests bench memcheck racecheck}  # a subset can be chosen
 limit=${GKD_GPU_STEP_LIMIT:-400}                          # seconds per executable and step
 jobs=${GKD_GPU_JOBS:-$(nproc)}
+# Tests and sanitizer jobs run $jobs at a time, each with its share of the cores for the OpenMP CPU
+# oracles (unset, each would start one thread per core: 16 x 16 threads on 16 cores).
+test_threads=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 export -f step; export results logs summary deadline
 # parallel <name-prefix> <command-prefix...> -- <executables...>: one step per executable, $jobs at a time.
@@ -151,7 +154,7 @@ run_bench_kernels() {
 }
 for s in $steps; do
   case $s in
-    tests) parallel "" env -- $tests $examples ;;
+    tests) parallel "" env OMP_NUM_THREADS="$test_threads" -- $tests $examples ;;
     memcheck|racecheck)  # one job per test case (${s}_cases.txt in the logs maps the step numbers to the
       # cases); the fused-loss tests at their [sanitize] sizes only (the full ones take minutes there)
       for t in $tests; do
@@ -160,8 +163,8 @@ for s in $steps; do
           *) "$t" --list-test-names-only | sed -e '/^$/d' -e 's/[][\\,*"]/\\&/g' | awk -v t="$t" '{printf "%s\t%d\t%s\n", t, NR, $0}' ;;
         esac
       done | tee "$logs/${s}_cases.txt" | xargs -P "$jobs" -d '\n' -I{} bash -c 'IFS=$'"'"'\t'"'"' read -r exe n spec <<<"$1"
-        step "$2_$(basename "$exe")_$n" "$3" "$4" --tool "$2" --error-exitcode 1 "$exe" -w NoTests "$spec"' \
-        _ {} "$s" "$limit" "$sanitizer" ;;
+        OMP_NUM_THREADS=$5 step "$2_$(basename "$exe")_$n" "$3" "$4" --tool "$2" --error-exitcode 1 "$exe" \
+          -w NoTests "$spec"' _ {} "$s" "$limit" "$sanitizer" "$test_threads" ;;
     bench) run_bench_models tf32; run_bench_kernels; run_bench_models fp32 ;;
     bench_kernels) run_bench_kernels ;;         # the loss-kernel and op benchmarks alone
     bench_models) run_bench_models tf32; run_bench_models fp32 ;;  # the training steps alone
