@@ -3,7 +3,8 @@
 // chosen (or, under ConvApi::Auto, when it ran faster) and it has an engine, else the legacy API, where
 // each direction's algorithm is benchmarked once per geometry (cudnnFind*AlgorithmEx) and cached;
 // workspaces come from the caching allocator; float32 runs FMA math unless TF32 is allowed; float64
-// prefers deterministic algorithms. Under autocast they round as the CPU ops do (gkd/ops/autocast.hpp), computing in float32.
+// prefers deterministic algorithms. Under autocast they round as the CPU ops do (gkd/ops/autocast.hpp);
+// conv2d multiplies 16-bit operands on tensor cores (conv2d_16bit), conv_transpose2d computes in float32.
 #include "gkd/cuda/conv.hpp"
 
 #include <algorithm>
@@ -365,38 +366,49 @@ Tensor<float> result_16bit(const Shape& shape, Device device, Precision prec, Ru
   return out;
 }
 
-/// conv2d without a bias under a 16-bit autocast, on tensor cores: x, the weight and the output gradient
-/// rounded to `prec` as the CPU rounds them, float32 accumulation, 16-bit results (the CPU rounds its
-/// float32 results to the same). The backward keeps the 16-bit operands. Returns nullopt, having
-/// recorded nothing, when cuDNN has no 16-bit forward algorithm for the geometry; a backward direction
-/// without one computes in float32 on the rounded values.
+/// conv2d under a 16-bit autocast, on tensor cores: x, the weight and the output gradient rounded to
+/// `prec` as the CPU rounds them, float32 accumulation, 16-bit results (the CPU rounds its float32
+/// results to the same). With a bias the forward computes in float32 on the rounded operands, so that
+/// the bias is added before the one rounding, as on the CPU; the two gradients that multiply run in
+/// 16 bits either way. The backward keeps the 16-bit operands. Returns nullopt, having recorded nothing,
+/// when a bias-free geometry has no 16-bit forward algorithm; a backward direction without one computes
+/// in float32 on the rounded values.
 std::optional<Tensor<float>> conv2d_16bit(const Tensor<float>& x, const Tensor<float>& weight,
-                                          const Tensor<float>& no_bias, const ConvParams& p, const Shape& ys,
+                                          const Tensor<float>& bias, const ConvParams& p, const Shape& ys,
                                           Precision prec) {
   const Shape xs = x.shape(), ws = weight.shape();
   const Tensor<float> xc = x.contiguous_copy_if_needed(), wc = weight.contiguous_copy_if_needed();
   const Buffer16 x16 = Buffer16::rounded(xc.data(), xc.numel(), prec);
   const Buffer16 w16 = Buffer16::rounded(wc.data(), wc.numel(), prec);
   Tensor<float> y = Tensor<float>::empty(ys, x.device());
-  if (y.numel() > 0) {
+  if (y.numel() > 0 && bias.defined()) {
+    Convolution(CUDNN_DATA_FLOAT, xs, ws, ys, p, "conv2d")
+        .forward(float_tensor(x16, xs, x.device()).data(), float_tensor(w16, ws, x.device()).data(), y.data());
+    add_rounded_bias(y, bias, prec);
+  } else if (y.numel() > 0) {
     const Buffer16 y16(y.numel(), prec);
     if (!Convolution(x16.cudnn_type(), xs, ws, ys, p, "conv2d").forward(x16.data(), w16.data(), y16.data()))
       return std::nullopt;
     y16.to_float(y.data());
   }
-  const bool gx = needs_grad(x), gw = needs_grad(weight);
-  return record("conv2d", y, {x, weight, no_bias},
-                [x16 = gw ? x16 : Buffer16(), w16 = gx ? w16 : Buffer16(), xs, ws, ys, p, gx, gw,
+  const bool gx = needs_grad(x), gw = needs_grad(weight), gb = needs_grad(bias);
+  return record("conv2d", y, {x, weight, bias},
+                [x16 = gw ? x16 : Buffer16(), w16 = gx ? w16 : Buffer16(), xs, ws, ys, p, gx, gw, gb,
                  prec](const Tensor<float>& g) {
                   const Device device = g.device();
                   std::vector<Tensor<float>> grads(3);
                   if (g.numel() == 0) {
                     if (gx) grads[0] = Tensor<float>::zeros(xs, device);
                     if (gw) grads[1] = Tensor<float>::zeros(ws, device);
+                    if (gb) grads[2] = Tensor<float>::zeros({ws[0]}, device);
                     return grads;
                   }
                   const Tensor<float> gc = g.contiguous_copy_if_needed();
                   const Buffer16 g16 = Buffer16::rounded(gc.data(), gc.numel(), prec);
+                  if (gb) {  // the rounded gradient's channel sums, rounded, as on the CPU
+                    grads[2] = detail::sum_to(float_tensor(g16, ys, device), Shape{1, ws[0], 1, 1}).reshape({ws[0]});
+                    detail::round_in_place(grads[2], prec);
+                  }
                   const Convolution conv(g16.cudnn_type(), xs, ws, ys, p, "conv2d");
                   const auto conv32 = [&] { return Convolution(CUDNN_DATA_FLOAT, xs, ws, ys, p, "conv2d"); };
                   if (gx)
@@ -476,8 +488,8 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const Shape ys{xs[0], ws[0], (xs[2] + 2 * p.pad_h - ekh) / p.stride_h + 1, (xs[3] + 2 * p.pad_w - ekw) / p.stride_w + 1};
 
   const Precision prec = detail::autocast_for<T>();
-  if constexpr (std::is_same_v<T, float>) {  // 16-bit tensor cores; with a bias, see gkd/cuda/conv.hpp
-    if (prec != Precision::f32 && !bias.defined())
+  if constexpr (std::is_same_v<T, float>) {  // 16-bit tensor cores
+    if (prec != Precision::f32)
       if (std::optional<Tensor<float>> y = conv2d_16bit(x, weight, bias, p, ys, prec)) return *std::move(y);
   }
   const Tensor<T> xc = detail::rounded_copy(x, prec);

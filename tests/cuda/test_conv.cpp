@@ -101,6 +101,16 @@ TEST_CASE("each cuDNN interface really serves the directions it is chosen for", 
     if (c.graph_to_legacy > 0)
       WARN(gkd::to_string(p) << ": " << c.graph_to_legacy << " of 3 directions fell back to the legacy API");
   }
+  {  // with a bias: the forward in float32 (the bias added before the one rounding), the gradients in 16 bits
+    gkd::Autocast scope(gkd::Precision::bf16);
+    gkd::cuda::reset_conv_counters();
+    auto xg = x.cuda().requires_grad(), wg = w.cuda().requires_grad();
+    auto bg = random<float>({8}, 89).cuda().requires_grad();
+    gkd::sum(gkd::conv2d(xg, wg, bg, 1, 1)).backward();
+    const auto c = gkd::cuda::conv_counters();
+    CHECK(c.graph_runs + c.legacy_runs == 3);
+    CHECK(c.runs_16bit + c.no_16bit_algorithm == 2);
+  }
   // A 4-byte aligned input (a batch slice at an odd float offset) gets a plan of its own.
   const auto big = random<float>({3, 3, 9, 11}, 94);
   gkd::cuda::reset_conv_counters();
@@ -156,13 +166,16 @@ TEST_CASE("autocast ops on the GPU match the CPU's", "[cuda][autocast]") {
     const std::string tag = gkd::to_string(p);
     require_gpu_matches_cpu<float>(under([](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], 2, 1); }),
                                    {x, w, b}, tol, tol, "conv2d " + tag);
-    // Without a bias the GPU multiplies 16-bit operands on tensor cores (with a bias it rounds float32
-    // results, as above); through both cuDNN interfaces, grouped and depthwise too.
+    // The GPU multiplies 16-bit operands on tensor cores (with a bias, in the two gradients only: the
+    // forward adds the bias before the one rounding, as above); through every cuDNN interface, grouped
+    // and depthwise too, with and without a bias.
     for (const auto api : gkd::test::kConvApis) {
       const gkd::test::UseConvApi use(api);
       const std::string where = tag + ", " + gkd::test::UseConvApi::name(api);
       require_gpu_matches_cpu<float>(under([](const auto& in) { return gkd::conv2d(in[0], in[1], {}, 1, 1); }),
                                      {x, w}, tol, tol, "conv2d without bias " + where);
+      require_gpu_matches_cpu<float>(under([](const auto& in) { return gkd::conv2d(in[0], in[1], in[2], 1, 1); }),
+                                     {x, w, b}, tol, tol, "conv2d with bias " + where);
       require_gpu_matches_cpu<float>(
           under([](const auto& in) { return gkd::conv2d(in[0], in[1], {}, 2, 1, 1, 3); }),
           {random<float>({2, 6, 16, 12}, 10), random<float>({6, 2, 3, 3}, 11)}, tol, tol, "grouped conv2d " + where);

@@ -7,9 +7,11 @@
 /// TF32 setting (on the real buffers, with a workspace from the caching allocator of at most 1 GiB) and
 /// the fastest one that succeeded is cached, never one that converts float32 down to 16 bits; float64
 /// prefers deterministic algorithms. float32 convolutions use FMA math (no TF32) unless
-/// `gkd::cuda::set_allow_tf32(true)`. Under a 16-bit gkd::Autocast, conv2d without a bias runs on
-/// bfloat16 or half operands (tensor cores, float32 accumulation; gkd/core/autocast.hpp), falling back to
-/// float32 on the rounded values for a geometry cuDNN has no 16-bit algorithm for.
+/// `gkd::cuda::set_allow_tf32(true)`. Under a 16-bit gkd::Autocast, conv2d runs on bfloat16 or half
+/// operands (tensor cores, float32 accumulation, no FFT or Winograd transform; gkd/core/autocast.hpp),
+/// falling back to float32 on the rounded values for a geometry cuDNN has no 16-bit algorithm for. With a
+/// bias, its forward computes in float32 on the rounded operands, so that the bias is added before the
+/// one rounding as on the CPU; its input and weight gradients run in 16 bits.
 /// `gkd::conv2d` and `gkd::conv_transpose2d` reach these for GPU
 /// tensors when the program links `gkd::cuda`. Needs no CUDA headers to include.
 /// conv_transpose2d with output_padding >= stride (allowed when smaller than dilation) runs on an
