@@ -4,7 +4,8 @@
 logits, Adam) of the GKD student MobileNetV2UNet or teacher UnetSKA2, built from the same PyTorch
 definitions the golden tests use (tools/golden/models.py), on the CPU or a GPU. Prints one line:
 `pytorch <version> net <name> threads <n> ms_per_step <median> params <count> peak_mib <MiB>`
-(peak RSS on the CPU; torch.cuda.max_memory_allocated on a GPU, whose steps are timed with CUDA events).
+(peak RSS on the CPU; torch.cuda.max_memory_allocated on a GPU, whose steps are timed with CUDA events),
+and on a GPU ` step_peak_mib <MiB>`: the peak of the timed steps alone, after the warm-up.
 
     python3 benchmarks/models_pytorch.py --net student --threads 1 --steps 5 --warmup 2 [--batch 4] [--device cpu]
 """
@@ -67,14 +68,22 @@ def main():
         loss.backward()
         opt.step()
 
-    times = [timed_ms(device, step) for _ in range(a.warmup + a.steps)][a.warmup:]
+    for _ in range(a.warmup):
+        timed_ms(device, step)
+    step_peak = ""
+    if device.type == "cuda":
+        warmup_peak = torch.cuda.max_memory_allocated() / 2**20
+        torch.cuda.reset_peak_memory_stats()
+    times = [timed_ms(device, step) for _ in range(a.steps)]
     params = sum(q.numel() for q in model.parameters())
     if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
+        steps_peak = torch.cuda.max_memory_allocated() / 2**20
+        peak = max(warmup_peak, steps_peak)
+        step_peak = f" step_peak_mib {steps_peak:.1f}"
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"pytorch {torch.__version__} net {a.net} threads {a.threads} ms_per_step {statistics.median(times):.2f} "
-          f"params {params} peak_mib {peak:.1f}")
+          f"params {params} peak_mib {peak:.1f}{step_peak}")
 
 
 if __name__ == "__main__":

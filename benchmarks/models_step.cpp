@@ -3,7 +3,10 @@
 // the teacher UnetSKA2 — on 1-channel 128x128 images, cross-entropy, Adam: gkd, then PyTorch on the same
 // definitions in the same invocation (benchmarks/models_pytorch.py), and the ratio. One network per
 // invocation, so that the peak memory is that network's: peak RSS (getrusage) on the CPU, the caching
-// allocators' peak on a GPU (`--device cuda`, built with gkd::cuda; steps timed with CUDA events).
+// allocators' peak on a GPU (`--device cuda`, built with gkd::cuda; steps timed with CUDA events). On a
+// GPU `step_peak_mib` is the peak of the timed steps alone: the warm-up steps also hold one-time
+// algorithm searches' workspaces (gkd benchmarks every convolution's algorithms; PyTorch's default
+// cuDNN heuristics need none).
 //
 //   build/benchmarks/gkd_bench_models_step --net student|teacher --threads 1 [--steps 5] [--warmup 2]
 //                                          [--width 1] [--batch 4] [--device cpu|cuda] [--tf32] [--no-pytorch]
@@ -39,7 +42,7 @@ double median(std::vector<double> v) {
 }
 
 struct TorchRun {
-  double ms = -1, rss = -1;
+  double ms = -1, rss = -1, step_peak = -1;
   std::string version;
 };
 
@@ -67,9 +70,9 @@ TorchRun run_pytorch(const Settings& s) {
     char ver[128] = {}, name[32] = {};
     int t = 0;
     long long params = 0;
-    if (std::sscanf(line, "pytorch %127s net %31s threads %d ms_per_step %lf params %lld peak_mib %lf", ver, name, &t,
-                    &r.ms, &params, &r.rss) == 6)
-      r.version = ver;
+    const int fields = std::sscanf(line, "pytorch %127s net %31s threads %d ms_per_step %lf params %lld peak_mib %lf "
+                                   "step_peak_mib %lf", ver, name, &t, &r.ms, &params, &r.rss, &r.step_peak);
+    if (fields >= 6) r.version = ver;
   }
   pclose(pipe);
   return r;
@@ -112,9 +115,14 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
   const auto y = gkd::randint<float>({s.batch, 128, 128}, 2, gen).to(s.device);
   std::vector<double> times;
   gkd::Tensor<float> loss;
+  double warmup_peak = 0;
   for (int i = 0; i < s.warmup + s.steps; ++i) {
 #if defined(GKD_HAS_CUDA)
-    if (i == s.warmup) gkd::cuda::reset_conv_counters();  // count the timed steps' convolutions
+    if (i == s.warmup && s.device.is_cuda()) {  // count the timed steps' convolutions and memory
+      gkd::cuda::reset_conv_counters();
+      warmup_peak = peak_mib(s.device);
+      gkd::cuda::reset_peak();
+    }
 #endif
     const double ms = time_ms(s.device, [&] {
       opt.zero_grad();
@@ -127,11 +135,14 @@ double bench(Net& net, const Settings& s, gkd::Generator& gen) {
     });
     if (i >= s.warmup) times.push_back(ms);
   }
-  std::printf("gkd net %s device %s batch %d threads %d%s%s%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f\n",
+  const double step_peak = peak_mib(s.device);
+  std::printf("gkd net %s device %s batch %d threads %d%s%s%s ms_per_step %.2f params %lld loss %.4f peak_mib %.1f",
               s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, s.tf32 ? " tf32" : "",
               s.autocast ? " autocast bf16" : "",
               s.device.is_cuda() ? (" conv_api " + s.conv_api).c_str() : "", median(times),
-              static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), peak_mib(s.device));
+              static_cast<long long>(gkd::nn::parameter_count(net)), loss.item(), std::max(warmup_peak, step_peak));
+  if (s.device.is_cuda()) std::printf(" step_peak_mib %.1f", step_peak);
+  std::printf("\n");
 #if defined(GKD_HAS_CUDA)
   if (s.device.is_cuda()) {
     const auto c = gkd::cuda::conv_counters();
@@ -207,8 +218,10 @@ int main(int argc, char** argv) {
     std::printf("pytorch unavailable (pip install torch) - no ratio\n");
     return 0;
   }
-  std::printf("pytorch %s net %s device %s batch %d threads %d ms_per_step %.2f peak_mib %.1f\n", t.version.c_str(),
+  std::printf("pytorch %s net %s device %s batch %d threads %d ms_per_step %.2f peak_mib %.1f", t.version.c_str(),
               s.net.c_str(), s.device.str().c_str(), s.batch, s.threads, t.ms, t.rss);
+  if (t.step_peak >= 0) std::printf(" step_peak_mib %.1f", t.step_peak);
+  std::printf("\n");
   std::printf("ratio gkd/pytorch %.2f (net %s, device %s, batch %d, threads %d)\n", gkd_ms / t.ms, s.net.c_str(),
               s.device.str().c_str(), s.batch, s.threads);
 }
