@@ -18,7 +18,9 @@
 # cut short: a borrowed GPU machine returns at most 8 files. Tests and sanitizer runs go GKD_GPU_JOBS at a time (default: the core count); benchmarks run
 # one at a time, after the tests and before the sanitizers, so that nothing else shares the GPU.
 #   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps, run in the order given; bench_kernels and
-#                                                   bench_models are the two halves of bench
+#                                                   bench_models are the two halves of bench; profile (not run
+#                                                   unless named) profiles graph_kd's first tile kernels with
+#                                                   Nsight Compute (small graphs: why they take 0.4 ms)
 #   GKD_GPU_STEP_LIMIT=400                          seconds per executable and step
 #   GKD_GPU_DEADLINE=540                            seconds for everything: each step gets at most what is
 #                                                   left, and steps that would start with under 10 s left
@@ -165,6 +167,14 @@ for s in $steps; do
       done | tee "$logs/${s}_cases.txt" | xargs -P "$jobs" -d '\n' -I{} bash -c 'IFS=$'"'"'\t'"'"' read -r exe n spec <<<"$1"
         OMP_NUM_THREADS=$5 step "$2_$(basename "$exe")_$n" "$3" "$4" --tool "$2" --error-exitcode 1 "$exe" \
           -w NoTests "$spec"' _ {} "$s" "$limit" "$sanitizer" "$test_threads" ;;
+    profile)
+      ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+      for b in $benches; do
+        [[ $(basename "$b") == gkd_bench_cuda_graph_kd && -n $ncu ]] &&
+          step ncu_graph_kd_tiles "$limit" "$ncu" --clock-control none --kernel-name 'regex:forward_kernel|backward_kernel' \
+            --launch-count 8 --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+            "$b" --quick --no-pytorch
+      done ;;
     bench) run_bench_models tf32; run_bench_kernels; run_bench_models fp32 ;;
     bench_kernels) run_bench_kernels ;;         # the loss-kernel and op benchmarks alone
     bench_models) run_bench_models tf32; run_bench_models fp32 ;;  # the training steps alone
