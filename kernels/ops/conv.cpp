@@ -90,8 +90,8 @@ constexpr bool transforms(cudnnConvolutionBwdFilterAlgo_t a) {
 /// deterministic one when `deterministic` (float64) if any. For `half` (16-bit data) never an FFT or
 /// Winograd transform, which rounds the transformed operands to 16 bits too, nor a non-deterministic
 /// algorithm, which adds partial sums into the 16-bit output atomically: autocast promises the CPU's
-/// roundings, the 16-bit operands' exact products summed in float32 and rounded once. The offered workspace is the
-/// largest that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
+/// roundings, the 16-bit operands' exact products summed in float32 and rounded once. The offered
+/// workspace is the largest that any algorithm asks for (`sizes(algo, &bytes)`, algorithms 0..count-1), capped at
 /// kMaxWorkspace, or none when the allocator cannot provide it. Falls back to algorithm 0 (FMA math)
 /// with `found` false, also when the benchmark itself fails on 16-bit data (whose caller then computes
 /// in float32).

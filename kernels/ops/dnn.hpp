@@ -67,26 +67,11 @@ struct FilterDesc {
 /// caller's own warm-up).
 template <class Run>
 float elapsed_ms(Run run) {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  GKD_CUDA_CHECK(cudaEventCreate(&start));
-  const auto destroy = [&] {
-    (void)cudaEventDestroy(start);
-    if (stop) (void)cudaEventDestroy(stop);
-  };
-  float ms = 0;
-  try {
-    GKD_CUDA_CHECK(cudaEventCreate(&stop));
-    GKD_CUDA_CHECK(cudaEventRecord(start));
-    run();
-    GKD_CUDA_CHECK(cudaEventRecord(stop));
-    GKD_CUDA_CHECK(cudaEventSynchronize(stop));
-    GKD_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-  } catch (...) {
-    destroy();
-    throw;
-  }
-  destroy();
-  return ms;
+  Event start, stop;
+  start.record();
+  run();
+  stop.record();
+  return stop.elapsed_ms(start);
 }
 
 /// Device scratch from the caching allocator, returned when the scope ends (stream-ordered reuse).
