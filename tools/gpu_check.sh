@@ -19,8 +19,8 @@
 # one at a time, after the tests and before the sanitizers, so that nothing else shares the GPU.
 #   GKD_GPU_STEPS="tests bench memcheck racecheck"  picks steps, run in the order given; bench_kernels and
 #                                                   bench_models are the two halves of bench; profile (not run
-#                                                   unless named) profiles graph_kd's first tile kernels with
-#                                                   Nsight Compute (small graphs: why they take 0.4 ms)
+#                                                   unless named) profiles graph_kd's first tile and small-graph kernels with
+#                                                   Nsight Compute
 #   GKD_GPU_STEP_LIMIT=400                          seconds per executable and step
 #   GKD_GPU_DEADLINE=540                            seconds for everything: each step gets at most what is
 #                                                   left, and steps that would start with under 10 s left
@@ -171,7 +171,7 @@ for s in $steps; do
       ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
       for b in $benches; do
         [[ $(basename "$b") == gkd_bench_cuda_graph_kd && -n $ncu ]] &&
-          step ncu_graph_kd_tiles "$limit" "$ncu" --clock-control none --kernel-name 'regex:forward_kernel|backward_kernel' \
+          step ncu_graph_kd_tiles "$limit" "$ncu" --clock-control none --kernel-name 'regex:forward_kernel|backward_kernel|small_graphs' \
             --launch-count 8 --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
             "$b" --quick --no-pytorch
       done ;;

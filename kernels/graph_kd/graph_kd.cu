@@ -2,7 +2,8 @@
 // CUDA kernels of the graph-contrastive distillation loss (include/gkd/cuda/graph_kd.hpp): row
 // normalisation into a padded workspace; the Tiles schedule (a tensor-core tiled forward with online
 // log-sum-exp, a recomputing backward that accumulates dF̂_s in shared memory); the Panels schedule
-// (cuBLAS similarity panels reduced one block per row); and the normalisation's backward.
+// (cuBLAS similarity panels reduced one block per row); the normalisation's backward; and the SmallGraphs
+// schedule (one block per graph, everything in shared memory, one launch).
 #include <cub/block/block_reduce.cuh>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -12,6 +13,7 @@
 #include <cstdint>
 
 #include "gkd/cuda/graph_kd.hpp"
+#include "gkd/losses/detail/graph_kd_small.hpp"
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "graph_kd/graph_kd_check.hpp"
 #include "runtime/blas.hpp"
@@ -32,6 +34,9 @@ constexpr int kLds = kBlock + 4;        // leading dim of the shared tiles (floa
 constexpr std::int64_t kChannelPad = 16;
 constexpr std::int64_t kPanelMinGroup = 1024;  // Auto: block-diagonal groups from this size on run as panels
 constexpr int kRowThreads = 256;               // threads of the per-row panel kernels
+constexpr int kSmallThreads = 256;             // SmallGraphs: threads per graph (one thread per row: ≥ kSmallGraphsMaxNodes)
+constexpr int kSmallChunkFloats = 8192;        // SmallGraphs: floats of one staged chunk of rows (rows × channels)
+static_assert(kSmallThreads >= kSmallGraphsMaxNodes, "SmallGraphs runs one thread per row of a graph.");
 
 struct Dims {
   std::int64_t n, np;     // rows, rows padded to kBlock
@@ -41,11 +46,13 @@ struct Dims {
   MaskSpec mask;
   std::int64_t splits;    // column splits per row block (grid.y): enough blocks to fill the device
   bool nce;               // InfoNCE form (else KL)
-  bool panels;            // Panels schedule (else Tiles)
+  bool panels;            // Panels schedule
+  bool small;             // SmallGraphs schedule (neither: Tiles)
   bool fp32_gemm;         // panels: FP32 GEMMs (TF32x3 precision) instead of TF32
   bool bf16_sims;         // panels: similarity GEMMs on bf16 copies of the normalised rows (BF16 precision)
-  std::int64_t group;     // panels: nodes per independent graph (n for Full)
+  std::int64_t group;     // panels, small: nodes per independent graph (n for Full)
   std::int64_t panel_rows, panel_ld;  // panels: rows per panel, leading dimension of a panel row
+  int small_rows, small_chunk;        // small: rows held (the group rounded up to 16 · 2^k), channels per chunk
 };
 
 std::int64_t round_up(std::int64_t v, std::int64_t m) { return (v + m - 1) / m * m; }
@@ -62,14 +69,19 @@ int smem_limit() {
   return limit;
 }
 
+std::int64_t graph_size(const GraphKDConfig& c) { return c.mask == GraphKDMask::Full ? c.n : c.group_size; }
+
 // Auto, from H100 measurements (benchmarks/README.md): panels won for every single graph (N = 64: 0.11 vs
 // 0.29 ms; N = 4096, C = 512: 1.0 vs 11.4 ms) and lost for 64 graphs of 64 (5.8 vs 0.38 ms: one launch
-// per panel).
-bool use_panels(const GraphKDConfig& c) {
-  if (c.schedule != Schedule::Auto) return c.schedule == Schedule::Panels;
-  if (c.mask == GraphKDMask::Star) return false;
-  return c.mask == GraphKDMask::Full || c.precision == GraphKDPrecision::BF16 || c.group_size >= kPanelMinGroup ||
-         tile_backward_smem(round_up(c.student_channels, kChannelPad)) > std::size_t(smem_limit());
+// per panel); the tiles' floor of 0.4 ms for DCGD's star graphs is what SmallGraphs replaces.
+Schedule resolve(const GraphKDConfig& c) {
+  if (c.schedule != Schedule::Auto) return c.schedule;
+  if (c.mask != GraphKDMask::Full && c.group_size <= kSmallGraphsMaxNodes) return Schedule::SmallGraphs;
+  if (c.mask == GraphKDMask::Star) return Schedule::Tiles;
+  const bool panels = c.mask == GraphKDMask::Full || c.precision == GraphKDPrecision::BF16 ||
+                      c.group_size >= kPanelMinGroup ||
+                      tile_backward_smem(round_up(c.student_channels, kChannelPad)) > std::size_t(smem_limit());
+  return panels ? Schedule::Panels : Schedule::Tiles;
 }
 
 constexpr int kPartKl = 5;   // t.max, t.sum, s.max, s.sum, weighted
@@ -91,10 +103,24 @@ std::int64_t column_splits(const GraphKDConfig& c) {
   return std::max<std::int64_t>(1, std::min<std::int64_t>({want, max_tiles(c), 64}));
 }
 
+// SmallGraphs: rows held per graph (16, 32, 64 or 128) and channels per staged chunk (a multiple of 32).
+int small_rows(std::int64_t group) {
+  int rows = 16;
+  while (rows < group) rows *= 2;
+  return rows;
+}
+
+std::size_t small_smem(const Dims& d) {
+  const std::size_t gp = std::size_t(d.small_rows), gram = gp * (gp + 1), chunk = gp * std::size_t(d.small_chunk + 1);
+  return sizeof(float) * (2 * gram + (d.nce ? 2 : 1) * chunk + 8 * gp);
+}
+
 Dims make_dims(const GraphKDConfig& c) {
   Dims d{};
-  d.panels = use_panels(c);
-  d.splits = d.panels ? 1 : column_splits(c);
+  const Schedule schedule = resolve(c);
+  d.panels = schedule == Schedule::Panels;
+  d.small = schedule == Schedule::SmallGraphs;
+  d.splits = d.panels || d.small ? 1 : column_splits(c);
   d.n = c.n;
   d.np = round_up(c.n, kBlock);
   d.cs = c.student_channels;
@@ -107,7 +133,9 @@ Dims make_dims(const GraphKDConfig& c) {
   d.nce = c.form == GraphKDForm::InfoNCE;
   d.fp32_gemm = c.precision == GraphKDPrecision::TF32x3;
   d.bf16_sims = c.precision == GraphKDPrecision::BF16;
-  d.group = c.mask == GraphKDMask::Full ? c.n : c.group_size;
+  d.group = graph_size(c);
+  d.small_rows = small_rows(d.group);
+  d.small_chunk = int(std::min(round_up(kSmallChunkFloats / d.small_rows, 32), round_up(std::max(d.cs, d.ct), 32)));
   d.panel_ld = round_up(d.group, 32);
   d.panel_rows = std::min(c.panel_rows > 0 ? c.panel_rows : default_panel_rows(d.panel_ld, d.nce ? 1 : 2), d.group);
   return d;
@@ -130,6 +158,10 @@ struct Workspace {
 };
 
 std::size_t workspace_layout(const Dims& d, bool backward, void* base, Workspace* ws) {
+  if (d.small) {  // SmallGraphs works in shared memory only
+    if (ws) *ws = Workspace{};
+    return 0;
+  }
   std::size_t total = 0;
   auto take = [&](std::size_t bytes) -> void* {
     void* at = bytes && base ? static_cast<char*>(base) + total : nullptr;
@@ -523,6 +555,164 @@ __global__ void __launch_bounds__(kRowThreads) panel_rows(Dims d, std::int64_t r
   }
 }
 
+// ---------------------------------------------------------------- SmallGraphs: one block per graph
+
+// gram [rows × (rows + 1)] = X Yᵀ over the graph's raw rows (x, y: its first row, `channels` per row; y == x
+// for a Gram of one matrix, then ys is xs and sq_y is unused), staged through shared memory a chunk of
+// channels at a time; sq_x[r] (and sq_y[r]) = ‖row r‖². Thread (ty, tx) = (t / 16, t % 16) owns the F × F
+// entries (ty + 16a, tx + 16b).
+template <int F>
+__device__ void small_gram(const Dims& d, const float* __restrict__ x, const float* __restrict__ y, std::int64_t channels,
+                           float* xs, float* ys, float* gram, float* sq_x, float* sq_y) {
+  const int g = int(d.group), chunk = d.small_chunk, lds = chunk + 1, ldg = 16 * F + 1;
+  const int tid = int(threadIdx.x), ty = tid / 16, tx = tid % 16;
+  const bool same = x == y;
+  float acc[F][F] = {};
+  float sum_x = 0.0f, sum_y = 0.0f;
+  for (std::int64_t k0 = 0; k0 < channels; k0 += chunk) {
+    const int width = int(channels - k0 < chunk ? channels - k0 : chunk);
+    __syncthreads();
+    for (int e = tid; e < 16 * F * chunk; e += kSmallThreads) {
+      const int r = e / chunk, k = e % chunk;
+      const bool in = r < g && k < width;
+      xs[r * lds + k] = in ? x[r * channels + k0 + k] : 0.0f;
+      if (!same) ys[r * lds + k] = in ? y[r * channels + k0 + k] : 0.0f;
+    }
+    __syncthreads();
+    if (tid < g)
+      for (int k = 0; k < width; ++k) {
+        sum_x += xs[tid * lds + k] * xs[tid * lds + k];
+        if (!same) sum_y += ys[tid * lds + k] * ys[tid * lds + k];
+      }
+    const float* yb = same ? xs : ys;
+#pragma unroll 4
+    for (int k = 0; k < width; ++k) {
+      float xv[F], yv[F];
+#pragma unroll
+      for (int a = 0; a < F; ++a) xv[a] = xs[(ty + 16 * a) * lds + k];
+#pragma unroll
+      for (int b = 0; b < F; ++b) yv[b] = yb[(tx + 16 * b) * lds + k];
+#pragma unroll
+      for (int a = 0; a < F; ++a)
+#pragma unroll
+        for (int b = 0; b < F; ++b) acc[a][b] = fmaf(xv[a], yv[b], acc[a][b]);
+    }
+  }
+#pragma unroll
+  for (int a = 0; a < F; ++a)
+#pragma unroll
+    for (int b = 0; b < F; ++b) gram[(ty + 16 * a) * ldg + tx + 16 * b] = acc[a][b];
+  if (tid < g) {
+    sq_x[tid] = sum_x;
+    if (!same) sq_y[tid] = sum_y;
+  }
+}
+
+// What one SmallGraphs launch reads and writes (device pointers; see small_graphs).
+struct SmallArgs {
+  const float* student;
+  const float* teacher;
+  float eps;
+  float* row_loss;
+  float* lse_out;
+  const float* lse_in;
+  const float* grad_rows;
+  float scale;
+  float* grad;
+};
+
+// One block per graph (blockIdx.x: the graph of rows blockIdx.x · group …), F = rows held / 16. In FP32 on
+// CUDA cores, from the raw inputs (no normalised copies): the Grams, then one thread per row runs the
+// per-graph mathematics of gkd/losses/detail/graph_kd_small.hpp.
+//   Statistics (p.lse_out given): row_loss and the row log-sum-exps into lse_out, as merge_rows writes them.
+//   Gradient (p.grad given): grad [rows, C_s] = ∂L/∂F_s with the row weights grad_rows[i] (or `scale` where
+//   grad_rows is null), from the log-sum-exps just computed, or from lse_in.
+template <bool InfoNce, int F>
+__global__ void __launch_bounds__(kSmallThreads) small_graphs(Dims d, SmallArgs p) {
+  extern __shared__ __align__(16) float smem[];
+  constexpr int rows = 16 * F, ldg = rows + 1;
+  const int g = int(d.group), chunk = d.small_chunk, lds = chunk + 1, tid = int(threadIdx.x);
+  float* ga = smem;                          // teacher Gram (KL), then G
+  float* gb = ga + rows * ldg;               // student Gram (KL) or S Tᵀ (InfoNCE), then M
+  float* xs = gb + rows * ldg;               // a staged chunk of rows
+  float* ys = xs + rows * lds;               // InfoNCE: a second one
+  float* vec = ys + (InfoNce ? rows * lds : 0);
+  float *sq_s = vec, *sq_t = vec + rows, *inv_s = vec + 2 * rows, *inv_t = vec + 3 * rows, *norm_s = vec + 4 * rows,
+        *lse_a = vec + 5 * rows, *lse_b = vec + 6 * rows, *self = vec + 7 * rows;
+  const std::int64_t first = std::int64_t(blockIdx.x) * g;
+  const float* s = p.student + first * d.cs;
+  const float* t = p.teacher + first * d.ct;
+  if constexpr (InfoNce) {
+    small_gram<F>(d, s, t, d.cs, xs, ys, gb, sq_s, sq_t);
+  } else {
+    small_gram<F>(d, t, t, d.ct, xs, xs, ga, sq_t, nullptr);
+    small_gram<F>(d, s, s, d.cs, xs, xs, gb, sq_s, nullptr);
+  }
+  __syncthreads();
+  if (tid < g) {
+    inv_s[tid] = gkd::detail::inv_row_norm(sq_s[tid], p.eps);
+    inv_t[tid] = gkd::detail::inv_row_norm(sq_t[tid], p.eps);
+    norm_s[tid] = sqrtf(sq_s[tid]);
+  }
+  __syncthreads();
+  gkd::detail::SmallGraph<float> graph;
+  graph.size = g;
+  graph.ld = ldg;
+  graph.first = first;
+  graph.n = d.n;
+  graph.mask = d.mask;
+  graph.inv_tau = d.inv_tau;
+  graph.nce = InfoNce;
+  graph.eps = p.eps;
+  graph.gram_a = ga;
+  graph.gram_b = gb;
+  graph.inv_s = inv_s;
+  graph.inv_t = inv_t;
+  graph.norm_s = norm_s;
+  const std::int64_t row = first + tid;
+  if (tid < g && p.lse_out) {
+    if constexpr (InfoNce) {
+      const auto r = graph.nce_row(tid);
+      p.row_loss[row] = r.loss();
+      p.lse_out[row] = lse_b[tid] = r.lse.value();
+    } else {
+      const auto r = graph.kl_row(tid);
+      p.row_loss[row] = r.loss();
+      p.lse_out[2 * row] = lse_a[tid] = r.t.value();
+      p.lse_out[2 * row + 1] = lse_b[tid] = r.s.value();
+    }
+  } else if (tid < g) {
+    lse_a[tid] = InfoNce ? 0.0f : p.lse_in[2 * row];
+    lse_b[tid] = InfoNce ? p.lse_in[row] : p.lse_in[2 * row + 1];
+  }
+  if (!p.grad) return;
+  __syncthreads();
+  if (tid < g) graph.coefficients(tid, lse_a[tid], lse_b[tid], p.grad_rows ? p.grad_rows[row] : p.scale, ga);
+  __syncthreads();
+  if (tid < g) self[tid] = graph.gradient_row(tid, ga, gb + tid * ldg);
+  // grad = M Y + diag(self) X (Y: the student rows for KL, the teacher rows for InfoNCE), a chunk at a time;
+  // a warp's 32 consecutive outputs share their row (chunk is a multiple of 32)
+  const float* y = InfoNce ? t : s;
+  const float* xc = InfoNce ? ys : xs;
+  for (std::int64_t k0 = 0; k0 < d.cs; k0 += chunk) {
+    const int width = int(d.cs - k0 < chunk ? d.cs - k0 : chunk);
+    __syncthreads();
+    for (int e = tid; e < g * chunk; e += kSmallThreads) {
+      const int r = e / chunk, k = e % chunk;
+      xs[r * lds + k] = k < width ? y[r * d.cs + k0 + k] : 0.0f;
+      if (InfoNce) ys[r * lds + k] = k < width ? s[r * d.cs + k0 + k] : 0.0f;
+    }
+    __syncthreads();
+    for (int e = tid; e < g * chunk; e += kSmallThreads) {
+      const int r = e / chunk, k = e % chunk;
+      if (k >= width) continue;
+      float v = self[r] * xc[r * lds + k];
+      for (int j = 0; j < g; ++j) v = fmaf(gb[r * ldg + j], xs[j * lds + k], v);
+      p.grad[(first + r) * d.cs + k0 + k] = v;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- host side
 
 unsigned blocks_for(std::int64_t work, int per_block) { return unsigned((work + per_block - 1) / per_block); }
@@ -567,6 +757,35 @@ void launch_backward(const Dims& d, const Workspace& ws, const float* row_lse, c
   const dim3 grid(unsigned(d.np / kBlock), unsigned(d.splits));
   backward_kernel<InfoNce, X3><<<grid, kThreads, smem, stream>>>(d, ws.s_hat, ws.t_hat, row_lse, ws.weight, ws.part);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+// SmallGraphs: one launch over every graph (statistics where p.lse_out is given, the gradient where p.grad is).
+template <bool InfoNce, int F>
+void launch_small(const Dims& d, const SmallArgs& p, cudaStream_t stream) {
+  const std::size_t smem = small_smem(d);
+  const int limit = smem_limit();
+  GKD_CHECK(smem <= std::size_t(limit), "cuda::graph_kd",
+            "the SmallGraphs schedule with graphs of " << d.group << " nodes needs " << smem
+                << " bytes of shared memory per block, the device allows " << limit << " (use Tiles or Panels)");
+  GKD_GRAPH_KD_CUDA(
+      cudaFuncSetAttribute(small_graphs<InfoNce, F>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  small_graphs<InfoNce, F><<<unsigned(d.n / d.group), kSmallThreads, smem, stream>>>(d, p);
+  GKD_GRAPH_KD_CUDA(cudaGetLastError());
+}
+
+template <bool InfoNce>
+void run_small_graphs(const Dims& d, const SmallArgs& p, cudaStream_t stream) {
+  switch (d.small_rows) {
+    case 16: return launch_small<InfoNce, 1>(d, p, stream);
+    case 32: return launch_small<InfoNce, 2>(d, p, stream);
+    case 64: return launch_small<InfoNce, 4>(d, p, stream);
+    default: return launch_small<InfoNce, 8>(d, p, stream);
+  }
+}
+
+void run_small_graphs(const Dims& d, const SmallArgs& p, cudaStream_t stream) {
+  if (d.nce) run_small_graphs<true>(d, p, stream);
+  else run_small_graphs<false>(d, p, stream);
 }
 
 // Panels: the similarity rows of panel rows [p0, p0 + rows) against their graph's nodes [g0, g0 + group):
@@ -661,9 +880,14 @@ void validate(const GraphKDConfig& c) {
                   << " mask group_size " << c.group_size << " must be >= 1 and divide n = " << c.n);
   GKD_CHECK(c.schedule != Schedule::Panels || c.mask != GraphKDMask::Star, op,
             "the Panels schedule needs a Full or BlockDiagonal mask, got a star mask (use Tiles or Auto)");
-  GKD_CHECK(c.precision != GraphKDPrecision::BF16 || (c.schedule != Schedule::Tiles && c.mask != GraphKDMask::Star), op,
-            "BF16 precision runs on the Panels schedule only: it needs a Full or BlockDiagonal mask and the Auto or "
-            "Panels schedule (use TF32 for star masks and the Tiles schedule)");
+  GKD_CHECK(c.schedule != Schedule::SmallGraphs || graph_size(c) <= kSmallGraphsMaxNodes, op,
+            "the SmallGraphs schedule holds graphs of at most " << kSmallGraphsMaxNodes << " nodes, got "
+                << (c.mask == GraphKDMask::Full ? "a Full mask over n = " : "group_size ") << graph_size(c)
+                << " (use Auto, Tiles or Panels)");
+  GKD_CHECK(c.precision != GraphKDPrecision::BF16 || resolve(c) != Schedule::Tiles, op,
+            "BF16 precision runs on the Panels and SmallGraphs schedules only, not on the Tiles schedule (a star mask "
+            "with group_size above "
+                << kSmallGraphsMaxNodes << " runs on Tiles; use TF32 there)");
 }
 
 std::int64_t graph_kd_rows(const GraphKDConfig& c) {
@@ -676,20 +900,22 @@ std::int64_t graph_kd_rows(const GraphKDConfig& c) {
 
 Schedule graph_kd_schedule(const GraphKDConfig& c) {
   validate(c);
-  return use_panels(c) ? Schedule::Panels : Schedule::Tiles;
+  return resolve(c);
 }
 
 namespace {
 
-// weight[i] = ∂L/∂loss_i: grad_rows (reduction None) or the upstream gradient times the reduction's scale.
+// ∂L/∂loss_i of every row for the upstream gradient of a Mean or Sum loss (reduction None: per-row weights).
+float row_weight(const GraphKDConfig& c, float grad_output) {
+  const std::int64_t rows = graph_kd_rows(c);
+  return c.reduction == GraphKDReduction::Sum ? grad_output : rows > 0 ? float(double(grad_output) / double(rows)) : 0.0f;
+}
+
+// weight[i] = ∂L/∂loss_i: grad_rows (reduction None) or row_weight.
 void fill_row_weights(const GraphKDConfig& c, const Dims& d, const float* grad_rows, float grad_output,
                       const Workspace& ws, cudaStream_t stream) {
-  const std::int64_t rows = graph_kd_rows(c);
-  const float scale = c.reduction == GraphKDReduction::Sum ? grad_output
-                      : rows > 0                           ? float(double(grad_output) / double(rows))
-                                                           : 0.0f;
   row_weights<<<blocks_for(d.n, 256), 256, 0, stream>>>(d.n, c.reduction == GraphKDReduction::None ? grad_rows : nullptr,
-                                                      scale, ws.weight);
+                                                      row_weight(c, grad_output), ws.weight);
   GKD_GRAPH_KD_CUDA(cudaGetLastError());
 }
 
@@ -722,10 +948,15 @@ std::size_t GraphKDForward::row_lse_count() const {
 
 void GraphKDForward::run(const float* student, const float* teacher, float* row_loss, float* row_lse, float* loss,
                          void* workspace, void* stream_ptr) const {
-  GKD_CHECK(student && teacher && row_loss && row_lse && workspace, "cuda::GraphKDForward",
-            "student, teacher, row_loss, row_lse and workspace must be device pointers, got a null pointer");
   const Dims d = make_dims(config_);
+  GKD_CHECK(student && teacher && row_loss && row_lse && (workspace || d.small), "cuda::GraphKDForward",
+            "student, teacher, row_loss, row_lse and workspace (where workspace_bytes() > 0) must be device pointers, "
+            "got a null pointer");
   auto stream = static_cast<cudaStream_t>(stream_ptr);
+  if (d.small) {
+    run_small_graphs(d, {student, teacher, config_.eps, row_loss, row_lse, nullptr, nullptr, 0.0f, nullptr}, stream);
+    return reduce_loss(config_, d, row_loss, loss, stream);
+  }
   Workspace ws{};
   workspace_layout(d, false, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);
@@ -738,15 +969,23 @@ void GraphKDForward::run_with_gradient(const float* student, const float* teache
                                        float* loss, float* grad_student, void* workspace, void* stream_ptr) const {
   GKD_CHECK(config_.reduction != GraphKDReduction::None, "cuda::GraphKDForward",
             "run_with_gradient needs a Mean or Sum reduction (for reduction None, run GraphKDBackward with grad_rows)");
-  GKD_CHECK(student && teacher && row_loss && row_lse && grad_student && workspace, "cuda::GraphKDForward",
-            "student, teacher, row_loss, row_lse, grad_student and workspace must be device pointers, got a null pointer");
   const Dims d = make_dims(config_);
+  GKD_CHECK(student && teacher && row_loss && row_lse && grad_student && (workspace || d.small), "cuda::GraphKDForward",
+            "student, teacher, row_loss, row_lse, grad_student and workspace (where gradient_workspace_bytes() > 0) "
+            "must be device pointers, got a null pointer");
+  auto stream = static_cast<cudaStream_t>(stream_ptr);
+  if (d.small) {  // one launch: statistics and gradient
+    run_small_graphs(d,
+                     {student, teacher, config_.eps, row_loss, row_lse, nullptr, nullptr, row_weight(config_, 1.0f),
+                      grad_student},
+                     stream);
+    return reduce_loss(config_, d, row_loss, loss, stream);
+  }
   if (!d.panels) {  // the tiles recompute in their backward anyway
     run(student, teacher, row_loss, row_lse, loss, workspace, stream_ptr);
     GraphKDBackward(config_).run(student, teacher, row_lse, nullptr, 1.0f, grad_student, workspace, stream_ptr);
     return;
   }
-  auto stream = static_cast<cudaStream_t>(stream_ptr);
   Workspace ws{};
   workspace_layout(d, true, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);
@@ -762,12 +1001,20 @@ std::size_t GraphKDBackward::workspace_bytes() const { return workspace_layout(m
 
 void GraphKDBackward::run(const float* student, const float* teacher, const float* row_lse, const float* grad_rows,
                           float grad_output, float* grad_student, void* workspace, void* stream_ptr) const {
-  GKD_CHECK(student && teacher && row_lse && grad_student && workspace, "cuda::GraphKDBackward",
-            "student, teacher, row_lse, grad_student and workspace must be device pointers, got a null pointer");
+  const Dims d = make_dims(config_);
+  GKD_CHECK(student && teacher && row_lse && grad_student && (workspace || d.small), "cuda::GraphKDBackward",
+            "student, teacher, row_lse, grad_student and workspace (where workspace_bytes() > 0) must be device "
+            "pointers, got a null pointer");
   GKD_CHECK(config_.reduction != GraphKDReduction::None || grad_rows, "cuda::GraphKDBackward",
             "reduction None needs grad_rows (dL/dloss_i for each of the " << config_.n << " rows)");
-  const Dims d = make_dims(config_);
   auto stream = static_cast<cudaStream_t>(stream_ptr);
+  if (d.small) {
+    const bool per_row = config_.reduction == GraphKDReduction::None;
+    return run_small_graphs(d,
+                            {student, teacher, config_.eps, nullptr, nullptr, row_lse, per_row ? grad_rows : nullptr,
+                             row_weight(config_, grad_output), grad_student},
+                            stream);
+  }
   Workspace ws{};
   workspace_layout(d, true, workspace, &ws);
   normalise_inputs(d, student, teacher, config_.eps, ws, stream);

@@ -119,6 +119,8 @@ void check_shape(const char* op, const PairwiseShape& s, const PairwiseArgs& arg
   GKD_CHECK(s.batch > 0 && s.nodes > 0 && s.cs > 0 && s.ct > 0, op,
             "needs B, N, C_s, C_t > 0, got B " << s.batch << " N " << s.nodes << " C_s " << s.cs << " C_t " << s.ct);
   GKD_CHECK(args.panel_rows >= 0, op, "panel_rows must be non-negative (0: the default), got " << args.panel_rows);
+  GKD_CHECK(args.schedule != Schedule::SmallGraphs, op,
+            "the SmallGraphs schedule is graph_kd's; pair-wise losses run on Auto, Tiles or Panels");
 }
 
 // ---- device helpers ------------------------------------------------------------------------------

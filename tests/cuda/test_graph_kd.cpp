@@ -15,6 +15,9 @@
 // - BF16 rounds the normalised rows to 8 mantissa bits (2⁻⁹ relative, 4x TF32's 2⁻¹¹) before the similarity
 //   GEMMs, so its logit errors are 4x TF32's: norm-wise 8e-2 for τ ≥ 0.1 (not measured on a GPU yet). Its
 //   inputs are rounded to bf16 first, as features from a bf16 autocast network are.
+// - SmallGraphs computes in FP32 at every precision (its Grams accumulate C products in fp32 before the
+//   normalisation, where the tiles normalise first): judged element-wise with TF32x3's tolerances (not
+//   measured on a GPU yet).
 #include <cuda_runtime.h>
 
 #include <catch2/catch.hpp>
@@ -120,22 +123,26 @@ void report(const char* what, const GraphKDConfig& c, const std::vector<float>& 
               int(c.precision), what, worst);
 }
 
+/// True where the kernels compute in (about) FP32: TF32x3, and the SmallGraphs schedule at every precision.
+bool fp32_arithmetic(const GraphKDConfig& c) {
+  return c.precision == GraphKDPrecision::TF32x3 || cuda::graph_kd_schedule(c) == cuda::Schedule::SmallGraphs;
+}
+
 double tolerance(const GraphKDConfig& c, bool gradient) {
-  if (c.precision == GraphKDPrecision::TF32x3)
-    return gradient ? 1e-3 * std::max(1.0, std::sqrt(double(c.n) / 128.0)) : 1e-3;
+  if (fp32_arithmetic(c)) return gradient ? 1e-3 * std::max(1.0, std::sqrt(double(c.n) / 128.0)) : 1e-3;
   if (c.precision == GraphKDPrecision::BF16) return 8e-2;  // τ ≥ 0.1 only
   if (c.temperature >= 0.1f) return 2e-2;
   return gradient ? 0.25 : 5e-2;
 }
 
-/// GPU = CPU within `tol`: element-wise (require_close) for TF32x3; for TF32 as the norm-wise relative error
+/// GPU = CPU within `tol`: element-wise (require_close) for FP32 arithmetic; otherwise as the norm-wise relative error
 /// ||a − e||₂ / ||e||₂, the usual measure for reduced-precision GEMMs. An element-wise bound is ill-posed in
 /// TF32: a gradient element Σ_j (q_ij − p_ij) F̂_j that nearly cancels carries the logit error 2·2⁻¹¹/τ of
 /// the whole row (a second H200 run measured 1.7e-2 and 2.4e-2 element-wise against the first run's 5.1e-3).
 void require_gpu_close(const GraphKDConfig& c, const std::vector<float>& a, const Tensor<float>& expected, double tol,
                        const char* what) {
   const Tensor<float> actual = Tensor<float>::from(expected.shape(), a);
-  if (c.precision == GraphKDPrecision::TF32x3) return test::require_close(actual, expected, tol, what);
+  if (fp32_arithmetic(c)) return test::require_close(actual, expected, tol, what);
   const auto e = expected.to_vector();
   double diff = 0, norm = 0;
   for (std::size_t i = 0; i < e.size(); ++i) {
@@ -317,6 +324,29 @@ TEST_CASE("cuda graph_kd Panels schedule equals the CPU oracle", "[cuda][graph_k
   }
 }
 
+TEST_CASE("cuda graph_kd SmallGraphs schedule equals the CPU oracle", "[cuda][graph_kd]") {
+  for (auto form : {GraphKDForm::KL, GraphKDForm::InfoNCE}) {
+    const bool nce = form == GraphKDForm::InfoNCE;
+    std::vector<GraphKDConfig> configs;
+    for (const auto& c : grid(form))
+      if ((c.mask == GraphKDMask::Full ? c.n : c.group_size) <= cuda::kSmallGraphsMaxNodes) configs.push_back(c);
+    // every held size (16, 32, 64 and 128 rows), groups not a multiple of 16, channels over several chunks and
+    // not a multiple of 32, C_s != C_t, one channel
+    configs.push_back(config(17 * 6, 45, nce ? 45 : 70, GraphKDMask::BlockDiagonal, 17, 0.3f, form));
+    configs.push_back(config(64 * 8, 512, nce ? 512 : 256, GraphKDMask::BlockDiagonal, 64, 0.5f, form));
+    configs.push_back(config(128 * 3, 700, nce ? 700 : 1000, GraphKDMask::Star, 128, 0.2f, form));
+    configs.push_back(config(100, 130, nce ? 130 : 20, GraphKDMask::Full, 0, 0.1f, form));
+    configs.push_back(config(40, 1, 1, GraphKDMask::BlockDiagonal, 8, 0.5f, form));
+    configs.push_back(config(16 * 200, 64, nce ? 64 : 48, GraphKDMask::Star, 16, 0.5f, form));  // many blocks
+    for (auto precision : {GraphKDPrecision::TF32x3, GraphKDPrecision::TF32})
+      for (auto c : configs) {
+        c.precision = precision;  // SmallGraphs computes in FP32 at every precision: judged element-wise
+        c.schedule = cuda::Schedule::SmallGraphs;
+        check_config(c);
+      }
+  }
+}
+
 TEST_CASE("cuda graph_kd at sizes small enough for compute-sanitizer", "[cuda][graph_kd][sanitize]") {
   // Every kernel of both schedules, several panels (64 rows) and a short last one, in seconds under
   // memcheck and racecheck: tools/gpu_check.sh runs the sanitizers on this tag.
@@ -328,6 +358,12 @@ TEST_CASE("cuda graph_kd at sizes small enough for compute-sanitizer", "[cuda][g
         c.precision = precision;
         c.schedule = cuda::Schedule::Panels;
         c.panel_rows = 64;
+        check_config(c);
+      }
+      for (auto c : {config(120, 40, nce ? 40 : 24, GraphKDMask::Star, 6, 0.5f, form),
+                     config(300, 70, nce ? 70 : 33, GraphKDMask::BlockDiagonal, 100, 0.2f, form)}) {
+        c.precision = precision;
+        c.schedule = cuda::Schedule::SmallGraphs;
         check_config(c);
       }
       if (precision == GraphKDPrecision::BF16) continue;  // the tiles run TF32 and TF32x3 only
@@ -348,9 +384,10 @@ TEST_CASE("cuda graph_kd BF16 similarities on bf16 inputs equal the CPU oracle",
     configs.push_back(config(2000, 128, nce ? 128 : 64, GraphKDMask::Full, 0, 0.1f, form));
     configs.push_back(config(2600, 40, nce ? 40 : 24, GraphKDMask::BlockDiagonal, 1300, 0.2f, form));
     for (auto c : configs) {
-      if (c.mask == GraphKDMask::Star) continue;  // BF16 runs on the Panels schedule only
-      c.precision = GraphKDPrecision::BF16;       // Auto resolves to Panels
-      REQUIRE(cuda::graph_kd_schedule(c) == cuda::Schedule::Panels);
+      if (c.mask == GraphKDMask::Star && c.group_size > cuda::kSmallGraphsMaxNodes) continue;  // would be Tiles
+      c.precision = GraphKDPrecision::BF16;  // Auto resolves to SmallGraphs (FP32) or Panels (bf16 GEMMs)
+      const bool small = c.mask != GraphKDMask::Full && c.group_size <= cuda::kSmallGraphsMaxNodes;
+      REQUIRE(cuda::graph_kd_schedule(c) == (small ? cuda::Schedule::SmallGraphs : cuda::Schedule::Panels));
       check_config(c);
     }
   }
@@ -359,7 +396,7 @@ TEST_CASE("cuda graph_kd BF16 similarities on bf16 inputs equal the CPU oracle",
 TEST_CASE("cuda graph_kd with an all-zero student row and teacher row equals the CPU oracle", "[cuda][graph_kd]") {
   // n = 100: not a multiple of the 64-row tile; the zero rows in different row blocks
   for (auto form : {GraphKDForm::KL, GraphKDForm::InfoNCE})
-    for (auto schedule : {cuda::Schedule::Tiles, cuda::Schedule::Panels}) {
+    for (auto schedule : {cuda::Schedule::Tiles, cuda::Schedule::Panels, cuda::Schedule::SmallGraphs}) {
       auto c = config(100, 24, form == GraphKDForm::InfoNCE ? 24 : 40, GraphKDMask::Full, 0, 0.2f, form);
       c.precision = GraphKDPrecision::TF32x3;  // element-wise tolerances
       c.schedule = schedule;
@@ -372,8 +409,12 @@ TEST_CASE("cuda graph_kd is deterministic", "[cuda][graph_kd]") {
   c.panel_rows = 512;  // three panels
   const auto s = test::random<float>({1100, 64}, 1).to_vector(), t = test::random<float>({1100, 48}, 2).to_vector();
   const std::vector<float> g(1100, 1.0f);
-  for (auto schedule : {cuda::Schedule::Tiles, cuda::Schedule::Panels}) {
+  for (auto schedule : {cuda::Schedule::Tiles, cuda::Schedule::Panels, cuda::Schedule::SmallGraphs}) {
     c.schedule = schedule;
+    if (schedule == cuda::Schedule::SmallGraphs) {  // 11 graphs of 100
+      c.mask = GraphKDMask::BlockDiagonal;
+      c.group_size = 100;
+    }
     const Result a = run_cuda(c, s, t, g), b = run_cuda(c, s, t, g);
     REQUIRE(a.row_loss == b.row_loss);
     REQUIRE(a.loss == b.loss);
@@ -397,8 +438,17 @@ TEST_CASE("cuda graph_kd rejects bad configurations with gkd::Error", "[cuda][gr
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("Panels") && Catch::Contains("star"));
   c.precision = GraphKDPrecision::BF16;
   c.schedule = cuda::Schedule::Auto;
-  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("BF16") && Catch::Contains("star"));
+  REQUIRE(cuda::graph_kd_schedule(c) == cuda::Schedule::SmallGraphs);  // stars of ≤ 128 nodes
+  c.n = 300;
+  c.group_size = 150;  // a star too large for SmallGraphs runs on the Tiles
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("BF16") && Catch::Contains("Tiles"));
+  c.precision = GraphKDPrecision::TF32;
+  c.schedule = cuda::Schedule::SmallGraphs;
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("SmallGraphs") && Catch::Contains("group_size 150"));
   c.mask = GraphKDMask::Full;
+  REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("SmallGraphs") && Catch::Contains("n = 300"));
+  c.n = 6;
+  c.precision = GraphKDPrecision::BF16;
   c.schedule = cuda::Schedule::Tiles;
   REQUIRE_THROWS_WITH(cuda::GraphKDForward(c), Catch::Contains("BF16") && Catch::Contains("Tiles"));
   c.precision = GraphKDPrecision::TF32;

@@ -208,6 +208,8 @@ TEST_CASE("CUDA pair-wise losses reject bad arguments", "[cuda][pairwise_kd]") {
   DeviceBuffer<char> ws(bytes);
   REQUIRE_THROWS_AS(gkd::cuda::similarity_mse_workspace(PairwiseShape{1, 0, 4, 4}), gkd::Error);
   REQUIRE_THROWS_WITH(gkd::cuda::pixel_pair_kl_workspace(shape, {.panel_rows = -1}), Catch::Contains("panel_rows"));
+  REQUIRE_THROWS_WITH(gkd::cuda::similarity_mse_workspace(shape, {.schedule = gkd::cuda::Schedule::SmallGraphs}),
+                      Catch::Contains("SmallGraphs"));
   REQUIRE_THROWS_WITH(gkd::cuda::similarity_mse_forward(s.ptr, t.ptr, shape, {.precise = true, .bf16 = true}, loss.ptr,
                                                         nullptr, ws.ptr, bytes),
                       Catch::Contains("bf16"));

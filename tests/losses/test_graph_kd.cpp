@@ -89,6 +89,9 @@ std::vector<Case> grid() {
       {130, 24, 16, GraphMask::star(5)},
       {12, 4, 4, GraphMask::block_diagonal(1)},
       {12, 4, 4, GraphMask::star(1)},
+      // groups smaller than the tile run graph by graph, the others as masked tiles: each size takes both
+      {130, 8, 6, GraphMask::block_diagonal(65)},
+      {200, 6, 8, GraphMask::star(100)},
   };
 }
 

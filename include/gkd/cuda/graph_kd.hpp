@@ -21,13 +21,19 @@
 /// rows (`panel_rows`); cuBLAS computes a panel's similarity rows [rows × graph size] into the workspace
 /// (TF32 tensor cores, or FP32 for `TF32x3`), one block per row reduces them, and the backward recomputes
 /// the panel, turns it into G in place and adds G F̂ and Gᵀ F̂_panel with two more GEMMs. Memory:
-/// O(n · C + rows · graph size), never n × n. `schedule` picks (gkd/cuda/schedule.hpp): Auto uses panels
-/// for a Full mask, for block-diagonal groups of ≥ 1024 nodes and wherever the tiles' backward would not
-/// fit in shared memory.
+/// O(n · C + rows · graph size), never n × n. Graphs of at most kSmallGraphsMaxNodes nodes can run as
+/// *small graphs* instead: one block per graph, one launch for the whole batch; it stages the graph's raw
+/// rows through shared memory a chunk of channels at a time into its Gram matrices (FP32 on CUDA cores,
+/// whatever `precision` says), and one thread per row computes the loss and the gradient's coefficients
+/// (gkd/losses/detail/graph_kd_small.hpp); no workspace, and run_with_gradient is a single pass.
+/// `schedule` picks (gkd/cuda/schedule.hpp): Auto uses small graphs for star and block-diagonal groups of
+/// at most kSmallGraphsMaxNodes nodes, panels for a Full mask, for block-diagonal groups of ≥ 1024 nodes
+/// and wherever the tiles' backward would not fit in shared memory, and the tiles otherwise.
 /// Gradients flow to the student only (the teacher is frozen).
 /// Limits: the Tiles schedule needs student_channels ≤ ~700 for the backward (its per-block accumulator
 /// lives in shared memory; run() throws gkd::Error naming the limit of the device otherwise); the Panels
-/// schedule has no channel limit but needs a Full or BlockDiagonal mask.
+/// schedule has no channel limit but needs a Full or BlockDiagonal mask; the SmallGraphs schedule has no
+/// channel limit but needs graphs (groups, or n for a Full mask) of at most kSmallGraphsMaxNodes nodes.
 /// @code
 ///   gkd::cuda::GraphKDConfig cfg;
 ///   cfg.n = 64 * 5; cfg.student_channels = cfg.teacher_channels = 512;
@@ -45,13 +51,17 @@
 
 namespace gkd::cuda {
 
+/// The largest graph (nodes) that the SmallGraphs schedule holds in one block's shared memory.
+inline constexpr std::int64_t kSmallGraphsMaxNodes = 128;
+
 enum class GraphKDForm { KL, InfoNCE };
 enum class GraphKDMask { Full, BlockDiagonal, Star };
 enum class GraphKDReduction { None, Mean, Sum };
 /// Arithmetic of the similarity GEMMs: TF32 (fast, ≈ 1e-3 relative in the logits), TF32x3 (≈ fp32; the
-/// Panels schedule then runs its GEMMs in FP32), or BF16 (Panels only: the normalised rows are rounded to
+/// Panels schedule then runs its GEMMs in FP32), or BF16 (Panels: the normalised rows are rounded to
 /// bfloat16 for the similarity GEMMs, fp32 accumulation, ≈ 4e-3 relative; the gradient GEMMs stay TF32).
-/// BF16 is the precision for features that come out of a bf16 autocast network.
+/// BF16 is the precision for features that come out of a bf16 autocast network; the Tiles schedule does
+/// not run it. The SmallGraphs schedule computes in FP32 whatever the precision.
 enum class GraphKDPrecision { TF32, TF32x3, BF16 };
 
 struct GraphKDConfig {
@@ -65,7 +75,9 @@ struct GraphKDConfig {
   GraphKDReduction reduction = GraphKDReduction::Mean;
   GraphKDPrecision precision = GraphKDPrecision::TF32;
   float eps = 1e-12f;                 ///< norm clamp of the row normalisation
-  Schedule schedule = Schedule::Auto;  ///< gkd/cuda/schedule.hpp; Panels needs a Full or BlockDiagonal mask
+  /// gkd/cuda/schedule.hpp; Panels needs a Full or BlockDiagonal mask, SmallGraphs graphs of at most
+  /// kSmallGraphsMaxNodes nodes
+  Schedule schedule = Schedule::Auto;
   /// Panels: rows per similarity panel; 0 means default_panel_rows (gkd/cuda/schedule.hpp: as many as
   /// fit in 256 MiB of panels, at least 512). Capped at the graph size. Extra memory: panel_rows × (graph
   /// size rounded up to 32) floats per panel, two panels for KL and one for InfoNCE (the graph size is N
@@ -84,7 +96,7 @@ Schedule graph_kd_schedule(const GraphKDConfig& config);
 class GraphKDForward {
  public:
   explicit GraphKDForward(const GraphKDConfig& config);
-  /// Bytes of device workspace run() needs (O(n · C)).
+  /// Bytes of device workspace run() needs (O(n · C); 0 for SmallGraphs, and workspace may then be null).
   [[nodiscard]] std::size_t workspace_bytes() const;
   /// Floats of row_lse: 2n (KL: teacher and student per row) or n (InfoNCE).
   [[nodiscard]] std::size_t row_lse_count() const;

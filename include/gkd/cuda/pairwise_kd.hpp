@@ -39,7 +39,7 @@ struct PairwiseShape {
 /// Options: τ (CIRKD only), the normalisation eps, Mean (true) or Sum reduction, fp32-level similarities
 /// (`precise`: 3xTF32 tiles, FP32 panel GEMMs), bf16 similarities (`bf16`: Panels only, the normalised
 /// rows rounded to bfloat16 for the similarity GEMMs, fp32 accumulation; for features from a bf16 autocast
-/// network), the schedule (gkd/cuda/schedule.hpp; Auto: panels from N = 2048 on, or with bf16) and the
+/// network), the schedule (gkd/cuda/schedule.hpp: Auto, Tiles or Panels; Auto: panels from N = 2048 on, or with bf16) and the
 /// panels' height (0: default_panel_rows; capped at N).
 struct PairwiseArgs {
   double temperature = 1.0;

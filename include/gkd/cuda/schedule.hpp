@@ -9,9 +9,12 @@
 ///     per row reduces them, and the gradients are GEMMs of the coefficient panels: GEMM throughput, and
 ///     extra memory of panel height × N per panel, never N × N (the default height: default_panel_rows).
 ///     Best for single and large graphs (pixel graphs).
-///   - Auto: graph_kd: Panels for a Full mask and for block-diagonal groups of ≥ 1024 nodes (or where the
-///     tiles' shared memory does not fit the channels), Tiles for stars and small groups; SKD / CIRKD:
-///     Panels from N = 2048 on.
+///   - SmallGraphs (graph_kd only): one block per graph holds the whole graph in shared memory (graphs of
+///     at most 128 nodes: gkd::cuda::kSmallGraphsMaxNodes); one launch for the whole batch, FP32 on CUDA
+///     cores, no workspace. Best for many small graphs (DCGD's star graphs).
+///   - Auto: graph_kd: SmallGraphs for star and block-diagonal groups of at most 128 nodes, Panels for a
+///     Full mask and for block-diagonal groups of ≥ 1024 nodes (or where the tiles' shared memory does not
+///     fit the channels), Tiles otherwise; SKD / CIRKD: Panels from N = 2048 on.
 /// @code
 ///   gkd::cuda::GraphKDConfig cfg;
 ///   cfg.schedule = gkd::cuda::Schedule::Panels;
@@ -20,7 +23,7 @@
 
 namespace gkd::cuda {
 
-enum class Schedule { Auto, Tiles, Panels };
+enum class Schedule { Auto, Tiles, Panels, SmallGraphs };
 
 /// Bytes of similarity panels that the default panel height may take.
 inline constexpr std::int64_t kPanelBudgetBytes = std::int64_t{256} << 20;

@@ -31,7 +31,10 @@
 /// rows and, transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
 /// sweep (the materialised PyTorch formula takes 4, plus its N×N passes). Pairs are scheduled as rounds
 /// of a round-robin tournament, so parallel tasks never share an output row. The InfoNCE form (not
-/// symmetric) sweeps row blocks × column tiles. Memory: O(N·C + tile²·threads).
+/// symmetric) sweeps row blocks × column tiles. Many small graphs (BlockDiagonal and Star groups smaller
+/// than a tile) run graph by graph instead, on each graph's Gram matrices, with the per-graph mathematics
+/// that the CUDA SmallGraphs schedule shares (gkd/losses/detail/graph_kd_small.hpp). Memory:
+/// O(N·C + tile²·threads).
 /// Results do not depend on the thread count.
 ///
 /// Raw-pointer entry points (`graph_kd_forward` / `graph_kd_backward`, `graph_infonce_forward` /
@@ -56,6 +59,7 @@
 #include <utility>
 #include <vector>
 
+#include "gkd/losses/detail/graph_kd_small.hpp"
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/ops/gemm.hpp"
@@ -87,7 +91,9 @@ struct GraphKDOptions {
   double temperature = 1.0;             ///< τ > 0
   GraphMask mask{};                     ///< the graph's edges
   Reduction reduction = Reduction::Mean;
-  std::int64_t tile = 128;              ///< rows and columns per tile (≥ 1; any N works)
+  /// Rows and columns per tile (≥ 1; any N works). BlockDiagonal and Star groups of fewer nodes run graph
+  /// by graph instead.
+  std::int64_t tile = 128;
   double eps = 1e-12;                   ///< norm clamp of the row normalisation
   /// Arithmetic of the similarity tiles for float32 inputs. false (default): float64 tiles, the accurate
   /// oracle (agrees with a float64 evaluation to ~1e-7 relative at any τ). true: float32 GEMM tiles, about
@@ -150,8 +156,12 @@ struct GraphProblem {
   }
   template <Real T>
   double normalise_row(const T* x, G* y, std::int64_t c) const {
-    double sq = 0;
-    for (std::int64_t k = 0; k < c; ++k) sq += double(x[k]) * double(x[k]);
+    double part[8] = {};  // eight running sums: one would be bound by the latency of its adds
+    std::int64_t k = 0;
+    for (; k + 8 <= c; k += 8)
+      for (int l = 0; l < 8; ++l) part[l] += double(x[k + l]) * double(x[k + l]);
+    for (; k < c; ++k) part[0] += double(x[k]) * double(x[k]);
+    const double sq = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     const double inv = inv_row_norm(sq, eps);
     for (std::int64_t k = 0; k < c; ++k) y[k] = static_cast<G>(double(x[k]) * inv);
     return std::sqrt(sq);
@@ -320,6 +330,107 @@ struct KlPairTile {
   [[nodiscard]] const TileEdges* row_edges() const { return masked ? &row_mask : nullptr; }
 };
 
+/// True when the problem runs graph by graph (for_each_small_graph): groups (BlockDiagonal and Star masks)
+/// smaller than a tile, whose tiles would compute mostly non-edges (a 128-row tile holds 25 groups of 5,
+/// and only 5 × 5 of each group's 5 × 133 entries are edges). Graph by graph took 0.23 instead of 1.17 ms
+/// for DCGD's stars (N = 80, groups of 5, C = 512) and 74 instead of 174 ms for 40 groups of 100 (one
+/// thread, forward + backward, float64 tiles; benchmarks/README.md).
+template <Real G>
+bool runs_per_graph(const GraphProblem<G>& p) {
+  return (p.mask.kind == 1 || p.mask.kind == 2) && p.segment == p.n && p.mask.group < p.tile;
+}
+
+/// Calls f(graph, ga, gb) for every graph of a per-graph problem, in parallel (graphs write disjoint rows).
+/// graph holds the Grams of the graph's normalised rows (ga: the teacher's, for KL; gb: the student's, or
+/// student-teacher for InfoNCE, both g × g in float64 and writable) with unit inverse norms: the per-graph
+/// mathematics of gkd/losses/detail/graph_kd_small.hpp on F̂ instead of F.
+template <Real G, class F>
+void for_each_small_graph(const GraphProblem<G>& p, bool nce, F&& f) {
+  const std::int64_t g = p.mask.group, graphs = p.n / g;
+#pragma omp parallel for schedule(static) if (p.n * g * (p.cs + p.ct) > kParallelGrain)
+  for (std::int64_t b = 0; b < graphs; ++b) {
+    const std::int64_t first = b * g;
+    const ConstMap<G> s(p.s_hat.data() + first * p.cs, g, p.cs), t(p.t_hat.data() + first * p.ct, g, p.ct);
+    const auto gram = [g](const ConstMap<G>& x, const ConstMap<G>& y) -> RowMatrix<double> {
+      // up to 16 nodes, dot products: a GEMM's packing would cost more than its arithmetic
+      if (g <= 16) return x.lazyProduct(y.transpose()).template cast<double>();
+      return (x * y.transpose()).template cast<double>();
+    };
+    RowMatrix<double> ga = nce ? RowMatrix<double>::Zero(g, g) : gram(t, t);
+    RowMatrix<double> gb = gram(s, nce ? t : s);
+    const std::vector<double> ones(static_cast<std::size_t>(g), 1.0);
+    SmallGraph<double> graph;
+    graph.size = int(g);
+    graph.ld = int(g);
+    graph.first = first;
+    graph.n = p.n;
+    graph.mask = p.mask;
+    graph.inv_tau = p.inv_tau;
+    graph.nce = nce;
+    graph.eps = p.eps;
+    graph.gram_a = ga.data();
+    graph.gram_b = gb.data();
+    graph.inv_s = graph.inv_t = ones.data();
+    graph.norm_s = p.s_norm.data() + first;
+    f(graph, ga, gb);
+  }
+}
+
+/// Per-graph forward (KL or InfoNCE): row_lse and row_loss as the tiled forwards write them; returns the
+/// number of rows with a loss term.
+template <Real G>
+std::int64_t small_graph_forward(const GraphProblem<G>& p, bool nce, double* row_lse, double* row_loss) {
+  std::int64_t terms = 0;
+  std::vector<char> has_term(static_cast<std::size_t>(p.n));
+  for_each_small_graph(p, nce, [&](const SmallGraph<double>& graph, RowMatrix<double>&, RowMatrix<double>&) {
+    for (int r = 0; r < graph.size; ++r) {
+      const std::int64_t i = graph.first + r;
+      if (nce) {
+        const NceRow<double> row = graph.nce_row(r);
+        row_lse[i] = row.lse.value();
+        row_loss[i] = row.loss();
+        has_term[std::size_t(i)] = !row.lse.empty();
+      } else {
+        const KlRow<double> row = graph.kl_row(r);
+        row_lse[2 * i] = row.t.value();
+        row_lse[2 * i + 1] = row.s.value();
+        row_loss[i] = row.loss();
+        has_term[std::size_t(i)] = !row.empty();
+      }
+    }
+  });
+  for (char h : has_term) terms += h;
+  return terms;
+}
+
+/// Per-graph backward: grad = dL/dF_s given w_i = dL/dloss_i and the forward's row_lse.
+template <Real G, Real T>
+void small_graph_backward(const GraphProblem<G>& p, bool nce, const double* row_lse, const double* w, T* grad) {
+  const G* y = nce ? p.t_hat.data() : p.s_hat.data();
+  for_each_small_graph(p, nce, [&](const SmallGraph<double>& graph, RowMatrix<double>& ga, RowMatrix<double>& gb) {
+    const int g = graph.size;
+    for (int r = 0; r < g; ++r) {
+      const std::int64_t i = graph.first + r;
+      graph.coefficients(r, nce ? 0.0 : row_lse[2 * i], nce ? row_lse[i] : row_lse[2 * i + 1], w[i], ga.data());
+    }
+    ColVec self(g);
+    for (int r = 0; r < g; ++r) self(r) = graph.gradient_row(r, ga.data(), gb.data() + r * g);  // M over gb
+    // grad = M Ŷ + diag(self) X̂
+    const ConstMap<G> yg(y + graph.first * p.cs, g, p.cs), xg(p.s_hat.data() + graph.first * p.cs, g, p.cs);
+    RowMatrix<double> out(g, p.cs);
+    if (g <= 16) {  // row updates, vectorised along the channels
+      for (int r = 0; r < g; ++r) {
+        out.row(r) = self(r) * xg.row(r).template cast<double>();
+        for (int j = 0; j < g; ++j) out.row(r) += gb(r, j) * yg.row(j).template cast<double>();
+      }
+    } else {
+      out.noalias() = gb * yg.template cast<double>();
+      out += self.matrix().asDiagonal() * xg.template cast<double>();
+    }
+    Eigen::Map<RowMatrix<T>>(grad + graph.first * p.cs, g, p.cs) = out.template cast<T>();
+  });
+}
+
 /// Forward of the KL form, for row i's softmax over column segment k (one segment unless p.segment < N):
 /// row_lse[2(kN + i)] = lse of its teacher logits, row_lse[2(kN + i) + 1] = of its student logits (2N ·
 /// segments values); row_loss[i] = Σ_k loss_ik. Returns the number of (row, segment) loss terms. Both
@@ -327,6 +438,7 @@ struct KlPairTile {
 /// and, transposed, its columns.
 template <Real G>
 std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
+  if (runs_per_graph(p)) return small_graph_forward(p, false, row_lse, row_loss);
   std::vector<KlRow<double>> acc(static_cast<std::size_t>(p.n * p.segments()));  // [segment][row]
   for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
@@ -353,6 +465,7 @@ std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, do
 /// H = (G + Gᵀ)/τ, G[i, j] = w_i (q_ij − p_ij), adds H F̂_s[j] to rows i and Hᵀ F̂_s[i] to rows j.
 template <Real G, Real T>
 void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
+  if (runs_per_graph(p)) return small_graph_backward(p, false, row_lse, w, grad);
   RowMatrix<G> dx = RowMatrix<G>::Zero(p.n, p.cs);
   for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
@@ -396,6 +509,7 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
 /// Forward of the InfoNCE form: row_lse[i] = lse of the student-teacher row i.
 template <Real G>
 std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
+  if (runs_per_graph(p)) return small_graph_forward(p, true, row_lse, row_loss);
   const std::int64_t nb = p.blocks();
   std::int64_t rows = 0;
 #pragma omp parallel for schedule(dynamic) reduction(+ : rows)  // even for one block: see for_each_block_pair
@@ -434,6 +548,7 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
 
 template <Real G, Real T>
 void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
+  if (runs_per_graph(p)) return small_graph_backward(p, true, row_lse, w, grad);
   const std::int64_t nb = p.blocks();
 #pragma omp parallel for schedule(dynamic)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
