@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // CPU graph-contrastive distillation loss (KL form, gkd/losses/graph_kd.hpp), forward + backward: gkd's
 // tiled op (default float64 tiles, and fast_float_tiles) against PyTorch eager on the same formula with
-// materialised N x N matrices (benchmarks/graph_kd_pytorch.py) in the same invocation and thread count.
+// materialised N x N matrices (benchmarks/graph_kd_pytorch.py; block and star masks: batched g x g matrices per
+// group) in the same invocation and thread count.
 // Peak memory is the resident-set high-water mark above the level before the timed loop (Linux
 // /proc/self/clear_refs), for gkd in this process and for PyTorch in its own. --compile adds a
 // torch.compile column. --large adds the pixel graphs N = 16384 (C = 128, 256, 512) and
@@ -159,6 +160,8 @@ int main(int argc, char** argv) {
   std::vector<Case> cases = {
       {64, 512, 512, M::full(), "GKD inter (B=16,K=4)"},
       {80, 512, 512, M::star(5), "GKD intra star"},
+      {320, 512, 512, M::star(5), "intra star B=64 K=4"},
+      {4096, 512, 512, M::block_diagonal(64), "64 graphs of 64"},
       {1024, 128, 128, M::full(), "pixel graph"},
       {1024, 256, 256, M::full(), "pixel graph"},
       {1024, 512, 512, M::full(), "pixel graph"},

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """PyTorch eager counterpart of benchmarks/graph_kd.cpp (CPU) and benchmarks/cuda/graph_kd.cu (GPU): the
 graph-contrastive KL of include/gkd/losses/graph_kd.hpp written the way PyTorch users write it, with
-materialised N x N similarity matrices. Prints one line per case:
+materialised N x N similarity matrices (block and star masks: one g x g matrix per group of g nodes, as
+batched matmuls over [N / g, g, C], not an N x N matrix that is mostly masked). Prints one line per case:
     case <N> <C_s> <C_t> <mask> <group> ms <fwd+bwd ms> peak_mib <peak extra memory MiB>
 or `... oom` where the device runs out of memory. On the CPU the process's address space is capped at
 what the machine has available when it starts (`oom_guard.py`), so a case too large for the machine ends
@@ -34,11 +35,12 @@ def allowed(n, mask, group, device):
 
 
 def graph_kd(s, t, m, rows, tau):
-    sh = F.normalize(s, dim=1)
-    th = F.normalize(t.detach(), dim=1)
+    """s, t: [N, C] (one graph) or [B, g, C] (B graphs of g nodes); m: the [N, N] or [g, g] edges."""
+    sh = F.normalize(s, dim=-1)
+    th = F.normalize(t.detach(), dim=-1)
     neg = torch.finfo(s.dtype).min
-    lp = F.log_softmax((th @ th.T / tau).masked_fill(~m, neg), dim=1)
-    lq = F.log_softmax((sh @ sh.T / tau).masked_fill(~m, neg), dim=1)
+    lp = F.log_softmax((th @ th.transpose(-1, -2) / tau).masked_fill(~m, neg), dim=-1)
+    lq = F.log_softmax((sh @ sh.transpose(-1, -2) / tau).masked_fill(~m, neg), dim=-1)
     return F.kl_div(lq, lp, reduction="sum", log_target=True) / rows
 
 
@@ -77,11 +79,14 @@ def main():
             g = torch.Generator().manual_seed(0)
             s = torch.randn(n, cs, generator=g).to(dev).requires_grad_()
             t = torch.randn(n, ct, generator=g).to(dev)
-            m = allowed(n, mask, group, dev)
-            rows = float(m.any(dim=1).sum().clamp(min=1))
+            graphs = 1 if mask == "full" else n // group
+            m = allowed(n // graphs, mask, group, dev)
+            rows = float((m.any(dim=1).sum() * graphs).clamp(min=1))
+            s_in = s if graphs == 1 else s.view(graphs, group, cs)
+            t_in = t if graphs == 1 else t.view(graphs, group, ct)
             for _ in range(max(a.warmup, 1 if a.compile else 0)):  # warm-up (and compilation)
                 s.grad = None
-                fn(s, t, m, rows, a.tau).backward()
+                fn(s_in, t_in, m, rows, a.tau).backward()
             if cuda:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -96,13 +101,13 @@ def main():
                 if cuda:
                     e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     e0.record()
-                    fn(s, t, m, rows, a.tau).backward()
+                    fn(s_in, t_in, m, rows, a.tau).backward()
                     e1.record()
                     torch.cuda.synchronize()
                     times.append(e0.elapsed_time(e1))
                 else:
                     t0 = time.perf_counter()
-                    fn(s, t, m, rows, a.tau).backward()
+                    fn(s_in, t_in, m, rows, a.tau).backward()
                     times.append((time.perf_counter() - t0) * 1e3)
             peak = (torch.cuda.max_memory_allocated() if cuda else vm_kib("VmHWM") * 1024) - base
             times.sort()
@@ -112,7 +117,7 @@ def main():
                 raise
             print(f"{head} oom", flush=True)
         finally:
-            s = t = m = None
+            s = t = m = s_in = t_in = None
             if cuda:
                 torch.cuda.empty_cache()
 

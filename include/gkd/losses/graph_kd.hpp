@@ -351,10 +351,20 @@ void for_each_small_graph(const GraphProblem<G>& p, bool nce, F&& f) {
   for (std::int64_t b = 0; b < graphs; ++b) {
     const std::int64_t first = b * g;
     const ConstMap<G> s(p.s_hat.data() + first * p.cs, g, p.cs), t(p.t_hat.data() + first * p.ct, g, p.ct);
-    const auto gram = [g](const ConstMap<G>& x, const ConstMap<G>& y) -> RowMatrix<double> {
-      // up to 16 nodes, dot products: a GEMM's packing would cost more than its arithmetic
-      if (g <= 16) return x.lazyProduct(y.transpose()).template cast<double>();
-      return (x * y.transpose()).template cast<double>();
+    // (i, j) enters the loss or the gradient only on an edge in either direction (zero elsewhere)
+    const auto used = [&](std::int64_t i, std::int64_t j) {
+      return nce ? p.mask.nce_edge(first + i, first + j, p.n)
+                 : p.mask.edge(first + i, first + j, p.n) || p.mask.edge(first + j, first + i, p.n);
+    };
+    const auto gram = [&](const ConstMap<G>& x, const ConstMap<G>& y) -> RowMatrix<double> {
+      if (g > 16) return (x * y.transpose()).template cast<double>();
+      // up to 16 nodes, the dot products that are used (a star's first row and column): a GEMM's packing
+      // would cost more than its arithmetic
+      RowMatrix<double> out = RowMatrix<double>::Zero(g, g);
+      for (std::int64_t i = 0; i < g; ++i)
+        for (std::int64_t j = 0; j < g; ++j)
+          if (used(i, j)) out(i, j) = double(x.row(i).dot(y.row(j)));
+      return out;
     };
     RowMatrix<double> ga = nce ? RowMatrix<double>::Zero(g, g) : gram(t, t);
     RowMatrix<double> gb = gram(s, nce ? t : s);
@@ -421,7 +431,8 @@ void small_graph_backward(const GraphProblem<G>& p, bool nce, const double* row_
     if (g <= 16) {  // row updates, vectorised along the channels
       for (int r = 0; r < g; ++r) {
         out.row(r) = self(r) * xg.row(r).template cast<double>();
-        for (int j = 0; j < g; ++j) out.row(r) += gb(r, j) * yg.row(j).template cast<double>();
+        for (int j = 0; j < g; ++j)
+          if (gb(r, j) != 0.0) out.row(r) += gb(r, j) * yg.row(j).template cast<double>();
       }
     } else {
       out.noalias() = gb * yg.template cast<double>();
