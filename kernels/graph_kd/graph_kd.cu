@@ -134,8 +134,10 @@ Dims make_dims(const GraphKDConfig& c) {
   d.fp32_gemm = c.precision == GraphKDPrecision::TF32x3;
   d.bf16_sims = c.precision == GraphKDPrecision::BF16;
   d.group = graph_size(c);
-  d.small_rows = small_rows(d.group);
-  d.small_chunk = int(std::min(round_up(kSmallChunkFloats / d.small_rows, 32), round_up(std::max(d.cs, d.ct), 32)));
+  if (d.small) {
+    d.small_rows = small_rows(d.group);
+    d.small_chunk = int(std::min(round_up(kSmallChunkFloats / d.small_rows, 32), round_up(std::max(d.cs, d.ct), 32)));
+  }
   d.panel_ld = round_up(d.group, 32);
   d.panel_rows = std::min(c.panel_rows > 0 ? c.panel_rows : default_panel_rows(d.panel_ld, d.nce ? 1 : 2), d.group);
   return d;

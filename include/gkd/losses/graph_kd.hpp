@@ -332,7 +332,7 @@ struct KlPairTile {
 
 /// True when the problem runs graph by graph (for_each_small_graph): groups (BlockDiagonal and Star masks)
 /// smaller than a tile, whose tiles would compute mostly non-edges (a 128-row tile holds 25 groups of 5,
-/// and only 5 × 5 of each group's 5 × 133 entries are edges). Graph by graph took 0.23 instead of 1.17 ms
+/// and only 5 × 5 of each group's 5 × 133 entries are edges). Graph by graph took 0.1–0.25 instead of 1.17 ms
 /// for DCGD's stars (N = 80, groups of 5, C = 512) and 74 instead of 174 ms for 40 groups of 100 (one
 /// thread, forward + backward, float64 tiles; benchmarks/README.md).
 template <Real G>
