@@ -657,20 +657,9 @@ __global__ void __launch_bounds__(kSmallThreads) small_graphs(Dims d, SmallArgs 
     norm_s[tid] = sqrtf(sq_s[tid]);
   }
   __syncthreads();
-  gkd::detail::SmallGraph<float> graph;
-  graph.size = g;
-  graph.ld = ldg;
-  graph.first = first;
-  graph.n = d.n;
-  graph.mask = d.mask;
-  graph.inv_tau = d.inv_tau;
-  graph.nce = InfoNce;
-  graph.eps = p.eps;
-  graph.gram_a = ga;
-  graph.gram_b = gb;
-  graph.inv_s = inv_s;
-  graph.inv_t = inv_t;
-  graph.norm_s = norm_s;
+  const gkd::detail::SmallGraph<float> graph{.size = g, .ld = ldg, .first = first, .n = d.n, .mask = d.mask,
+                                             .inv_tau = d.inv_tau, .nce = InfoNce, .eps = p.eps, .gram_a = ga,
+                                             .gram_b = gb, .inv_s = inv_s, .inv_t = inv_t, .norm_s = norm_s};
   const std::int64_t row = first + tid;
   if (tid < g && p.lse_out) {
     if constexpr (InfoNce) {

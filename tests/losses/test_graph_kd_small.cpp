@@ -58,20 +58,10 @@ Result run_small(const Case& c, const std::vector<double>& s, const std::vector<
     row_norms(t, c.ct, norm_t, inv_t);
     std::vector<double> ga = c.nce ? std::vector<double>(std::size_t(g * ld)) : gram(t, t, c.ct, first, g, ld);
     std::vector<double> gb = c.nce ? gram(s, t, c.cs, first, g, ld) : gram(s, s, c.cs, first, g, ld);
-    detail::SmallGraph<double> graph;
-    graph.size = g;
-    graph.ld = ld;
-    graph.first = first;
-    graph.n = c.n;
-    graph.mask = mask;
-    graph.inv_tau = 1.0 / c.tau;
-    graph.nce = c.nce;
-    graph.eps = eps;
-    graph.gram_a = ga.data();
-    graph.gram_b = gb.data();
-    graph.inv_s = inv_s.data();
-    graph.inv_t = inv_t.data();
-    graph.norm_s = norm_s.data();
+    const detail::SmallGraph<double> graph{.size = g, .ld = ld, .first = first, .n = c.n, .mask = mask,
+                                           .inv_tau = 1.0 / c.tau, .nce = c.nce, .eps = eps, .gram_a = ga.data(),
+                                           .gram_b = gb.data(), .inv_s = inv_s.data(), .inv_t = inv_t.data(),
+                                           .norm_s = norm_s.data()};
     std::vector<double> lse_a(static_cast<std::size_t>(g)), lse_b(static_cast<std::size_t>(g));
     for (int i = 0; i < g; ++i) {
       if (c.nce) {

@@ -369,19 +369,10 @@ void for_each_small_graph(const GraphProblem<G>& p, bool nce, F&& f) {
     RowMatrix<double> ga = nce ? RowMatrix<double>::Zero(g, g) : gram(t, t);
     RowMatrix<double> gb = gram(s, nce ? t : s);
     const std::vector<double> ones(static_cast<std::size_t>(g), 1.0);
-    SmallGraph<double> graph;
-    graph.size = int(g);
-    graph.ld = int(g);
-    graph.first = first;
-    graph.n = p.n;
-    graph.mask = p.mask;
-    graph.inv_tau = p.inv_tau;
-    graph.nce = nce;
-    graph.eps = p.eps;
-    graph.gram_a = ga.data();
-    graph.gram_b = gb.data();
-    graph.inv_s = graph.inv_t = ones.data();
-    graph.norm_s = p.s_norm.data() + first;
+    const SmallGraph<double> graph{.size = int(g), .ld = int(g), .first = first, .n = p.n, .mask = p.mask,
+                                   .inv_tau = p.inv_tau, .nce = nce, .eps = p.eps, .gram_a = ga.data(),
+                                   .gram_b = gb.data(), .inv_s = ones.data(), .inv_t = ones.data(),
+                                   .norm_s = p.s_norm.data() + first};
     f(graph, ga, gb);
   }
 }
