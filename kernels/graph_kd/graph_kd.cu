@@ -559,16 +559,15 @@ __global__ void __launch_bounds__(kRowThreads) panel_rows(Dims d, std::int64_t r
 
 // ---------------------------------------------------------------- SmallGraphs: one block per graph
 
-// gram [rows × (rows + 1)] = X Yᵀ over the graph's raw rows (x, y: its first row, `channels` per row; y == x
-// for a Gram of one matrix, then ys is xs and sq_y is unused), staged through shared memory a chunk of
-// channels at a time; sq_x[r] (and sq_y[r]) = ‖row r‖². Thread (ty, tx) = (t / 16, t % 16) owns the F × F
-// entries (ty + 16a, tx + 16b).
+// gram [rows × (rows + 1)] = X Yᵀ over the graph's raw rows (x, y: its first row, `channels` per row; `same`:
+// the Gram of x alone, y, ys and sq_y unused), staged through shared memory a chunk of channels at a time;
+// sq_x[r] (and sq_y[r]) = ‖row r‖². Thread (ty, tx) = (t / 16, t % 16) owns the F × F entries
+// (ty + 16a, tx + 16b).
 template <int F>
-__device__ void small_gram(const Dims& d, const float* __restrict__ x, const float* __restrict__ y, std::int64_t channels,
-                           float* xs, float* ys, float* gram, float* sq_x, float* sq_y) {
+__device__ void small_gram(const Dims& d, bool same, const float* __restrict__ x, const float* __restrict__ y,
+                           std::int64_t channels, float* xs, float* ys, float* gram, float* sq_x, float* sq_y) {
   const int g = int(d.group), chunk = d.small_chunk, lds = chunk + 1, ldg = 16 * F + 1;
   const int tid = int(threadIdx.x), ty = tid / 16, tx = tid % 16;
-  const bool same = x == y;
   float acc[F][F] = {};
   float sum_x = 0.0f, sum_y = 0.0f;
   for (std::int64_t k0 = 0; k0 < channels; k0 += chunk) {
@@ -644,11 +643,11 @@ __global__ void __launch_bounds__(kSmallThreads) small_graphs(Dims d, SmallArgs 
   const std::int64_t first = std::int64_t(blockIdx.x) * g;
   const float* s = p.student + first * d.cs;
   const float* t = p.teacher + first * d.ct;
-  if constexpr (InfoNce) {
-    small_gram<F>(d, s, t, d.cs, xs, ys, gb, sq_s, sq_t);
+  if constexpr (InfoNce) {  // (student and teacher may be the same array)
+    small_gram<F>(d, false, s, t, d.cs, xs, ys, gb, sq_s, sq_t);
   } else {
-    small_gram<F>(d, t, t, d.ct, xs, xs, ga, sq_t, nullptr);
-    small_gram<F>(d, s, s, d.cs, xs, xs, gb, sq_s, nullptr);
+    small_gram<F>(d, true, t, nullptr, d.ct, xs, nullptr, ga, sq_t, nullptr);
+    small_gram<F>(d, true, s, nullptr, d.cs, xs, nullptr, gb, sq_s, nullptr);
   }
   __syncthreads();
   if (tid < g) {

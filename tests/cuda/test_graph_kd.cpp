@@ -347,6 +347,24 @@ TEST_CASE("cuda graph_kd SmallGraphs schedule equals the CPU oracle", "[cuda][gr
   }
 }
 
+TEST_CASE("cuda graph_kd SmallGraphs InfoNCE with one array as student and teacher", "[cuda][graph_kd]") {
+  auto c = config(60, 24, 24, GraphKDMask::BlockDiagonal, 6, 0.5f, GraphKDForm::InfoNCE);
+  c.schedule = cuda::Schedule::SmallGraphs;
+  const auto s = test::random<float>({c.n, c.student_channels}, 7);
+  auto x = s.clone().requires_grad();
+  GraphKDOptions o = cpu_options(c, Reduction::Mean);
+  auto cpu = graph_infonce_loss(x, s, o);
+  cpu.backward();
+  DeviceFloats d(std::size_t(c.n * c.student_channels)), rows(std::size_t(c.n)), lse(std::size_t(c.n)), loss(1),
+      grad(std::size_t(c.n * c.student_channels));
+  d.upload(s.to_vector());
+  cuda::GraphKDForward(c).run_with_gradient(d.ptr, d.ptr, rows.ptr, lse.ptr, loss.ptr, grad.ptr, nullptr, nullptr);
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  test::require_close(Tensor<float>::from({}, loss.download(1)), cpu, 1e-3, "loss");
+  test::require_close(Tensor<float>::from({c.n, c.student_channels}, grad.download(std::size_t(c.n * c.student_channels))),
+                      x.grad(), 1e-3, "student gradient");
+}
+
 TEST_CASE("cuda graph_kd at sizes small enough for compute-sanitizer", "[cuda][graph_kd][sanitize]") {
   // Every kernel of both schedules, several panels (64 rows) and a short last one, in seconds under
   // memcheck and racecheck: tools/gpu_check.sh runs the sanitizers on this tag.
