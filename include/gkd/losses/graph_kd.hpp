@@ -140,13 +140,15 @@ struct GraphProblem {
   /// (N: one softmax per row, as in graph_kd; pixel_pair_kl: one per image). Row blocks never straddle
   /// a segment boundary. Must divide N.
   std::int64_t segment = 0;
-  std::vector<G> s_hat, t_hat;    ///< [N, C_s], [N, C_t]
+  /// [N, C_s], [N, C_t], in tensor storage: large blocks come from the host cache (gkd/core/host_cache.hpp)
+  /// instead of fresh, zero-filled pages on every call
+  Tensor<G> s_hat, t_hat;
   std::vector<double> s_norm;     ///< ‖F_s[i]‖ (unclamped)
 
   template <Real T>
   GraphProblem(const T* fs, const T* ft, std::int64_t n_, std::int64_t cs_, std::int64_t ct_, const GraphKDOptions& o)
       : n(n_), cs(cs_), ct(ct_), inv_tau(1.0 / o.temperature), eps(o.eps), mask(mask_spec(o.mask)), tile(o.tile),
-        segment(n_), s_hat(static_cast<std::size_t>(n * cs)), t_hat(static_cast<std::size_t>(n * ct)),
+        segment(n_), s_hat(Tensor<G>::empty({n * cs})), t_hat(Tensor<G>::empty({n * ct})),
         s_norm(static_cast<std::size_t>(n)) {
 #pragma omp parallel for if (n * (cs + ct) > kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i) {
