@@ -882,10 +882,9 @@ void validate(const GraphKDConfig& c) {
 
 std::int64_t graph_kd_rows(const GraphKDConfig& c) {
   validate(c);
-  const std::int64_t g = c.mask == GraphKDMask::Full ? c.n : c.group_size;
   const std::int64_t active = c.mask == GraphKDMask::Star ? c.n / c.group_size : c.n;
   if (c.form == GraphKDForm::InfoNCE) return active;
-  return g > 1 ? active : 0;
+  return graph_size(c) > 1 ? active : 0;
 }
 
 Schedule graph_kd_schedule(const GraphKDConfig& c) {
