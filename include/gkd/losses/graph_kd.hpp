@@ -62,6 +62,7 @@
 #include "gkd/losses/detail/graph_kd_small.hpp"
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "gkd/losses/reduction.hpp"
+#include "gkd/ops/amx_bf16.hpp"
 #include "gkd/ops/gemm.hpp"
 #include "gkd/ops/linalg.hpp"
 #if GKD_DETAIL_CUDA_LINKED
@@ -172,18 +173,79 @@ struct GraphProblem {
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> columns(std::int64_t i0, std::int64_t i1) const {
     return {mask.col_begin(i0, n), mask.col_end(i1 - 1, n)};
   }
-  /// out[r, c] = x[i0 + r] · y[j0 + c] for r < i1 − i0, c < j1 − j0 (a tile of x yᵀ).
-  static void tile_gemm(const G* x, const G* y, std::int64_t c, std::int64_t i0, std::int64_t i1, std::int64_t j0,
-                        std::int64_t j1, RowMatrix<G>& out) {
-    out.resize(i1 - i0, j1 - j0);
-    strided_gemm<G>(i1 - i0, j1 - j0, c, x + i0 * c, c, 1, y + j0 * c, 1, c, out.data(), j1 - j0, false);
+  enum class Side { Student, Teacher };
+  [[nodiscard]] const G* hat(Side x) const { return x == Side::Student ? s_hat.data() : t_hat.data(); }
+  [[nodiscard]] std::int64_t width(Side x) const { return x == Side::Student ? cs : ct; }
+  /// Whether rows run graph by graph (for_each_small_graph): groups (BlockDiagonal and Star masks) smaller
+  /// than a tile, whose tiles would compute mostly non-edges (a 128-row tile holds 25 groups of 5, and only
+  /// 5 × 5 of each group's 5 × 133 entries are edges). Graph by graph took 0.1–0.25 instead of 1.17 ms for
+  /// DCGD's stars (N = 80, groups of 5, C = 512) and 74 instead of 174 ms for 40 groups of 100 (one thread,
+  /// forward + backward, float64 tiles; benchmarks/README.md).
+  [[nodiscard]] bool per_graph() const { return (mask.kind == 1 || mask.kind == 2) && segment == n && mask.group < tile; }
+
+#ifdef GKD_AMX_BF16
+  /// Bfloat16-part copies of the normalised rows for the AMX tile products (gkd/ops/amx_bf16.hpp): rows
+  /// as left operands and columns as right operands of similarity tiles, pairs for gradient products.
+  struct AmxCopies {
+    AmxOperand rows, columns, pairs;
+  };
+  AmxCopies amx_s, amx_t;
+#endif
+  [[nodiscard]] bool uses_amx() const {
+#ifdef GKD_AMX_BF16
+    return !amx_s.rows.empty();
+#else
+    return false;
+#endif
   }
-  /// out[·, 0..c) += h · y (or hᵀ · y when `transposed`), where y holds h's columns' (rows') nodes as
-  /// row-major rows of width c, and out the result's rows with the same width.
-  static void add_tile_product(const RowMatrix<G>& h, bool transposed, const G* y, std::int64_t c, G* out) {
+  /// Moves the tile products onto AMX where they serve: float tiles, tiles a multiple of 32, tiled (not
+  /// per-graph) problems, and a CPU with AMX (amx_bf16_available). Call once mask and segment are final;
+  /// `nce`: the InfoNCE form (student-teacher tiles and teacher products) instead of the KL form.
+  void enable_amx(bool nce) {
+#ifdef GKD_AMX_BF16
+    if constexpr (std::is_same_v<G, float>) {
+      if (tile % 32 != 0 || per_graph() || !amx_bf16_available()) return;
+      amx_s.rows = AmxOperand::rows(s_hat.data(), n, cs, cs);
+      if (nce) {
+        amx_t.columns = AmxOperand::columns(t_hat.data(), n, ct, ct);
+        amx_t.pairs = AmxOperand::pairs(t_hat.data(), n, ct, ct);
+      } else {
+        amx_s.columns = AmxOperand::columns(s_hat.data(), n, cs, cs);
+        amx_s.pairs = AmxOperand::pairs(s_hat.data(), n, cs, cs);
+        amx_t.rows = AmxOperand::rows(t_hat.data(), n, ct, ct);
+        amx_t.columns = AmxOperand::columns(t_hat.data(), n, ct, ct);
+      }
+      return;
+    }
+#endif
+    (void)nce;
+  }
+
+  /// out[r, c] = x̂[i0 + r] · ŷ[j0 + c] for r < i1 − i0, c < j1 − j0 (a tile of x̂ ŷᵀ; same widths).
+  void similarity_tile(Side x, Side y, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
+                       RowMatrix<G>& out) const {
+    out.resize(i1 - i0, j1 - j0);
+#ifdef GKD_AMX_BF16
+    if constexpr (std::is_same_v<G, float>)
+      if (uses_amx())
+        return amx_similarity_tile((x == Side::Student ? amx_s : amx_t).rows,
+                                   (y == Side::Student ? amx_s : amx_t).columns, i0, i1, j0, j1, out);
+#endif
+    const std::int64_t c = width(x);
+    strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
+  }
+  /// out[r, ·] += Σ_k h(r, k) ŷ[first + k] (with hᵀ for h when `transposed`), where out's rows have y's width.
+  void add_tile_product(const RowMatrix<G>& h, bool transposed, Side y, std::int64_t first, G* out) const {
+    const std::int64_t c = width(y);
+#ifdef GKD_AMX_BF16
+    if constexpr (std::is_same_v<G, float>)
+      if (uses_amx())
+        return amx_add_tile_product(h, transposed, (y == Side::Student ? amx_s : amx_t).pairs, first, c, out);
+#endif
     const std::int64_t m = h.rows(), k = h.cols();
-    if (transposed) strided_gemm<G>(k, c, m, h.data(), 1, k, y, c, 1, out, c, true);
-    else strided_gemm<G>(m, c, k, h.data(), k, 1, y, c, 1, out, c, true);
+    const G* yp = hat(y) + first * c;
+    if (transposed) strided_gemm<G>(k, c, m, h.data(), 1, k, yp, c, 1, out, c, true);
+    else strided_gemm<G>(m, c, k, h.data(), k, 1, yp, c, 1, out, c, true);
   }
   /// Applies normalize's backward to dx̂ (in place → dF_s row i).
   template <Real T>
@@ -318,9 +380,10 @@ struct KlPairTile {
     const auto [ri0, ri1] = p.columns(i0, i1);
     const auto [rj0, rj1] = p.columns(j0, j1);
     if ((ri1 <= j0 || ri0 >= j1) && (rj1 <= i0 || rj0 >= i1)) return false;
-    GraphProblem<G>::tile_gemm(p.t_hat.data(), p.t_hat.data(), p.ct, i0, i1, j0, j1, gemm);
+    using Side = typename GraphProblem<G>::Side;
+    p.similarity_tile(Side::Teacher, Side::Teacher, i0, i1, j0, j1, gemm);
     a = gemm.template cast<double>().array() * p.inv_tau;
-    GraphProblem<G>::tile_gemm(p.s_hat.data(), p.s_hat.data(), p.cs, i0, i1, j0, j1, gemm);
+    p.similarity_tile(Side::Student, Side::Student, i0, i1, j0, j1, gemm);
     b = gemm.template cast<double>().array() * p.inv_tau;
     masked = p.mask.kind == 1 || p.mask.kind == 2 || (p.mask.kind == 0 && ib == jb);
     if (masked) {
@@ -331,16 +394,6 @@ struct KlPairTile {
   }
   [[nodiscard]] const TileEdges* row_edges() const { return masked ? &row_mask : nullptr; }
 };
-
-/// True when the problem runs graph by graph (for_each_small_graph): groups (BlockDiagonal and Star masks)
-/// smaller than a tile, whose tiles would compute mostly non-edges (a 128-row tile holds 25 groups of 5,
-/// and only 5 × 5 of each group's 5 × 133 entries are edges). Graph by graph took 0.1–0.25 instead of 1.17 ms
-/// for DCGD's stars (N = 80, groups of 5, C = 512) and 74 instead of 174 ms for 40 groups of 100 (one
-/// thread, forward + backward, float64 tiles; benchmarks/README.md).
-template <Real G>
-bool runs_per_graph(const GraphProblem<G>& p) {
-  return (p.mask.kind == 1 || p.mask.kind == 2) && p.segment == p.n && p.mask.group < p.tile;
-}
 
 /// Calls f(graph, ga, gb) for every graph of a per-graph problem, in parallel (graphs write disjoint rows).
 /// graph holds the Grams of the graph's normalised rows (ga: the teacher's, for KL; gb: the student's, or
@@ -442,7 +495,7 @@ void small_graph_backward(const GraphProblem<G>& p, bool nce, const double* row_
 /// and, transposed, its columns.
 template <Real G>
 std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
-  if (runs_per_graph(p)) return small_graph_forward(p, false, row_lse, row_loss);
+  if (p.per_graph()) return small_graph_forward(p, false, row_lse, row_loss);
   std::vector<KlRow<double>> acc(static_cast<std::size_t>(p.n * p.segments()));  // [segment][row]
   for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
@@ -469,7 +522,7 @@ std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, do
 /// H = (G + Gᵀ)/τ, G[i, j] = w_i (q_ij − p_ij), adds H F̂_s[j] to rows i and Hᵀ F̂_s[i] to rows j.
 template <Real G, Real T>
 void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  if (runs_per_graph(p)) return small_graph_backward(p, false, row_lse, w, grad);
+  if (p.per_graph()) return small_graph_backward(p, false, row_lse, w, grad);
   RowMatrix<G> dx = RowMatrix<G>::Zero(p.n, p.cs);
   for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
@@ -499,9 +552,9 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
       }
     }
     const RowMatrix<G> hg = (h * p.inv_tau).matrix().template cast<G>();
-    GraphProblem<G>::add_tile_product(hg, false, p.s_hat.data() + t.j0 * p.cs, p.cs, dx.data() + t.i0 * p.cs);
-    if (ib != jb)
-      GraphProblem<G>::add_tile_product(hg, true, p.s_hat.data() + t.i0 * p.cs, p.cs, dx.data() + t.j0 * p.cs);
+    const auto student = GraphProblem<G>::Side::Student;
+    p.add_tile_product(hg, false, student, t.j0, dx.data() + t.i0 * p.cs);
+    if (ib != jb) p.add_tile_product(hg, true, student, t.i0, dx.data() + t.j0 * p.cs);
   });
 #pragma omp parallel for if (p.n * p.cs > kParallelGrain)
   for (std::int64_t i = 0; i < p.n; ++i) {
@@ -513,7 +566,7 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
 /// Forward of the InfoNCE form: row_lse[i] = lse of the student-teacher row i.
 template <Real G>
 std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
-  if (runs_per_graph(p)) return small_graph_forward(p, true, row_lse, row_loss);
+  if (p.per_graph()) return small_graph_forward(p, true, row_lse, row_loss);
   const std::int64_t nb = p.blocks();
   std::int64_t rows = 0;
 #pragma omp parallel for schedule(dynamic) reduction(+ : rows)  // even for one block: see for_each_block_pair
@@ -528,7 +581,7 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, ct);
+      p.similarity_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, ct);
       c = ct.template cast<double>().array() * p.inv_tau;
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       tile_row_lse(c, &edges, mx, sum, e);
@@ -552,12 +605,12 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
 
 template <Real G, Real T>
 void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  if (runs_per_graph(p)) return small_graph_backward(p, true, row_lse, w, grad);
+  if (p.per_graph()) return small_graph_backward(p, true, row_lse, w, grad);
   const std::int64_t nb = p.blocks();
 #pragma omp parallel for schedule(dynamic)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
-    RowMatrix<G> ct;
+    RowMatrix<G> ct, product;
     TileArray c, h;
     TileEdges edges;
     RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
@@ -569,7 +622,7 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      GraphProblem<G>::tile_gemm(p.s_hat.data(), p.t_hat.data(), p.cs, i0, i1, j0, j1, ct);
+      p.similarity_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, ct);
       c = ct.template cast<double>().array() * p.inv_tau;
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       h.resize(c.rows(), c.cols());
@@ -578,8 +631,9 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
       for (std::int64_t i = std::max(i0, j0); i < std::min(i1, j1); ++i)
         if (p.mask.nce_edge(i, i, p.n)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
       h *= p.inv_tau;
-      dx.noalias() += (h.matrix().template cast<G>() * ConstMap<G>(p.t_hat.data() + j0 * p.ct, j1 - j0, p.ct))
-                          .template cast<double>();
+      product.setZero(m, p.ct);
+      p.add_tile_product(h.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, product.data());
+      dx += product.template cast<double>();
     }
     for (std::int64_t i = i0; i < i1; ++i) p.normalise_backward(i, dx.data() + (i - i0) * p.cs, grad + i * p.cs);
   }
@@ -605,7 +659,9 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
   check_graph_kd_args(op, n, cs, ct, o, InfoNce);
   const Tensor<T> sc = student.contiguous_copy_if_needed();
   const Tensor<T> tc = teacher.contiguous_copy_if_needed();
-  auto problem = std::make_shared<const GraphProblem<G>>(sc.data(), tc.data(), n, cs, ct, o);
+  auto built = std::make_shared<GraphProblem<G>>(sc.data(), tc.data(), n, cs, ct, o);
+  built->enable_amx(InfoNce);
+  std::shared_ptr<const GraphProblem<G>> problem = std::move(built);
   auto lse = std::make_shared<std::vector<double>>(static_cast<std::size_t>(InfoNce ? n : 2 * n));
   std::vector<double> loss(static_cast<std::size_t>(n));
   const std::int64_t rows = InfoNce ? graph_infonce_forward_impl(*problem, lse->data(), loss.data())
@@ -674,7 +730,8 @@ std::int64_t graph_kd_forward(const T* student, const T* teacher, std::int64_t n
                               const GraphKDOptions& o, double* row_loss, double* row_lse) {
   detail::check_graph_kd_args("graph_kd_forward", n, cs, ct, o, false);
   return detail::with_tile_type<T>(o, [&](auto g) {
-    const detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
+    detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
+    p.enable_amx(false);
     return detail::graph_kd_forward_impl(p, row_lse, row_loss);
   });
 }
@@ -686,7 +743,8 @@ void graph_kd_backward(const T* student, const T* teacher, std::int64_t n, std::
                        const GraphKDOptions& o, const double* row_lse, const double* row_weight, T* grad_student) {
   detail::check_graph_kd_args("graph_kd_backward", n, cs, ct, o, false);
   detail::with_tile_type<T>(o, [&](auto g) {
-    const detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
+    detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
+    p.enable_amx(false);
     detail::graph_kd_backward_impl(p, row_lse, row_weight, grad_student);
   });
 }
@@ -697,7 +755,8 @@ std::int64_t graph_infonce_forward(const T* student, const T* teacher, std::int6
                                    const GraphKDOptions& o, double* row_loss, double* row_lse) {
   detail::check_graph_kd_args("graph_infonce_forward", n, c, c, o, true);
   return detail::with_tile_type<T>(o, [&](auto g) {
-    const detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
+    detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
+    p.enable_amx(true);
     return detail::graph_infonce_forward_impl(p, row_lse, row_loss);
   });
 }
@@ -709,7 +768,8 @@ void graph_infonce_backward(const T* student, const T* teacher, std::int64_t n, 
                             T* grad_student) {
   detail::check_graph_kd_args("graph_infonce_backward", n, c, c, o, true);
   detail::with_tile_type<T>(o, [&](auto g) {
-    const detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
+    detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
+    p.enable_amx(true);
     detail::graph_infonce_backward_impl(p, row_lse, row_weight, grad_student);
   });
 }

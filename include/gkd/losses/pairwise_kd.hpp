@@ -91,6 +91,7 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
   detail::check_pairwise_sizes(op, batch, nodes, cs, ct, options.eps, options.reduction, options.tile);
   detail::GraphProblem<T> p(student, teacher, batch * nodes, cs, ct, {.tile = options.tile, .eps = options.eps});
   p.segment = nodes;
+  p.enable_amx(false);
   const double w = options.reduction == Reduction::Mean ? 1.0 / (double(batch) * double(nodes) * double(nodes)) : 1.0;
   const std::int64_t nb = p.blocks();
   std::vector<double> partial(static_cast<std::size_t>(nb * nb), 0.0);
@@ -100,16 +101,16 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
     thread_local detail::RowMatrix<T> as, at;
     const auto [i0, i1] = p.block_rows(ib);
     const auto [j0, j1] = p.block_rows(jb);
-    detail::GraphProblem<T>::tile_gemm(p.s_hat.data(), p.s_hat.data(), cs, i0, i1, j0, j1, as);
-    detail::GraphProblem<T>::tile_gemm(p.t_hat.data(), p.t_hat.data(), ct, i0, i1, j0, j1, at);
+    using Side = typename detail::GraphProblem<T>::Side;
+    p.similarity_tile(Side::Student, Side::Student, i0, i1, j0, j1, as);
+    p.similarity_tile(Side::Teacher, Side::Teacher, i0, i1, j0, j1, at);
     double loss = 0;  // as becomes the gradient coefficients
     for (Eigen::Index r = 0; r < as.rows(); ++r)
       for (Eigen::Index c = 0; c < as.cols(); ++c) as(r, c) = static_cast<T>(detail::skd_pair<double>(as(r, c), at(r, c), w, loss));
     partial[static_cast<std::size_t>(ib * nb + jb)] = ib == jb ? loss : 2 * loss;  // (i, j) and (j, i)
     if (!grad_student) return;
-    detail::GraphProblem<T>::add_tile_product(as, false, p.s_hat.data() + j0 * cs, cs, dx.data() + i0 * cs);
-    if (ib != jb)
-      detail::GraphProblem<T>::add_tile_product(as, true, p.s_hat.data() + i0 * cs, cs, dx.data() + j0 * cs);
+    p.add_tile_product(as, false, Side::Student, j0, dx.data() + i0 * cs);
+    if (ib != jb) p.add_tile_product(as, true, Side::Student, i0, dx.data() + j0 * cs);
   });
   if (grad_student) {
 #pragma omp parallel for if (batch * nodes * cs > detail::kParallelGrain)
@@ -141,6 +142,7 @@ double pixel_pair_kl_raw(const T* student, const T* teacher, std::int64_t batch,
                             {.temperature = options.temperature, .tile = options.tile, .eps = options.eps});
   p.mask = {.kind = 3};
   p.segment = nodes;
+  p.enable_amx(false);
   std::vector<double> lse(static_cast<std::size_t>(2 * batch * batch * nodes)), row_loss(static_cast<std::size_t>(batch * nodes));
   const std::int64_t terms = detail::graph_kd_forward_impl(p, lse.data(), row_loss.data());  // B² N
   const double w = options.reduction == Reduction::Mean ? 1.0 / double(terms) : 1.0;
