@@ -340,6 +340,44 @@ inline void merge_kl_rows(const TileArray& a, const TileArray& b, const TileEdge
   }
 }
 
+/// The largest 1/τ for which the KL tiles take every exponential against one shift, the bound 1/τ of
+/// all logits (rows are at most unit length, so logits lie in [−1/τ, 1/τ]): exp(x − 1/τ) then stays
+/// within [e^−400, 1], far above double's smallest normal, and the backward's row factors exp(1/τ − lse)
+/// within e^400, far below its largest. One exponential per logit serves the tile's rows and its columns
+/// (in both passes), instead of one per row maximum and one per column maximum. Below τ = 1/200 the
+/// tiles keep their per-row maxima (the code before this constant).
+inline constexpr double kMaxSharedShift = 200;
+
+/// merge_kl_rows for every row and, when `cols` is not null, every column of a pair tile, with the
+/// exponentials of a and b shifted by `shift` = 1/τ ≤ kMaxSharedShift (computed once per logit).
+template <class Tile>
+void merge_kl_shifted(const Tile& t, double shift, KlRow<double>* rows, KlRow<double>* cols) {
+  thread_local TileArray ea, eb, weighted;  // reused: tiles above malloc's mmap threshold would fault
+  ea = (t.a - shift).exp();
+  eb = (t.b - shift).exp();
+  weighted = ea * (t.a - t.b);
+  const auto merge = [&](KlRow<double>* out, const auto& sum_t, const auto& sum_s, const auto& sum_w) {
+    for (Eigen::Index r = 0; r < sum_t.size(); ++r) {
+      KlRow<double> part;
+      part.t.max = part.s.max = shift;
+      part.t.sum = sum_t(r);
+      part.s.sum = sum_s(r);
+      part.weighted = sum_w(r);
+      out[r].merge(part);
+    }
+  };
+  if (!t.masked) {
+    merge(rows, ea.rowwise().sum(), eb.rowwise().sum(), weighted.rowwise().sum());
+    if (cols) merge(cols, ea.colwise().sum(), eb.colwise().sum(), weighted.colwise().sum());
+    return;
+  }
+  const TileArray& keep_row = t.row_mask.keep;
+  merge(rows, (ea * keep_row).rowwise().sum(), (eb * keep_row).rowwise().sum(), (weighted * keep_row).rowwise().sum());
+  if (!cols) return;
+  const TileArray& keep_col = t.col_mask.keep;  // (r, c): the edge of column c's node to row r's node
+  merge(cols, (ea * keep_col).colwise().sum(), (eb * keep_col).colwise().sum(), (weighted * keep_col).colwise().sum());
+}
+
 /// Calls f(ib, jb) once for every pair of row blocks ib ≤ jb < nb: first the diagonal pairs, then nb − 1
 /// (or nb) rounds of a round-robin tournament (circle method), in which no block appears twice. The
 /// pairs of one round run in parallel without sharing a block, and every block sees its pairs in the
@@ -500,7 +538,10 @@ std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, do
   for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
     if (!t.load(p, ib, jb)) return;
-    merge_kl_rows(t.a, t.b, t.row_edges(), acc.data() + p.segment_of(jb) * p.n + t.i0);
+    KlRow<double>* rows = acc.data() + p.segment_of(jb) * p.n + t.i0;
+    if (p.inv_tau <= kMaxSharedShift)
+      return merge_kl_shifted(t, p.inv_tau, rows, ib == jb ? nullptr : acc.data() + p.segment_of(ib) * p.n + t.j0);
+    merge_kl_rows(t.a, t.b, t.row_edges(), rows);
     if (ib == jb) return;
     const TileEdges col_edges = t.masked ? t.col_mask.transposed() : TileEdges();
     merge_kl_rows(t.a.transpose(), t.b.transpose(), t.masked ? &col_edges : nullptr,
@@ -537,18 +578,38 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
       ls_j(c) = safe_lse(lse_j[2 * (t.j0 + c) + 1]);
       w_j(c) = w[t.j0 + c];
     }
-    // q − p of row i at (i, j) and of row j at (j, i); on masked tiles min(·, 0) keeps non-edges finite
-    // (edges never exceed their row's lse) and `keep` zeroes them.
-    TileArray h(m, k);
-    for (std::int64_t r = 0; r < m; ++r) {
-      const std::int64_t i = t.i0 + r;
-      const auto a = t.a.row(r), b = t.b.row(r);
-      const double ls_i = safe_lse(lse_i[2 * i + 1]), lt_i = safe_lse(lse_i[2 * i]);
-      if (!t.masked) {
-        h.row(r) = ((b - ls_i).exp() - (a - lt_i).exp()) * w[i] + ((b - ls_j).exp() - (a - lt_j).exp()) * w_j;
-      } else {
-        h.row(r) = ((b - ls_i).min(0.0).exp() - (a - lt_i).min(0.0).exp()) * (t.row_mask.keep.row(r) * w[i]) +
-                   ((b - ls_j).min(0.0).exp() - (a - lt_j).min(0.0).exp()) * (t.col_mask.keep.row(r) * w_j);
+    thread_local TileArray h;
+    h.resize(m, k);
+    if (p.inv_tau <= kMaxSharedShift) {
+      // one exponential per logit (see kMaxSharedShift): q_ij = e^(b_ij − 1/τ) e^(1/τ − lse_s,i), and so on
+      const double shift = p.inv_tau;
+      thread_local TileArray ea, eb;
+      ea = (t.a - shift).exp();
+      eb = (t.b - shift).exp();
+      const Eigen::Array<double, 1, Eigen::Dynamic> ws_j = w_j * (shift - ls_j).exp(), wt_j = w_j * (shift - lt_j).exp();
+      for (std::int64_t r = 0; r < m; ++r) {
+        const std::int64_t i = t.i0 + r;
+        const double ws_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i + 1]));
+        const double wt_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i]));
+        if (!t.masked)
+          h.row(r) = eb.row(r) * (ws_i + ws_j) - ea.row(r) * (wt_i + wt_j);
+        else
+          h.row(r) = (eb.row(r) * ws_i - ea.row(r) * wt_i) * t.row_mask.keep.row(r) +
+                     (eb.row(r) * ws_j - ea.row(r) * wt_j) * t.col_mask.keep.row(r);
+      }
+    } else {
+      // q − p of row i at (i, j) and of row j at (j, i); on masked tiles min(·, 0) keeps non-edges finite
+      // (edges never exceed their row's lse) and `keep` zeroes them.
+      for (std::int64_t r = 0; r < m; ++r) {
+        const std::int64_t i = t.i0 + r;
+        const auto a = t.a.row(r), b = t.b.row(r);
+        const double ls_i = safe_lse(lse_i[2 * i + 1]), lt_i = safe_lse(lse_i[2 * i]);
+        if (!t.masked) {
+          h.row(r) = ((b - ls_i).exp() - (a - lt_i).exp()) * w[i] + ((b - ls_j).exp() - (a - lt_j).exp()) * w_j;
+        } else {
+          h.row(r) = ((b - ls_i).min(0.0).exp() - (a - lt_i).min(0.0).exp()) * (t.row_mask.keep.row(r) * w[i]) +
+                     ((b - ls_j).min(0.0).exp() - (a - lt_j).min(0.0).exp()) * (t.col_mask.keep.row(r) * w_j);
+        }
       }
     }
     const RowMatrix<G> hg = (h * p.inv_tau).matrix().template cast<G>();
