@@ -10,6 +10,8 @@
 // case that does not fit this machine's memory shows PyTorch as OOM (its script caps its address space).
 //
 //   build/benchmarks/gkd_bench_graph_kd [--threads 1] [--reps 3] [--no-pytorch] [--compile] [--large]
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -85,6 +87,7 @@ Measure run_gkd(const Case& c, bool fast, int reps, double tau) {
   };
   volatile float sink = step();  // warm-up
   gkd::empty_host_cache();       // the baseline holds no blocks cached by the warm-up
+  malloc_trim(0);  // nor heap pages that malloc kept after the warm-up freed them (they would hide its peak)
   reset_peak();
   const long base = vm_kib("VmRSS");
   std::vector<double> ms;

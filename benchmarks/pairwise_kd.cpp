@@ -9,6 +9,8 @@
 //
 //   build/benchmarks/gkd_bench_pairwise_kd --threads 2 [--reps 3] [--no-pytorch] [--quick] [--only skd|cirkd|dicd]
 //                                         [--compile] [--large]
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -78,6 +80,7 @@ Result run_gkd(const Case& c, int reps) {
   }
   step(in);                  // warm-up
   gkd::empty_host_cache();   // the baseline holds no blocks cached by the warm-up
+  malloc_trim(0);  // nor heap pages that malloc kept after the warm-up freed them (they would hide its peak)
   { std::ofstream("/proc/self/clear_refs") << "5"; }
   const long base = status_kib("VmRSS:");
   Result r;
