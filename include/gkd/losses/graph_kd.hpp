@@ -25,7 +25,7 @@
 /// detached). Since ∂L/∂S_s is applied to S_s = F̂_s F̂_sᵀ / τ, dF̂_s gets a row and a column term:
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
 /// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM
-/// (gkd/ops/gemm.hpp), rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp,
+/// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_bf16.hpp), rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp,
 /// and only the two log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL
 /// form both similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its
 /// rows and, transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
@@ -97,8 +97,9 @@ struct GraphKDOptions {
   std::int64_t tile = 128;
   double eps = 1e-12;                   ///< norm clamp of the row normalisation
   /// Arithmetic of the similarity tiles for float32 inputs. false (default): float64 tiles, the accurate
-  /// oracle (agrees with a float64 evaluation to ~1e-7 relative at any τ). true: float32 GEMM tiles, about
-  /// twice as fast, with relative errors ≈ 6e-8 · √C / τ in the logits (1e-5 … 1e-4 at τ = 0.01).
+  /// oracle (agrees with a float64 evaluation to ~1e-7 relative at any τ). true: float32 tiles, about twice
+  /// as fast (2.5x with AMX), with relative errors ≈ 6e-8 · √C / τ in the logits (1e-5 … 1e-4 at τ = 0.01); on CPUs with
+  /// AMX their products run as bfloat16 parts with the same accuracy (gkd/ops/amx_bf16.hpp).
   /// Float64 inputs always use float64 tiles.
   bool fast_float_tiles = false;
 };
@@ -351,33 +352,41 @@ inline void merge_kl_rows(const TileArray& a, const TileArray& b, const TileEdge
 inline constexpr double kMaxSharedShift = 200;
 
 /// merge_kl_rows for every row and, when `cols` is not null, every column of a pair tile, with the
-/// exponentials of a and b shifted by `shift` = 1/τ ≤ kMaxSharedShift (computed once per logit).
+/// exponentials of a and b shifted by `shift` = 1/τ ≤ kMaxSharedShift (computed once per logit), in one
+/// pass over the tile: rows are summed as they go, columns into running vectors.
 template <class Tile>
 void merge_kl_shifted(const Tile& t, double shift, KlRow<double>* rows, KlRow<double>* cols) {
-  thread_local TileArray ea, eb, weighted;  // reused: tiles above malloc's mmap threshold would fault
-  ea = (t.a - shift).exp();
-  eb = (t.b - shift).exp();
-  weighted = ea * (t.a - t.b);
-  const auto merge = [&](KlRow<double>* out, const auto& sum_t, const auto& sum_s, const auto& sum_w) {
-    for (Eigen::Index r = 0; r < sum_t.size(); ++r) {
-      KlRow<double> part;
-      part.t.max = part.s.max = shift;
-      part.t.sum = sum_t(r);
-      part.s.sum = sum_s(r);
-      part.weighted = sum_w(r);
-      out[r].merge(part);
-    }
-  };
-  if (!t.masked) {
-    merge(rows, ea.rowwise().sum(), eb.rowwise().sum(), weighted.rowwise().sum());
-    if (cols) merge(cols, ea.colwise().sum(), eb.colwise().sum(), weighted.colwise().sum());
-    return;
+  using Row = Eigen::Array<double, 1, Eigen::Dynamic>;
+  thread_local Row ea, eb, weighted, col_t, col_s, col_w;
+  if (cols) {
+    col_t.setZero(t.a.cols());
+    col_s.setZero(t.a.cols());
+    col_w.setZero(t.a.cols());
   }
-  const TileArray& keep_row = t.row_mask.keep;
-  merge(rows, (ea * keep_row).rowwise().sum(), (eb * keep_row).rowwise().sum(), (weighted * keep_row).rowwise().sum());
-  if (!cols) return;
-  const TileArray& keep_col = t.col_mask.keep;  // (r, c): the edge of column c's node to row r's node
-  merge(cols, (ea * keep_col).colwise().sum(), (eb * keep_col).colwise().sum(), (weighted * keep_col).colwise().sum());
+  const auto merge = [shift](KlRow<double>& out, double sum_t, double sum_s, double sum_w) {
+    KlRow<double> part;
+    part.t.max = part.s.max = shift;
+    part.t.sum = sum_t;
+    part.s.sum = sum_s;
+    part.weighted = sum_w;
+    out.merge(part);
+  };
+  for (Eigen::Index r = 0; r < t.a.rows(); ++r) {
+    ea = (t.a.row(r) - shift).exp();
+    eb = (t.b.row(r) - shift).exp();
+    weighted = ea * (t.a.row(r) - t.b.row(r));
+    if (!t.masked) {
+      merge(rows[r], ea.sum(), eb.sum(), weighted.sum());
+      if (cols) col_t += ea, col_s += eb, col_w += weighted;
+    } else {
+      const auto keep_row = t.row_mask.keep.row(r);
+      merge(rows[r], (ea * keep_row).sum(), (eb * keep_row).sum(), (weighted * keep_row).sum());
+      const auto keep_col = t.col_mask.keep.row(r);  // (r, c): the edge of column c's node to row r's node
+      if (cols) col_t += ea * keep_col, col_s += eb * keep_col, col_w += weighted * keep_col;
+    }
+  }
+  if (cols)
+    for (Eigen::Index c = 0; c < t.a.cols(); ++c) merge(cols[c], col_t(c), col_s(c), col_w(c));
 }
 
 /// Calls f(ib, jb) once for every pair of row blocks ib ≤ jb < nb: first the diagonal pairs, then nb − 1
@@ -580,26 +589,32 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
       ls_j(c) = safe_lse(lse_j[2 * (t.j0 + c) + 1]);
       w_j(c) = w[t.j0 + c];
     }
-    thread_local TileArray h;
-    h.resize(m, k);
+    // hg = H/τ in the tile type, H[i, j] = w_i (q_ij − p_ij) + w_j (q_ji − p_ji)
+    thread_local RowMatrix<G> hg;
+    hg.resize(m, k);
     if (p.inv_tau <= kMaxSharedShift) {
-      // one exponential per logit (see kMaxSharedShift): q_ij = e^(b_ij − 1/τ) e^(1/τ − lse_s,i), and so on
+      // one exponential per logit (see kMaxSharedShift): q_ij = e^(b_ij − 1/τ) e^(1/τ − lse_s,i), and so on;
+      // the factors carry w and 1/τ
       const double shift = p.inv_tau;
-      thread_local TileArray ea, eb;
-      ea = (t.a - shift).exp();
-      eb = (t.b - shift).exp();
-      const Eigen::Array<double, 1, Eigen::Dynamic> ws_j = w_j * (shift - ls_j).exp(), wt_j = w_j * (shift - lt_j).exp();
+      thread_local Eigen::Array<double, 1, Eigen::Dynamic> ea, eb;
+      const Eigen::Array<double, 1, Eigen::Dynamic> ws_j = w_j * (shift - ls_j).exp() * shift,
+                                                    wt_j = w_j * (shift - lt_j).exp() * shift;
       for (std::int64_t r = 0; r < m; ++r) {
         const std::int64_t i = t.i0 + r;
-        const double ws_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i + 1]));
-        const double wt_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i]));
+        const double ws_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i + 1])) * shift;
+        const double wt_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i])) * shift;
+        ea = (t.a.row(r) - shift).exp();
+        eb = (t.b.row(r) - shift).exp();
         if (!t.masked)
-          h.row(r) = eb.row(r) * (ws_i + ws_j) - ea.row(r) * (wt_i + wt_j);
+          hg.row(r) = (eb * (ws_i + ws_j) - ea * (wt_i + wt_j)).matrix().template cast<G>();
         else
-          h.row(r) = (eb.row(r) * ws_i - ea.row(r) * wt_i) * t.row_mask.keep.row(r) +
-                     (eb.row(r) * ws_j - ea.row(r) * wt_j) * t.col_mask.keep.row(r);
+          hg.row(r) = ((eb * ws_i - ea * wt_i) * t.row_mask.keep.row(r) + (eb * ws_j - ea * wt_j) * t.col_mask.keep.row(r))
+                          .matrix()
+                          .template cast<G>();
       }
     } else {
+      thread_local TileArray h;
+      h.resize(m, k);
       // q − p of row i at (i, j) and of row j at (j, i); on masked tiles min(·, 0) keeps non-edges finite
       // (edges never exceed their row's lse) and `keep` zeroes them.
       for (std::int64_t r = 0; r < m; ++r) {
@@ -613,8 +628,8 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
                      ((b - ls_j).min(0.0).exp() - (a - lt_j).min(0.0).exp()) * (t.col_mask.keep.row(r) * w_j);
         }
       }
+      hg = (h * p.inv_tau).matrix().template cast<G>();
     }
-    const RowMatrix<G> hg = (h * p.inv_tau).matrix().template cast<G>();
     const auto student = GraphProblem<G>::Side::Student;
     p.add_tile_product(hg, false, student, t.j0, dx.data() + t.i0 * p.cs);
     if (ib != jb) p.add_tile_product(hg, true, student, t.i0, dx.data() + t.j0 * p.cs);

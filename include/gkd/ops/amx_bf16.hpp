@@ -239,10 +239,10 @@ class AmxScratch {
   std::size_t size_ = 0;
 };
 
-/// c[32·m_blocks x 32·n_blocks] (row stride ldc) = A · B over 32·k_steps, in float32 from the six
-/// bfloat16 part products (see the file comment). Overwrites c.
+/// c[32·m_blocks x 32·n_blocks] (row stride ldc) = (accumulate ? c : 0) + A · B over 32·k_steps, in float32
+/// from the six bfloat16 part products (see the file comment).
 GKD_AMX_TARGET inline void amx_bf16x6_gemm(AmxTiles a, AmxTiles b, std::int64_t m_blocks, std::int64_t n_blocks,
-                                           std::int64_t k_steps, float* c, std::int64_t ldc) {
+                                           std::int64_t k_steps, float* c, std::int64_t ldc, bool accumulate = false) {
   struct alignas(64) Config {
     std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
     std::uint16_t bytes_per_row[16] = {};
@@ -266,10 +266,18 @@ GKD_AMX_TARGET inline void amx_bf16x6_gemm(AmxTiles a, AmxTiles b, std::int64_t 
   _tile_dpbf16ps(3, 5, 7)
   for (std::int64_t i = 0; i < m_blocks; ++i)
     for (std::int64_t j = 0; j < n_blocks; ++j) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      float* out = c + i * 32 * ldc + j * 32;
+      if (accumulate) {
+        _tile_loadd(0, out, c_stride);
+        _tile_loadd(1, out + 16, c_stride);
+        _tile_loadd(2, out + 16 * ldc, c_stride);
+        _tile_loadd(3, out + 16 * ldc + 16, c_stride);
+      } else {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+      }
       for (std::int64_t s = 0; s < k_steps; ++s) {
         const std::int64_t a_at = 2 * i * a.block_stride + s * 512, b_at = 2 * j * b.block_stride + s * 512;
         // smallest terms first, in an order that reloads one operand per product
@@ -287,7 +295,6 @@ GKD_AMX_TARGET inline void amx_bf16x6_gemm(AmxTiles a, AmxTiles b, std::int64_t 
         GKD_AMX_LOAD_B(0);
         GKD_AMX_MULTIPLY;  // hi·hi
       }
-      float* out = c + i * 32 * ldc + j * 32;
       _tile_stored(0, out, c_stride);
       _tile_stored(1, out + 16, c_stride);
       _tile_stored(2, out + 16 * ldc, c_stride);
@@ -326,6 +333,9 @@ void amx_add_tile_product(const Matrix& h, bool transposed, const AmxOperand& y,
   thread_local AmxOperand lhs;
   lhs.assign_rows(rows, lhs_rows.cols(), first - first_aligned, [&](std::int64_t i) { return &lhs_rows(i, 0); });
   const std::int64_t m_blocks = (rows + 31) / 32, n_blocks = (width + 31) / 32, ld = n_blocks * 32;
+  if (rows % 32 == 0 && width % 32 == 0)  // out holds whole 32 x 32 blocks: accumulate in place
+    return amx_bf16x6_gemm(lhs.tiles(0, 0), y.tiles(0, first_aligned / 32), m_blocks, n_blocks, lhs.k_steps(), out,
+                           width, true);
   thread_local AmxScratch scratch;
   float* c = scratch.floats(std::size_t(m_blocks * 32 * ld));
   amx_bf16x6_gemm(lhs.tiles(0, 0), y.tiles(0, first_aligned / 32), m_blocks, n_blocks, lhs.k_steps(), c, ld);
