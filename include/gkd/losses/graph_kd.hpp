@@ -25,11 +25,13 @@
 /// detached). Since ∂L/∂S_s is applied to S_s = F̂_s F̂_sᵀ / τ, dF̂_s gets a row and a column term:
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
 /// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM
-/// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_bf16.hpp), rows are merged with the online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp,
-/// and only the two log-sum-exps per row are stored; backward recomputes the tiles from them. In the KL
-/// form both similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its
-/// rows and, transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block
-/// sweep (the materialised PyTorch formula takes 4, plus its N×N passes). Pairs are scheduled as rounds
+/// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_bf16.hpp), rows are merged with the
+/// online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp, and only the two log-sum-exps per row are
+/// stored; backward recomputes the tiles from them. In the KL form both similarity matrices are
+/// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its columns:
+/// 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block sweep (the materialised
+/// PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one exponential per logit serves both
+/// (kMaxSharedShift). Pairs are scheduled as rounds
 /// of a round-robin tournament, so parallel tasks never share an output row. The InfoNCE form (not
 /// symmetric) sweeps row blocks × column tiles. Many small graphs (BlockDiagonal and Star groups smaller
 /// than a tile) run graph by graph instead, on each graph's Gram matrices, with the per-graph mathematics
@@ -98,8 +100,8 @@ struct GraphKDOptions {
   double eps = 1e-12;                   ///< norm clamp of the row normalisation
   /// Arithmetic of the similarity tiles for float32 inputs. false (default): float64 tiles, the accurate
   /// oracle (agrees with a float64 evaluation to ~1e-7 relative at any τ). true: float32 tiles, about twice
-  /// as fast (2.5x with AMX), with relative errors ≈ 6e-8 · √C / τ in the logits (1e-5 … 1e-4 at τ = 0.01); on CPUs with
-  /// AMX their products run as bfloat16 parts with the same accuracy (gkd/ops/amx_bf16.hpp).
+  /// as fast (2.5x with AMX), with relative errors ≈ 6e-8 · √C / τ in the logits (1e-5 … 1e-4 at τ = 0.01);
+  /// on CPUs with AMX their products run as bfloat16 parts with the same accuracy (gkd/ops/amx_bf16.hpp).
   /// Float64 inputs always use float64 tiles.
   bool fast_float_tiles = false;
 };
