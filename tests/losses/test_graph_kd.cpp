@@ -209,6 +209,17 @@ TEST_CASE("graph_kd_loss does not depend on the thread count", "[graph_kd]") {
     l.backward();
     return gkd::test::flat({l, x.grad()});
   });
+  // float tiles of 32 (AMX products where the CPU has them, operands packed by several threads)
+  const auto sf = random<float>({300, 256}, 23), tf = random<float>({300, 256}, 24);
+  o.tile = 32;
+  o.fast_float_tiles = true;
+  for (bool infonce : {false, true})
+    gkd::test::require_thread_count_invariant([&] {
+      auto x = sf.clone().requires_grad();
+      auto l = infonce ? graph_infonce_loss(x, tf, o) : graph_kd_loss(x, tf, o);
+      l.backward();
+      return gkd::test::flat({l, x.grad()});
+    });
 }
 
 TEST_CASE("graph_kd raw-pointer entry points match the op", "[graph_kd]") {
