@@ -184,8 +184,8 @@ class AmxOperand {
   }
   /// Column j of a right operand from y[k] (k < depth): 16 k pairs per tile, 64 bytes apart.
   GKD_AMX_TARGET void pack_column(std::int64_t j, const float* y, std::int64_t depth) {
-    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32(16));  // pair q → 32-bit word 16 q
+    const __m512i rows = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224,
+                                           240);  // pair q → 32-bit word 16 q
     for (std::int64_t k0 = 0; k0 < depth; k0 += 32) {
       __m256i lo[3], hi[3];
       split_bf16(load(y + k0, depth - k0), lo);
