@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
       std::printf("graph_kd_loss (KL, tau %.2f) forward+backward, CPU, %d thread(s), median of %d (large cases: 1 "
                   "after 1 warm-up); PyTorch %s; f32 tiles: %s\n",
                   tau, threads, reps, version.c_str(),
-                  gkd::detail::amx_bf16_available() ? "AMX bfloat16 parts" : "float32 GEMM (no AMX)");
+                  gkd::detail::amx_available() ? "AMX (int8 digits, bfloat16 parts)" : "float32 GEMM (no AMX)");
       std::printf("%-22s %6s %5s %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8s %9s %9s\n", "case", "N", "C", "mask",
                   "gkd f64 ms", "gkd f32 ms", "eager ms", "compile ms", "f64 x", "f32 x", "cmp x", "gkd MiB",
                   "eager MiB", "cmp MiB");

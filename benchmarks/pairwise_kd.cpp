@@ -178,7 +178,7 @@ int main(int argc, char** argv) {
       std::printf("gkd vs PyTorch %s, CPU, %d threads, forward + backward (student), best of %d after 1 warm-up "
                   "(large cases: 1); float tiles: %s\n",
                   version.c_str(), threads, reps,
-                  gkd::detail::amx_bf16_available() ? "AMX bfloat16 parts" : "float32 GEMM (no AMX)");
+                  gkd::detail::amx_available() ? "AMX (int8 digits, bfloat16 parts)" : "float32 GEMM (no AMX)");
       std::printf("%-28s %10s %10s %10s | %8s %8s | %10s %10s %10s\n", "case kind:B:N:Cs:Ct:tau", "gkd ms",
                   "eager ms", "compile ms", "eager x", "cmp x", "gkd MiB", "eager MiB", "cmp MiB");
     }

@@ -65,6 +65,7 @@
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/ops/amx_bf16.hpp"
+#include "gkd/ops/amx_int8.hpp"
 #include "gkd/ops/gemm.hpp"
 #include "gkd/ops/linalg.hpp"
 #if GKD_DETAIL_CUDA_LINKED
@@ -186,16 +187,18 @@ struct GraphProblem {
   /// forward + backward, float64 tiles; benchmarks/README.md).
   [[nodiscard]] bool per_graph() const { return (mask.kind == 1 || mask.kind == 2) && segment == n && mask.group < tile; }
 
-#ifdef GKD_AMX_BF16
-  /// Bfloat16-part copies of the normalised rows for the AMX tile products (gkd/ops/amx_bf16.hpp): rows
-  /// as left operands and columns as right operands of similarity tiles, pairs for gradient products.
+#ifdef GKD_AMX
+  /// The normalised rows packed for the AMX tile products: int8 digits as left (rows) and right (columns)
+  /// operands of similarity tiles (gkd/ops/amx_int8.hpp), bfloat16 parts as right operands of gradient
+  /// products (pairs, gkd/ops/amx_bf16.hpp).
   struct AmxCopies {
-    AmxOperand rows, columns, pairs;
+    AmxDigits rows, columns;
+    AmxOperand pairs;
   };
   AmxCopies amx_s, amx_t;
 #endif
   [[nodiscard]] bool uses_amx() const {
-#ifdef GKD_AMX_BF16
+#ifdef GKD_AMX
     return !amx_s.rows.empty();
 #else
     return false;
@@ -203,22 +206,24 @@ struct GraphProblem {
   }
   /// Moves the tile products onto AMX where they serve: float tiles, tiles a multiple of 32, tiled (not
   /// per-graph) problems of more than one tile (a single tile costs less than packing its operands: DCGD's
-  /// 64 inter-coupling nodes took 0.54 instead of 0.33 ms), and a CPU with AMX (amx_bf16_available). Call
-  /// once mask and segment are final; `nce`: the InfoNCE form (student-teacher tiles and teacher products)
-  /// instead of the KL form.
+  /// 64 inter-coupling nodes took 0.54 instead of 0.33 ms), rows of at most kAmxInt8MaxDepth channels,
+  /// and a CPU with AMX (amx_available). Call once mask and segment are final; `nce`: the InfoNCE form
+  /// (student-teacher tiles and teacher products) instead of the KL form.
   void enable_amx(bool nce) {
-#ifdef GKD_AMX_BF16
+#ifdef GKD_AMX
     if constexpr (std::is_same_v<G, float>) {
-      if (tile % 32 != 0 || n <= tile || per_graph() || !amx_bf16_available()) return;
-      amx_s.rows = AmxOperand::rows(s_hat.data(), n, cs, cs);
+      if (tile % 32 != 0 || n <= tile || per_graph() || std::max(cs, ct) > kAmxInt8MaxDepth || !amx_available())
+        return;
+      using Layout = AmxDigits::Layout;
+      amx_s.rows = AmxDigits(s_hat.data(), n, cs, cs, Layout::Rows);
       if (nce) {
-        amx_t.columns = AmxOperand::columns(t_hat.data(), n, ct, ct);
+        amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
         amx_t.pairs = AmxOperand::pairs(t_hat.data(), n, ct, ct);
       } else {
-        amx_s.columns = AmxOperand::columns(s_hat.data(), n, cs, cs);
+        amx_s.columns = AmxDigits(s_hat.data(), n, cs, cs, Layout::Columns);
         amx_s.pairs = AmxOperand::pairs(s_hat.data(), n, cs, cs);
-        amx_t.rows = AmxOperand::rows(t_hat.data(), n, ct, ct);
-        amx_t.columns = AmxOperand::columns(t_hat.data(), n, ct, ct);
+        amx_t.rows = AmxDigits(t_hat.data(), n, ct, ct, Layout::Rows);
+        amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
       }
       return;
     }
@@ -230,11 +235,11 @@ struct GraphProblem {
   void similarity_tile(Side x, Side y, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
                        RowMatrix<G>& out) const {
     out.resize(i1 - i0, j1 - j0);
-#ifdef GKD_AMX_BF16
+#ifdef GKD_AMX
     if constexpr (std::is_same_v<G, float>)
       if (uses_amx())
         return amx_similarity_tile((x == Side::Student ? amx_s : amx_t).rows,
-                                   (y == Side::Student ? amx_s : amx_t).columns, i0, i1, j0, j1, out);
+                                   (y == Side::Student ? amx_s : amx_t).columns, i0, i1, j0, j1, out.data(), j1 - j0);
 #endif
     const std::int64_t c = width(x);
     strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
@@ -242,7 +247,7 @@ struct GraphProblem {
   /// out[r, ·] += Σ_k h(r, k) ŷ[first + k] (with hᵀ for h when `transposed`), where out's rows have y's width.
   void add_tile_product(const RowMatrix<G>& h, bool transposed, Side y, std::int64_t first, G* out) const {
     const std::int64_t c = width(y);
-#ifdef GKD_AMX_BF16
+#ifdef GKD_AMX
     if constexpr (std::is_same_v<G, float>)
       if (uses_amx())
         return amx_add_tile_product(h, transposed, (y == Side::Student ? amx_s : amx_t).pairs, first, c, out);
