@@ -140,7 +140,7 @@ TEMPLATE_TEST_CASE("graph_infonce_loss tiled equals the naive materialised loss"
 }
 
 // Tiles of 16 run the float32 GEMMs; tiles of 128 the AMX products where the CPU has them
-// (gkd/ops/amx_bf16.hpp), at the same accuracy.
+// (gkd/ops/amx_int8.hpp, amx_bf16.hpp), at the same accuracy.
 TEST_CASE("graph_kd_loss with float32 tiles stays within the stated float32 rounding", "[graph_kd]") {
   for (const auto& c : grid())
     for (double tau : {0.01, 2.0})

@@ -25,7 +25,8 @@
 /// detached). Since ∂L/∂S_s is applied to S_s = F̂_s F̂_sᵀ / τ, dF̂_s gets a row and a column term:
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
 /// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM
-/// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_bf16.hpp), rows are merged with the
+/// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_int8.hpp, their gradient products from
+/// gkd/ops/amx_bf16.hpp), rows are merged with the
 /// online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp, and only the two log-sum-exps per row are
 /// stored; backward recomputes the tiles from them. In the KL form both similarity matrices are
 /// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its columns:
@@ -101,8 +102,9 @@ struct GraphKDOptions {
   double eps = 1e-12;                   ///< norm clamp of the row normalisation
   /// Arithmetic of the similarity tiles for float32 inputs. false (default): float64 tiles, the accurate
   /// oracle (agrees with a float64 evaluation to ~1e-7 relative at any τ). true: float32 tiles, about twice
-  /// as fast (2.5x with AMX), with relative errors ≈ 6e-8 · √C / τ in the logits (1e-5 … 1e-4 at τ = 0.01);
-  /// on CPUs with AMX their products run as bfloat16 parts with the same accuracy (gkd/ops/amx_bf16.hpp).
+  /// as fast (3.7x with AMX), with relative errors ≈ 6e-8 · √C / τ in the logits (1e-5 … 1e-4 at τ = 0.01);
+  /// on CPUs with AMX their similarities run as int8 fixed point (gkd/ops/amx_int8.hpp) and their
+  /// gradient products as bfloat16 parts (gkd/ops/amx_bf16.hpp), with the same accuracy.
   /// Float64 inputs always use float64 tiles.
   bool fast_float_tiles = false;
 };
@@ -132,6 +134,11 @@ inline void check_graph_kd_args(std::string_view op, std::int64_t n, std::int64_
               graph_mask_name(o.mask.kind) << " mask group_size " << o.mask.group_size
                                            << " must be >= 1 and divide N = " << n);
 }
+
+/// A tile of logits. The element-wise work (exp, max, row sums) runs row by row on contiguous rows through
+/// Eigen's vectorised array expressions, in double; rows are then merged into their running state with
+/// graph_kd_tile.hpp.
+using TileArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// The row-normalised features of one problem in the tile compute type G, computed once and shared by
 /// forward and backward.
@@ -244,6 +251,20 @@ struct GraphProblem {
     const std::int64_t c = width(x);
     strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
   }
+  /// The same tile as logits in double: out = x̂ ŷᵀ / τ (AMX writes them directly, without a float tile).
+  void logit_tile(Side x, Side y, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
+                  TileArray& out) const {
+    out.resize(i1 - i0, j1 - j0);
+#ifdef GKD_AMX
+    if constexpr (std::is_same_v<G, float>)
+      if (uses_amx())
+        return amx_similarity_tile((x == Side::Student ? amx_s : amx_t).rows, (y == Side::Student ? amx_s : amx_t).columns,
+                                   i0, i1, j0, j1, out.data(), j1 - j0, inv_tau);
+#endif
+    thread_local RowMatrix<G> similarity;
+    similarity_tile(x, y, i0, i1, j0, j1, similarity);
+    out = similarity.template cast<double>().array() * inv_tau;
+  }
   /// out[r, ·] += Σ_k h(r, k) ŷ[first + k] (with hᵀ for h when `transposed`), where out's rows have y's width.
   void add_tile_product(const RowMatrix<G>& h, bool transposed, Side y, std::int64_t first, G* out) const {
     const std::int64_t c = width(y);
@@ -281,10 +302,7 @@ struct GraphProblem {
   }
 };
 
-/// Tiles of logits and their edge masks. The element-wise work (exp, max, row sums) runs row by row on
-/// contiguous rows through Eigen's vectorised array expressions, in double; rows are then merged into
-/// their running state with graph_kd_tile.hpp.
-using TileArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+/// Tiles of logits and their edge masks: see TileArray.
 using ColVec = Eigen::Array<double, Eigen::Dynamic, 1>;
 
 /// The edges of a tile twice over: `offset` (0 on an edge, −inf elsewhere) for maxima, and `keep` (1 on an
@@ -425,7 +443,6 @@ void for_each_block_pair(std::int64_t nb, F&& f) {
 template <Real G>
 struct KlPairTile {
   std::int64_t i0 = 0, i1 = 0, j0 = 0, j1 = 0;
-  RowMatrix<G> gemm;
   TileArray a, b;
   TileEdges row_mask, col_mask;
   bool masked = false;
@@ -437,10 +454,8 @@ struct KlPairTile {
     const auto [rj0, rj1] = p.columns(j0, j1);
     if ((ri1 <= j0 || ri0 >= j1) && (rj1 <= i0 || rj0 >= i1)) return false;
     using Side = typename GraphProblem<G>::Side;
-    p.similarity_tile(Side::Teacher, Side::Teacher, i0, i1, j0, j1, gemm);
-    a = gemm.template cast<double>().array() * p.inv_tau;
-    p.similarity_tile(Side::Student, Side::Student, i0, i1, j0, j1, gemm);
-    b = gemm.template cast<double>().array() * p.inv_tau;
+    p.logit_tile(Side::Teacher, Side::Teacher, i0, i1, j0, j1, a);
+    p.logit_tile(Side::Student, Side::Student, i0, i1, j0, j1, b);
     masked = p.mask.kind == 1 || p.mask.kind == 2 || (p.mask.kind == 0 && ib == jb);
     if (masked) {
       row_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); });
@@ -659,15 +674,13 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile);
     std::vector<OnlineLse<double>> acc(static_cast<std::size_t>(i1 - i0));
     std::vector<double> positive(static_cast<std::size_t>(i1 - i0), 0.0);
-    RowMatrix<G> ct;
     TileArray c, e;
     TileEdges edges;
     ColVec mx, sum;
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      p.similarity_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, ct);
-      c = ct.template cast<double>().array() * p.inv_tau;
+      p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       tile_row_lse(c, &edges, mx, sum, e);
       for (std::int64_t i = i0; i < i1; ++i) {
@@ -695,7 +708,7 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
 #pragma omp parallel for schedule(dynamic)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
-    RowMatrix<G> ct, product;
+    RowMatrix<G> product;
     TileArray c, h;
     TileEdges edges;
     RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
@@ -707,8 +720,7 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      p.similarity_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, ct);
-      c = ct.template cast<double>().array() * p.inv_tau;
+      p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       h.resize(c.rows(), c.cols());
       for (Eigen::Index r = 0; r < c.rows(); ++r)  // w_i · softmax_ij, 0 off the edges

@@ -39,6 +39,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <type_traits>
 
 #include "gkd/core/error.hpp"
 #include "gkd/core/host_cache.hpp"
@@ -145,35 +146,39 @@ class AmxDigits {
 namespace amx_int8 {
 
 /// Writes the entries [i0, i1) x [j0, j1) of the 16 x 16 tile at (it, jt) from its three weight classes:
-/// out = (2¹⁶ w₃₂ + 2⁸ w₂₄ + w₁₆) · scale_x · scale_y, exact up to the scaling in double.
-GKD_AMX_TARGET inline void write_tile(const std::int32_t (&acc)[3][256], const double* sx, const double* sy,
+/// out = (2¹⁶ w₃₂ + 2⁸ w₂₄ + w₁₆) · scale_x · scale_y · factor, in float64 (exact up to that scaling),
+/// then rounded to T.
+template <class T>
+GKD_AMX_TARGET inline void write_tile(const std::int32_t (&acc)[3][256], const double* sx, const double* sy, double factor,
                                       std::int64_t it, std::int64_t jt, std::int64_t i0, std::int64_t i1,
-                                      std::int64_t j0, std::int64_t j1, float* out, std::int64_t ld) {
+                                      std::int64_t j0, std::int64_t j1, T* out, std::int64_t ld) {
   const std::int64_t c0 = std::max(jt, j0), c1 = std::min(jt + 16, j1);
-  const auto lanes = static_cast<__mmask16>(((1u << (c1 - c0)) - 1) << (c0 - jt));
   for (std::int64_t r = std::max(it, i0); r < std::min(it + 16, i1); ++r) {
-    __m256 half[2];
+    T* row = out + (r - i0) * ld + (c0 - j0);
+    alignas(64) T partial[16];  // a tile cut by [j0, j1)
+    T* values = c1 - c0 == 16 ? row : partial;
     for (int h = 0; h < 2; ++h) {
       const std::int64_t at = (r - it) * 16 + h * 8;
       __m512d w[3];
       for (int c = 0; c < 3; ++c) w[c] = _mm512_cvtepi32_pd(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc[c] + at)));
-      const __m512d v = _mm512_fmadd_pd(w[0], _mm512_set1_pd(65536.0), _mm512_fmadd_pd(w[1], _mm512_set1_pd(256.0), w[2]));
-      half[h] = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_mul_pd(v, _mm512_set1_pd(sx[r])), _mm512_loadu_pd(sy + jt + h * 8)));
+      const __m512d sum = _mm512_fmadd_pd(w[0], _mm512_set1_pd(65536.0), _mm512_fmadd_pd(w[1], _mm512_set1_pd(256.0), w[2]));
+      const __m512d v = _mm512_mul_pd(_mm512_mul_pd(sum, _mm512_set1_pd(sx[r] * factor)), _mm512_loadu_pd(sy + jt + h * 8));
+      if constexpr (std::is_same_v<T, double>) _mm512_storeu_pd(values + h * 8, v);
+      else _mm256_storeu_ps(values + h * 8, _mm512_cvtpd_ps(v));
     }
-    const __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(half[0]), half[1], 1);
-    float* row = out + (r - i0) * ld + (c0 - j0);
-    if (lanes == 0xffff) _mm512_storeu_ps(row, v);
-    else _mm512_mask_compressstoreu_ps(row, lanes, v);
+    if (values == partial) std::memcpy(row, partial + (c0 - jt), std::size_t(c1 - c0) * sizeof(T));
   }
 }
 
 }  // namespace amx_int8
 
-/// out[r · ld + c] = x(i0 + r) · y(j0 + c) for r < i1 − i0, c < j1 − j0: a tile of x yᵀ from x's Rows
-/// and y's Columns digits (one K), to the accuracy of the file comment. Any offsets: the products run
-/// over the enclosing 16-aligned tiles, and only the requested entries are written.
-GKD_AMX_TARGET inline void amx_similarity_tile(const AmxDigits& x, const AmxDigits& y, std::int64_t i0, std::int64_t i1,
-                                               std::int64_t j0, std::int64_t j1, float* out, std::int64_t ld) {
+/// out[r · ld + c] = factor · x(i0 + r) · y(j0 + c) for r < i1 − i0, c < j1 − j0 (T: float or double): a
+/// tile of x yᵀ from x's Rows and y's Columns digits (one K), to the accuracy of the file comment (in
+/// double, without its rounding to float). Any offsets: the products run over the enclosing 16-aligned
+/// tiles, and only the requested entries are written.
+template <class T>
+GKD_AMX_TARGET void amx_similarity_tile(const AmxDigits& x, const AmxDigits& y, std::int64_t i0, std::int64_t i1,
+                                        std::int64_t j0, std::int64_t j1, T* out, std::int64_t ld, double factor = 1) {
   configure_amx_tiles();
   alignas(64) std::int32_t acc[3][16 * 16];  // the three weight classes of one 16 x 16 tile
   const std::int64_t steps = x.k_steps();
@@ -202,7 +207,7 @@ GKD_AMX_TARGET inline void amx_similarity_tile(const AmxDigits& x, const AmxDigi
       _tile_stored(0, acc[0], 64);
       _tile_stored(1, acc[1], 64);
       _tile_stored(2, acc[2], 64);
-      amx_int8::write_tile(acc, x.scales(), y.scales(), it, jt, i0, i1, j0, j1, out, ld);
+      amx_int8::write_tile(acc, x.scales(), y.scales(), factor, it, jt, i0, i1, j0, j1, out, ld);
     }
   }
   _tile_release();
