@@ -69,6 +69,7 @@
 #include "gkd/ops/amx_int8.hpp"
 #include "gkd/ops/gemm.hpp"
 #include "gkd/ops/linalg.hpp"
+#include "gkd/ops/vectorised_exp.hpp"
 #if GKD_DETAIL_CUDA_LINKED
 #include "gkd/cuda/distill_losses.hpp"
 #endif
@@ -396,9 +397,11 @@ void merge_kl_shifted(const Tile& t, double shift, KlRow<double>* rows, KlRow<do
     part.weighted = sum_w;
     out.merge(part);
   };
+  ea.resize(t.a.cols());
+  eb.resize(t.a.cols());
   for (Eigen::Index r = 0; r < t.a.rows(); ++r) {
-    ea = (t.a.row(r) - shift).exp();
-    eb = (t.b.row(r) - shift).exp();
+    exp_shifted(&t.a(r, 0), shift, ea.data(), t.a.cols());
+    exp_shifted(&t.b(r, 0), shift, eb.data(), t.a.cols());
     weighted = ea * (t.a.row(r) - t.b.row(r));
     if (!t.masked) {
       merge(rows[r], ea.sum(), eb.sum(), weighted.sum());
@@ -619,14 +622,16 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
       // the factors carry w and 1/τ
       const double shift = p.inv_tau;
       thread_local Eigen::Array<double, 1, Eigen::Dynamic> ea, eb;
+      ea.resize(k);
+      eb.resize(k);
       const Eigen::Array<double, 1, Eigen::Dynamic> ws_j = w_j * (shift - ls_j).exp() * shift,
                                                     wt_j = w_j * (shift - lt_j).exp() * shift;
       for (std::int64_t r = 0; r < m; ++r) {
         const std::int64_t i = t.i0 + r;
         const double ws_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i + 1])) * shift;
         const double wt_i = w[i] * std::exp(shift - safe_lse(lse_i[2 * i])) * shift;
-        ea = (t.a.row(r) - shift).exp();
-        eb = (t.b.row(r) - shift).exp();
+        exp_shifted(&t.a(r, 0), shift, ea.data(), k);
+        exp_shifted(&t.b(r, 0), shift, eb.data(), k);
         if (!t.masked)
           hg.row(r) = (eb * (ws_i + ws_j) - ea * (wt_i + wt_j)).matrix().template cast<G>();
         else
