@@ -136,9 +136,9 @@ inline void check_graph_kd_args(std::string_view op, std::int64_t n, std::int64_
                                            << " must be >= 1 and divide N = " << n);
 }
 
-/// A tile of logits. The element-wise work (exp, max, row sums) runs row by row on contiguous rows through
-/// Eigen's vectorised array expressions, in double; rows are then merged into their running state with
-/// graph_kd_tile.hpp.
+/// A tile of logits. The element-wise work (exp, max, row sums) runs row by row on contiguous rows, in
+/// double, through Eigen's vectorised array expressions and gkd/ops/vectorised_exp.hpp; rows are then
+/// merged into their running state with graph_kd_tile.hpp.
 using TileArray = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 /// The row-normalised features of one problem in the tile compute type G, computed once and shared by

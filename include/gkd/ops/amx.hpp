@@ -77,6 +77,12 @@ GKD_AMX_TARGET inline void configure_amx_tiles() {
   __asm__ volatile("" ::: "memory");  // the tile loads read memory that the compiler does not see them read
 }
 
+/// min(16, count) floats from x, zeros after them (count ≤ 0: none read).
+GKD_AMX_TARGET inline __m512 amx_load16(const float* x, std::int64_t count) {
+  if (count >= 16) return _mm512_loadu_ps(x);
+  return count > 0 ? _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), x) : _mm512_setzero_ps();
+}
+
 /// A grow-only, 64-byte-aligned buffer: per-thread scratch for the products' outputs.
 template <class T>
 class AmxScratch {

@@ -129,8 +129,8 @@ class AmxOperand {
   GKD_AMX_TARGET void pack_pair(std::int64_t k, const float* y0, const float* y1, std::int64_t n) {
     for (std::int64_t j0 = 0; j0 < n; j0 += 16) {
       __m256i first[3], second[3];
-      split_bf16(load(y0 + j0, n - j0), first);
-      split_bf16(y1 ? load(y1 + j0, n - j0) : _mm512_setzero_ps(), second);
+      split_bf16(amx_load16(y0 + j0, n - j0), first);
+      split_bf16(y1 ? amx_load16(y1 + j0, n - j0) : _mm512_setzero_ps(), second);
       const std::int64_t at = tile(j0, k) + (k % 32) / 2 * 32;
       for (int p = 0; p < 3; ++p) {
         const __m512i words =
@@ -138,11 +138,6 @@ class AmxOperand {
         _mm512_storeu_si512(plane(p) + at, words);
       }
     }
-  }
-  /// min(16, count) floats from x, zeros after them.
-  GKD_AMX_TARGET static __m512 load(const float* x, std::int64_t count) {
-    if (count >= 16) return _mm512_loadu_ps(x);
-    return count > 0 ? _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), x) : _mm512_setzero_ps();
   }
 
   std::unique_ptr<void, Release> block_{nullptr, Release{0}};

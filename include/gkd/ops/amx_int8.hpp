@@ -95,7 +95,7 @@ class AmxDigits {
   GKD_AMX_TARGET void pack(std::int64_t i, const float* x, std::int64_t depth) {
     __m512 top = _mm512_setzero_ps(), finite = _mm512_setzero_ps();  // finite: Σ 0 · x, NaN unless all are
     for (std::int64_t k0 = 0; k0 < depth; k0 += 16) {
-      const __m512 v = load(x + k0, depth - k0);
+      const __m512 v = amx_load16(x + k0, depth - k0);
       top = _mm512_max_ps(top, _mm512_abs_ps(v));
       finite = _mm512_add_ps(finite, _mm512_mul_ps(v, _mm512_setzero_ps()));
     }
@@ -107,7 +107,7 @@ class AmxDigits {
     if (!ok) depth = 0;  // zero digits under the NaN scale
     const __m512d scale8 = _mm512_set1_pd(scale);
     for (std::int64_t k0 = 0; k0 < kp_; k0 += 16) {
-      const __m512 v = load(x + k0, depth - k0);
+      const __m512 v = amx_load16(k0 < depth ? x + k0 : nullptr, depth - k0);  // (never offsets a null x)
       const __m256i low = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), scale8));
       const __m256i high = _mm512_cvtpd_epi32(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), scale8));
       __m512i rest = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
@@ -131,11 +131,6 @@ class AmxDigits {
         }
       }
     }
-  }
-  /// min(16, count) floats from x, zeros after them.
-  GKD_AMX_TARGET static __m512 load(const float* x, std::int64_t count) {
-    if (count >= 16) return _mm512_loadu_ps(x);
-    return count > 0 ? _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1), x) : _mm512_setzero_ps();
   }
 
   std::unique_ptr<void, Release> block_{nullptr, Release{0}};
