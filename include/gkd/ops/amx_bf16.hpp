@@ -6,7 +6,7 @@
 /// float is split into three bfloat16 parts, x = hi + mid + lo with |x − hi − mid − lo| ≤ 2⁻²⁴|x| (24
 /// significant bits, as many as float32 has), and a product accumulates the six part products above
 /// 2⁻²⁴|x||y| (lo·hi, mid·hi, mid·mid, hi·mid, hi·lo, hi·hi) in float32 with TDPBF16PS, whose bfloat16
-/// products are exact: the error is that of a float32 accumulation (tests/ops/test_amx_bf16.cpp). Two
+/// products are exact: the error is that of a float32 accumulation (tests/ops/test_amx.cpp). Two
 /// parts and three products would be twice as fast but only 16 bits accurate (1e-5 on the similarity of a
 /// 4-channel unit row with itself).
 ///
