@@ -182,6 +182,23 @@ TEST_CASE("graph_kd_loss is stable at tau 0.01 and for norms around 1e4", "[grap
   for (float v : x.grad().to_vector()) REQUIRE(std::isfinite(v));
 }
 
+// A NaN feature spreads to its similarities; the loss must be NaN, not a row silently dropped as empty.
+TEST_CASE("graph_kd_loss and graph_infonce_loss are NaN, not 0, where a feature is NaN", "[graph_kd]") {
+  const auto s = random<float>({300, 64}, 51), t = random<float>({300, 64}, 52);
+  for (bool in_teacher : {false, true})
+    for (bool fast : {false, true}) {  // fast: float tiles, on AMX where the CPU has it
+      INFO((in_teacher ? "teacher" : "student") << (fast ? ", float tiles" : ", float64 tiles"));
+      auto sv = s.to_vector(), tv = t.to_vector();
+      (in_teacher ? tv : sv)[5 * 64 + 3] = std::numeric_limits<float>::quiet_NaN();
+      const auto sn = Tensor<float>::from({300, 64}, sv), tn = Tensor<float>::from({300, 64}, tv);
+      GraphKDOptions o;
+      o.fast_float_tiles = fast;
+      o.temperature = 0.1;
+      REQUIRE(std::isnan(graph_kd_loss(sn, tn, o).item()));
+      REQUIRE(std::isnan(graph_infonce_loss(sn, tn, o).item()));
+    }
+}
+
 TEST_CASE("graph_kd_loss gradcheck", "[gradcheck][graph_kd]") {
   const auto s = random({8, 5}, 11), t = random({8, 3}, 12), t5 = random({8, 5}, 13);
   for (auto mask : {GraphMask::full(), GraphMask::block_diagonal(4), GraphMask::star(4)})

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "gkd/cuda/schedule.hpp"  // default_panel_rows: host code, no CUDA needed
 #include "gkd/losses/pairwise_kd.hpp"
@@ -146,6 +147,18 @@ TEST_CASE("similarity_mse and pixel_pair_kl are stable at tau = 0.01 and large n
   l.backward();
   REQUIRE(std::isfinite(l.item()));
   REQUIRE(all_finite(sg.grad()));
+}
+
+TEST_CASE("similarity_mse and pixel_pair_kl are NaN, not finite, where a feature is NaN", "[pairwise_kd]") {
+  const auto s = cast<float>(random({1, 300, 16}, 61)), t = cast<float>(random({1, 300, 24}, 62));
+  for (bool in_teacher : {false, true}) {
+    INFO((in_teacher ? "teacher" : "student"));
+    auto sv = s.to_vector(), tv = t.to_vector();
+    (in_teacher ? tv : sv)[7 * (in_teacher ? 24 : 16) + 2] = std::numeric_limits<float>::quiet_NaN();
+    const auto sn = Tensor<float>::from({1, 300, 16}, sv), tn = Tensor<float>::from({1, 300, 24}, tv);
+    REQUIRE(std::isnan(similarity_mse(sn, tn).item()));
+    REQUIRE(std::isnan(pixel_pair_kl(sn, tn).item()));
+  }
 }
 
 TEST_CASE("similarity_mse and pixel_pair_kl are thread-count invariant", "[pairwise_kd]") {

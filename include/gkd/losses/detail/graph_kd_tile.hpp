@@ -59,8 +59,8 @@ struct OnlineLse {
       sum += o.sum * tile_exp(o.max - max);
     }
   }
-  /// True when at least one value was added.
-  [[nodiscard]] GKD_HOST_DEVICE bool empty() const { return !(sum > A(0)); }
+  /// True when no value was added (a NaN sum is not empty: NaN inputs give NaN losses, not missing rows).
+  [[nodiscard]] GKD_HOST_DEVICE bool empty() const { return sum == A(0); }
   /// log Σ exp(x); the lowest finite value for an empty stream.
   [[nodiscard]] GKD_HOST_DEVICE A value() const { return empty() ? tile_lowest<A>() : max + tile_log(sum); }
 };
@@ -102,7 +102,7 @@ struct KlRow {
   [[nodiscard]] GKD_HOST_DEVICE A loss() const {
     if (empty()) return A(0);
     const A kl = weighted / t.sum - t.value() + s.value();
-    return kl > A(0) ? kl : A(0);  // ≥ 0 mathematically; rounding may give −1e-16
+    return kl < A(0) ? A(0) : kl;  // ≥ 0 mathematically; rounding may give −1e-16 (NaN stays NaN)
   }
 };
 
