@@ -334,14 +334,15 @@ inline void tile_row_lse(const TileArray& x, const TileEdges* edges, ColVec& max
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
     if (!edges) {
       max(r) = x.row(r).maxCoeff();
-      e.row(r) = (x.row(r) - max(r)).exp();
+      exp_shifted(&x(r, 0), max(r), &e(r, 0), x.cols());
     } else {
       max(r) = (x.row(r) + edges->offset.row(r)).maxCoeff();
       if (max(r) == -std::numeric_limits<double>::infinity()) {
         max(r) = tile_lowest<double>();
         e.row(r).setZero();
-      } else {
-        e.row(r) = (x.row(r) - max(r)).min(0.0).exp() * edges->keep.row(r);
+      } else {  // non-edges may exceed the maximum: capping at 1 keeps them finite for `keep` to zero
+        exp_shifted(&x(r, 0), max(r), &e(r, 0), x.cols());
+        e.row(r) = (e.row(r) > 1.0).select(1.0, e.row(r)) * edges->keep.row(r);  // (NaN stays NaN)
       }
     }
     sum(r) = e.row(r).sum();
@@ -728,8 +729,10 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
       p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       h.resize(c.rows(), c.cols());
-      for (Eigen::Index r = 0; r < c.rows(); ++r)  // w_i · softmax_ij, 0 off the edges
-        h.row(r) = (c.row(r) - lse(r)).min(0.0).exp() * (edges.keep.row(r) * w_i(r));
+      for (Eigen::Index r = 0; r < c.rows(); ++r) {  // w_i · softmax_ij, 0 off the edges (capped as in tile_row_lse)
+        exp_shifted(&c(r, 0), lse(r), &h(r, 0), c.cols());
+        h.row(r) = (h.row(r) > 1.0).select(1.0, h.row(r)) * (edges.keep.row(r) * w_i(r));
+      }
       for (std::int64_t i = std::max(i0, j0); i < std::min(i1, j1); ++i)
         if (p.mask.nce_edge(i, i, p.n)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
       h *= p.inv_tau;
