@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// CPU graph-contrastive distillation loss (KL form, gkd/losses/graph_kd.hpp), forward + backward: gkd's
-// tiled op (default float64 tiles, and fast_float_tiles) against PyTorch eager on the same formula with
-// materialised N x N matrices (benchmarks/graph_kd_pytorch.py; block and star masks: batched g x g matrices per
-// group) in the same invocation and thread count.
+// CPU graph-contrastive distillation loss (gkd/losses/graph_kd.hpp: the KL form, and the InfoNCE form on
+// pixel graphs), forward + backward: gkd's tiled op (default float64 tiles, and fast_float_tiles) against
+// PyTorch eager on the same formula with materialised N x N matrices (benchmarks/graph_kd_pytorch.py; block
+// and star masks: batched g x g matrices per group) in the same invocation and thread count.
 // Peak memory is the resident-set high-water mark above the level before the timed loop (Linux
 // /proc/self/clear_refs), for gkd in this process and for PyTorch in its own. --compile adds a
 // torch.compile column. --large adds the pixel graphs N = 16384 (C = 128, 256, 512) and
@@ -37,20 +37,22 @@ struct Case {
   std::int64_t n, cs, ct;
   gkd::GraphMask mask;
   const char* what;
-  bool large = false;  ///< run once after one warm-up, float32 tiles only
+  bool large = false;    ///< run once after one warm-up, float32 tiles only
+  bool infonce = false;  ///< graph_infonce_loss (full mask) instead of graph_kd_loss
 };
 
 // (ostringstream throughout: GCC 12 -O3 raises a false -Wrestrict on chained std::string +)
-std::string mask_arg(const gkd::GraphMask& m) {
+std::string mask_arg(const Case& c) {
+  const gkd::GraphMask& m = c.mask;
   std::ostringstream k;
-  k << (m.kind == gkd::GraphMask::Kind::Full ? "full" : m.kind == gkd::GraphMask::Kind::Star ? "star" : "block") << ','
-    << m.group_size;
+  const char* kind = m.kind == gkd::GraphMask::Kind::Full ? "full" : m.kind == gkd::GraphMask::Kind::Star ? "star" : "block";
+  k << (c.infonce ? "infonce" : kind) << ',' << m.group_size;
   return k.str();
 }
 
 std::string key(const Case& c) {
   std::ostringstream k;
-  k << c.n << ',' << c.cs << ',' << c.ct << ',' << mask_arg(c.mask);
+  k << c.n << ',' << c.cs << ',' << c.ct << ',' << mask_arg(c);
   return k.str();
 }
 
@@ -81,7 +83,7 @@ Measure run_gkd(const Case& c, bool fast, int reps, double tau) {
   o.fast_float_tiles = fast;
   auto step = [&] {
     auto x = s.clone().requires_grad();
-    auto l = gkd::graph_kd_loss(x, t, o);
+    auto l = c.infonce ? gkd::graph_infonce_loss(x, t, o) : gkd::graph_kd_loss(x, t, o);
     l.backward();
     return x.grad().data()[0];
   };
@@ -170,6 +172,9 @@ int main(int argc, char** argv) {
       {1024, 512, 512, M::full(), "pixel graph"},
       {4096, 128, 128, M::full(), "pixel graph"},
       {4096, 512, 512, M::full(), "pixel graph"},
+      {1024, 512, 512, M::full(), "pixel graph InfoNCE", false, true},
+      {4096, 128, 128, M::full(), "pixel graph InfoNCE", false, true},
+      {4096, 512, 512, M::full(), "pixel graph InfoNCE", false, true},
   };
   if (large)
     for (const auto& [n, c] : {std::pair{16384, 128}, {16384, 256}, {16384, 512}, {65536, 128}})
@@ -190,11 +195,11 @@ int main(int argc, char** argv) {
     if (pytorch) run_pytorch(group, threads, reps, tau, false, eager, version);
     if (pytorch && compile) run_pytorch(group, threads, reps, tau, true, compiled, version);
     if (!big) {
-      std::printf("graph_kd_loss (KL, tau %.2f) forward+backward, CPU, %d thread(s), median of %d (large cases: 1 "
-                  "after 1 warm-up); PyTorch %s; f32 tiles: %s\n",
+      std::printf("graph_kd_loss (KL; mask infonce: graph_infonce_loss), tau %.2f, forward+backward, CPU, %d "
+                  "thread(s), median of %d (large cases: 1 after 1 warm-up); PyTorch %s; f32 tiles: %s\n",
                   tau, threads, reps, version.c_str(),
                   gkd::detail::amx_available() ? "AMX (int8 digits, bfloat16 parts)" : "float32 GEMM (no AMX)");
-      std::printf("%-22s %6s %5s %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8s %9s %9s\n", "case", "N", "C", "mask",
+      std::printf("%-22s %6s %5s %-9s | %10s %10s %10s %10s | %7s %7s %7s | %8s %9s %9s\n", "case", "N", "C", "mask",
                   "gkd f64 ms", "gkd f32 ms", "eager ms", "compile ms", "f64 x", "f32 x", "cmp x", "gkd MiB",
                   "eager MiB", "cmp MiB");
     }
@@ -205,8 +210,8 @@ int main(int argc, char** argv) {
       auto ratio = [](const Measure& torch, const Measure& g) {
         return torch.ms > 0 && g.ms > 0 ? torch.ms / g.ms : -1.0;
       };
-      std::printf("%-22s %6lld %5lld %-8s | %10s %10s %10s %10s | %7s %7s %7s | %8.1f %9s %9s\n", c.what,
-                  static_cast<long long>(c.n), static_cast<long long>(c.cs), mask_arg(c.mask).c_str(),
+      std::printf("%-22s %6lld %5lld %-9s | %10s %10s %10s %10s | %7s %7s %7s | %8.1f %9s %9s\n", c.what,
+                  static_cast<long long>(c.n), static_cast<long long>(c.cs), mask_arg(c).c_str(),
                   cell(exact.ms, false, "%.2f").c_str(), cell(fast.ms, false, "%.2f").c_str(),
                   cell(e.ms, e.oom, "%.2f").c_str(), cell(t.ms, t.oom, "%.2f").c_str(),
                   cell(ratio(e, exact), false, "%.2f").c_str(), cell(ratio(e, fast), false, "%.2f").c_str(),

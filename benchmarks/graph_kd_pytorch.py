@@ -2,7 +2,9 @@
 """PyTorch eager counterpart of benchmarks/graph_kd.cpp (CPU) and benchmarks/cuda/graph_kd.cu (GPU): the
 graph-contrastive KL of include/gkd/losses/graph_kd.hpp written the way PyTorch users write it, with
 materialised N x N similarity matrices (block and star masks: one g x g matrix per group of g nodes, as
-batched matmuls over [N / g, g, C], not an N x N matrix that is mostly masked). Prints one line per case:
+batched matmuls over [N / g, g, C], not an N x N matrix that is mostly masked); the mask `infonce` is
+graph_infonce_loss on the full graph (cross-entropy of each student row against all teacher rows, the
+positive being the same node). Prints one line per case:
     case <N> <C_s> <C_t> <mask> <group> ms <fwd+bwd ms> peak_mib <peak extra memory MiB>
 or `... oom` where the device runs out of memory. On the CPU the process's address space is capped at
 what the machine has available when it starts (`oom_guard.py`), so a case too large for the machine ends
@@ -53,6 +55,14 @@ def graph_kd(s, t, m, rows, tau):
     return F.kl_div(lq, lp, reduction="sum", log_target=True) / rows
 
 
+def graph_infonce(s, t, m, rows, tau):
+    """gkd's graph_infonce_loss on the full mask (m and rows unused): the mean over rows i of
+    −log softmax_j(ŝ_i · t̂_j / τ)[i]."""
+    sh = F.normalize(s, dim=-1)
+    th = F.normalize(t.detach(), dim=-1)
+    return F.cross_entropy(sh @ th.transpose(-1, -2) / tau, torch.arange(s.shape[0], device=s.device))
+
+
 def vm_kib(field):
     with open("/proc/self/status") as f:
         for line in f:
@@ -78,7 +88,9 @@ def main():
         cap_address_space()
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True  # the same TF32 tensor-core GEMMs as gkd's TF32 mode
-    fn = torch.compile(graph_kd) if a.compile else graph_kd
+    forms = {"kd": graph_kd, "infonce": graph_infonce}
+    if a.compile:
+        forms = {k: torch.compile(f) for k, f in forms.items()}
     print(f"pytorch {torch.__version__} threads {a.threads} device {a.device}{' compile' if a.compile else ''}", flush=True)
     for spec in a.cases:
         n, cs, ct, mask, group = spec.split(",")
@@ -88,8 +100,9 @@ def main():
             g = torch.Generator().manual_seed(0)
             s = torch.randn(n, cs, generator=g).to(dev).requires_grad_()
             t = torch.randn(n, ct, generator=g).to(dev)
-            graphs = 1 if mask == "full" else n // group
-            m = allowed(n // graphs, mask, group, dev)
+            fn = forms["infonce" if mask == "infonce" else "kd"]
+            graphs = 1 if mask in ("full", "infonce") else n // group
+            m = allowed(n // graphs, "full" if mask == "infonce" else mask, group, dev)
             rows = float((m.any(dim=1).sum() * graphs).clamp(min=1))
             s_in = s if graphs == 1 else s.view(graphs, group, cs)
             t_in = t if graphs == 1 else t.view(graphs, group, ct)
