@@ -303,8 +303,17 @@ struct GraphProblem {
   }
 };
 
-/// Tiles of logits and their edge masks: see TileArray.
+/// Per-row values of a tile (maxima, sums, log-sum-exps).
 using ColVec = Eigen::Array<double, Eigen::Dynamic, 1>;
+
+/// out[k] = min(exp(x[k] − shift), 1) for k < n: the exponentials of a masked row against the maximum (or
+/// log-sum-exp) of its edges, which non-edges may exceed; the cap keeps those finite for `keep` to zero
+/// them (NaN stays NaN).
+inline void exp_shifted_capped(const double* x, double shift, double* out, std::int64_t n) {
+  exp_shifted(x, shift, out, n);
+  Eigen::Map<Eigen::Array<double, 1, Eigen::Dynamic>> e(out, n);
+  e = (e > 1.0).select(1.0, e);
+}
 
 /// The edges of a tile twice over: `offset` (0 on an edge, −inf elsewhere) for maxima, and `keep` (1 on an
 /// edge, 0 elsewhere) to zero exponentials (Eigen's vectorised exp maps −inf to 2e-308, not to 0).
@@ -340,9 +349,9 @@ inline void tile_row_lse(const TileArray& x, const TileEdges* edges, ColVec& max
       if (max(r) == -std::numeric_limits<double>::infinity()) {
         max(r) = tile_lowest<double>();
         e.row(r).setZero();
-      } else {  // non-edges may exceed the maximum: capping at 1 keeps them finite for `keep` to zero
-        exp_shifted(&x(r, 0), max(r), &e(r, 0), x.cols());
-        e.row(r) = (e.row(r) > 1.0).select(1.0, e.row(r)) * edges->keep.row(r);  // (NaN stays NaN)
+      } else {
+        exp_shifted_capped(&x(r, 0), max(r), &e(r, 0), x.cols());
+        e.row(r) *= edges->keep.row(r);
       }
     }
     sum(r) = e.row(r).sum();
@@ -729,9 +738,9 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
       p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       h.resize(c.rows(), c.cols());
-      for (Eigen::Index r = 0; r < c.rows(); ++r) {  // w_i · softmax_ij, 0 off the edges (capped as in tile_row_lse)
-        exp_shifted(&c(r, 0), lse(r), &h(r, 0), c.cols());
-        h.row(r) = (h.row(r) > 1.0).select(1.0, h.row(r)) * (edges.keep.row(r) * w_i(r));
+      for (Eigen::Index r = 0; r < c.rows(); ++r) {  // w_i · softmax_ij, 0 off the edges
+        exp_shifted_capped(&c(r, 0), lse(r), &h(r, 0), c.cols());
+        h.row(r) *= edges.keep.row(r) * w_i(r);
       }
       for (std::int64_t i = std::max(i0, j0); i < std::min(i1, j1); ++i)
         if (p.mask.nce_edge(i, i, p.n)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
