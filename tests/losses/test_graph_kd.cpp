@@ -140,9 +140,13 @@ TEMPLATE_TEST_CASE("graph_infonce_loss tiled equals the naive materialised loss"
 }
 
 // Tiles of 16 run the float32 GEMMs; tiles of 128 the AMX products where the CPU has them
-// (gkd/ops/amx_int8.hpp, amx_bf16.hpp), at the same accuracy.
+// (gkd/ops/amx_int8.hpp, amx_bf16.hpp), at the same accuracy; without AMX, rows of 64 channels or more
+// run on operands packed once (GraphProblem::pack_operands), the last two cases.
 TEST_CASE("graph_kd_loss with float32 tiles stays within the stated float32 rounding", "[graph_kd]") {
-  for (const auto& c : grid())
+  auto cases = grid();
+  cases.push_back({200, 64, 96, GraphMask::full()});
+  cases.push_back({150, 96, 64, GraphMask::block_diagonal(75)});
+  for (const auto& c : cases)
     for (double tau : {0.01, 2.0})
       for (std::int64_t tile : {16, 128}) {
         check_against_reference<float>(c, tau, tile, false, fast_float_tol(tau), 1.0, true);
@@ -312,4 +316,33 @@ TEST_CASE("graph_kd_loss and graph_infonce_loss match PyTorch", "[golden][graph_
     gkd::test::check_golden_case<T>(g, c.name, [&](const V& x) {
       return c.infonce ? graph_infonce_loss(x[0], x[1], c.o) : graph_kd_loss(x[0], x[1], c.o);
     }, student_only);
+}
+
+// The op computes InfoNCE's gradient in its forward sweep (tiled problems); the raw-pointer backward
+// recomputes the tiles from the saved log-sum-exps. Both must give the same gradient.
+TEST_CASE("graph_infonce_loss gradient from the forward sweep matches the recomputing backward", "[graph_kd]") {
+  const auto s = random<float>({150, 64}, 41), t = random<float>({150, 64}, 42);
+  const auto gout = random<float>({150}, 43);
+  for (auto mask : {GraphMask::full(), GraphMask::block_diagonal(75), GraphMask::star(50)})
+    for (bool fast : {false, true})
+      for (double tau : {0.01, 0.5}) {
+        INFO(graph_mask_name(mask.kind) << (fast ? ", float tiles" : ", float64 tiles") << ", tau " << tau);
+        GraphKDOptions o;
+        o.mask = mask;
+        o.tile = 32;
+        o.temperature = tau;
+        o.fast_float_tiles = fast;
+        o.reduction = Reduction::None;
+        auto x = s.clone().requires_grad();
+        auto l = graph_infonce_loss(x, t, o);
+        l.backward(gout);
+        std::vector<double> loss(150), lse(150);
+        graph_infonce_forward(s.data(), t.data(), 150, 64, o, loss.data(), lse.data());
+        require_close(l, Tensor<double>::from({150}, loss), 1e-6, "row losses");
+        const auto gv = gout.to_vector();
+        const std::vector<double> w(gv.begin(), gv.end());
+        std::vector<float> g(150 * 64);
+        graph_infonce_backward(s.data(), t.data(), 150, 64, o, lse.data(), w.data(), g.data());
+        require_close(x.grad(), Tensor<float>::from({150, 64}, g), fast ? fast_float_tol(tau) : 1e-5, "gradient");
+      }
 }

@@ -212,30 +212,51 @@ struct GraphProblem {
     return false;
 #endif
   }
-  /// Moves the tile products onto AMX where they serve: float tiles, tiles a multiple of 32, tiled (not
-  /// per-graph) problems of more than one tile (a single tile costs less than packing its operands: DCGD's
-  /// 64 inter-coupling nodes took 0.54 instead of 0.33 ms), rows of at most kAmxInt8MaxDepth channels,
-  /// and a CPU with AMX (amx_available). Call once mask and segment are final; `nce`: the InfoNCE form
-  /// (student-teacher tiles and teacher products) instead of the KL form.
-  void enable_amx(bool nce) {
-#ifdef GKD_AMX
-    if constexpr (std::is_same_v<G, float>) {
-      if (tile % 32 != 0 || n <= tile || per_graph() || std::max(cs, ct) > kAmxInt8MaxDepth || !amx_available())
-        return;
-      using Layout = AmxDigits::Layout;
-      amx_s.rows = AmxDigits(s_hat.data(), n, cs, cs, Layout::Rows);
-      if (nce) {
-        amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
-        amx_t.pairs = AmxOperand::pairs(t_hat.data(), n, ct, ct);
-      } else {
-        amx_s.columns = AmxDigits(s_hat.data(), n, cs, cs, Layout::Columns);
-        amx_s.pairs = AmxOperand::pairs(s_hat.data(), n, cs, cs);
-        amx_t.rows = AmxDigits(t_hat.data(), n, ct, ct, Layout::Rows);
-        amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
-      }
-      return;
-    }
+#ifdef GKD_SGEMM
+  /// Elsewhere (float tiles without AMX), the normalised rows packed once in the float GEMM's panels
+  /// (gkd/ops/gemm.hpp): as right operands of similarity tiles (columns: x̂ᵀ) and of gradient products (rows).
+  struct PanelCopies {
+    sgemm::PackedB s_columns, t_columns, s_rows, t_rows;
+  };
+  PanelCopies panels;
 #endif
+  /// Packs the normalised rows once for the tile products, where that pays: tiled (not per-graph)
+  /// problems of more than one tile with float tiles and, without AMX, rows of at least 64 channels. On a CPU with AMX (amx_available), tiles a multiple
+  /// of 32 and rows of at most kAmxInt8MaxDepth channels, the products run on AMX (a single tile costs less
+  /// than packing its operands: DCGD's 64 inter-coupling nodes took 0.54 instead of 0.33 ms); elsewhere
+  /// the float GEMMs read the packed panels instead of packing each tile's operand (InfoNCE, N = 4096,
+  /// C = 512: 489 to 376 ms on a Xeon without AMX). Call once mask and segment are final; `nce`: the
+  /// InfoNCE form (student-teacher tiles and teacher products) instead of the KL form.
+  void pack_operands(bool nce) {
+    if constexpr (std::is_same_v<G, float>) {
+      if (n <= tile || per_graph()) return;
+#ifdef GKD_AMX
+      if (tile % 32 == 0 && std::max(cs, ct) <= kAmxInt8MaxDepth && amx_available()) {
+        using Layout = AmxDigits::Layout;
+        amx_s.rows = AmxDigits(s_hat.data(), n, cs, cs, Layout::Rows);
+        if (nce) {
+          amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
+          amx_t.pairs = AmxOperand::pairs(t_hat.data(), n, ct, ct);
+        } else {
+          amx_s.columns = AmxDigits(s_hat.data(), n, cs, cs, Layout::Columns);
+          amx_s.pairs = AmxOperand::pairs(s_hat.data(), n, cs, cs);
+          amx_t.rows = AmxDigits(t_hat.data(), n, ct, ct, Layout::Rows);
+          amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
+        }
+        return;
+      }
+#endif
+#ifdef GKD_SGEMM
+      if (std::min(cs, ct) < 2 * sgemm::kNR) return;  // narrower products waste half a panel: Eigen serves them
+      panels.t_columns = sgemm::PackedB::transposed(t_hat.data(), n, ct, ct);
+      if (nce) {
+        panels.t_rows = sgemm::PackedB::rows(t_hat.data(), n, ct, ct);
+      } else {
+        panels.s_columns = sgemm::PackedB::transposed(s_hat.data(), n, cs, cs);
+        panels.s_rows = sgemm::PackedB::rows(s_hat.data(), n, cs, cs);
+      }
+#endif
+    }
     (void)nce;
   }
 
@@ -250,6 +271,14 @@ struct GraphProblem {
                                    (y == Side::Student ? amx_s : amx_t).columns, i0, i1, j0, j1, out.data(), j1 - j0);
 #endif
     const std::int64_t c = width(x);
+#ifdef GKD_SGEMM
+    if constexpr (std::is_same_v<G, float>) {
+      const sgemm::PackedB& columns = y == Side::Student ? panels.s_columns : panels.t_columns;
+      if (!columns.empty() && j0 % sgemm::kNR == 0)
+        return sgemm::gemm_packed_b(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, columns.block(0, j0), out.data(),
+                                    j1 - j0, false);
+    }
+#endif
     strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
   }
   /// The same tile as logits in double: out = x̂ ŷᵀ / τ (AMX writes them directly, without a float tile).
@@ -275,6 +304,14 @@ struct GraphProblem {
         return amx_add_tile_product(h, transposed, (y == Side::Student ? amx_s : amx_t).pairs, first, c, out);
 #endif
     const std::int64_t m = h.rows(), k = h.cols();
+#ifdef GKD_SGEMM
+    if constexpr (std::is_same_v<G, float>) {
+      const sgemm::PackedB& rows = y == Side::Student ? panels.s_rows : panels.t_rows;
+      if (!rows.empty())
+        return transposed ? sgemm::gemm_packed_b(k, c, m, h.data(), 1, k, rows.block(first, 0), out, c, true)
+                          : sgemm::gemm_packed_b(m, c, k, h.data(), k, 1, rows.block(first, 0), out, c, true);
+    }
+#endif
     const G* yp = hat(y) + first * c;
     if (transposed) strided_gemm<G>(k, c, m, h.data(), 1, k, yp, c, 1, out, c, true);
     else strided_gemm<G>(m, c, k, h.data(), k, 1, yp, c, 1, out, c, true);
@@ -678,42 +715,83 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
   }
 }
 
-/// Forward of the InfoNCE form: row_lse[i] = lse of the student-teacher row i.
+/// Whether every entry of the tile rows [i0, i1) × columns [j0, j1) is a column of its row in the InfoNCE
+/// form (no edge mask needed): all rows active, and the columns inside every row's range (col_begin and
+/// col_end never decrease with the row).
+inline bool all_nce_edges(const MaskSpec& m, std::int64_t n, std::int64_t i0, std::int64_t i1, std::int64_t j0,
+                          std::int64_t j1) {
+  return (m.kind != 2 || m.group == 1) && j0 >= m.col_begin(i1 - 1, n) && j1 <= m.col_end(i0, n);
+}
+
+/// Forward of the InfoNCE form: row_lse[i] = lse of the student-teacher row i. With `direction` (N × C,
+/// tiled problems only) it also computes the gradient in the same sweep, since the teacher is frozen:
+/// direction[i] = ∂loss_i/∂ŝ_i = (Σ_j softmax_ij t̂_j − t̂_i) / τ (0 for rows without a term), accumulated
+/// FlashAttention style (each tile's exponentials times its teacher rows, rescaled to the running row
+/// maximum), so that backward is only w_i · direction[i] through the normalisation: 2 N²C multiply-adds
+/// for forward + backward instead of 3.
 template <Real G>
-std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
+std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss,
+                                        G* direction = nullptr) {
   if (p.per_graph()) return small_graph_forward(p, true, row_lse, row_loss);
   const std::int64_t nb = p.blocks();
   std::int64_t rows = 0;
 #pragma omp parallel for schedule(dynamic) reduction(+ : rows)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile);
-    std::vector<OnlineLse<double>> acc(static_cast<std::size_t>(i1 - i0));
-    std::vector<double> positive(static_cast<std::size_t>(i1 - i0), 0.0);
+    const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
+    std::vector<OnlineLse<double>> acc(static_cast<std::size_t>(m));
+    std::vector<double> positive(static_cast<std::size_t>(m), 0.0);
     TileArray c, e;
     TileEdges edges;
     ColVec mx, sum;
+    RowMatrix<double> weighted;  // Σ_j exp(c_ij − acc[i].max) t̂_j
+    RowMatrix<G> product;
+    if (direction) weighted.setZero(m, p.ct);
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
       p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
-      edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
-      tile_row_lse(c, &edges, mx, sum, e);
-      for (std::int64_t i = i0; i < i1; ++i) {
-        OnlineLse<double> part;
-        part.max = mx(i - i0);
-        part.sum = sum(i - i0);
-        acc[std::size_t(i - i0)].merge(part);
-        if (i >= j0 && i < j1) positive[std::size_t(i - i0)] = c(i - i0, i - j0);
+      const bool dense = all_nce_edges(p.mask, p.n, i0, i1, j0, j1);
+      if (!dense) edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
+      tile_row_lse(c, dense ? nullptr : &edges, mx, sum, e);
+      if (direction) {
+        product.setZero(m, p.ct);
+        p.add_tile_product(e.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, product.data());
+      }
+      for (std::int64_t r = 0; r < m; ++r) {
+        auto& row = acc[std::size_t(r)];
+        if (direction) {  // rescale both to the merged maximum, as OnlineLse::merge does the sums
+          const double top = std::max(row.max, mx(r));
+          if (row.max != top) weighted.row(r) *= std::exp(row.max - top);
+          weighted.row(r) += product.row(r).template cast<double>() * std::exp(mx(r) - top);
+        }
+        row.merge({mx(r), sum(r)});
+        if (i0 + r >= j0 && i0 + r < j1) positive[std::size_t(r)] = c(r, i0 + r - j0);
       }
     }
-    for (std::int64_t i = i0; i < i1; ++i) {
-      const auto& row = acc[std::size_t(i - i0)];
-      row_lse[i] = row.value();
-      row_loss[i] = row.empty() ? 0.0 : row.value() - positive[std::size_t(i - i0)];
+    for (std::int64_t r = 0; r < m; ++r) {
+      const auto& row = acc[std::size_t(r)];
+      row_lse[i0 + r] = row.value();
+      row_loss[i0 + r] = row.empty() ? 0.0 : row.value() - positive[std::size_t(r)];
       rows += row.empty() ? 0 : 1;
+      if (!direction) continue;
+      G* d = direction + (i0 + r) * p.ct;
+      const G* t = p.t_hat.data() + (i0 + r) * p.ct;
+      for (std::int64_t k = 0; k < p.ct; ++k)  // the positive t̂_i is a column of every row with a term
+        d[k] = row.empty() ? G(0) : static_cast<G>((weighted(r, k) / row.sum - double(t[k])) * p.inv_tau);
     }
   }
   return rows;
+}
+
+/// Backward of the InfoNCE form from the forward's `direction`: dF_s[i] = normalize's backward of w_i · direction[i].
+template <Real G, Real T>
+void graph_infonce_backward_from_direction(const GraphProblem<G>& p, const G* direction, const double* w, T* grad) {
+#pragma omp parallel for if (p.n * p.cs > kParallelGrain)
+  for (std::int64_t i = 0; i < p.n; ++i) {
+    std::vector<double> row(static_cast<std::size_t>(p.cs));
+    for (std::int64_t k = 0; k < p.cs; ++k) row[std::size_t(k)] = w[i] * double(direction[i * p.cs + k]);
+    p.normalise_backward(i, row.data(), grad + i * p.cs);
+  }
 }
 
 template <Real G, Real T>
@@ -774,12 +852,16 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
   const Tensor<T> sc = student.contiguous_copy_if_needed();
   const Tensor<T> tc = teacher.contiguous_copy_if_needed();
   auto built = std::make_shared<GraphProblem<G>>(sc.data(), tc.data(), n, cs, ct, o);
-  built->enable_amx(InfoNce);
+  built->pack_operands(InfoNce);
   std::shared_ptr<const GraphProblem<G>> problem = std::move(built);
   auto lse = std::make_shared<std::vector<double>>(static_cast<std::size_t>(InfoNce ? n : 2 * n));
   std::vector<double> loss(static_cast<std::size_t>(n));
-  const std::int64_t rows = InfoNce ? graph_infonce_forward_impl(*problem, lse->data(), loss.data())
-                                    : graph_kd_forward_impl(*problem, lse->data(), loss.data());
+  // InfoNCE's tiled form computes its gradient in the forward sweep (graph_infonce_forward_impl)
+  Tensor<G> direction;
+  if (InfoNce && !problem->per_graph() && needs_grad(student) && grad_enabled()) direction = Tensor<G>::empty({n * cs});
+  const std::int64_t rows =
+      InfoNce ? graph_infonce_forward_impl(*problem, lse->data(), loss.data(), direction.defined() ? direction.data() : nullptr)
+              : graph_kd_forward_impl(*problem, lse->data(), loss.data());
   Tensor<T> out;
   if (o.reduction == Reduction::None) {
     out = Tensor<T>::empty({n});
@@ -790,14 +872,15 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
     if (o.reduction == Reduction::Mean) total = rows > 0 ? total / double(rows) : 0.0;
     out = Tensor<T>::scalar(static_cast<T>(total));
   }
-  return record(op, out, {student, teacher}, [problem, lse, rows, r = o.reduction](const Tensor<T>& g) {
+  return record(op, out, {student, teacher}, [problem, lse, direction, rows, r = o.reduction](const Tensor<T>& g) {
     const Tensor<T> gc = g.contiguous_copy_if_needed();
     std::vector<double> gd(gc.data(), gc.data() + gc.numel());
     const std::vector<double> w = graph_row_weights(r, problem->n, rows, gd.data());
     Tensor<T> ds = Tensor<T>::empty({problem->n, problem->cs});
-    if constexpr (InfoNce)
-      graph_infonce_backward_impl(*problem, lse->data(), w.data(), ds.data());
-    else
+    if constexpr (InfoNce) {
+      if (direction.defined()) graph_infonce_backward_from_direction(*problem, direction.data(), w.data(), ds.data());
+      else graph_infonce_backward_impl(*problem, lse->data(), w.data(), ds.data());
+    } else
       graph_kd_backward_impl(*problem, lse->data(), w.data(), ds.data());
     return std::vector<Tensor<T>>{ds, Tensor<T>()};
   });
@@ -845,7 +928,7 @@ std::int64_t graph_kd_forward(const T* student, const T* teacher, std::int64_t n
   detail::check_graph_kd_args("graph_kd_forward", n, cs, ct, o, false);
   return detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
-    p.enable_amx(false);
+    p.pack_operands(false);
     return detail::graph_kd_forward_impl(p, row_lse, row_loss);
   });
 }
@@ -858,7 +941,7 @@ void graph_kd_backward(const T* student, const T* teacher, std::int64_t n, std::
   detail::check_graph_kd_args("graph_kd_backward", n, cs, ct, o, false);
   detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
-    p.enable_amx(false);
+    p.pack_operands(false);
     detail::graph_kd_backward_impl(p, row_lse, row_weight, grad_student);
   });
 }
@@ -870,7 +953,7 @@ std::int64_t graph_infonce_forward(const T* student, const T* teacher, std::int6
   detail::check_graph_kd_args("graph_infonce_forward", n, c, c, o, true);
   return detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
-    p.enable_amx(true);
+    p.pack_operands(true);
     return detail::graph_infonce_forward_impl(p, row_lse, row_loss);
   });
 }
@@ -883,7 +966,7 @@ void graph_infonce_backward(const T* student, const T* teacher, std::int64_t n, 
   detail::check_graph_kd_args("graph_infonce_backward", n, c, c, o, true);
   detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
-    p.enable_amx(true);
+    p.pack_operands(true);
     detail::graph_infonce_backward_impl(p, row_lse, row_weight, grad_student);
   });
 }
