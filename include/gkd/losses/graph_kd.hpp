@@ -743,8 +743,7 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
     TileArray c, e;
     TileEdges edges;
     ColVec mx, sum;
-    RowMatrix<double> weighted;  // Σ_j exp(c_ij − acc[i].max) t̂_j
-    RowMatrix<G> product;
+    RowMatrix<G> weighted;  // Σ_j exp(c_ij − acc[i].max) t̂_j
     if (direction) weighted.setZero(m, p.ct);
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
@@ -753,20 +752,18 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
       const bool dense = all_nce_edges(p.mask, p.n, i0, i1, j0, j1);
       if (!dense) edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       tile_row_lse(c, dense ? nullptr : &edges, mx, sum, e);
-      if (direction) {
-        product.setZero(m, p.ct);
-        p.add_tile_product(e.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, product.data());
-      }
       for (std::int64_t r = 0; r < m; ++r) {
         auto& row = acc[std::size_t(r)];
-        if (direction) {  // rescale both to the merged maximum, as OnlineLse::merge does the sums
+        if (direction) {  // the row's sum so far and the tile's exponentials, both to the merged maximum
           const double top = std::max(row.max, mx(r));
-          if (row.max != top) weighted.row(r) *= std::exp(row.max - top);
-          weighted.row(r) += product.row(r).template cast<double>() * std::exp(mx(r) - top);
+          if (row.max != top) weighted.row(r) *= static_cast<G>(std::exp(row.max - top));
+          if (mx(r) != top) e.row(r) *= std::exp(mx(r) - top);
         }
         row.merge({mx(r), sum(r)});
         if (i0 + r >= j0 && i0 + r < j1) positive[std::size_t(r)] = c(r, i0 + r - j0);
       }
+      if (direction)
+        p.add_tile_product(e.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, weighted.data());
     }
     for (std::int64_t r = 0; r < m; ++r) {
       const auto& row = acc[std::size_t(r)];
@@ -775,9 +772,10 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
       rows += row.empty() ? 0 : 1;
       if (!direction) continue;
       G* d = direction + (i0 + r) * p.ct;
+      const double inv_sum = 1.0 / row.sum;
       const G* t = p.t_hat.data() + (i0 + r) * p.ct;
       for (std::int64_t k = 0; k < p.ct; ++k)  // the positive t̂_i is a column of every row with a term
-        d[k] = row.empty() ? G(0) : static_cast<G>((weighted(r, k) / row.sum - double(t[k])) * p.inv_tau);
+        d[k] = row.empty() ? G(0) : static_cast<G>((double(weighted(r, k)) * inv_sum - double(t[k])) * p.inv_tau);
     }
   }
   return rows;
