@@ -94,9 +94,11 @@ void check_against_reference(const Case& c, double tau, std::int64_t tile, bool 
 
 /// Tolerance of the fast_float_tiles mode (float32 GEMM tiles): the float rounding of the normalised rows
 /// and of the tile GEMMs (≈ 6e-8 · √C) is amplified by 1/τ in every logit and by cancellation in the
-/// gradient sums; measured worst cases are ~1e-4 at τ = 0.01 and ~2e-5 at τ ≥ 0.1, so 3e-4 · (0.01 / τ)
-/// floored at 5e-5. The default (float64 tiles) meets 1e-5 in float32 and 1e-10 in float64 everywhere.
-double fast_float_tol(double tau) { return std::max(5e-5, 3e-4 * (0.01 / tau)); }
+/// gradient sums; measured worst cases are ~1e-4 at τ = 0.01, and at τ ≥ 0.1 ~2e-5 with the AVX-512 and
+/// AMX kernels but 6.9e-5 with the AVX2 ones (N = 130, C = 16, τ = 2: an element at 1% of the gradient's
+/// largest, 3.5e-9 off in absolute terms), so 3e-4 · (0.01 / τ) floored at 1e-4. The default (float64
+/// tiles) meets 1e-5 in float32 and 1e-10 in float64 everywhere.
+double fast_float_tol(double tau) { return std::max(1e-4, 3e-4 * (0.01 / tau)); }
 
 std::vector<Case> grid() {
   return {
@@ -243,6 +245,7 @@ TEST_CASE("graph_kd_loss does not depend on the thread count", "[graph_kd]") {
     });
 }
 
+// Groups of 5 with tiles of 7 run graph by graph: the op keeps the Grams, the raw backward recomputes them.
 TEST_CASE("graph_kd raw-pointer entry points match the op", "[graph_kd]") {
   const auto s = random<float>({20, 6}, 31), t = random<float>({20, 4}, 32);
   GraphKDOptions o;
@@ -318,12 +321,14 @@ TEST_CASE("graph_kd_loss and graph_infonce_loss match PyTorch", "[golden][graph_
     }, student_only);
 }
 
-// The op computes InfoNCE's gradient in its forward sweep (tiled problems); the raw-pointer backward
-// recomputes the tiles from the saved log-sum-exps. Both must give the same gradient.
-TEST_CASE("graph_infonce_loss gradient from the forward sweep matches the recomputing backward", "[graph_kd]") {
+// The op computes InfoNCE's gradient in its forward sweep (tiled problems) or keeps the Gram matrices
+// for its backward (groups smaller than a tile); the raw-pointer backward recomputes the tiles from the
+// saved log-sum-exps. Both must give the same gradient.
+TEST_CASE("graph_infonce_loss autodiff gradient matches the recomputing backward", "[graph_kd]") {
   const auto s = random<float>({150, 64}, 41), t = random<float>({150, 64}, 42);
   const auto gout = random<float>({150}, 43);
-  for (auto mask : {GraphMask::full(), GraphMask::block_diagonal(75), GraphMask::star(50)})
+  for (auto mask : {GraphMask::full(), GraphMask::block_diagonal(75), GraphMask::star(50), GraphMask::block_diagonal(10),
+                    GraphMask::star(5)})
     for (bool fast : {false, true})
       for (double tau : {0.01, 0.5}) {
         INFO(graph_mask_name(mask.kind) << (fast ? ", float tiles" : ", float64 tiles") << ", tau " << tau);

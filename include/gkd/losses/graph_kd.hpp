@@ -194,6 +194,11 @@ struct GraphProblem {
   /// DCGD's stars (N = 80, groups of 5, C = 512) and 74 instead of 174 ms for 40 groups of 100 (one thread,
   /// forward + backward, float64 tiles; benchmarks/README.md).
   [[nodiscard]] bool per_graph() const { return (mask.kind == 1 || mask.kind == 2) && segment == n && mask.group < tile; }
+  /// Per-graph problems: whether the forward keeps each graph's Gram matrices for the backward (the
+  /// autodiff ops: N·g doubles for InfoNCE, 2 N·g for KL), which then computes only the gradient
+  /// product instead of recomputing them; and the matrices once kept.
+  bool keep_small_grams = false;
+  mutable std::vector<double> small_grams;
 
 #ifdef GKD_AMX
   /// The normalised rows packed for the AMX tile products: int8 digits as left (rows) and right (columns)
@@ -520,9 +525,12 @@ struct KlPairTile {
 /// graph holds the Grams of the graph's normalised rows (ga: the teacher's, for KL; gb: the student's, or
 /// student-teacher for InfoNCE, both g × g in float64 and writable) with unit inverse norms: the per-graph
 /// mathematics of gkd/losses/detail/graph_kd_small.hpp on F̂ instead of F.
+/// With p.keep_small_grams the first call (the forward) keeps the Grams and later calls reuse them.
 template <Real G, class F>
 void for_each_small_graph(const GraphProblem<G>& p, bool nce, F&& f) {
-  const std::int64_t g = p.mask.group, graphs = p.n / g;
+  const std::int64_t g = p.mask.group, graphs = p.n / g, kept = (nce ? 1 : 2) * g * g;  // per graph
+  const bool reuse = !p.small_grams.empty();
+  if (p.keep_small_grams && !reuse) p.small_grams.resize(static_cast<std::size_t>(graphs * kept));
 #pragma omp parallel for schedule(static) if (p.n * g * (p.cs + p.ct) > kParallelGrain)
   for (std::int64_t b = 0; b < graphs; ++b) {
     const std::int64_t first = b * g;
@@ -542,8 +550,19 @@ void for_each_small_graph(const GraphProblem<G>& p, bool nce, F&& f) {
           if (used(i, j)) out(i, j) = double(x.row(i).dot(y.row(j)));
       return out;
     };
-    RowMatrix<double> ga = nce ? RowMatrix<double>::Zero(g, g) : gram(t, t);
-    RowMatrix<double> gb = gram(s, nce ? t : s);
+    RowMatrix<double> ga, gb;
+    double* saved = p.small_grams.empty() ? nullptr : p.small_grams.data() + b * kept;
+    if (reuse) {
+      ga = nce ? RowMatrix<double>::Zero(g, g) : RowMatrix<double>(ConstMap<double>(saved + g * g, g, g));
+      gb = ConstMap<double>(saved, g, g);
+    } else {
+      ga = nce ? RowMatrix<double>::Zero(g, g) : gram(t, t);
+      gb = gram(s, nce ? t : s);
+      if (saved) {
+        std::copy_n(gb.data(), g * g, saved);
+        if (!nce) std::copy_n(ga.data(), g * g, saved + g * g);
+      }
+    }
     const std::vector<double> ones(static_cast<std::size_t>(g), 1.0);
     const SmallGraph<double> graph{.size = int(g), .ld = int(g), .first = first, .n = p.n, .mask = p.mask,
                                    .inv_tau = p.inv_tau, .nce = nce, .eps = p.eps, .gram_a = ga.data(),
@@ -851,12 +870,14 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
   const Tensor<T> tc = teacher.contiguous_copy_if_needed();
   auto built = std::make_shared<GraphProblem<G>>(sc.data(), tc.data(), n, cs, ct, o);
   built->pack_operands(InfoNce);
+  const bool backward = needs_grad(student) && grad_enabled();
+  built->keep_small_grams = built->per_graph() && backward;
   std::shared_ptr<const GraphProblem<G>> problem = std::move(built);
   auto lse = std::make_shared<std::vector<double>>(static_cast<std::size_t>(InfoNce ? n : 2 * n));
   std::vector<double> loss(static_cast<std::size_t>(n));
   // InfoNCE's tiled form computes its gradient in the forward sweep (graph_infonce_forward_impl)
   Tensor<G> direction;
-  if (InfoNce && !problem->per_graph() && needs_grad(student) && grad_enabled()) direction = Tensor<G>::empty({n * cs});
+  if (InfoNce && !problem->per_graph() && backward) direction = Tensor<G>::empty({n * cs});
   const std::int64_t rows =
       InfoNce ? graph_infonce_forward_impl(*problem, lse->data(), loss.data(), direction.defined() ? direction.data() : nullptr)
               : graph_kd_forward_impl(*problem, lse->data(), loss.data());
