@@ -5,8 +5,9 @@
 // come from the formula of tools/golden/models.py (models/parity.hpp); the frozen networks' running
 // statistics are then calibrated by one training-mode pass on the images with momentum 1, as on the
 // Python side (the formula's statistics leave them degenerate in evaluation mode at these widths).
-// Values and gradients of the trainable side are compared at 1e-10 (float64) / 1e-5 (float32, DCGD and
-// baselines) relative; the float32 reference is float64 arithmetic on the float32-rounded inputs.
+// Values and gradients of the trainable side are compared at 1e-10 (float64; DICD 1e-9, see check_dicd) /
+// 1e-5 (float32, DCGD and baselines) relative; the float32 reference is float64 arithmetic on the
+// float32-rounded inputs.
 #include <catch2/catch.hpp>
 
 #include "gkd/distill/act.hpp"
@@ -36,26 +37,27 @@ bool stored(const std::string& key) { return golden().has(key) || golden().has(k
 
 /// Compares with the full tensor stored under `key`, or with its checksum under `key`.checksum.
 template <Real T>
-void require_stored(const std::string& key, const Tensor<T>& actual) {
+void require_stored(const std::string& key, const Tensor<T>& actual, double tol = tolerance<T>()) {
   if (golden().has(key))
-    test::require_close(actual, golden().get<double>(key).reshape(actual.shape()), tolerance<T>(), key);
+    test::require_close(actual, golden().get<double>(key).reshape(actual.shape()), tol, key);
   else
-    test::require_checksum(golden(), key + ".checksum", actual, tolerance<T>());
+    test::require_checksum(golden(), key + ".checksum", actual, tol);
 }
 
 /// Checks a term's value, then its gradient w.r.t. each named tensor: present exactly where PyTorch
 /// has one, and equal to it.
 template <Real T>
-void require_term(const std::string& prefix, const Tensor<T>& value, std::vector<std::pair<std::string, Tensor<T>>> wrt) {
+void require_term(const std::string& prefix, const Tensor<T>& value, std::vector<std::pair<std::string, Tensor<T>>> wrt,
+                  double tol = tolerance<T>()) {
   INFO("term " << prefix);
-  require_stored(prefix + ".value", value.reshape({}));
+  require_stored(prefix + ".value", value.reshape({}), tol);
   for (auto& [name, t] : wrt) t.zero_grad();
   value.backward(Tensor<T>(), true);
   for (auto& [name, t] : wrt) {
     const std::string key = prefix + ".grad." + name;
     INFO("gradient " << key);
     REQUIRE(stored(key) == t.grad().defined());
-    if (t.grad().defined()) require_stored(key, t.grad());
+    if (t.grad().defined()) require_stored(key, t.grad(), tol);
   }
 }
 
@@ -184,8 +186,13 @@ void check_dicd() {
     x->requires_grad();
     wrt.emplace_back("x" + std::to_string(wrt.size() + 1), *x);
   }
+  // 1e-9: the `omp simd reduction` sums on DICD's path (BatchNorm statistics, conv) run in 4 or 8 lanes
+  // by the build's preferred vector width; that order alone moves the most cancelled element of the x3
+  // gradient (at ~1% of its largest) from within 1e-10 of PyTorch (256-bit: -mprefer-vector-width=256,
+  // or GCC's sapphirerapids tuning) to 1.08e-10 (512-bit: -march=native where GCC detects cooperlake).
   require_term("dicd." + std::string(dtype_name<T>()) + ".dicd",
-               dicd_loss(n.teacher, n.student, n.tan, n.san, tf, t_logits, skips, 2.0), wrt);
+               dicd_loss(n.teacher, n.student, n.tan, n.san, tf, t_logits, skips, 2.0), wrt,
+               std::is_same_v<T, double> ? 1e-9 : tolerance<T>());
 }
 
 }  // namespace
