@@ -28,7 +28,9 @@
 /// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_int8.hpp, their gradient products from
 /// gkd/ops/amx_bf16.hpp), rows are merged with the
 /// online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp, and only the two log-sum-exps per row are
-/// stored; backward recomputes the tiles from them. In the KL form both similarity matrices are
+/// stored; backward recomputes the tiles from them. The InfoNCE op instead accumulates its gradient in
+/// the forward sweep (the teacher is frozen; N × C more memory, 2 N²C multiply-adds in all instead of 3),
+/// and per-graph problems keep their Gram matrices for the backward. In the KL form both similarity matrices are
 /// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its columns:
 /// 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block sweep (the materialised
 /// PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one exponential per logit serves both
@@ -41,7 +43,7 @@
 /// Results do not depend on the thread count.
 ///
 /// Raw-pointer entry points (`graph_kd_forward` / `graph_kd_backward`, `graph_infonce_forward` /
-/// `graph_infonce_backward`) run the same kernels without tensors or autodiff.
+/// `graph_infonce_backward`) run the same kernels without tensors or autodiff (their backwards recompute).
 /// @code
 ///   gkd::GraphKDOptions o;
 ///   o.temperature = 0.5;
@@ -225,13 +227,14 @@ struct GraphProblem {
   };
   PanelCopies panels;
 #endif
-  /// Packs the normalised rows once for the tile products, where that pays: tiled (not per-graph)
-  /// problems of more than one tile with float tiles and, without AMX, rows of at least 64 channels. On a CPU with AMX (amx_available), tiles a multiple
-  /// of 32 and rows of at most kAmxInt8MaxDepth channels, the products run on AMX (a single tile costs less
-  /// than packing its operands: DCGD's 64 inter-coupling nodes took 0.54 instead of 0.33 ms); elsewhere
-  /// the float GEMMs read the packed panels instead of packing each tile's operand (InfoNCE, N = 4096,
-  /// C = 512: 489 to 376 ms on a Xeon without AMX). Call once mask and segment are final; `nce`: the
-  /// InfoNCE form (student-teacher tiles and teacher products) instead of the KL form.
+  /// Packs the normalised rows once for the tile products, where that pays: float tiles of tiled (not
+  /// per-graph) problems of more than one tile (a single tile costs less than packing its operands:
+  /// DCGD's 64 inter-coupling nodes took 0.54 instead of 0.33 ms on AMX). On a CPU with AMX
+  /// (amx_available), for tiles a multiple of 32 and rows of at most kAmxInt8MaxDepth channels, the
+  /// products run on AMX; elsewhere, for rows of at least 64 channels, the float GEMMs read packed panels
+  /// instead of packing an operand per tile (14% of InfoNCE's profile at N = 4096, C = 512 on a Xeon
+  /// without AMX). Call once mask and segment are final; `nce`: the InfoNCE form (student-teacher tiles
+  /// and teacher products) instead of the KL form.
   void pack_operands(bool nce) {
     if constexpr (std::is_same_v<G, float>) {
       if (n <= tile || per_graph()) return;
