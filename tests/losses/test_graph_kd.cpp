@@ -142,8 +142,7 @@ TEMPLATE_TEST_CASE("graph_infonce_loss tiled equals the naive materialised loss"
 }
 
 // Tiles of 16 run the float32 GEMMs; tiles of 128 the AMX products where the CPU has them
-// (gkd/ops/amx_int8.hpp, amx_bf16.hpp), at the same accuracy; without AMX, rows of 64 channels or more
-// run on operands packed once (GraphProblem::pack_operands), the last two cases.
+// (gkd/ops/amx_int8.hpp, amx_bf16.hpp), at the same accuracy; the last two cases at wider rows.
 TEST_CASE("graph_kd_loss with float32 tiles stays within the stated float32 rounding", "[graph_kd]") {
   auto cases = grid();
   cases.push_back({200, 64, 96, GraphMask::full()});

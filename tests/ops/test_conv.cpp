@@ -285,52 +285,6 @@ TEST_CASE("conv GEMM kernels agree with a double reference", "[conv]") {
   }
 }
 
-#ifdef GKD_SGEMM
-TEST_CASE("GEMMs with a B packed once agree with a double reference on every block", "[conv]") {
-  // PackedB (B = x and B = xᵀ) and gemm_packed_b, as the fused losses use them: blocks from any row p0
-  // and from column panels j0 (multiples of NR), n ending mid-panel, more rows than MC, depth past KC.
-  Generator gen(71);
-  constexpr std::int64_t nr = detail::sgemm::kNR;
-  struct Dims {
-    std::int64_t m, n, k;
-  };
-  for (const Dims d : {Dims{1, 1, 1}, Dims{8, 32, 5}, Dims{9, 45, 300}, Dims{200, 70, 40}, Dims{130, 128, 513}}) {
-    const std::int64_t rows = d.k + 3, cols = d.n + 2 * nr + 1;  // B's whole extent, a block of which is used
-    std::vector<float> a(static_cast<std::size_t>(d.m * d.k)), x(static_cast<std::size_t>(rows * cols)),
-        c0(static_cast<std::size_t>(d.m * d.n));
-    for (auto* v : {&a, &x, &c0})
-      for (auto& e : *v) e = static_cast<float>(gen.uniform(-1, 1));
-    for (bool transposed : {false, true}) {
-      // B(p, j) = x[p][j] (rows x cols), or x[j][p] with x read as cols x rows
-      const auto b = transposed ? detail::sgemm::PackedB::transposed(x.data(), cols, rows, rows)
-                                : detail::sgemm::PackedB::rows(x.data(), rows, cols, cols);
-      const auto at = [&](std::int64_t p, std::int64_t j) {
-        return double(x[static_cast<std::size_t>(transposed ? j * rows + p : p * cols + j)]);
-      };
-      for (const auto& [p0, j0] : {std::pair<std::int64_t, std::int64_t>{0, 0}, {3, nr}, {1, 2 * nr}})
-        for (bool accumulate : {false, true}) {
-          INFO("m " << d.m << " n " << d.n << " k " << d.k << " transposed " << transposed << " block (" << p0 << ", "
-                    << j0 << ") accumulate " << accumulate);
-          std::vector<float> c = c0;
-          detail::sgemm::gemm_packed_b(d.m, d.n, d.k, a.data(), d.k, 1, b.block(p0, j0), c.data(), d.n, accumulate);
-          double worst = 0;
-          for (std::int64_t i = 0; i < d.m; ++i)
-            for (std::int64_t j = 0; j < d.n; ++j) {
-              double ref = accumulate ? c0[static_cast<std::size_t>(i * d.n + j)] : 0.0, mag = std::abs(ref);
-              for (std::int64_t p = 0; p < d.k; ++p) {
-                const double t = double(a[static_cast<std::size_t>(i * d.k + p)]) * at(p0 + p, j0 + j);
-                ref += t;
-                mag += std::abs(t);
-              }
-              worst = std::max(worst, std::abs(c[static_cast<std::size_t>(i * d.n + j)] - ref) / (mag * d.k * 1e-6 + 1e-30));
-            }
-          REQUIRE(worst <= 1.0);
-        }
-    }
-  }
-}
-#endif
-
 TEST_CASE("conv float gradients track the double ones on layer-sized shapes", "[conv]") {
   // Large enough for gkd's float kernels (forward, input and weight gradients) where compiled in.
   struct Layer {

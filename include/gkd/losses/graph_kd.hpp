@@ -26,15 +26,15 @@
 /// dF̂_s[i] = (1/τ) Σ_j (G[i, j] + G[j, i]) F̂_s[j], G[i, j] = w_i (q_ij − p_ij).
 /// Algorithm (Inf-CL / FlashAttention style): each tile's similarities come from a small GEMM
 /// (gkd/ops/gemm.hpp; float tiles on CPUs with AMX from gkd/ops/amx_int8.hpp, their gradient products from
-/// gkd/ops/amx_bf16.hpp), rows are merged with the
-/// online log-sum-exp of gkd/losses/detail/graph_kd_tile.hpp, and only the two log-sum-exps per row are
-/// stored; backward recomputes the tiles from them. The InfoNCE op instead accumulates its gradient in
-/// the forward sweep (the teacher is frozen; N × C more memory, 2 N²C multiply-adds in all instead of 3),
-/// and per-graph problems keep their Gram matrices for the backward. In the KL form both similarity matrices are
-/// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its columns:
-/// 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block sweep (the materialised
-/// PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one exponential per logit serves both
-/// (kMaxSharedShift). Pairs are scheduled as rounds
+/// gkd/ops/amx_bf16.hpp), rows are merged with the online log-sum-exp of
+/// gkd/losses/detail/graph_kd_tile.hpp, and only the two log-sum-exps per row are stored; backward
+/// recomputes the tiles from them. The InfoNCE op instead accumulates its gradient in the forward sweep
+/// (the teacher is frozen; N × C more memory, 2 N²C multiply-adds in all instead of 3), and per-graph
+/// problems keep their Gram matrices for the backward. In the KL form both similarity matrices are
+/// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its
+/// columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block sweep (the
+/// materialised PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one exponential per logit
+/// serves both (kMaxSharedShift). Pairs are scheduled as rounds
 /// of a round-robin tournament, so parallel tasks never share an output row. The InfoNCE form (not
 /// symmetric) sweeps row blocks × column tiles. Many small graphs (BlockDiagonal and Star groups smaller
 /// than a tile) run graph by graph instead, on each graph's Gram matrices, with the per-graph mathematics
@@ -219,52 +219,30 @@ struct GraphProblem {
     return false;
 #endif
   }
-#ifdef GKD_SGEMM
-  /// Elsewhere (float tiles without AMX), the normalised rows packed once in the float GEMM's panels
-  /// (gkd/ops/gemm.hpp): as right operands of similarity tiles (columns: x̂ᵀ) and of gradient products (rows).
-  struct PanelCopies {
-    sgemm::PackedB s_columns, t_columns, s_rows, t_rows;
-  };
-  PanelCopies panels;
-#endif
-  /// Packs the normalised rows once for the tile products, where that pays: float tiles of tiled (not
-  /// per-graph) problems of more than one tile (a single tile costs less than packing its operands:
-  /// DCGD's 64 inter-coupling nodes took 0.54 instead of 0.33 ms on AMX). On a CPU with AMX
-  /// (amx_available), for tiles a multiple of 32 and rows of at most kAmxInt8MaxDepth channels, the
-  /// products run on AMX; elsewhere, for rows of at least 64 channels, the float GEMMs read packed panels
-  /// instead of packing an operand per tile (14% of InfoNCE's profile at N = 4096, C = 512 on a Xeon
-  /// without AMX). Call once mask and segment are final; `nce`: the InfoNCE form (student-teacher tiles
-  /// and teacher products) instead of the KL form.
-  void pack_operands(bool nce) {
-    if constexpr (std::is_same_v<G, float>) {
-      if (n <= tile || per_graph()) return;
+  /// Moves the tile products onto AMX where they serve: float tiles, tiles a multiple of 32, tiled (not
+  /// per-graph) problems of more than one tile (a single tile costs less than packing its operands: DCGD's
+  /// 64 inter-coupling nodes took 0.54 instead of 0.33 ms), rows of at most kAmxInt8MaxDepth channels,
+  /// and a CPU with AMX (amx_available). Call once mask and segment are final; `nce`: the InfoNCE form
+  /// (student-teacher tiles and teacher products) instead of the KL form.
+  void enable_amx(bool nce) {
 #ifdef GKD_AMX
-      if (tile % 32 == 0 && std::max(cs, ct) <= kAmxInt8MaxDepth && amx_available()) {
-        using Layout = AmxDigits::Layout;
-        amx_s.rows = AmxDigits(s_hat.data(), n, cs, cs, Layout::Rows);
-        if (nce) {
-          amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
-          amx_t.pairs = AmxOperand::pairs(t_hat.data(), n, ct, ct);
-        } else {
-          amx_s.columns = AmxDigits(s_hat.data(), n, cs, cs, Layout::Columns);
-          amx_s.pairs = AmxOperand::pairs(s_hat.data(), n, cs, cs);
-          amx_t.rows = AmxDigits(t_hat.data(), n, ct, ct, Layout::Rows);
-          amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
-        }
+    if constexpr (std::is_same_v<G, float>) {
+      if (tile % 32 != 0 || n <= tile || per_graph() || std::max(cs, ct) > kAmxInt8MaxDepth || !amx_available())
         return;
-      }
-#endif
-#ifdef GKD_SGEMM
-      if (std::min(cs, ct) < 2 * sgemm::kNR) return;  // narrower products waste half a panel: Eigen serves them
-      panels.t_columns = sgemm::PackedB::transposed(t_hat.data(), n, ct, ct);
+      using Layout = AmxDigits::Layout;
+      amx_s.rows = AmxDigits(s_hat.data(), n, cs, cs, Layout::Rows);
       if (nce) {
-        panels.t_rows = sgemm::PackedB::rows(t_hat.data(), n, ct, ct);
+        amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
+        amx_t.pairs = AmxOperand::pairs(t_hat.data(), n, ct, ct);
       } else {
-        panels.s_columns = sgemm::PackedB::transposed(s_hat.data(), n, cs, cs);
-        panels.s_rows = sgemm::PackedB::rows(s_hat.data(), n, cs, cs);
+        amx_s.columns = AmxDigits(s_hat.data(), n, cs, cs, Layout::Columns);
+        amx_s.pairs = AmxOperand::pairs(s_hat.data(), n, cs, cs);
+        amx_t.rows = AmxDigits(t_hat.data(), n, ct, ct, Layout::Rows);
+        amx_t.columns = AmxDigits(t_hat.data(), n, ct, ct, Layout::Columns);
       }
-#endif
+      return;
     }
+#endif
     (void)nce;
   }
 
@@ -279,14 +257,6 @@ struct GraphProblem {
                                    (y == Side::Student ? amx_s : amx_t).columns, i0, i1, j0, j1, out.data(), j1 - j0);
 #endif
     const std::int64_t c = width(x);
-#ifdef GKD_SGEMM
-    if constexpr (std::is_same_v<G, float>) {
-      const sgemm::PackedB& columns = y == Side::Student ? panels.s_columns : panels.t_columns;
-      if (!columns.empty() && j0 % sgemm::kNR == 0)
-        return sgemm::gemm_packed_b(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, columns.block(0, j0), out.data(),
-                                    j1 - j0, false);
-    }
-#endif
     strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
   }
   /// The same tile as logits in double: out = x̂ ŷᵀ / τ (AMX writes them directly, without a float tile).
@@ -312,14 +282,6 @@ struct GraphProblem {
         return amx_add_tile_product(h, transposed, (y == Side::Student ? amx_s : amx_t).pairs, first, c, out);
 #endif
     const std::int64_t m = h.rows(), k = h.cols();
-#ifdef GKD_SGEMM
-    if constexpr (std::is_same_v<G, float>) {
-      const sgemm::PackedB& rows = y == Side::Student ? panels.s_rows : panels.t_rows;
-      if (!rows.empty())
-        return transposed ? sgemm::gemm_packed_b(k, c, m, h.data(), 1, k, rows.block(first, 0), out, c, true)
-                          : sgemm::gemm_packed_b(m, c, k, h.data(), k, 1, rows.block(first, 0), out, c, true);
-    }
-#endif
     const G* yp = hat(y) + first * c;
     if (transposed) strided_gemm<G>(k, c, m, h.data(), 1, k, yp, c, 1, out, c, true);
     else strided_gemm<G>(m, c, k, h.data(), k, 1, yp, c, 1, out, c, true);
@@ -872,7 +834,7 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
   const Tensor<T> sc = student.contiguous_copy_if_needed();
   const Tensor<T> tc = teacher.contiguous_copy_if_needed();
   auto built = std::make_shared<GraphProblem<G>>(sc.data(), tc.data(), n, cs, ct, o);
-  built->pack_operands(InfoNce);
+  built->enable_amx(InfoNce);
   const bool backward = needs_grad(student) && grad_enabled();
   built->keep_small_grams = built->per_graph() && backward;
   std::shared_ptr<const GraphProblem<G>> problem = std::move(built);
@@ -950,7 +912,7 @@ std::int64_t graph_kd_forward(const T* student, const T* teacher, std::int64_t n
   detail::check_graph_kd_args("graph_kd_forward", n, cs, ct, o, false);
   return detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
-    p.pack_operands(false);
+    p.enable_amx(false);
     return detail::graph_kd_forward_impl(p, row_lse, row_loss);
   });
 }
@@ -963,7 +925,7 @@ void graph_kd_backward(const T* student, const T* teacher, std::int64_t n, std::
   detail::check_graph_kd_args("graph_kd_backward", n, cs, ct, o, false);
   detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, cs, ct, o);
-    p.pack_operands(false);
+    p.enable_amx(false);
     detail::graph_kd_backward_impl(p, row_lse, row_weight, grad_student);
   });
 }
@@ -975,7 +937,7 @@ std::int64_t graph_infonce_forward(const T* student, const T* teacher, std::int6
   detail::check_graph_kd_args("graph_infonce_forward", n, c, c, o, true);
   return detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
-    p.pack_operands(true);
+    p.enable_amx(true);
     return detail::graph_infonce_forward_impl(p, row_lse, row_loss);
   });
 }
@@ -988,7 +950,7 @@ void graph_infonce_backward(const T* student, const T* teacher, std::int64_t n, 
   detail::check_graph_kd_args("graph_infonce_backward", n, c, c, o, true);
   detail::with_tile_type<T>(o, [&](auto g) {
     detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
-    p.pack_operands(true);
+    p.enable_amx(true);
     detail::graph_infonce_backward_impl(p, row_lse, row_weight, grad_student);
   });
 }

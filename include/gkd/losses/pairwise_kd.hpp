@@ -91,7 +91,7 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
   detail::check_pairwise_sizes(op, batch, nodes, cs, ct, options.eps, options.reduction, options.tile);
   detail::GraphProblem<T> p(student, teacher, batch * nodes, cs, ct, {.tile = options.tile, .eps = options.eps});
   p.segment = nodes;
-  p.pack_operands(false);
+  p.enable_amx(false);
   const double w = options.reduction == Reduction::Mean ? 1.0 / (double(batch) * double(nodes) * double(nodes)) : 1.0;
   const std::int64_t nb = p.blocks();
   std::vector<double> partial(static_cast<std::size_t>(nb * nb), 0.0);
@@ -142,7 +142,7 @@ double pixel_pair_kl_raw(const T* student, const T* teacher, std::int64_t batch,
                             {.temperature = options.temperature, .tile = options.tile, .eps = options.eps});
   p.mask = {.kind = 3};
   p.segment = nodes;
-  p.pack_operands(false);
+  p.enable_amx(false);
   std::vector<double> lse(static_cast<std::size_t>(2 * batch * batch * nodes)), row_loss(static_cast<std::size_t>(batch * nodes));
   const std::int64_t terms = detail::graph_kd_forward_impl(p, lse.data(), row_loss.data());  // B² N
   const double w = options.reduction == Reduction::Mean ? 1.0 / double(terms) : 1.0;

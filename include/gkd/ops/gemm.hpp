@@ -255,47 +255,6 @@ struct GatheredRows {
   GatheredRows at(std::int64_t p, std::int64_t j) const { return {rows + p, offset + j}; }
 };
 
-/// Where row p of a B operand packed once in NR-column panels (PackedB) starts: panel + p * kNR, with the
-/// panel of column j (a multiple of kNR) `depth` * kNR values further per panel.
-struct PanelRows {
-  const float* panel;
-  std::int64_t depth;
-  const float* operator[](std::int64_t p) const { return panel + p * kNR; }
-  PanelRows at(std::int64_t p, std::int64_t j) const { return {panel + (j / kNR) * depth * kNR + p * kNR, depth}; }
-};
-
-/// A B operand [k x n] packed once, for many products with blocks of it: kNR-column panels, each k x kNR
-/// p-major and zero-padded past n, as pack_b writes them. The fused losses' tiles multiply by the same
-/// normalised features again and again; packing them once saves a pack per tile (a quarter of the
-/// kernel's time at 128-node tiles), and reading a panel is sequential where the rows of a 512-channel
-/// matrix, 2 KiB apart, would share a few L1 sets.
-/// @code
-///   auto yt = PackedB::transposed(y, n, c);                        // B = yᵀ: c x n
-///   gemm_packed_b(m, 128, c, x, c, 1, yt.block(0, j0), out, 128);  // x[m x c] · yᵀ[:, j0 .. j0 + 128)
-/// @endcode
-class PackedB {
- public:
-  PackedB() = default;
-  /// B = x (x: k rows of n values, row stride ld).
-  static PackedB rows(const float* x, std::int64_t k, std::int64_t n, std::int64_t ld) { return {x, k, n, ld, 1}; }
-  /// B = xᵀ (x: n rows of k values, row stride ld).
-  static PackedB transposed(const float* x, std::int64_t n, std::int64_t k, std::int64_t ld) { return {x, k, n, 1, ld}; }
-  [[nodiscard]] bool empty() const { return !data_; }
-  /// The block of B from row p and column j on; j must be a multiple of kNR.
-  [[nodiscard]] PanelRows block(std::int64_t p, std::int64_t j) const { return PanelRows{data_.get(), k_}.at(p, j); }
-
- private:
-  PackedB(const float* b, std::int64_t k, std::int64_t n, std::int64_t rsb, std::int64_t csb)
-      : data_(aligned_floats(static_cast<std::size_t>(k * ((n + kNR - 1) / kNR) * kNR))), k_(k) {
-    const std::int64_t panels = (n + kNR - 1) / kNR;
-#pragma omp parallel for if (k * n > (1 << 18) && !in_parallel_region())
-    for (std::int64_t q = 0; q < panels; ++q)
-      pack_b(k, std::min(kNR, n - q * kNR), b + q * kNR * csb, rsb, csb, data_.get() + q * k * kNR);
-  }
-  std::unique_ptr<float, AlignedFree> data_;
-  std::int64_t k_ = 0;
-};
-
 /// Copies B[kc x cols] (cols <= kNR) into one NR-column panel, zero-padded to kNR columns.
 template <class Rows>
 void pack_partial_strip(std::int64_t kc, std::int64_t cols, const Rows& b, float* dst) {
@@ -610,14 +569,6 @@ void gemm_unpacked_b(std::int64_t m, std::int64_t n, std::int64_t k, const float
       }
     }
   }
-}
-
-/// C [m x n] (row stride ldc) = (accumulate ? C : 0) + A B for a block b of a PackedB (any m; n may end
-/// mid-panel).
-inline void gemm_packed_b(std::int64_t m, std::int64_t n, std::int64_t k, const float* a, std::int64_t rsa,
-                          std::int64_t csa, const PanelRows& b, float* c, std::int64_t ldc, bool accumulate) {
-  for (std::int64_t i = 0; i < m; i += kMC)
-    gemm_unpacked_b(std::min(kMC, m - i), n, k, a + i * rsa, rsa, csa, b, c + i * ldc, ldc, accumulate);
 }
 
 }  // namespace sgemm
