@@ -115,7 +115,7 @@ std::vector<Case> grid() {
       {130, 24, 16, GraphMask::star(5)},
       {12, 4, 4, GraphMask::block_diagonal(1)},
       {12, 4, 4, GraphMask::star(1)},
-      // groups smaller than the tile run graph by graph, the others as masked tiles: each size takes both
+      // groups smaller than the tile run one graph per tile, the others as masked tiles: each size takes both
       {130, 8, 6, GraphMask::block_diagonal(65)},
       {200, 6, 8, GraphMask::star(100)},
   };
@@ -244,7 +244,8 @@ TEST_CASE("graph_kd_loss does not depend on the thread count", "[graph_kd]") {
     });
 }
 
-// Groups of 5 with tiles of 7 run graph by graph: the op keeps the Grams, the raw backward recomputes them.
+// Groups of 5 with tiles of 7 run one graph per tile: the op keeps the logit tiles, the raw backward
+// recomputes them.
 TEST_CASE("graph_kd raw-pointer entry points match the op", "[graph_kd]") {
   const auto s = random<float>({20, 6}, 31), t = random<float>({20, 4}, 32);
   GraphKDOptions o;
@@ -320,9 +321,8 @@ TEST_CASE("graph_kd_loss and graph_infonce_loss match PyTorch", "[golden][graph_
     }, student_only);
 }
 
-// The op computes InfoNCE's gradient in its forward sweep (tiled problems) or keeps the Gram matrices
-// for its backward (groups smaller than a tile); the raw-pointer backward recomputes the tiles from the
-// saved log-sum-exps. Both must give the same gradient.
+// The op computes InfoNCE's gradient in its forward sweep; the raw-pointer backward recomputes the tiles
+// from the saved log-sum-exps. Both must give the same gradient.
 TEST_CASE("graph_infonce_loss autodiff gradient matches the recomputing backward", "[graph_kd]") {
   const auto s = random<float>({150, 64}, 41), t = random<float>({150, 64}, 42);
   const auto gout = random<float>({150}, 43);

@@ -2,8 +2,8 @@
 // The per-graph mathematics of the CUDA SmallGraphs schedule (gkd/losses/detail/graph_kd_small.hpp) on raw
 // Grams, run here row after row in float64 exactly as the kernel runs it one thread per row (G written over
 // the teacher Gram, M over the student Gram), against the naive materialised loss: per-row losses, and the
-// student gradient for a random upstream gradient per row. (The CPU op runs the same functions on the
-// Grams of normalised rows for groups smaller than its tile; tests/losses/test_graph_kd.cpp checks it.)
+// student gradient for a random upstream gradient per row. (The CPU op runs such graphs as one tile each
+// with the per-tile functions of gkd/losses/detail/graph_kd_tile.hpp; tests/losses/test_graph_kd.cpp.)
 #include "support/check.hpp"
 
 #include "gkd/losses/detail/graph_kd_small.hpp"

@@ -29,17 +29,16 @@
 /// gkd/ops/amx_bf16.hpp), rows are merged with the online log-sum-exp of
 /// gkd/losses/detail/graph_kd_tile.hpp, and only the two log-sum-exps per row are stored; backward
 /// recomputes the tiles from them. The InfoNCE op instead accumulates its gradient in the forward sweep
-/// (the teacher is frozen; N × C more memory, 2 N²C multiply-adds in all instead of 3), and per-graph
-/// problems keep their Gram matrices for the backward. In the KL form both similarity matrices are
-/// symmetric, so each pair of row blocks is computed once and feeds its rows and, transposed, its
-/// columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a row-block sweep (the
-/// materialised PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one exponential per logit
-/// serves both (kMaxSharedShift). Pairs are scheduled as rounds
-/// of a round-robin tournament, so parallel tasks never share an output row. The InfoNCE form (not
+/// (the teacher is frozen; N × C more memory, 2 N²C multiply-adds in all instead of 3). In the KL form
+/// both similarity matrices are symmetric, so each pair of row blocks is computed once and feeds its rows
+/// and, transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a
+/// row-block sweep (the materialised PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one
+/// exponential per logit serves both (kMaxSharedShift). Pairs are scheduled as rounds of a round-robin
+/// tournament, so parallel tasks never share an output row. The InfoNCE form (not
 /// symmetric) sweeps row blocks × column tiles. Many small graphs (BlockDiagonal and Star groups smaller
-/// than a tile) run graph by graph instead, on each graph's Gram matrices, with the per-graph mathematics
-/// that the CUDA SmallGraphs schedule shares (gkd/losses/detail/graph_kd_small.hpp). Memory:
-/// O(N·C + tile²·threads).
+/// than a tile) run one graph per tile: the tile shrinks to the group and only the diagonal pairs run;
+/// the KL op keeps each graph's two logit tiles for the backward (2 N·g doubles) instead of recomputing
+/// them. Memory: O(N·C + tile²·threads).
 /// Results do not depend on the thread count.
 ///
 /// Raw-pointer entry points (`graph_kd_forward` / `graph_kd_backward`, `graph_infonce_forward` /
@@ -64,7 +63,6 @@
 #include <utility>
 #include <vector>
 
-#include "gkd/losses/detail/graph_kd_small.hpp"
 #include "gkd/losses/detail/graph_kd_tile.hpp"
 #include "gkd/losses/reduction.hpp"
 #include "gkd/ops/amx_bf16.hpp"
@@ -165,6 +163,7 @@ struct GraphProblem {
       : n(n_), cs(cs_), ct(ct_), inv_tau(1.0 / o.temperature), eps(o.eps), mask(mask_spec(o.mask)), tile(o.tile),
         segment(n_), s_hat(Tensor<G>::empty({n * cs})), t_hat(Tensor<G>::empty({n * ct})),
         s_norm(static_cast<std::size_t>(n)) {
+    if ((mask.kind == 1 || mask.kind == 2) && mask.group < tile) tile = mask.group;  // one graph per block
 #pragma omp parallel for if (n * (cs + ct) > kParallelGrain)
     for (std::int64_t i = 0; i < n; ++i) {
       s_norm[std::size_t(i)] = normalise_row(fs + i * cs, s_hat.data() + i * cs, cs);
@@ -190,17 +189,16 @@ struct GraphProblem {
   enum class Side { Student, Teacher };
   [[nodiscard]] const G* hat(Side x) const { return x == Side::Student ? s_hat.data() : t_hat.data(); }
   [[nodiscard]] std::int64_t width(Side x) const { return x == Side::Student ? cs : ct; }
-  /// Whether rows run graph by graph (for_each_small_graph): groups (BlockDiagonal and Star masks) smaller
-  /// than a tile, whose tiles would compute mostly non-edges (a 128-row tile holds 25 groups of 5, and only
-  /// 5 × 5 of each group's 5 × 133 entries are edges). Graph by graph took 0.1–0.25 instead of 1.17 ms for
-  /// DCGD's stars (N = 80, groups of 5, C = 512) and 74 instead of 174 ms for 40 groups of 100 (one thread,
-  /// forward + backward, float64 tiles; benchmarks/README.md).
-  [[nodiscard]] bool per_graph() const { return (mask.kind == 1 || mask.kind == 2) && segment == n && mask.group < tile; }
-  /// Per-graph problems: whether the forward keeps each graph's Gram matrices for the backward (the
-  /// autodiff ops: N·g doubles for InfoNCE, 2 N·g for KL), which then computes only the gradient
-  /// product instead of recomputing them; and the matrices once kept.
-  bool keep_small_grams = false;
-  mutable std::vector<double> small_grams;
+  /// Whether every row block is one whole graph, so that only the diagonal pairs of blocks have edges:
+  /// BlockDiagonal and Star groups smaller than the tile option, for which the constructor shrinks the tile
+  /// to the group (a 128-row tile would hold 25 stars of 5, and only 5 × 5 of each star's 5 × 133 entries
+  /// are edges).
+  [[nodiscard]] bool per_graph() const { return (mask.kind == 1 || mask.kind == 2) && segment == n && mask.group == tile; }
+  /// Per-graph KL problems: whether the forward keeps each graph's two logit tiles for the backward (the
+  /// autodiff op, when a gradient is needed: 2 N·g doubles), which then skips their GEMMs; and the tiles
+  /// once kept, [graph][teacher, student][g][g].
+  bool keep_graph_logits = false;
+  mutable std::vector<double> graph_logits;
 
 #ifdef GKD_AMX
   /// The normalised rows packed for the AMX tile products: int8 digits as left (rows) and right (columns)
@@ -246,6 +244,8 @@ struct GraphProblem {
     (void)nce;
   }
 
+  /// Tiles of at most this many rows and columns take their similarities as single dot products.
+  static constexpr std::int64_t kDotTile = 16;
   /// out[r, c] = x̂[i0 + r] · ŷ[j0 + c] for r < i1 − i0, c < j1 − j0 (a tile of x̂ ŷᵀ; same widths).
   void similarity_tile(Side x, Side y, std::int64_t i0, std::int64_t i1, std::int64_t j0, std::int64_t j1,
                        RowMatrix<G>& out) const {
@@ -257,6 +257,12 @@ struct GraphProblem {
                                    (y == Side::Student ? amx_s : amx_t).columns, i0, i1, j0, j1, out.data(), j1 - j0);
 #endif
     const std::int64_t c = width(x);
+    if (i1 - i0 <= kDotTile && j1 - j0 <= kDotTile) {  // small graphs: a GEMM's packing would cost more
+      for (std::int64_t i = i0; i < i1; ++i)
+        for (std::int64_t j = j0; j < j1; ++j)
+          out(i - i0, j - j0) = ConstMap<G>(hat(x) + i * c, 1, c).row(0).dot(ConstMap<G>(hat(y) + j * c, 1, c).row(0));
+      return;
+    }
     strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
   }
   /// The same tile as logits in double: out = x̂ ŷᵀ / τ (AMX writes them directly, without a float tile).
@@ -283,22 +289,37 @@ struct GraphProblem {
 #endif
     const std::int64_t m = h.rows(), k = h.cols();
     const G* yp = hat(y) + first * c;
+    if (m <= kDotTile && k <= kDotTile) {  // small graphs: row updates (a star's h is mostly zero)
+      const std::int64_t rows = transposed ? k : m, inner = transposed ? m : k;
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t j = 0; j < inner; ++j)
+          if (const G v = transposed ? h(j, r) : h(r, j); v != G(0))
+            Eigen::Map<Eigen::Matrix<G, 1, Eigen::Dynamic>>(out + r * c, c) +=
+                v * Eigen::Map<const Eigen::Matrix<G, 1, Eigen::Dynamic>>(yp + j * c, c);
+      return;
+    }
     if (transposed) strided_gemm<G>(k, c, m, h.data(), 1, k, yp, c, 1, out, c, true);
     else strided_gemm<G>(m, c, k, h.data(), k, 1, yp, c, 1, out, c, true);
   }
-  /// Applies normalize's backward to dx̂ (in place → dF_s row i).
-  template <Real T>
-  void normalise_backward(std::int64_t i, const double* g, T* out) const {
+  /// dF_s row i = normalize's backward of weight · dx̂ (dx̂ = g, one row of cs values):
+  /// weight (dx̂ − ŝ (ŝ · dx̂)) / ‖x‖, or weight · dx̂ / eps for a row whose norm was clamped.
+  template <class In, Real T>
+  void normalise_backward(std::int64_t i, const In* g, T* out, double weight = 1) const {
     const double nrm = s_norm[std::size_t(i)];
     const G* sh = s_hat.data() + i * cs;
-    if (nrm >= eps && nrm > 0) {
-      double dot = 0;
-      for (std::int64_t k = 0; k < cs; ++k) dot += g[k] * double(sh[k]);
-      for (std::int64_t k = 0; k < cs; ++k) out[k] = static_cast<T>((g[k] - double(sh[k]) * dot) / nrm);
-    } else {
-      for (std::int64_t k = 0; k < cs; ++k) out[k] = static_cast<T>(g[k] / (eps > 0 ? eps : 1.0));
+    const bool clamped = !(nrm >= eps && nrm > 0);
+    double part[8] = {};  // eight running sums, as in normalise_row
+    std::int64_t k = 0;
+    if (!clamped) {
+      for (; k + 8 <= cs; k += 8)
+        for (int l = 0; l < 8; ++l) part[l] += double(g[k + l]) * double(sh[k + l]);
+      for (; k < cs; ++k) part[0] += double(g[k]) * double(sh[k]);
     }
+    const double dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    const double scale = weight / (clamped ? (eps > 0 ? eps : 1.0) : nrm);
+    for (k = 0; k < cs; ++k) out[k] = static_cast<T>((double(g[k]) - double(sh[k]) * dot) * scale);
   }
+
   [[nodiscard]] std::int64_t segments() const { return n / segment; }
   [[nodiscard]] std::int64_t blocks_per_segment() const { return (segment + tile - 1) / tile; }
   [[nodiscard]] std::int64_t blocks() const { return segments() * blocks_per_segment(); }
@@ -439,9 +460,10 @@ void merge_kl_shifted(const Tile& t, double shift, KlRow<double>* rows, KlRow<do
 /// pairs of one round run in parallel without sharing a block, and every block sees its pairs in the
 /// same order whatever the thread count, so results do not depend on it. The tiles' GEMMs always run
 /// inside the parallel region, so Eigen never parallelises (and spin-waits on) a single small tile.
+/// `diagonal_only`: only the pairs (b, b) (per-graph problems, whose other pairs have no edge).
 template <class F>
-void for_each_block_pair(std::int64_t nb, F&& f) {
-  const std::int64_t m = nb + (nb & 1);  // an even count: block nb is a bye when nb is odd
+void for_each_block_pair(std::int64_t nb, bool diagonal_only, F&& f) {
+  const std::int64_t m = diagonal_only ? 0 : nb + (nb & 1);  // an even count: block nb is a bye when nb is odd
 #pragma omp parallel
   {
 #pragma omp for schedule(dynamic)
@@ -466,132 +488,40 @@ struct KlPairTile {
   TileArray a, b;
   TileEdges row_mask, col_mask;
   bool masked = false;
+  MaskSpec graph_edges{-1};  ///< the mask whose per-graph edges row_mask and col_mask hold (kind −1: none)
 
-  bool load(const GraphProblem<G>& p, std::int64_t ib, std::int64_t jb) {
+  /// `kept`: with p.keep_graph_logits, the forward keeps a per-graph problem's tiles (keep), and the
+  /// backward reads them back (reuse) instead of recomputing them.
+  enum class Kept { No, Keep, Reuse };
+  bool load(const GraphProblem<G>& p, std::int64_t ib, std::int64_t jb, Kept kept = Kept::No) {
     std::tie(i0, i1) = p.block_rows(ib);
     std::tie(j0, j1) = p.block_rows(jb);
     const auto [ri0, ri1] = p.columns(i0, i1);
     const auto [rj0, rj1] = p.columns(j0, j1);
     if ((ri1 <= j0 || ri0 >= j1) && (rj1 <= i0 || rj0 >= i1)) return false;
     using Side = typename GraphProblem<G>::Side;
-    p.logit_tile(Side::Teacher, Side::Teacher, i0, i1, j0, j1, a);
-    p.logit_tile(Side::Student, Side::Student, i0, i1, j0, j1, b);
+    const std::int64_t g = i1 - i0;
+    double* saved = p.keep_graph_logits && kept != Kept::No ? p.graph_logits.data() + 2 * g * i0 : nullptr;
+    if (saved && kept == Kept::Reuse) {
+      a = Eigen::Map<const TileArray>(saved, g, g);
+      b = Eigen::Map<const TileArray>(saved + g * g, g, g);
+    } else {
+      p.logit_tile(Side::Teacher, Side::Teacher, i0, i1, j0, j1, a);
+      p.logit_tile(Side::Student, Side::Student, i0, i1, j0, j1, b);
+      if (saved) std::copy_n(b.data(), g * g, std::copy_n(a.data(), g * g, saved));
+    }
     masked = p.mask.kind == 1 || p.mask.kind == 2 || (p.mask.kind == 0 && ib == jb);
-    if (masked) {
+    // the blocks of a per-graph problem all have the same edges
+    const bool same_edges = p.per_graph() && graph_edges.kind == p.mask.kind && graph_edges.group == p.mask.group;
+    if (masked && !same_edges) {
       row_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(i, j, p.n); });
       col_mask.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.edge(j, i, p.n); });
+      graph_edges = p.per_graph() ? p.mask : MaskSpec{-1};
     }
     return true;
   }
   [[nodiscard]] const TileEdges* row_edges() const { return masked ? &row_mask : nullptr; }
 };
-
-/// Calls f(graph, ga, gb) for every graph of a per-graph problem, in parallel (graphs write disjoint rows).
-/// graph holds the Grams of the graph's normalised rows (ga: the teacher's, for KL; gb: the student's, or
-/// student-teacher for InfoNCE, both g × g in float64 and writable) with unit inverse norms: the per-graph
-/// mathematics of gkd/losses/detail/graph_kd_small.hpp on F̂ instead of F.
-/// With p.keep_small_grams the first call (the forward) keeps the Grams and later calls reuse them.
-template <Real G, class F>
-void for_each_small_graph(const GraphProblem<G>& p, bool nce, F&& f) {
-  const std::int64_t g = p.mask.group, graphs = p.n / g, kept = (nce ? 1 : 2) * g * g;  // per graph
-  const bool reuse = !p.small_grams.empty();
-  if (p.keep_small_grams && !reuse) p.small_grams.resize(static_cast<std::size_t>(graphs * kept));
-#pragma omp parallel for schedule(static) if (p.n * g * (p.cs + p.ct) > kParallelGrain)
-  for (std::int64_t b = 0; b < graphs; ++b) {
-    const std::int64_t first = b * g;
-    const ConstMap<G> s(p.s_hat.data() + first * p.cs, g, p.cs), t(p.t_hat.data() + first * p.ct, g, p.ct);
-    // (i, j) enters the loss or the gradient only on an edge in either direction (zero elsewhere)
-    const auto used = [&](std::int64_t i, std::int64_t j) {
-      return nce ? p.mask.nce_edge(first + i, first + j, p.n)
-                 : p.mask.edge(first + i, first + j, p.n) || p.mask.edge(first + j, first + i, p.n);
-    };
-    const auto gram = [&](const ConstMap<G>& x, const ConstMap<G>& y) -> RowMatrix<double> {
-      if (g > 16) return (x * y.transpose()).template cast<double>();
-      // up to 16 nodes, the dot products that are used (a star's first row and column): a GEMM's packing
-      // would cost more than its arithmetic
-      RowMatrix<double> out = RowMatrix<double>::Zero(g, g);
-      for (std::int64_t i = 0; i < g; ++i)
-        for (std::int64_t j = 0; j < g; ++j)
-          if (used(i, j)) out(i, j) = double(x.row(i).dot(y.row(j)));
-      return out;
-    };
-    RowMatrix<double> ga, gb;
-    double* saved = p.small_grams.empty() ? nullptr : p.small_grams.data() + b * kept;
-    if (reuse) {
-      ga = nce ? RowMatrix<double>::Zero(g, g) : RowMatrix<double>(ConstMap<double>(saved + g * g, g, g));
-      gb = ConstMap<double>(saved, g, g);
-    } else {
-      ga = nce ? RowMatrix<double>::Zero(g, g) : gram(t, t);
-      gb = gram(s, nce ? t : s);
-      if (saved) {
-        std::copy_n(gb.data(), g * g, saved);
-        if (!nce) std::copy_n(ga.data(), g * g, saved + g * g);
-      }
-    }
-    const std::vector<double> ones(static_cast<std::size_t>(g), 1.0);
-    const SmallGraph<double> graph{.size = int(g), .ld = int(g), .first = first, .n = p.n, .mask = p.mask,
-                                   .inv_tau = p.inv_tau, .nce = nce, .eps = p.eps, .gram_a = ga.data(),
-                                   .gram_b = gb.data(), .inv_s = ones.data(), .inv_t = ones.data(),
-                                   .norm_s = p.s_norm.data() + first};
-    f(graph, ga, gb);
-  }
-}
-
-/// Per-graph forward (KL or InfoNCE): row_lse and row_loss as the tiled forwards write them; returns the
-/// number of rows with a loss term.
-template <Real G>
-std::int64_t small_graph_forward(const GraphProblem<G>& p, bool nce, double* row_lse, double* row_loss) {
-  std::int64_t terms = 0;
-  std::vector<char> has_term(static_cast<std::size_t>(p.n));
-  for_each_small_graph(p, nce, [&](const SmallGraph<double>& graph, RowMatrix<double>&, RowMatrix<double>&) {
-    for (int r = 0; r < graph.size; ++r) {
-      const std::int64_t i = graph.first + r;
-      if (nce) {
-        const NceRow<double> row = graph.nce_row(r);
-        row_lse[i] = row.lse.value();
-        row_loss[i] = row.loss();
-        has_term[std::size_t(i)] = !row.lse.empty();
-      } else {
-        const KlRow<double> row = graph.kl_row(r);
-        row_lse[2 * i] = row.t.value();
-        row_lse[2 * i + 1] = row.s.value();
-        row_loss[i] = row.loss();
-        has_term[std::size_t(i)] = !row.empty();
-      }
-    }
-  });
-  for (char h : has_term) terms += h;
-  return terms;
-}
-
-/// Per-graph backward: grad = dL/dF_s given w_i = dL/dloss_i and the forward's row_lse.
-template <Real G, Real T>
-void small_graph_backward(const GraphProblem<G>& p, bool nce, const double* row_lse, const double* w, T* grad) {
-  const G* y = nce ? p.t_hat.data() : p.s_hat.data();
-  for_each_small_graph(p, nce, [&](const SmallGraph<double>& graph, RowMatrix<double>& ga, RowMatrix<double>& gb) {
-    const int g = graph.size;
-    for (int r = 0; r < g; ++r) {
-      const std::int64_t i = graph.first + r;
-      graph.coefficients(r, nce ? 0.0 : row_lse[2 * i], nce ? row_lse[i] : row_lse[2 * i + 1], w[i], ga.data());
-    }
-    ColVec self(g);
-    for (int r = 0; r < g; ++r) self(r) = graph.gradient_row(r, ga.data(), gb.data() + r * g);  // M over gb
-    // grad = M Ŷ + diag(self) X̂
-    const ConstMap<G> yg(y + graph.first * p.cs, g, p.cs), xg(p.s_hat.data() + graph.first * p.cs, g, p.cs);
-    RowMatrix<double> out(g, p.cs);
-    if (g <= 16) {  // row updates, vectorised along the channels
-      for (int r = 0; r < g; ++r) {
-        out.row(r) = self(r) * xg.row(r).template cast<double>();
-        for (int j = 0; j < g; ++j)
-          if (gb(r, j) != 0.0) out.row(r) += gb(r, j) * yg.row(j).template cast<double>();
-      }
-    } else {
-      out.noalias() = gb * yg.template cast<double>();
-      out += self.matrix().asDiagonal() * xg.template cast<double>();
-    }
-    Eigen::Map<RowMatrix<T>>(grad + graph.first * p.cs, g, p.cs) = out.template cast<T>();
-  });
-}
 
 /// Forward of the KL form, for row i's softmax over column segment k (one segment unless p.segment < N):
 /// row_lse[2(kN + i)] = lse of its teacher logits, row_lse[2(kN + i) + 1] = of its student logits (2N ·
@@ -600,11 +530,11 @@ void small_graph_backward(const GraphProblem<G>& p, bool nce, const double* row_
 /// and, transposed, its columns.
 template <Real G>
 std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss) {
-  if (p.per_graph()) return small_graph_forward(p, false, row_lse, row_loss);
   std::vector<KlRow<double>> acc(static_cast<std::size_t>(p.n * p.segments()));  // [segment][row]
-  for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
+  if (p.keep_graph_logits) p.graph_logits.resize(static_cast<std::size_t>(2 * p.n * p.tile));
+  for_each_block_pair(p.blocks(), p.per_graph(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
-    if (!t.load(p, ib, jb)) return;
+    if (!t.load(p, ib, jb, KlPairTile<G>::Kept::Keep)) return;
     KlRow<double>* rows = acc.data() + p.segment_of(jb) * p.n + t.i0;
     if (p.inv_tau <= kMaxSharedShift)
       return merge_kl_shifted(t, p.inv_tau, rows, ib == jb ? nullptr : acc.data() + p.segment_of(ib) * p.n + t.j0);
@@ -630,11 +560,10 @@ std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, do
 /// H = (G + Gᵀ)/τ, G[i, j] = w_i (q_ij − p_ij), adds H F̂_s[j] to rows i and Hᵀ F̂_s[i] to rows j.
 template <Real G, Real T>
 void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  if (p.per_graph()) return small_graph_backward(p, false, row_lse, w, grad);
   RowMatrix<G> dx = RowMatrix<G>::Zero(p.n, p.cs);
-  for_each_block_pair(p.blocks(), [&](std::int64_t ib, std::int64_t jb) {
+  for_each_block_pair(p.blocks(), p.per_graph(), [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
-    if (!t.load(p, ib, jb)) return;
+    if (!t.load(p, ib, jb, KlPairTile<G>::Kept::Reuse)) return;
     const std::int64_t m = t.i1 - t.i0, k = t.j1 - t.j0;
     // rows i see the segment of block jb, rows j that of block ib
     const double* lse_i = row_lse + 2 * p.segment_of(jb) * p.n;
@@ -693,10 +622,7 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
     if (ib != jb) p.add_tile_product(hg, true, student, t.i0, dx.data() + t.j0 * p.cs);
   });
 #pragma omp parallel for if (p.n * p.cs > kParallelGrain)
-  for (std::int64_t i = 0; i < p.n; ++i) {
-    const std::vector<double> row(dx.row(i).data(), dx.row(i).data() + p.cs);
-    p.normalise_backward(i, row.data(), grad + i * p.cs);
-  }
+  for (std::int64_t i = 0; i < p.n; ++i) p.normalise_backward(i, dx.row(i).data(), grad + i * p.cs);
 }
 
 /// Whether every entry of the tile rows [i0, i1) × columns [j0, j1) is a column of its row in the InfoNCE
@@ -707,16 +633,17 @@ inline bool all_nce_edges(const MaskSpec& m, std::int64_t n, std::int64_t i0, st
   return (m.kind != 2 || m.group == 1) && j0 >= m.col_begin(i1 - 1, n) && j1 <= m.col_end(i0, n);
 }
 
-/// Forward of the InfoNCE form: row_lse[i] = lse of the student-teacher row i. With `direction` (N × C,
-/// tiled problems only) it also computes the gradient in the same sweep, since the teacher is frozen:
-/// direction[i] = ∂loss_i/∂ŝ_i = (Σ_j softmax_ij t̂_j − t̂_i) / τ (0 for rows without a term), accumulated
-/// FlashAttention style (each tile's exponentials times its teacher rows, rescaled to the running row
-/// maximum), so that backward is only w_i · direction[i] through the normalisation: 2 N²C multiply-adds
-/// for forward + backward instead of 3.
+/// Forward of the InfoNCE form: row_lse[i] = lse of the student-teacher row i. With `direction` (N × C)
+/// it also computes the gradient in the same sweep, since the teacher is frozen:
+/// direction[i] = ∂loss_i/∂ŝ_i = Σ_{j≠i} softmax_ij (t̂_j − t̂_i) / τ (0 for rows without a term),
+/// accumulated FlashAttention style (each tile's exponentials times its teacher rows, rescaled to the
+/// running row maximum), so that backward is only w_i · direction[i] through the normalisation: 2 N²C
+/// multiply-adds for forward + backward instead of 3. The positive's own term is left out of both sums
+/// rather than subtracted at the end: at small τ its softmax rounds to 1 and Σ_j softmax_ij t̂_j − t̂_i
+/// would cancel to 0 a gradient that is merely small.
 template <Real G>
 std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_lse, double* row_loss,
                                         G* direction = nullptr) {
-  if (p.per_graph()) return small_graph_forward(p, true, row_lse, row_loss);
   const std::int64_t nb = p.blocks();
   std::int64_t rows = 0;
 #pragma omp parallel for schedule(dynamic) reduction(+ : rows)  // even for one block: see for_each_block_pair
@@ -727,8 +654,9 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
     TileArray c, e;
     TileEdges edges;
     ColVec mx, sum;
-    RowMatrix<G> weighted;  // Σ_j exp(c_ij − acc[i].max) t̂_j
-    if (direction) weighted.setZero(m, p.ct);
+    RowMatrix<G> weighted;  // Σ_{j≠i} exp(c_ij − acc[i].max) t̂_j
+    ColVec others;          // Σ_{j≠i} exp(c_ij − acc[i].max)
+    if (direction) weighted.setZero(m, p.ct), others.setZero(m);
     const auto [c0, c1] = p.columns(i0, i1);
     for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
       const std::int64_t j1 = std::min(c1, j0 + p.tile);
@@ -738,13 +666,19 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
       tile_row_lse(c, dense ? nullptr : &edges, mx, sum, e);
       for (std::int64_t r = 0; r < m; ++r) {
         auto& row = acc[std::size_t(r)];
-        if (direction) {  // the row's sum so far and the tile's exponentials, both to the merged maximum
+        const bool has_positive = i0 + r >= j0 && i0 + r < j1;
+        if (has_positive) positive[std::size_t(r)] = c(r, i0 + r - j0);
+        if (direction) {  // the row's sums so far and the tile's exponentials, all to the merged maximum
           const double top = std::max(row.max, mx(r));
-          if (row.max != top) weighted.row(r) *= static_cast<G>(std::exp(row.max - top));
+          if (row.max != top) {
+            weighted.row(r) *= static_cast<G>(std::exp(row.max - top));
+            others(r) *= std::exp(row.max - top);
+          }
           if (mx(r) != top) e.row(r) *= std::exp(mx(r) - top);
+          if (has_positive) e(r, i0 + r - j0) = 0;
+          others(r) += e.row(r).sum();
         }
         row.merge({mx(r), sum(r)});
-        if (i0 + r >= j0 && i0 + r < j1) positive[std::size_t(r)] = c(r, i0 + r - j0);
       }
       if (direction)
         p.add_tile_product(e.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, weighted.data());
@@ -758,8 +692,8 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
       G* d = direction + (i0 + r) * p.ct;
       const double inv_sum = 1.0 / row.sum;
       const G* t = p.t_hat.data() + (i0 + r) * p.ct;
-      for (std::int64_t k = 0; k < p.ct; ++k)  // the positive t̂_i is a column of every row with a term
-        d[k] = row.empty() ? G(0) : static_cast<G>((double(weighted(r, k)) * inv_sum - double(t[k])) * p.inv_tau);
+      for (std::int64_t k = 0; k < p.ct; ++k)
+        d[k] = row.empty() ? G(0) : static_cast<G>((double(weighted(r, k)) - others(r) * double(t[k])) * inv_sum * p.inv_tau);
     }
   }
   return rows;
@@ -769,16 +703,11 @@ std::int64_t graph_infonce_forward_impl(const GraphProblem<G>& p, double* row_ls
 template <Real G, Real T>
 void graph_infonce_backward_from_direction(const GraphProblem<G>& p, const G* direction, const double* w, T* grad) {
 #pragma omp parallel for if (p.n * p.cs > kParallelGrain)
-  for (std::int64_t i = 0; i < p.n; ++i) {
-    std::vector<double> row(static_cast<std::size_t>(p.cs));
-    for (std::int64_t k = 0; k < p.cs; ++k) row[std::size_t(k)] = w[i] * double(direction[i * p.cs + k]);
-    p.normalise_backward(i, row.data(), grad + i * p.cs);
-  }
+  for (std::int64_t i = 0; i < p.n; ++i) p.normalise_backward(i, direction + i * p.cs, grad + i * p.cs, w[i]);
 }
 
 template <Real G, Real T>
 void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  if (p.per_graph()) return small_graph_backward(p, true, row_lse, w, grad);
   const std::int64_t nb = p.blocks();
 #pragma omp parallel for schedule(dynamic)  // even for one block: see for_each_block_pair
   for (std::int64_t b = 0; b < nb; ++b) {
@@ -787,7 +716,7 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
     TileArray c, h;
     TileEdges edges;
     RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
-    ColVec lse(m), w_i(m);
+    ColVec lse(m), w_i(m), others = ColVec::Zero(m);  // others: w_i Σ_{j≠i} softmax_ij
     for (std::int64_t r = 0; r < m; ++r) {
       lse(r) = safe_lse(row_lse[i0 + r]);
       w_i(r) = w[i0 + r];
@@ -798,17 +727,21 @@ void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse
       p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
       edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
       h.resize(c.rows(), c.cols());
-      for (Eigen::Index r = 0; r < c.rows(); ++r) {  // w_i · softmax_ij, 0 off the edges
+      for (Eigen::Index r = 0; r < c.rows(); ++r) {  // w_i · softmax_ij, 0 off the edges and at the positive
         exp_shifted_capped(&c(r, 0), lse(r), &h(r, 0), c.cols());
         h.row(r) *= edges.keep.row(r) * w_i(r);
+        if (i0 + r >= j0 && i0 + r < j1) h(r, i0 + r - j0) = 0;
+        others(r) += h.row(r).sum();
       }
-      for (std::int64_t i = std::max(i0, j0); i < std::min(i1, j1); ++i)
-        if (p.mask.nce_edge(i, i, p.n)) h(i - i0, i - j0) -= w_i(i - i0);  // − w_i at the positive
       h *= p.inv_tau;
       product.setZero(m, p.ct);
       p.add_tile_product(h.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, product.data());
       dx += product.template cast<double>();
     }
+    // the positive's coefficient, w_i (softmax_ii − 1) = −w_i Σ_{j≠i} softmax_ij, summed rather than subtracted
+    // (see graph_infonce_forward_impl)
+    for (std::int64_t r = 0; r < m; ++r)
+      dx.row(r) -= (others(r) * p.inv_tau) * ConstMap<G>(p.t_hat.data() + (i0 + r) * p.ct, 1, p.ct).row(0).template cast<double>();
     for (std::int64_t i = i0; i < i1; ++i) p.normalise_backward(i, dx.data() + (i - i0) * p.cs, grad + i * p.cs);
   }
 }
@@ -836,13 +769,13 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
   auto built = std::make_shared<GraphProblem<G>>(sc.data(), tc.data(), n, cs, ct, o);
   built->enable_amx(InfoNce);
   const bool backward = needs_grad(student) && grad_enabled();
-  built->keep_small_grams = built->per_graph() && backward;
+  built->keep_graph_logits = !InfoNce && built->per_graph() && backward;
   std::shared_ptr<const GraphProblem<G>> problem = std::move(built);
   auto lse = std::make_shared<std::vector<double>>(static_cast<std::size_t>(InfoNce ? n : 2 * n));
   std::vector<double> loss(static_cast<std::size_t>(n));
   // InfoNCE's tiled form computes its gradient in the forward sweep (graph_infonce_forward_impl)
   Tensor<G> direction;
-  if (InfoNce && !problem->per_graph() && backward) direction = Tensor<G>::empty({n * cs});
+  if (InfoNce && backward) direction = Tensor<G>::empty({n * cs});
   const std::int64_t rows =
       InfoNce ? graph_infonce_forward_impl(*problem, lse->data(), loss.data(), direction.defined() ? direction.data() : nullptr)
               : graph_kd_forward_impl(*problem, lse->data(), loss.data());
@@ -1020,8 +953,13 @@ std::vector<double> graph_loss(const Tensor<T>& student, const Tensor<T>& teache
         const std::size_t e = std::size_t(i * n + j);
         const double q = std::exp(b[e] - lb);
         if (infonce) {
-          if (j == i) loss[std::size_t(i)] = lb - b[e];
-          g[e] = w[std::size_t(i)] * (q - (j == i ? 1.0 : 0.0)) * inv_tau;
+          // at the positive, q − 1 = −Σ_{j≠i} q_j: summed rather than cancelled (q rounds to 1 at small τ)
+          if (j == i) {
+            loss[std::size_t(i)] = lb - b[e];
+          } else {
+            g[e] = w[std::size_t(i)] * q * inv_tau;
+            g[std::size_t(i * n + i)] -= g[e];
+          }
         } else {
           const double pa = std::exp(a[e] - la);
           loss[std::size_t(i)] += pa * ((a[e] - la) - (b[e] - lb));

@@ -96,7 +96,7 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
   const std::int64_t nb = p.blocks();
   std::vector<double> partial(static_cast<std::size_t>(nb * nb), 0.0);
   detail::RowMatrix<T> dx = grad_student ? detail::RowMatrix<T>::Zero(batch * nodes, cs) : detail::RowMatrix<T>();
-  detail::for_each_block_pair(nb, [&](std::int64_t ib, std::int64_t jb) {
+  detail::for_each_block_pair(nb, false, [&](std::int64_t ib, std::int64_t jb) {
     if (p.segment_of(ib) != p.segment_of(jb)) return;  // pairs of nodes of one image only
     thread_local detail::RowMatrix<T> as, at;
     const auto [i0, i1] = p.block_rows(ib);
@@ -114,10 +114,7 @@ double similarity_mse_raw(const T* student, const T* teacher, std::int64_t batch
   });
   if (grad_student) {
 #pragma omp parallel for if (batch * nodes * cs > detail::kParallelGrain)
-    for (std::int64_t i = 0; i < batch * nodes; ++i) {
-      const std::vector<double> row(dx.row(i).data(), dx.row(i).data() + cs);
-      p.normalise_backward(i, row.data(), grad_student + i * cs);
-    }
+    for (std::int64_t i = 0; i < batch * nodes; ++i) p.normalise_backward(i, dx.row(i).data(), grad_student + i * cs);
   }
   double total = 0;
   for (double v : partial) total += v;

@@ -6,7 +6,7 @@
 /// the graph's raw Gram matrices so that no normalised copy of the features is ever stored:
 ///   ŝ_i · ŝ_j = (x_i · x_j) ν_i ν_j,  ν_i = 1 / max(‖x_i‖, eps).
 /// Plain C++ marked `GKD_HOST_DEVICE`: the kernel runs these functions one thread per row, and the CPU
-/// test (tests/losses/test_graph_kd_small.cpp) runs them row after row against the tiled CPU op.
+/// test (tests/losses/test_graph_kd_small.cpp) runs them row after row against the naive materialised loss.
 ///
 /// With G_ij = w_i ∂loss_i/∂logit_ij / τ (zero off the graph's edges) and y = the student rows (KL) or the
 /// teacher rows (InfoNCE), the gradient of the student's raw rows is
