@@ -34,11 +34,11 @@
 /// and, transposed, its columns: 3 N²C multiply-adds for forward + backward instead of the 5 of a
 /// row-block sweep (the materialised PyTorch formula takes 4, plus its N×N passes); up to 1/τ = 200 one
 /// exponential per logit serves both (kMaxSharedShift). Pairs are scheduled as rounds of a round-robin
-/// tournament, so parallel tasks never share an output row. The InfoNCE form (not
-/// symmetric) sweeps row blocks × column tiles. Many small graphs (BlockDiagonal and Star groups smaller
-/// than a tile) run one graph per tile: the tile shrinks to the group and only the diagonal pairs run;
-/// the KL op keeps each graph's two logit tiles for the backward (2 N·g doubles) instead of recomputing
-/// them. Memory: O(N·C + tile²·threads).
+/// tournament, so parallel tasks never share an output row. The InfoNCE form (not symmetric) sweeps row
+/// blocks × column tiles. Many small graphs (BlockDiagonal and Star groups smaller than a tile) run one
+/// graph per tile: the tile shrinks to the group and only the diagonal pairs run; the KL op keeps each
+/// graph's two logit tiles for the backward (2 N·g doubles) instead of recomputing them. Memory:
+/// O(N·C + tile²·threads).
 /// Results do not depend on the thread count.
 ///
 /// Raw-pointer entry points (`graph_kd_forward` / `graph_kd_backward`, `graph_infonce_forward` /
@@ -136,6 +136,20 @@ inline void check_graph_kd_args(std::string_view op, std::int64_t n, std::int64_
                                            << " must be >= 1 and divide N = " << n);
 }
 
+/// Σ_k x[k] y[k] in double over 16 running sums (one would be bound by the latency of its adds), added in
+/// a fixed order: the same result whatever the vector width the build targets.
+template <class X, class Y>
+double dot_in_double(const X* x, const Y* y, std::int64_t n) {
+  double part[16] = {};
+  std::int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int l = 0; l < 16; ++l) part[l] += double(x[k + l]) * double(y[k + l]);
+  for (int l = 0; k < n; ++k, ++l) part[l] += double(x[k]) * double(y[k]);
+  for (int width = 8; width >= 1; width /= 2)
+    for (int l = 0; l < width; ++l) part[l] += part[l + width];
+  return part[0];
+}
+
 /// A tile of logits. The element-wise work (exp, max, row sums) runs row by row on contiguous rows, in
 /// double, through Eigen's vectorised array expressions and gkd/ops/vectorised_exp.hpp; rows are then
 /// merged into their running state with graph_kd_tile.hpp.
@@ -172,12 +186,7 @@ struct GraphProblem {
   }
   template <Real T>
   double normalise_row(const T* x, G* y, std::int64_t c) const {
-    double part[8] = {};  // eight running sums: one would be bound by the latency of its adds
-    std::int64_t k = 0;
-    for (; k + 8 <= c; k += 8)
-      for (int l = 0; l < 8; ++l) part[l] += double(x[k + l]) * double(x[k + l]);
-    for (; k < c; ++k) part[0] += double(x[k]) * double(x[k]);
-    const double sq = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    const double sq = dot_in_double(x, x, c);
     const double inv = inv_row_norm(sq, eps);
     for (std::int64_t k = 0; k < c; ++k) y[k] = static_cast<G>(double(x[k]) * inv);
     return std::sqrt(sq);
@@ -258,9 +267,12 @@ struct GraphProblem {
 #endif
     const std::int64_t c = width(x);
     if (i1 - i0 <= kDotTile && j1 - j0 <= kDotTile) {  // small graphs: a GEMM's packing would cost more
+      // a star's entries between two non-anchors are never used (0 here)
+      const auto used = [&](std::int64_t i, std::int64_t j) { return mask.kind != 2 || i % mask.group == 0 || j % mask.group == 0; };
       for (std::int64_t i = i0; i < i1; ++i)
         for (std::int64_t j = j0; j < j1; ++j)
-          out(i - i0, j - j0) = ConstMap<G>(hat(x) + i * c, 1, c).row(0).dot(ConstMap<G>(hat(y) + j * c, 1, c).row(0));
+          out(i - i0, j - j0) =
+              used(i, j) ? ConstMap<G>(hat(x) + i * c, 1, c).row(0).dot(ConstMap<G>(hat(y) + j * c, 1, c).row(0)) : G(0);
       return;
     }
     strided_gemm<G>(i1 - i0, j1 - j0, c, hat(x) + i0 * c, c, 1, hat(y) + j0 * c, 1, c, out.data(), j1 - j0, false);
@@ -308,16 +320,9 @@ struct GraphProblem {
     const double nrm = s_norm[std::size_t(i)];
     const G* sh = s_hat.data() + i * cs;
     const bool clamped = !(nrm >= eps && nrm > 0);
-    double part[8] = {};  // eight running sums, as in normalise_row
-    std::int64_t k = 0;
-    if (!clamped) {
-      for (; k + 8 <= cs; k += 8)
-        for (int l = 0; l < 8; ++l) part[l] += double(g[k + l]) * double(sh[k + l]);
-      for (; k < cs; ++k) part[0] += double(g[k]) * double(sh[k]);
-    }
-    const double dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    const double dot = clamped ? 0.0 : dot_in_double(g, sh, cs);
     const double scale = weight / (clamped ? (eps > 0 ? eps : 1.0) : nrm);
-    for (k = 0; k < cs; ++k) out[k] = static_cast<T>((double(g[k]) - double(sh[k]) * dot) * scale);
+    for (std::int64_t k = 0; k < cs; ++k) out[k] = static_cast<T>((double(g[k]) - double(sh[k]) * dot) * scale);
   }
 
   [[nodiscard]] std::int64_t segments() const { return n / segment; }
@@ -560,8 +565,11 @@ std::int64_t graph_kd_forward_impl(const GraphProblem<G>& p, double* row_lse, do
 /// H = (G + Gᵀ)/τ, G[i, j] = w_i (q_ij − p_ij), adds H F̂_s[j] to rows i and Hᵀ F̂_s[i] to rows j.
 template <Real G, Real T>
 void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  RowMatrix<G> dx = RowMatrix<G>::Zero(p.n, p.cs);
-  for_each_block_pair(p.blocks(), p.per_graph(), [&](std::int64_t ib, std::int64_t jb) {
+  // dŝ: of every row, summed over its pairs; per-graph problems finish each block's rows in its one pair
+  const bool per_graph = p.per_graph();
+  RowMatrix<G> dx;
+  if (!per_graph) dx.setZero(p.n, p.cs);
+  for_each_block_pair(p.blocks(), per_graph, [&](std::int64_t ib, std::int64_t jb) {
     thread_local KlPairTile<G> t;  // reused: tiles above malloc's mmap threshold would fault on every pair
     if (!t.load(p, ib, jb, KlPairTile<G>::Kept::Reuse)) return;
     const std::int64_t m = t.i1 - t.i0, k = t.j1 - t.j0;
@@ -618,9 +626,17 @@ void graph_kd_backward_impl(const GraphProblem<G>& p, const double* row_lse, con
       hg = (h * p.inv_tau).matrix().template cast<G>();
     }
     const auto student = GraphProblem<G>::Side::Student;
+    if (per_graph) {
+      thread_local RowMatrix<G> rows;
+      rows.setZero(m, p.cs);
+      p.add_tile_product(hg, false, student, t.j0, rows.data());
+      for (std::int64_t r = 0; r < m; ++r) p.normalise_backward(t.i0 + r, rows.row(r).data(), grad + (t.i0 + r) * p.cs);
+      return;
+    }
     p.add_tile_product(hg, false, student, t.j0, dx.data() + t.i0 * p.cs);
     if (ib != jb) p.add_tile_product(hg, true, student, t.i0, dx.data() + t.j0 * p.cs);
   });
+  if (per_graph) return;
 #pragma omp parallel for if (p.n * p.cs > kParallelGrain)
   for (std::int64_t i = 0; i < p.n; ++i) p.normalise_backward(i, dx.row(i).data(), grad + i * p.cs);
 }
