@@ -789,7 +789,7 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
   std::shared_ptr<const GraphProblem<G>> problem = std::move(built);
   auto lse = std::make_shared<std::vector<double>>(static_cast<std::size_t>(InfoNce ? n : 2 * n));
   std::vector<double> loss(static_cast<std::size_t>(n));
-  // InfoNCE's tiled form computes its gradient in the forward sweep (graph_infonce_forward_impl)
+  // InfoNCE computes its gradient in the forward sweep (graph_infonce_forward_impl)
   Tensor<G> direction;
   if (InfoNce && backward) direction = Tensor<G>::empty({n * cs});
   const std::int64_t rows =
