@@ -350,3 +350,45 @@ TEST_CASE("graph_infonce_loss autodiff gradient matches the recomputing backward
         require_close(x.grad(), Tensor<float>::from({150, 64}, g), fast ? fast_float_tol(tau) : 1e-5, "gradient");
       }
 }
+
+// Where the positive dominates (student rows = teacher rows, τ = 0.002: the positive's logit is 500 and
+// the others at least 50 below it), softmax_ii rounds to 1 and the gradient is of order 1e-19. Computed
+// as Σ_j softmax_ij t̂_j − t̂_i it cancels to 0 or to rounding noise; summed over j ≠ i it keeps its
+// relative accuracy, in the op (gradient in the forward sweep), the raw backward and the reference alike.
+TEST_CASE("graph_infonce_loss keeps the gradient's relative accuracy when the positive dominates", "[graph_kd]") {
+  const std::int64_t n = 8, c = 4;
+  const auto t = random<double>({n, c}, 77);
+  double max_cos = -1;  // the regime meant: no two rows closer than cos 0.9
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      if (i == j) continue;
+      double dot = 0, ni = 0, nj = 0;
+      for (std::int64_t k = 0; k < c; ++k) {
+        dot += t.data()[i * c + k] * t.data()[j * c + k];
+        ni += t.data()[i * c + k] * t.data()[i * c + k];
+        nj += t.data()[j * c + k] * t.data()[j * c + k];
+      }
+      max_cos = std::max(max_cos, dot / std::sqrt(ni * nj));
+    }
+  REQUIRE(max_cos < 0.9);
+  for (auto mask : {GraphMask::full(), GraphMask::block_diagonal(4), GraphMask::star(4)}) {
+    INFO(graph_mask_name(mask.kind));
+    GraphKDOptions o;
+    o.mask = mask;
+    o.temperature = 0.002;
+    o.reduction = Reduction::Sum;
+    auto x = t.clone().requires_grad();
+    graph_infonce_loss(x, t, o).backward();
+    std::vector<double> w(n, 1.0), expected;
+    reference::graph_loss(t, t, o, true, w, expected);
+    double largest = 0;
+    for (double v : expected) largest = std::max(largest, std::abs(v));
+    REQUIRE(largest > 0);
+    REQUIRE(largest < 1e-12);
+    require_close(x.grad(), Tensor<double>::from({n, c}, expected), 1e-10, "op gradient");
+    std::vector<double> loss(n), lse(n), raw(n * c);
+    graph_infonce_forward(t.data(), t.data(), n, c, o, loss.data(), lse.data());
+    graph_infonce_backward(t.data(), t.data(), n, c, o, lse.data(), w.data(), raw.data());
+    require_close(Tensor<double>::from({n, c}, raw), Tensor<double>::from({n, c}, expected), 1e-10, "raw gradient");
+  }
+}
