@@ -722,46 +722,6 @@ void graph_infonce_backward_from_direction(const GraphProblem<G>& p, const G* di
   for (std::int64_t i = 0; i < p.n; ++i) p.normalise_backward(i, direction + i * p.cs, grad + i * p.cs, w[i]);
 }
 
-template <Real G, Real T>
-void graph_infonce_backward_impl(const GraphProblem<G>& p, const double* row_lse, const double* w, T* grad) {
-  const std::int64_t nb = p.blocks();
-#pragma omp parallel for schedule(dynamic)  // even for one block: see for_each_block_pair
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t i0 = b * p.tile, i1 = std::min(p.n, i0 + p.tile), m = i1 - i0;
-    RowMatrix<G> product;
-    TileArray c, h;
-    TileEdges edges;
-    RowMatrix<double> dx = RowMatrix<double>::Zero(m, p.cs);
-    ColVec lse(m), w_i(m), others = ColVec::Zero(m);  // others: w_i Σ_{j≠i} softmax_ij
-    for (std::int64_t r = 0; r < m; ++r) {
-      lse(r) = safe_lse(row_lse[i0 + r]);
-      w_i(r) = w[i0 + r];
-    }
-    const auto [c0, c1] = p.columns(i0, i1);
-    for (std::int64_t j0 = c0; j0 < c1; j0 += p.tile) {
-      const std::int64_t j1 = std::min(c1, j0 + p.tile);
-      p.logit_tile(GraphProblem<G>::Side::Student, GraphProblem<G>::Side::Teacher, i0, i1, j0, j1, c);
-      edges.set(i0, i1, j0, j1, [&](std::int64_t i, std::int64_t j) { return p.mask.nce_edge(i, j, p.n); });
-      h.resize(c.rows(), c.cols());
-      for (Eigen::Index r = 0; r < c.rows(); ++r) {  // w_i · softmax_ij, 0 off the edges and at the positive
-        exp_shifted_capped(&c(r, 0), lse(r), &h(r, 0), c.cols());
-        h.row(r) *= edges.keep.row(r) * w_i(r);
-        if (i0 + r >= j0 && i0 + r < j1) h(r, i0 + r - j0) = 0;
-        others(r) += h.row(r).sum();
-      }
-      h *= p.inv_tau;
-      product.setZero(m, p.ct);
-      p.add_tile_product(h.matrix().template cast<G>(), false, GraphProblem<G>::Side::Teacher, j0, product.data());
-      dx += product.template cast<double>();
-    }
-    // the positive's coefficient, w_i (softmax_ii − 1) = −w_i Σ_{j≠i} softmax_ij, summed rather than subtracted
-    // (see graph_infonce_forward_impl)
-    for (std::int64_t r = 0; r < m; ++r)
-      dx.row(r) -= (others(r) * p.inv_tau) * ConstMap<G>(p.t_hat.data() + (i0 + r) * p.ct, 1, p.ct).row(0).template cast<double>();
-    for (std::int64_t i = i0; i < i1; ++i) p.normalise_backward(i, dx.data() + (i - i0) * p.cs, grad + i * p.cs);
-  }
-}
-
 /// Per-row weights dL/dloss_i for a reduction: g / rows (Mean), g (Sum) or g_i (None).
 inline std::vector<double> graph_row_weights(Reduction r, std::int64_t n, std::int64_t rows, const double* g) {
   std::vector<double> w(static_cast<std::size_t>(n));
@@ -810,10 +770,9 @@ Tensor<T> graph_loss_op(std::string_view op, const Tensor<T>& student, const Ten
     std::vector<double> gd(gc.data(), gc.data() + gc.numel());
     const std::vector<double> w = graph_row_weights(r, problem->n, rows, gd.data());
     Tensor<T> ds = Tensor<T>::empty({problem->n, problem->cs});
-    if constexpr (InfoNce) {
-      if (direction.defined()) graph_infonce_backward_from_direction(*problem, direction.data(), w.data(), ds.data());
-      else graph_infonce_backward_impl(*problem, lse->data(), w.data(), ds.data());
-    } else
+    if constexpr (InfoNce)
+      graph_infonce_backward_from_direction(*problem, direction.data(), w.data(), ds.data());
+    else
       graph_kd_backward_impl(*problem, lse->data(), w.data(), ds.data());
     return std::vector<Tensor<T>>{ds, Tensor<T>()};
   });
@@ -891,16 +850,22 @@ std::int64_t graph_infonce_forward(const T* student, const T* teacher, std::int6
   });
 }
 
-/// Raw-pointer backward of graph_infonce_loss.
+/// Raw-pointer backward of graph_infonce_loss: recomputes the forward's sweep with its gradient (as the op
+/// does in its forward), so row_lse is not read; it is taken for the same form as graph_kd_backward.
 template <Real T>
 void graph_infonce_backward(const T* student, const T* teacher, std::int64_t n, std::int64_t c,
                             const GraphKDOptions& o, const double* row_lse, const double* row_weight,
                             T* grad_student) {
   detail::check_graph_kd_args("graph_infonce_backward", n, c, c, o, true);
+  (void)row_lse;
   detail::with_tile_type<T>(o, [&](auto g) {
-    detail::GraphProblem<decltype(g)> p(student, teacher, n, c, c, o);
+    using G = decltype(g);
+    detail::GraphProblem<G> p(student, teacher, n, c, c, o);
     p.enable_amx(true);
-    detail::graph_infonce_backward_impl(p, row_lse, row_weight, grad_student);
+    std::vector<double> lse(static_cast<std::size_t>(n)), loss(static_cast<std::size_t>(n));
+    std::vector<G> direction(static_cast<std::size_t>(n * c));
+    detail::graph_infonce_forward_impl(p, lse.data(), loss.data(), direction.data());
+    detail::graph_infonce_backward_from_direction(p, direction.data(), row_weight, grad_student);
   });
 }
 
