@@ -307,7 +307,9 @@ inline void apply_json(PipelineConfig& c, std::string_view text, const std::stri
     else
       flat.emplace_back(root.keys[i], &v);
   }
-  for (const auto& [key, value] : flat) {
+  for (const auto& entry : flat) {
+    const std::string& key = entry.first;
+    const json::Value* value = entry.second;
     bool found = false;
     config_fields(c, [&](const std::string& k, auto& field) {
       if (k != key) return;

@@ -210,7 +210,8 @@ void im2col(const T* x, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh
     const T* plane = x + c * g.in_plane();
     for (std::int64_t ki = 0; ki < g.kh; ++ki) {
       for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
-        const auto [lo, hi] = g.valid_cols(kj);
+        const std::pair<std::int64_t, std::int64_t> valid = g.valid_cols(kj);
+        const std::int64_t lo = valid.first, hi = valid.second;  // clang < 16: no structured bindings in omp loops
         const std::int64_t off = kj * g.dw - g.pw;
         if (same_width && lo < hi) {
           // Rows whose input row exists are one shifted copy of the input plane: copy them at once, then
@@ -263,7 +264,8 @@ void col2im(T* cols, const ConvGeometry& g, std::int64_t oh0, std::int64_t oh1, 
     T* plane = x + c * g.in_plane();
     for (std::int64_t ki = 0; ki < g.kh; ++ki) {
       for (std::int64_t kj = 0; kj < g.kw; ++kj, row += n) {
-        const auto [lo, hi] = g.valid_cols(kj);
+        const std::pair<std::int64_t, std::int64_t> valid = g.valid_cols(kj);
+        const std::int64_t lo = valid.first, hi = valid.second;  // clang < 16: no structured bindings in omp loops
         const std::int64_t off = kj * g.dw - g.pw;
         if (same_width && lo < hi) {
           // As in im2col: the rows whose input row exists add to one shifted block of the plane, once
@@ -366,7 +368,8 @@ std::optional<PhasePlanes<T>> phase_planes(const ConvGeometry& g) {
 /// Per kernel column kj (computed once per call, since these divide): the output columns [lo, hi)
 /// whose input column ow * sw + kj * dw - pw lies inside the row, and where that column is: in the
 /// phase planes at PhasePlanes::row(r, phase)[ow + shift]; at stride 1 (phase 0) in the row itself at
-/// [ow + shift].
+/// [ow + shift]. Loops read it through plain variables: clang before 16 rejects structured bindings
+/// inside OpenMP regions.
 struct TapColumns {
   std::int64_t lo, hi, phase, shift;
 };
@@ -398,7 +401,8 @@ void depthwise_forward(const T* x, const T* w, const T* bias, T* y, const ConvGe
       for (std::int64_t ki = 0; ki < g.kh; ++ki)
         for (std::int64_t kj = 0; kj < g.kw; ++kj) {
           const T wv = wp[ki * g.kw + kj];
-          const auto [lo, hi, phase, shift] = cols[static_cast<std::size_t>(kj)];
+          const TapColumns& tap = cols[static_cast<std::size_t>(kj)];
+          const std::int64_t lo = tap.lo, hi = tap.hi, phase = tap.phase, shift = tap.shift;
           for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
             const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
             if (ih < 0 || ih >= g.in_h) continue;
@@ -434,7 +438,8 @@ void depthwise_input_grad(const T* dy, const T* w, T* dx, const ConvGeometry& g)
         for (std::int64_t ki = 0; ki < g.kh; ++ki)
           for (std::int64_t kj = 0; kj < g.kw; ++kj) {
             const T wv = wp[ki * g.kw + kj];
-            const auto [lo, hi, phase, shift] = cols[static_cast<std::size_t>(kj)];
+            const TapColumns& tap = cols[static_cast<std::size_t>(kj)];
+            const std::int64_t lo = tap.lo, hi = tap.hi, phase = tap.phase, shift = tap.shift;
             for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
               const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;
               if (ih < 0 || ih >= g.in_h) continue;
@@ -468,7 +473,8 @@ void depthwise_weight_grad(const T* x, const T* dy, T* dw, const ConvGeometry& g
         if (phases) phases->split(xp);
         for (std::int64_t ki = 0; ki < g.kh; ++ki)
           for (std::int64_t kj = 0; kj < g.kw; ++kj) {
-            const auto [lo, hi, phase, shift] = cols[static_cast<std::size_t>(kj)];
+            const TapColumns& tap = cols[static_cast<std::size_t>(kj)];
+            const std::int64_t lo = tap.lo, hi = tap.hi, phase = tap.phase, shift = tap.shift;
             T sum = acc[static_cast<std::size_t>(ki * g.kw + kj)];
             for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
               const std::int64_t ih = oh * g.sh - g.ph + ki * g.dh;

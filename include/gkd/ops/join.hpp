@@ -81,7 +81,8 @@ Tensor<T> concat(const std::vector<Tensor<T>>& tensors, std::int64_t dim = 0) {
   GKD_CHECK(!tensors.empty(), "concat", "needs at least one tensor, got an empty list");
   GKD_CUDA_DISPATCH(detail::join_device(tensors), "concat", concat(tensors, dim));
   for (const auto& t : tensors) detail::check_cpu(t, "concat");
-  const auto [out_shape, d] = detail::concat_shape(tensors, dim);
+  const auto [out_shape, concat_dim] = detail::concat_shape(tensors, dim);
+  const std::size_t d = concat_dim;  // a plain variable: lambdas capture it on every C++20 compiler
   const std::int64_t outer = detail::prod(out_shape, 0, d), inner = detail::prod(out_shape, d + 1, out_shape.size());
   const std::int64_t out_row = out_shape[d] * inner;
   Tensor<T> out = Tensor<T>::empty(out_shape);
