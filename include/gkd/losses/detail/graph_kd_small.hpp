@@ -85,15 +85,23 @@ struct SmallGraph {
   }
   /// Writes row i of G into g[i · ld + j] for every j: w_i ∂loss_i/∂logit_ij / τ, zero off the edges.
   /// lse_a, lse_b: the row's teacher and student log-sum-exps (KL), or its log-sum-exp in lse_b (InfoNCE).
+  /// InfoNCE's positive gets −Σ_{j≠i} softmax_ij rather than softmax_ii − 1, which rounds to 0 once the
+  /// positive dominates and leaves the gradient without its −(1 − softmax_ii) t̂_i term.
   GKD_HOST_DEVICE void coefficients(int i, A lse_a, A lse_b, A weight, A* g) const {
     const A w = weight * inv_tau;
+    A others = 0;  // InfoNCE: Σ_{j≠i} softmax_ij over the row's edges
     for (int j = 0; j < size; ++j) {
       A v = 0;
-      if (edge(i, j))
-        v = nce ? w * infonce_grad_coef(logit_b(i, j), lse_b, i == j)
-                : w * kl_grad_coef(logit_a(i, j), logit_b(i, j), lse_a, lse_b);
+      if (edge(i, j) && !nce) {
+        v = w * kl_grad_coef(logit_a(i, j), logit_b(i, j), lse_a, lse_b);
+      } else if (edge(i, j) && j != i) {
+        const A p = infonce_grad_coef(logit_b(i, j), lse_b, false);
+        others += p;
+        v = w * p;
+      }
       g[i * ld + j] = v;
     }
+    if (nce && edge(i, i)) g[i * ld + i] = -w * others;
   }
   /// Row i of the gradient's coefficients from G (all rows of it, written by coefficients()): m[j] = M_ij
   /// for every j (m may alias row i of gram_b: each similarity is read before its slot is written); returns D_i.
