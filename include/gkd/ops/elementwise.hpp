@@ -293,7 +293,7 @@ Tensor<T> clamp(const Tensor<T>& x, T lo, T hi) {
   GKD_CHECK(lo <= hi, "clamp", "min " << lo << " is greater than max " << hi);
   GKD_CUDA_DISPATCH(x.device(), "clamp", clamp(x, lo, hi));
   return detail::unary<detail::GradientReads::Input>("clamp", x, [lo, hi](T v) { return std::min(std::max(v, lo), hi); },
-                                                    [lo, hi](T g, T v) { return (v >= lo) & (v <= hi) ? g : T(0); });
+                                                    [lo, hi](T g, T v) { return ((v >= lo) & (v <= hi)) ? g : T(0); });
 }
 
 /// cond ? a : b elementwise, with broadcasting. `cond` is a 0/1 mask (any nonzero is true); it is
