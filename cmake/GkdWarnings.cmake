@@ -4,7 +4,7 @@
 # The flags are for C++ sources; a .cu source in such a target gets nvcc's equivalents.
 
 # GCC 12 warns inside its own avx512fintrin.h when Eigen inlines AVX-512 permutes and unpacks
-# (pitfalls.md #1): -Wmaybe-uninitialized at -O2/-O3, and at the tests' -Og -Wuninitialized ("'__Y' is
+# (pitfalls.md #1): -Wmaybe-uninitialized at -O2/-O3, and at the tests' -O1 or -Og -Wuninitialized ("'__Y' is
 # used uninitialized", from _mm512_undefined_ps). The second is kept fatal unless the build targets
 # AVX-512 (through -march=native or the user's own flags), where it cannot be avoided.
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")

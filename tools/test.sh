@@ -22,10 +22,15 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 # computes no tensor (the install, compile-fail and clang checks) and the gradcheck coverage check,
 # which reruns the gradcheck cases this pass runs anyway.
 GKD_HOST_CACHE_FILL_NAN=1 ctest --test-dir build --output-on-failure -j "$jobs" -LE 'cuda|install|compile_fail|clang|coverage'
-# Longest compilations first (the areas build in the order listed).
+# The default areas, longest compilations first (the areas build in the order listed), at -Og: 17% faster
+# to compile than the suite's -O1, and none of them has the PyTorch golden comparison that -Og's rounding
+# moves past its tolerance (tests/CMakeLists.txt). Areas chosen by GKD_SANITIZE_AREAS build at -O1.
 areas=${GKD_SANITIZE_AREAS:-losses/test_graph_kd;losses/test_pairwise_kd;io;losses/test_cross_recon_kd;data;core;autograd}
+optimization=-Og
+[[ -n ${GKD_SANITIZE_AREAS:-} ]] && optimization=-O1
 [[ $areas == all ]] && areas=""
 cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Release -DGKD_SANITIZE=address,undefined \
-      -DGKD_BUILD_EXAMPLES=OFF -DGKD_BUILD_BENCHMARKS=OFF -DGKD_WITH_CUDA=OFF "-DGKD_TEST_AREAS=$areas"
+      "-DGKD_TEST_OPTIMIZATION=$optimization" -DGKD_BUILD_EXAMPLES=OFF -DGKD_BUILD_BENCHMARKS=OFF -DGKD_WITH_CUDA=OFF \
+      "-DGKD_TEST_AREAS=$areas"
 cmake --build build-sanitize -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
